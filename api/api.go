@@ -1,0 +1,112 @@
+// Package api is kiln's HTTP interface: OpenAI's Files, Batches and Models
+// routes under /v1 on Huma v2, with OpenAI's error envelope everywhere, plus
+// kiln's documented extensions. The generated openapi.yaml beside this file
+// is committed; `kiln openapi` prints it.
+package api
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humago"
+
+	"github.com/kilnhq/kiln/internal/apikey"
+	"github.com/kilnhq/kiln/internal/objectstore"
+	"github.com/kilnhq/kiln/internal/store"
+)
+
+// Deps are what the routes need.
+type Deps struct {
+	Store  *store.Store
+	Bucket objectstore.Bucket
+	Keys   *apikey.Checker
+	Log    *slog.Logger
+	// Version is kiln's version, shown in the OpenAPI document.
+	Version string
+	// MaxFileBytes bounds an upload through POST /v1/files.
+	MaxFileBytes int64
+	// MaxLineBytes bounds a batch input line.
+	MaxLineBytes int
+	// Extra registers more routes on the same API and mux (metrics, UI).
+	Extra func(api huma.API, mux *http.ServeMux)
+}
+
+// New builds the HTTP handler and the Huma API (for the OpenAPI document).
+func New(d Deps) (http.Handler, huma.API) {
+	useOpenAIErrors()
+	mux := http.NewServeMux()
+	api := humago.New(mux, Config(d.Version))
+	registerFiles(api, d)
+	registerBatches(api, d)
+	registerModels(api, d)
+	if d.Extra != nil {
+		d.Extra(api, mux)
+	}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/" {
+			http.Redirect(w, r, "/docs", http.StatusFound)
+			return
+		}
+		writeError(w, newError(http.StatusNotFound, typeInvalidRequest, "unknown_url", "",
+			"Invalid URL ("+r.Method+" "+r.URL.Path+")"))
+	})
+	return authenticate(d, mux), api
+}
+
+// Config is the Huma configuration: OpenAPI 3.1, docs at /docs, the
+// document at /openapi.yaml, bearer auth, and no $schema links in bodies
+// (OpenAI's clients do not expect them).
+func Config(version string) huma.Config {
+	cfg := huma.DefaultConfig("kiln", version)
+	cfg.CreateHooks = nil
+	cfg.Info.Description = "kiln: an OpenAI-compatible Batch API for local LLMs. " +
+		"Routes under /v1 follow OpenAI's API; kiln's extensions are marked as such."
+	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
+		"bearer": {Type: "http", Scheme: "bearer", Description: "An API key made by `kiln keys create`."},
+	}
+	cfg.Security = []map[string][]string{{"bearer": {}}}
+	return cfg
+}
+
+// authenticate requires a live API key on every /v1 route.
+func authenticate(d Deps, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.URL.Path, "/v1/") && r.URL.Path != "/v1" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		auth := r.Header.Get("Authorization")
+		secret, ok := strings.CutPrefix(auth, "Bearer ")
+		if !ok || strings.TrimSpace(secret) == "" {
+			writeError(w, newError(http.StatusUnauthorized, typeInvalidRequest, "missing_api_key", "",
+				"You didn't provide an API key. Provide it in the Authorization header as 'Bearer YOUR_KEY'."))
+			return
+		}
+		switch err := d.Keys.Check(r.Context(), strings.TrimSpace(secret)); {
+		case err == nil:
+			next.ServeHTTP(w, r)
+		case err == apikey.ErrInvalid:
+			writeError(w, newError(http.StatusUnauthorized, typeInvalidRequest, "invalid_api_key", "",
+				"Incorrect API key provided: "+masked(secret)+"."))
+		default:
+			writeError(w, internal(r.Context(), d.Log, err))
+		}
+	})
+}
+
+func masked(s string) string {
+	if len(s) <= 8 {
+		return "****"
+	}
+	return s[:8] + "****" + s[len(s)-4:]
+}
+
+func jsonEncode(w io.Writer, v any) error { return json.NewEncoder(w).Encode(v) }

@@ -1,0 +1,265 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+	"unicode/utf8"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/kilnhq/kiln/internal/ids"
+	"github.com/kilnhq/kiln/internal/store"
+	"github.com/kilnhq/kiln/jobs"
+)
+
+// Batch is OpenAI's Batch object. Optional fields are null until set, as
+// OpenAI sends them.
+type Batch struct {
+	ID               string             `json:"id"`
+	Object           string             `json:"object" enum:"batch"`
+	Endpoint         string             `json:"endpoint"`
+	Model            *string            `json:"model"`
+	Errors           *BatchErrors       `json:"errors"`
+	InputFileID      string             `json:"input_file_id"`
+	CompletionWindow string             `json:"completion_window"`
+	Status           string             `json:"status" enum:"validating,failed,in_progress,finalizing,completed,expired,cancelling,cancelled"`
+	OutputFileID     *string            `json:"output_file_id"`
+	ErrorFileID      *string            `json:"error_file_id"`
+	CreatedAt        int64              `json:"created_at"`
+	InProgressAt     *int64             `json:"in_progress_at"`
+	ExpiresAt        *int64             `json:"expires_at"`
+	FinalizingAt     *int64             `json:"finalizing_at"`
+	CompletedAt      *int64             `json:"completed_at"`
+	FailedAt         *int64             `json:"failed_at"`
+	ExpiredAt        *int64             `json:"expired_at"`
+	CancellingAt     *int64             `json:"cancelling_at"`
+	CancelledAt      *int64             `json:"cancelled_at"`
+	RequestCounts    BatchRequestCounts `json:"request_counts"`
+	Usage            BatchUsage         `json:"usage"`
+	Metadata         map[string]string  `json:"metadata"`
+}
+
+// BatchErrors is Batch.errors.
+type BatchErrors struct {
+	Object string             `json:"object" enum:"list"`
+	Data   []store.BatchError `json:"data"`
+}
+
+// BatchRequestCounts is Batch.request_counts.
+type BatchRequestCounts struct {
+	Total     int64 `json:"total"`
+	Completed int64 `json:"completed"`
+	Failed    int64 `json:"failed"`
+}
+
+// BatchUsage is Batch.usage: the batch's tokens so far.
+type BatchUsage struct {
+	InputTokens        int64 `json:"input_tokens"`
+	InputTokensDetails struct {
+		CachedTokens int64 `json:"cached_tokens"`
+	} `json:"input_tokens_details"`
+	OutputTokens        int64 `json:"output_tokens"`
+	OutputTokensDetails struct {
+		ReasoningTokens int64 `json:"reasoning_tokens"`
+	} `json:"output_tokens_details"`
+	TotalTokens int64 `json:"total_tokens"`
+}
+
+func batchOf(b store.Batch) Batch {
+	out := Batch{
+		ID: b.ID, Object: "batch", Endpoint: b.Endpoint, InputFileID: b.InputFileID,
+		CompletionWindow: b.CompletionWindow, Status: b.Status,
+		OutputFileID: b.OutputFileID, ErrorFileID: b.ErrorFileID,
+		CreatedAt: b.CreatedAt, InProgressAt: b.InProgressAt, ExpiresAt: &b.ExpiresAt,
+		FinalizingAt: b.FinalizingAt, CompletedAt: b.CompletedAt, FailedAt: b.FailedAt,
+		ExpiredAt: b.ExpiredAt, CancellingAt: b.CancellingAt, CancelledAt: b.CancelledAt,
+		RequestCounts: BatchRequestCounts{Total: b.Total, Completed: b.Completed, Failed: b.Failed},
+		Metadata:      b.Metadata,
+	}
+	if b.Model != "" {
+		out.Model = &b.Model
+	}
+	if len(b.Errors) > 0 {
+		out.Errors = &BatchErrors{Object: "list", Data: b.Errors}
+	}
+	out.Usage.InputTokens = b.InputTokens
+	out.Usage.OutputTokens = b.OutputTokens
+	out.Usage.TotalTokens = b.InputTokens + b.OutputTokens
+	return out
+}
+
+// Batch endpoints kiln runs.
+var batchEndpoints = []string{"/v1/chat/completions", "/v1/completions", "/v1/embeddings"}
+
+// Completion windows: OpenAI's 24h, and as a kiln extension any Go duration
+// from 1s to 168h ("90m", "48h").
+const (
+	minWindow = time.Second
+	maxWindow = 7 * 24 * time.Hour
+)
+
+// Metadata limits, as OpenAI's.
+const (
+	maxMetadataKeys     = 16
+	maxMetadataKeyLen   = 64
+	maxMetadataValueLen = 512
+)
+
+type batchCreateInput struct {
+	Body struct {
+		InputFileID        string            `json:"input_file_id" minLength:"1" doc:"The ID of an uploaded file with purpose batch."`
+		Endpoint           string            `json:"endpoint" enum:"/v1/chat/completions,/v1/completions,/v1/embeddings" doc:"The endpoint every request of the batch calls."`
+		CompletionWindow   string            `json:"completion_window" doc:"24h, as OpenAI. kiln extension: any duration from 1s to 168h, such as 90m."`
+		Metadata           map[string]string `json:"metadata,omitempty" doc:"Up to 16 keys of at most 64 characters, values of at most 512."`
+		OutputExpiresAfter *struct {
+			Anchor  string `json:"anchor"`
+			Seconds int64  `json:"seconds"`
+		} `json:"output_expires_after,omitempty" doc:"Accepted for compatibility; kiln keeps output files until they are deleted."`
+	}
+}
+
+type batchOutput struct{ Body Batch }
+
+type batchListInput struct {
+	After string `query:"after" doc:"A batch ID: list the batches after it."`
+	Limit int    `query:"limit" minimum:"1" maximum:"100" default:"20" doc:"How many batches to return."`
+}
+
+// BatchList is OpenAI's ListBatchesResponse.
+type BatchList struct {
+	Object  string  `json:"object" enum:"list"`
+	Data    []Batch `json:"data"`
+	FirstID *string `json:"first_id"`
+	LastID  *string `json:"last_id"`
+	HasMore bool    `json:"has_more"`
+}
+
+type batchIDInput struct {
+	BatchID string `path:"batch_id" doc:"The batch's ID."`
+}
+
+func registerBatches(api huma.API, d Deps) {
+	huma.Register(api, huma.Operation{
+		OperationID: "createBatch", Method: http.MethodPost, Path: "/v1/batches",
+		Summary: "Create a batch", Tags: []string{"Batch"},
+		Description: "Creates a batch from an uploaded JSONL file of requests. It is validated, then run by the GPU agents.",
+	}, func(ctx context.Context, in *batchCreateInput) (*batchOutput, error) {
+		b, err := createBatch(ctx, d, in)
+		if err != nil {
+			return nil, err
+		}
+		return &batchOutput{Body: batchOf(b)}, nil
+	})
+
+	huma.Register(api, huma.Operation{
+		OperationID: "listBatches", Method: http.MethodGet, Path: "/v1/batches",
+		Summary: "List batches", Description: "Newest first.", Tags: []string{"Batch"},
+	}, func(ctx context.Context, in *batchListInput) (*struct{ Body BatchList }, error) {
+		list, more, err := d.Store.BatchList(ctx, in.After, in.Limit)
+		if err != nil {
+			return nil, internal(ctx, d.Log, err)
+		}
+		out := BatchList{Object: "list", Data: make([]Batch, len(list)), HasMore: more}
+		for i, b := range list {
+			out.Data[i] = batchOf(b)
+		}
+		if len(list) > 0 {
+			out.FirstID, out.LastID = &list[0].ID, &list[len(list)-1].ID
+		}
+		return &struct{ Body BatchList }{out}, nil
+	})
+
+	huma.Register(api, huma.Operation{
+		OperationID: "retrieveBatch", Method: http.MethodGet, Path: "/v1/batches/{batch_id}",
+		Summary: "Retrieve a batch", Tags: []string{"Batch"},
+	}, func(ctx context.Context, in *batchIDInput) (*batchOutput, error) {
+		b, err := d.Store.BatchGet(ctx, in.BatchID)
+		if err != nil {
+			return nil, storeError(ctx, d.Log, "batch", in.BatchID, err)
+		}
+		return &batchOutput{Body: batchOf(b)}, nil
+	})
+
+	huma.Register(api, huma.Operation{
+		OperationID: "cancelBatch", Method: http.MethodPost, Path: "/v1/batches/{batch_id}/cancel",
+		Summary: "Cancel a batch", Tags: []string{"Batch"},
+		Description: "The batch is cancelling until its running requests stop (within seconds), then cancelled. " +
+			"Finished results are kept; the other requests go to the error file as batch_cancelled.",
+	}, func(ctx context.Context, in *batchIDInput) (*batchOutput, error) {
+		b, err := d.Store.BatchRequestStop(ctx, in.BatchID, store.StopCancelled, jobs.FinalizeJob(in.BatchID))
+		if errors.Is(err, store.ErrConflict) {
+			cur, gerr := d.Store.BatchGet(ctx, in.BatchID)
+			if gerr != nil {
+				return nil, storeError(ctx, d.Log, "batch", in.BatchID, gerr)
+			}
+			return nil, newError(http.StatusConflict, typeInvalidRequest, "batch_not_cancellable", "",
+				fmt.Sprintf("Cannot cancel a batch with status '%s'.", cur.Status))
+		}
+		if err != nil {
+			return nil, storeError(ctx, d.Log, "batch", in.BatchID, err)
+		}
+		return &batchOutput{Body: batchOf(b)}, nil
+	})
+}
+
+func createBatch(ctx context.Context, d Deps, in *batchCreateInput) (store.Batch, error) {
+	body := in.Body
+	window, err := parseWindow(body.CompletionWindow)
+	if err != nil {
+		return store.Batch{}, badRequest("completion_window", err.Error())
+	}
+	if len(body.Metadata) > maxMetadataKeys {
+		return store.Batch{}, badRequest("metadata", fmt.Sprintf("Metadata may hold at most %d keys; got %d.", maxMetadataKeys, len(body.Metadata)))
+	}
+	for k, v := range body.Metadata {
+		if utf8.RuneCountInString(k) > maxMetadataKeyLen {
+			return store.Batch{}, badRequest("metadata", fmt.Sprintf("Metadata keys are at most %d characters; %q is longer.", maxMetadataKeyLen, k))
+		}
+		if utf8.RuneCountInString(v) > maxMetadataValueLen {
+			return store.Batch{}, badRequest("metadata", fmt.Sprintf("Metadata values are at most %d characters; the value of %q is longer.", maxMetadataValueLen, k))
+		}
+	}
+	if !contains(batchEndpoints, body.Endpoint) {
+		return store.Batch{}, badRequest("endpoint", fmt.Sprintf("Unsupported endpoint %q; kiln runs %v.", body.Endpoint, batchEndpoints))
+	}
+	f, err := d.Store.FileGet(ctx, body.InputFileID)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Batch{}, newError(http.StatusNotFound, typeInvalidRequest, "", "input_file_id",
+			fmt.Sprintf("No file found with id '%s'.", body.InputFileID))
+	}
+	if err != nil {
+		return store.Batch{}, internal(ctx, d.Log, err)
+	}
+	if f.Purpose != "batch" {
+		return store.Batch{}, badRequest("input_file_id", fmt.Sprintf("File %s has purpose '%s'; a batch's input file must have purpose 'batch'.", f.ID, f.Purpose))
+	}
+	created := time.Now()
+	b := store.Batch{
+		ID:               ids.New(ids.Batch),
+		Endpoint:         body.Endpoint,
+		InputFileID:      f.ID,
+		CompletionWindow: body.CompletionWindow,
+		Status:           store.BatchValidating,
+		Metadata:         body.Metadata,
+		CreatedAt:        created.Unix(),
+		ExpiresAt:        created.Add(window).Unix(),
+	}
+	if err := d.Store.BatchCreate(ctx, b, jobs.ValidateJob(b.ID), jobs.ExpireJob(b.ID, created.Add(window))); err != nil {
+		return store.Batch{}, internal(ctx, d.Log, err)
+	}
+	return d.Store.BatchGet(ctx, b.ID)
+}
+
+func parseWindow(s string) (time.Duration, error) {
+	if s == "24h" {
+		return 24 * time.Hour, nil
+	}
+	w, err := time.ParseDuration(s)
+	if err != nil || w < minWindow || w > maxWindow {
+		return 0, fmt.Errorf("Invalid completion_window %q: use 24h (or, as a kiln extension, a duration from 1s to 168h such as 90m)", s)
+	}
+	return w, nil
+}

@@ -1,0 +1,104 @@
+package gpuagent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Backend is the LLM engine the agent drives: vLLM's OpenAI-compatible
+// server, or kiln's simulator.
+type Backend interface {
+	// Do sends one request body to endpoint (a batch endpoint such as
+	// /v1/chat/completions) and returns the HTTP status and body. An error
+	// means no HTTP answer came.
+	Do(ctx context.Context, endpoint string, body []byte) (status int, resp []byte, err error)
+	// Models lists the models the engine serves.
+	Models(ctx context.Context) ([]string, error)
+}
+
+// maxResponseBytes bounds one response body; a larger answer is an error
+// line, not an out-of-memory agent.
+const maxResponseBytes = 64 << 20
+
+// HTTPBackend talks to an OpenAI-compatible server at BaseURL, such as
+// http://127.0.0.1:8000/v1.
+type HTTPBackend struct {
+	BaseURL string
+	Client  *http.Client
+}
+
+// NewHTTPBackend returns a backend with a connection pool sized for
+// concurrency requests in flight.
+func NewHTTPBackend(baseURL string, concurrency int) *HTTPBackend {
+	tr := &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        concurrency * 2,
+		MaxIdleConnsPerHost: concurrency * 2,
+		IdleConnTimeout:     90 * time.Second,
+	}
+	return &HTTPBackend{BaseURL: strings.TrimRight(baseURL, "/"), Client: &http.Client{Transport: tr}}
+}
+
+// url maps a batch endpoint (/v1/chat/completions) onto the base URL, which
+// already ends in /v1.
+func (b *HTTPBackend) url(endpoint string) string {
+	return b.BaseURL + strings.TrimPrefix(endpoint, "/v1")
+}
+
+// Do implements Backend.
+func (b *HTTPBackend) Do(ctx context.Context, endpoint string, body []byte) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.url(endpoint), bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := b.Client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+	if err != nil {
+		return 0, nil, fmt.Errorf("read response: %w", err)
+	}
+	if len(data) > maxResponseBytes {
+		return 0, nil, fmt.Errorf("response larger than %d bytes", maxResponseBytes)
+	}
+	return resp.StatusCode, data, nil
+}
+
+// Models implements Backend with GET /models.
+func (b *HTTPBackend) Models(ctx context.Context) ([]string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.BaseURL+"/models", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := b.Client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("list models: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("list models: %s", resp.Status)
+	}
+	var list struct {
+		Data []struct {
+			ID string `json:"id"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&list); err != nil {
+		return nil, fmt.Errorf("list models: %w", err)
+	}
+	out := make([]string, len(list.Data))
+	for i, m := range list.Data {
+		out[i] = m.ID
+	}
+	return out, nil
+}

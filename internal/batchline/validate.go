@@ -1,0 +1,143 @@
+package batchline
+
+import (
+	"cmp"
+	"fmt"
+	"hash/maphash"
+	"io"
+	"slices"
+)
+
+// ValidateOpts are the limits of Validate.
+type ValidateOpts struct {
+	Endpoint    string
+	MaxLineSize int
+	MaxRequests int
+	// MaxProblems is how many problems are reported one by one; the rest
+	// are counted in one last problem. Default: 100.
+	MaxProblems int
+}
+
+// Summary is what Validate learned of a valid file.
+type Summary struct {
+	Requests int
+	Model    string
+}
+
+type idAt struct {
+	hash uint64
+	line int
+}
+
+// Validate reads an input file once as a stream and checks every line. Its
+// memory grows by 16 bytes per request (a hash and a line number, to find
+// duplicate custom_ids), never with line or file size. open reopens the
+// stream: it is called a second time only to confirm duplicates when two
+// custom_ids share a hash.
+func Validate(open func() (io.ReadCloser, error), o ValidateOpts) (Summary, []Problem, error) {
+	o.MaxProblems = cmp.Or(o.MaxProblems, 100)
+	var (
+		sum      Summary
+		problems []Problem
+		more     int
+		ids      []idAt
+		seed     = maphash.MakeSeed()
+	)
+	report := func(p Problem) {
+		if len(problems) < o.MaxProblems {
+			problems = append(problems, p)
+		} else {
+			more++
+		}
+	}
+	r, err := open()
+	if err != nil {
+		return sum, nil, err
+	}
+	sc := NewScanner(r, o.MaxLineSize)
+	for sc.Next() {
+		if sc.TooLong() {
+			report(Problem{Code: CodeLineTooLong, Line: sc.Line(), Message: fmt.Sprintf("line is longer than %d bytes", o.MaxLineSize)})
+			continue
+		}
+		if Blank(sc.Bytes()) {
+			continue
+		}
+		in, model, p := ParseInput(sc.Bytes(), o.Endpoint)
+		if p != nil {
+			p.Line = sc.Line()
+			report(*p)
+			continue
+		}
+		sum.Requests++
+		if sum.Model == "" {
+			sum.Model = model
+		} else if model != sum.Model {
+			report(Problem{Code: CodeMismatchedModel, Line: sc.Line(), Param: "body.model",
+				Message: fmt.Sprintf("model %q differs from the batch's model %q (a batch holds one model)", model, sum.Model)})
+		}
+		ids = append(ids, idAt{maphash.String(seed, in.CustomID), sc.Line()})
+	}
+	_ = r.Close()
+	if err := sc.Err(); err != nil {
+		return sum, nil, err
+	}
+	if sum.Requests > o.MaxRequests {
+		report(Problem{Code: CodeTooManyRequests, Message: fmt.Sprintf("the file holds %d requests; a batch holds at most %d", sum.Requests, o.MaxRequests)})
+	}
+	if sum.Requests == 0 && len(problems) == 0 {
+		report(Problem{Code: CodeEmptyFile, Message: "the file holds no requests"})
+	}
+	dups, err := duplicates(open, ids, seed, o)
+	if err != nil {
+		return sum, nil, err
+	}
+	for _, p := range dups {
+		report(p)
+	}
+	// Problems are reported in line order, whatever found them.
+	slices.SortStableFunc(problems, func(a, b Problem) int { return cmp.Compare(a.Line, b.Line) })
+	if more > 0 {
+		problems = append(problems, Problem{Code: CodeMoreErrors, Message: fmt.Sprintf("%d more problems were not listed", more)})
+	}
+	return sum, problems, nil
+}
+
+// duplicates finds custom_ids used more than once. Hashes narrow the search;
+// a second pass over only the colliding lines confirms it exactly.
+func duplicates(open func() (io.ReadCloser, error), ids []idAt, seed maphash.Seed, o ValidateOpts) ([]Problem, error) {
+	slices.SortFunc(ids, func(a, b idAt) int {
+		return cmp.Or(cmp.Compare(a.hash, b.hash), cmp.Compare(a.line, b.line))
+	})
+	suspect := map[int]bool{}
+	for i := 1; i < len(ids); i++ {
+		if ids[i].hash == ids[i-1].hash {
+			suspect[ids[i-1].line] = true
+			suspect[ids[i].line] = true
+		}
+	}
+	if len(suspect) == 0 {
+		return nil, nil
+	}
+	r, err := open()
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	first := map[string]int{}
+	var out []Problem
+	sc := NewScanner(r, o.MaxLineSize)
+	for sc.Next() {
+		if !suspect[sc.Line()] {
+			continue
+		}
+		in, _, _ := ParseInput(sc.Bytes(), o.Endpoint)
+		if at, ok := first[in.CustomID]; ok {
+			out = append(out, Problem{Code: CodeDuplicateCustomID, Line: sc.Line(), Param: "custom_id",
+				Message: fmt.Sprintf("custom_id %q is already used on line %d", in.CustomID, at)})
+			continue
+		}
+		first[in.CustomID] = sc.Line()
+	}
+	return out, sc.Err()
+}

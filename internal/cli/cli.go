@@ -1,0 +1,281 @@
+// Package cli is kiln's command line: serve, agent, sim, migrate, keys,
+// openapi and version. main only calls Main.
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/alecthomas/kong"
+
+	"github.com/kilnhq/kiln/api"
+	"github.com/kilnhq/kiln/internal/apikey"
+	"github.com/kilnhq/kiln/internal/app"
+	"github.com/kilnhq/kiln/internal/config"
+	"github.com/kilnhq/kiln/internal/llmsim"
+	"github.com/kilnhq/kiln/internal/store"
+)
+
+// version is set at build time with -ldflags "-X github.com/kilnhq/kiln/internal/cli.version=v1.2.3".
+var version = ""
+
+// Version is kiln's version: the build's, or the module's, or "dev".
+func Version() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+type cli struct {
+	Serve   serveCmd   `cmd:"" help:"Run the API and the job workers (and, on the embedded default, the GPU agent)."`
+	Agent   agentCmd   `cmd:"" help:"Run the GPU agent as its own long-lived process."`
+	Sim     simCmd     `cmd:"" help:"Run the vLLM-like LLM simulator."`
+	Migrate migrateCmd `cmd:"" help:"Migrate the database to the newest schema."`
+	Keys    keysCmd    `cmd:"" help:"Manage API keys."`
+	Openapi openapiCmd `cmd:"" name:"openapi" help:"Print the OpenAPI document (YAML)."`
+	Version versionCmd `cmd:"" help:"Print kiln's version."`
+}
+
+type env struct {
+	ctx    context.Context
+	stdout io.Writer
+	stderr io.Writer
+}
+
+// Main runs kiln with args and returns the exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	var c cli
+	parser, err := kong.New(&c,
+		kong.Name("kiln"),
+		kong.Description("kiln: an OpenAI-compatible Batch API for local LLMs."),
+		kong.Writers(stdout, stderr),
+		kong.Exit(func(code int) { panic(exitCode(code)) }),
+		kong.UsageOnError(),
+	)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	code := 0
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				ec, ok := r.(exitCode)
+				if !ok {
+					panic(r)
+				}
+				code = int(ec)
+			}
+		}()
+		kctx, err := parser.Parse(args)
+		if err != nil {
+			parser.Errorf("%s", err)
+			code = 2
+			return
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		if err := kctx.Run(&env{ctx: ctx, stdout: stdout, stderr: stderr}); err != nil {
+			fmt.Fprintln(stderr, "kiln:", err)
+			code = 1
+		}
+	}()
+	return code
+}
+
+type exitCode int
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+type serveCmd struct {
+	config.Config `embed:""`
+}
+
+func (c *serveCmd) Run(e *env) error {
+	log := newLogger(e.stderr, c.LogLevel)
+	return run(e.ctx, log, c.Config, app.Options{Serve: true, Agent: c.AgentEnabled(), Version: Version(), FirstKeyOut: e.stderr})
+}
+
+type agentCmd struct {
+	config.Config `embed:""`
+}
+
+func (c *agentCmd) Run(e *env) error {
+	log := newLogger(e.stderr, c.LogLevel)
+	return run(e.ctx, log, c.Config, app.Options{Agent: true, Version: Version()})
+}
+
+// run starts a, waits for a signal, and stops a within the shutdown
+// timeout.
+func run(ctx context.Context, log *slog.Logger, cfg config.Config, opts app.Options) error {
+	a, err := app.New(ctx, cfg, opts, log)
+	if err != nil {
+		return err
+	}
+	if err := a.Start(ctx); err != nil {
+		_ = a.Stop(context.Background())
+		return err
+	}
+	<-ctx.Done()
+	log.Info("shutting down", "grace", a.Cfg.ShutdownTimeout)
+	stopCtx, cancel := context.WithTimeout(context.Background(), a.Cfg.ShutdownTimeout)
+	defer cancel()
+	return a.Stop(stopCtx)
+}
+
+type simCmd struct {
+	Addr         string        `env:"KILN_SIM_ADDR" default:"127.0.0.1:8000" help:"Listen address."`
+	Models       []string      `env:"KILN_SIM_MODELS" help:"Models served (comma-separated). Default: kiln's target models and sim-model."`
+	MaxNumSeqs   int           `name:"max-num-seqs" default:"256" help:"Concurrent sequences; more requests queue."`
+	TTFT         time.Duration `name:"ttft" default:"20ms" help:"Time to first token."`
+	TPOT         time.Duration `name:"tpot" default:"5ms" help:"Time per output token."`
+	OutputTokens int           `name:"output-tokens" default:"50" help:"Output tokens per completion (unless max_tokens is lower)."`
+	Error500     float64       `name:"error-500-rate" help:"Fraction of requests answered 500."`
+	Error429     float64       `name:"error-429-rate" help:"Fraction of requests answered 429."`
+	TimeoutRate  float64       `name:"timeout-rate" help:"Fraction of requests that hang until the client gives up."`
+	Seed         int64         `help:"Seed mixed into the deterministic outputs."`
+	LogLevel     string        `name:"log-level" default:"info" enum:"debug,info,warn,error" help:"Log level."`
+}
+
+func (c *simCmd) Run(e *env) error {
+	models := c.Models
+	if len(models) == 0 {
+		models = app.SimModels
+	}
+	return llmsim.Serve(e.ctx, c.Addr, llmsim.Config{
+		Models: models, MaxNumSeqs: c.MaxNumSeqs, TTFT: c.TTFT, TPOT: c.TPOT, OutputTokens: c.OutputTokens,
+		ErrorRate500: c.Error500, ErrorRate429: c.Error429, TimeoutRate: c.TimeoutRate, Seed: c.Seed,
+	}, newLogger(e.stderr, c.LogLevel))
+}
+
+type dbFlags struct {
+	DatabaseURL string `name:"database-url" env:"KILN_DATABASE_URL" default:"sqlite://./data/kiln.db" help:"postgres://... or sqlite:///path."`
+}
+
+func (f dbFlags) open(ctx context.Context, stderr io.Writer) (*store.Store, error) {
+	return store.Open(ctx, f.DatabaseURL, newLogger(stderr, "warn"))
+}
+
+type migrateCmd struct {
+	dbFlags `embed:""`
+}
+
+func (c *migrateCmd) Run(e *env) error {
+	st, err := c.open(e.ctx, e.stderr)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	fmt.Fprintf(e.stdout, "%s database is migrated\n", st.Dialect())
+	return nil
+}
+
+type keysCmd struct {
+	Create keysCreateCmd `cmd:"" help:"Make a key and print its secret once."`
+	List   keysListCmd   `cmd:"" help:"List keys."`
+	Revoke keysRevokeCmd `cmd:"" help:"Revoke a key by ID."`
+}
+
+type keysCreateCmd struct {
+	dbFlags `embed:""`
+	Name    string `default:"" help:"A name to tell the key apart."`
+}
+
+func (c *keysCreateCmd) Run(e *env) error {
+	st, err := c.open(e.ctx, e.stderr)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	k, secret, err := apikey.Create(e.ctx, st, c.Name)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stderr, "created %s; the secret below is shown only once\n", k.ID)
+	fmt.Fprintln(e.stdout, secret)
+	return nil
+}
+
+type keysListCmd struct {
+	dbFlags `embed:""`
+}
+
+func (c *keysListCmd) Run(e *env) error {
+	st, err := c.open(e.ctx, e.stderr)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	keys, err := st.KeyList(e.ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tPREFIX\tCREATED\tLAST USED\tSTATUS")
+	for _, k := range keys {
+		status := "active"
+		if k.RevokedAt != nil {
+			status = "revoked " + unix(*k.RevokedAt)
+		}
+		used := "never"
+		if k.LastUsedAt != nil {
+			used = unix(*k.LastUsedAt)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s…\t%s\t%s\t%s\n", k.ID, k.Name, k.Prefix, unix(k.CreatedAt), used, status)
+	}
+	return tw.Flush()
+}
+
+func unix(t int64) string { return time.Unix(t, 0).UTC().Format(time.RFC3339) }
+
+type keysRevokeCmd struct {
+	dbFlags `embed:""`
+	ID      string `arg:"" help:"The key's ID (key_...)."`
+}
+
+func (c *keysRevokeCmd) Run(e *env) error {
+	st, err := c.open(e.ctx, e.stderr)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := st.KeyRevoke(e.ctx, c.ID); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "revoked %s\n", c.ID)
+	return nil
+}
+
+type openapiCmd struct{}
+
+func (c *openapiCmd) Run(e *env) error {
+	doc, err := api.Spec()
+	if err != nil {
+		return err
+	}
+	_, err = e.stdout.Write(doc)
+	return err
+}
+
+type versionCmd struct{}
+
+func (c *versionCmd) Run(e *env) error {
+	fmt.Fprintln(e.stdout, "kiln", Version())
+	return nil
+}

@@ -1,0 +1,155 @@
+// Package config holds kiln's configuration: one struct, filled from flags and
+// KILN_* environment variables, with documented defaults, passed down explicitly.
+package config
+
+import (
+	"cmp"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Defaults. Each field of Config documents its default; these are the values.
+const (
+	AddrDefault             = ":4080"
+	DatabaseURLDefault      = "sqlite://./data/kiln.db"
+	ObjectStoreDefault      = "file://./data/objects"
+	MaxFileBytesDefault     = 2 << 30 // 2 GiB
+	MaxLineBytesDefault     = 10 << 20
+	MaxRequestsDefault      = 1_000_000
+	AgentConcurrencyDefault = 256
+	RequestTimeoutDefault   = 10 * time.Minute
+	ChunkLinesDefault       = 256
+	ChunkIntervalDefault    = time.Second
+	PollIntervalDefault     = 50 * time.Millisecond
+	ShutdownTimeoutDefault  = 30 * time.Second
+	MaxBatchErrorsDefault   = 100
+)
+
+// Config is kiln's configuration. The zero value plus WithDefaults is the
+// embedded default: SQLite and a local folder under ./data, and the built-in
+// LLM simulator.
+type Config struct {
+	// Addr is the API's listen address. Default: ":4080".
+	Addr string `name:"addr" env:"KILN_ADDR" default:":4080" help:"API listen address."`
+
+	// DatabaseURL selects the store: postgres://... or sqlite:///path.
+	// Default: "sqlite://./data/kiln.db".
+	DatabaseURL string `name:"database-url" env:"KILN_DATABASE_URL" default:"sqlite://./data/kiln.db" help:"postgres://... or sqlite:///path."`
+
+	// ObjectStore selects the object store: s3://bucket?endpoint=host:port&region=...&secure=false
+	// or file:///path. Default: "file://./data/objects".
+	ObjectStore string `name:"object-store" env:"KILN_OBJECT_STORE" default:"file://./data/objects" help:"s3://bucket?endpoint=host:port or file:///path."`
+
+	// LLMURL is the OpenAI-compatible base URL of the LLM backend (vLLM), for
+	// example http://127.0.0.1:8000/v1. When empty, the built-in simulator runs
+	// in-process and outputs are synthetic. Default: "" (simulator).
+	LLMURL string `name:"llm-url" env:"KILN_LLM_URL" help:"OpenAI-compatible base URL of vLLM; empty runs the built-in simulator."`
+
+	// APIKey, when set, is accepted as an API key in addition to the keys in
+	// the store, and suppresses the creation of a first key. Default: "".
+	APIKey string `name:"api-key" env:"KILN_API_KEY" help:"An API key to accept (no first key is generated when set)."`
+
+	// Agent runs the GPU agent inside kiln serve: "auto" (on for SQLite, off
+	// for Postgres), "on" or "off". Default: "auto".
+	Agent string `name:"agent" env:"KILN_AGENT" default:"auto" enum:"auto,on,off" help:"Run the GPU agent in-process: auto, on or off."`
+
+	// AgentConcurrency bounds the requests the agent keeps in flight against
+	// the LLM backend. Default: 256 (vLLM's max_num_seqs default).
+	AgentConcurrency int `name:"agent-concurrency" env:"KILN_AGENT_CONCURRENCY" default:"256" help:"Requests in flight per agent."`
+
+	// RequestTimeout bounds one request to the LLM backend. Default: 10m.
+	RequestTimeout time.Duration `name:"request-timeout" env:"KILN_REQUEST_TIMEOUT" default:"10m" help:"Timeout of one LLM request."`
+
+	// ChunkLines flushes a result chunk to the object store after this many
+	// results. Default: 256.
+	ChunkLines int `name:"chunk-lines" env:"KILN_CHUNK_LINES" default:"256" help:"Results per durable chunk."`
+
+	// ChunkInterval flushes a result chunk at least this often, which is also
+	// how often request_counts move. Default: 1s.
+	ChunkInterval time.Duration `name:"chunk-interval" env:"KILN_CHUNK_INTERVAL" default:"1s" help:"Longest time between chunk flushes."`
+
+	// MaxFileBytes is the largest file accepted by POST /v1/files.
+	// Default: 2 GiB.
+	MaxFileBytes int64 `name:"max-file-bytes" env:"KILN_MAX_FILE_BYTES" default:"2147483648" help:"Largest accepted upload, in bytes."`
+
+	// MaxLineBytes is the longest accepted batch input line. Default: 10 MiB.
+	MaxLineBytes int `name:"max-line-bytes" env:"KILN_MAX_LINE_BYTES" default:"10485760" help:"Longest accepted batch input line, in bytes."`
+
+	// MaxRequests is the most requests one batch may hold. Default: 1000000.
+	MaxRequests int `name:"max-requests" env:"KILN_MAX_REQUESTS" default:"1000000" help:"Most requests per batch."`
+
+	// PollInterval is how often job workers poll for work where the database
+	// cannot notify them (SQLite). Default: 50ms.
+	PollInterval time.Duration `name:"poll-interval" env:"KILN_POLL_INTERVAL" default:"50ms" help:"Job poll interval where the database cannot notify."`
+
+	// ShutdownTimeout is how long a graceful stop waits for work in flight.
+	// Default: 30s.
+	ShutdownTimeout time.Duration `name:"shutdown-timeout" env:"KILN_SHUTDOWN_TIMEOUT" default:"30s" help:"Grace period on shutdown."`
+
+	// LogLevel is debug, info, warn or error. Default: "info".
+	LogLevel string `name:"log-level" env:"KILN_LOG_LEVEL" default:"info" enum:"debug,info,warn,error" help:"Log level."`
+}
+
+// WithDefaults returns a copy of c with every unset field set to its default.
+func (c Config) WithDefaults() Config {
+	c.Addr = cmp.Or(c.Addr, AddrDefault)
+	c.DatabaseURL = cmp.Or(c.DatabaseURL, DatabaseURLDefault)
+	c.ObjectStore = cmp.Or(c.ObjectStore, ObjectStoreDefault)
+	c.Agent = cmp.Or(c.Agent, "auto")
+	c.AgentConcurrency = cmp.Or(c.AgentConcurrency, AgentConcurrencyDefault)
+	c.RequestTimeout = cmp.Or(c.RequestTimeout, RequestTimeoutDefault)
+	c.ChunkLines = cmp.Or(c.ChunkLines, ChunkLinesDefault)
+	c.ChunkInterval = cmp.Or(c.ChunkInterval, ChunkIntervalDefault)
+	c.MaxFileBytes = cmp.Or(c.MaxFileBytes, MaxFileBytesDefault)
+	c.MaxLineBytes = cmp.Or(c.MaxLineBytes, MaxLineBytesDefault)
+	c.MaxRequests = cmp.Or(c.MaxRequests, MaxRequestsDefault)
+	c.PollInterval = cmp.Or(c.PollInterval, PollIntervalDefault)
+	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, ShutdownTimeoutDefault)
+	c.LogLevel = cmp.Or(c.LogLevel, "info")
+	return c
+}
+
+// Validate reports the first invalid field by name.
+func (c Config) Validate() error {
+	if !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") && !strings.HasPrefix(c.DatabaseURL, "sqlite://") {
+		return fmt.Errorf("config: KILN_DATABASE_URL %q: want postgres://... or sqlite:///path", c.DatabaseURL)
+	}
+	if !strings.HasPrefix(c.ObjectStore, "s3://") && !strings.HasPrefix(c.ObjectStore, "file://") {
+		return fmt.Errorf("config: KILN_OBJECT_STORE %q: want s3://bucket?endpoint=... or file:///path", c.ObjectStore)
+	}
+	if c.LLMURL != "" {
+		if u, err := url.Parse(c.LLMURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+			return fmt.Errorf("config: KILN_LLM_URL %q: want an http(s) URL", c.LLMURL)
+		}
+	}
+	switch {
+	case c.AgentConcurrency < 1:
+		return fmt.Errorf("config: KILN_AGENT_CONCURRENCY must be at least 1, got %d", c.AgentConcurrency)
+	case c.ChunkLines < 1:
+		return fmt.Errorf("config: KILN_CHUNK_LINES must be at least 1, got %d", c.ChunkLines)
+	case c.MaxFileBytes < 1:
+		return fmt.Errorf("config: KILN_MAX_FILE_BYTES must be positive, got %d", c.MaxFileBytes)
+	case c.MaxLineBytes < 1024:
+		return fmt.Errorf("config: KILN_MAX_LINE_BYTES must be at least 1024, got %d", c.MaxLineBytes)
+	case c.MaxRequests < 1:
+		return fmt.Errorf("config: KILN_MAX_REQUESTS must be at least 1, got %d", c.MaxRequests)
+	}
+	return nil
+}
+
+// IsSQLite reports whether the store is the embedded SQLite database.
+func (c Config) IsSQLite() bool { return strings.HasPrefix(c.DatabaseURL, "sqlite://") }
+
+// AgentEnabled resolves Agent's "auto" against the store kind.
+func (c Config) AgentEnabled() bool {
+	switch c.Agent {
+	case "on":
+		return true
+	case "off":
+		return false
+	default:
+		return c.IsSQLite()
+	}
+}

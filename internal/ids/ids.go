@@ -1,0 +1,35 @@
+// Package ids makes kiln's object IDs: an OpenAI-style prefix and a ULID, so
+// that IDs sort by creation time and pagination can use them as cursors.
+package ids
+
+import (
+	"crypto/rand"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+)
+
+// Prefixes of kiln's object IDs, as OpenAI spells them.
+const (
+	File     = "file-"
+	Batch    = "batch_"
+	BatchReq = "batch_req_"
+	Key      = "key_"
+	Request  = "req_"
+)
+
+var (
+	mu      sync.Mutex
+	entropy = ulid.Monotonic(rand.Reader, 0)
+)
+
+// New returns prefix followed by a new lower-case ULID. IDs made by one
+// process increase strictly.
+func New(prefix string) string {
+	mu.Lock()
+	id := ulid.MustNew(ulid.Timestamp(time.Now()), entropy)
+	mu.Unlock()
+	return prefix + strings.ToLower(id.String())
+}

@@ -1,0 +1,338 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Batch statuses: OpenAI's lifecycle.
+const (
+	BatchValidating = "validating"
+	BatchFailed     = "failed"
+	BatchInProgress = "in_progress"
+	BatchFinalizing = "finalizing"
+	BatchCompleted  = "completed"
+	BatchExpired    = "expired"
+	BatchCancelling = "cancelling"
+	BatchCancelled  = "cancelled"
+)
+
+// Stop reasons: why a batch stops before all its requests ran.
+const (
+	StopCancelled = "cancelled"
+	StopExpired   = "expired"
+)
+
+// BatchError is one entry of Batch.errors.data, as OpenAI's BatchError.
+type BatchError struct {
+	Code    string  `json:"code"`
+	Message string  `json:"message"`
+	Param   *string `json:"param"`
+	Line    *int    `json:"line"`
+}
+
+// Batch is a stored batch.
+type Batch struct {
+	ID               string
+	Endpoint         string
+	Model            string
+	InputFileID      string
+	CompletionWindow string
+	Status           string
+	OutputFileID     *string
+	ErrorFileID      *string
+	Errors           []BatchError
+	Metadata         map[string]string
+	CreatedAt        int64
+	InProgressAt     *int64
+	ExpiresAt        int64
+	FinalizingAt     *int64
+	CompletedAt      *int64
+	FailedAt         *int64
+	ExpiredAt        *int64
+	CancellingAt     *int64
+	CancelledAt      *int64
+	Total            int64
+	Completed        int64
+	Failed           int64
+	InputTokens      int64
+	OutputTokens     int64
+	StopReason       string
+	LeaseOwner       string
+	LeaseExpiresAt   int64 // Unix milliseconds
+}
+
+// Terminal reports whether the batch has reached a final status.
+func (b Batch) Terminal() bool {
+	switch b.Status {
+	case BatchFailed, BatchCompleted, BatchExpired, BatchCancelled:
+		return true
+	}
+	return false
+}
+
+// LeaseLive reports whether an agent holds the batch's lease at t.
+func (b Batch) LeaseLive(t time.Time) bool {
+	return b.LeaseOwner != "" && b.LeaseExpiresAt > t.UnixMilli()
+}
+
+const batchColumns = `id, endpoint, model, input_file_id, completion_window, status, output_file_id, error_file_id,
+	errors, metadata, created_at, in_progress_at, expires_at, finalizing_at, completed_at, failed_at, expired_at,
+	cancelling_at, cancelled_at, total, completed, failed, input_tokens, output_tokens, stop_reason, lease_owner, lease_expires_at`
+
+func scanBatch(r row) (Batch, error) {
+	var b Batch
+	var errs, meta *string
+	err := r.Scan(&b.ID, &b.Endpoint, &b.Model, &b.InputFileID, &b.CompletionWindow, &b.Status, &b.OutputFileID, &b.ErrorFileID,
+		&errs, &meta, &b.CreatedAt, &b.InProgressAt, &b.ExpiresAt, &b.FinalizingAt, &b.CompletedAt, &b.FailedAt, &b.ExpiredAt,
+		&b.CancellingAt, &b.CancelledAt, &b.Total, &b.Completed, &b.Failed, &b.InputTokens, &b.OutputTokens, &b.StopReason,
+		&b.LeaseOwner, &b.LeaseExpiresAt)
+	if err != nil {
+		return Batch{}, err
+	}
+	if errs != nil {
+		if err := json.Unmarshal([]byte(*errs), &b.Errors); err != nil {
+			return Batch{}, fmt.Errorf("store: batch %s errors: %w", b.ID, err)
+		}
+	}
+	if meta != nil {
+		if err := json.Unmarshal([]byte(*meta), &b.Metadata); err != nil {
+			return Batch{}, fmt.Errorf("store: batch %s metadata: %w", b.ID, err)
+		}
+	}
+	return b, nil
+}
+
+func jsonOrNil(v any, empty bool) (*string, error) {
+	if empty {
+		return nil, nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	s := string(b)
+	return &s, nil
+}
+
+// BatchCreate stores a new batch and, in the same transaction, the jobs that
+// follow its creation.
+func (s *Store) BatchCreate(ctx context.Context, b Batch, jobs ...Job) error {
+	meta, err := jsonOrNil(b.Metadata, b.Metadata == nil)
+	if err != nil {
+		return err
+	}
+	err = s.d.tx(ctx, func(q querier, enq enqueue) error {
+		if _, err := q.exec(ctx, `INSERT INTO batches (id, endpoint, model, input_file_id, completion_window, status, metadata, created_at, expires_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+			b.ID, b.Endpoint, b.Model, b.InputFileID, b.CompletionWindow, b.Status, meta, b.CreatedAt, b.ExpiresAt); err != nil {
+			return err
+		}
+		return enqueueAll(ctx, enq, jobs)
+	})
+	if err != nil {
+		return fmt.Errorf("store: create batch: %w", err)
+	}
+	return nil
+}
+
+func enqueueAll(ctx context.Context, enq enqueue, jobs []Job) error {
+	for _, j := range jobs {
+		if err := enq(ctx, j); err != nil {
+			return fmt.Errorf("enqueue %s: %w", j.Args.Kind(), err)
+		}
+	}
+	return nil
+}
+
+// BatchGet returns one batch.
+func (s *Store) BatchGet(ctx context.Context, id string) (Batch, error) {
+	return getBatch(ctx, s.d.db(), id)
+}
+
+func getBatch(ctx context.Context, q querier, id string) (Batch, error) {
+	b, err := scanBatch(q.queryRow(ctx, `SELECT `+batchColumns+` FROM batches WHERE id = $1`, id))
+	if err != nil {
+		return Batch{}, fmt.Errorf("store: get batch %s: %w", id, err)
+	}
+	return b, nil
+}
+
+// BatchList lists batches newest first, after the cursor, up to limit, and
+// whether more follow.
+func (s *Store) BatchList(ctx context.Context, after string, limit int) ([]Batch, bool, error) {
+	sql := `SELECT ` + batchColumns + ` FROM batches`
+	args := []any{limit + 1}
+	if after != "" {
+		sql += ` WHERE id < $2`
+		args = append(args, after)
+	}
+	sql += ` ORDER BY id DESC LIMIT $1`
+	rs, err := s.d.db().query(ctx, sql, args...)
+	if err != nil {
+		return nil, false, fmt.Errorf("store: list batches: %w", err)
+	}
+	defer rs.Close()
+	var out []Batch
+	for rs.Next() {
+		b, err := scanBatch(rs)
+		if err != nil {
+			return nil, false, err
+		}
+		out = append(out, b)
+	}
+	if err := rs.Err(); err != nil {
+		return nil, false, err
+	}
+	more := len(out) > limit
+	if more {
+		out = out[:limit]
+	}
+	return out, more, nil
+}
+
+// BatchStart moves a validated batch from validating to in_progress, with
+// its request count and model, and enqueues jobs (the run) in the same
+// transaction. A batch that was cancelled or expired meanwhile is ErrConflict.
+func (s *Store) BatchStart(ctx context.Context, id string, total int64, model string, jobs ...Job) (Batch, error) {
+	return s.transition(ctx, id, func(q querier, b Batch) error {
+		if b.Status != BatchValidating || b.StopReason != "" {
+			return ErrConflict
+		}
+		_, err := q.exec(ctx, `UPDATE batches SET status = $2, in_progress_at = $3, total = $4, model = $5 WHERE id = $1`,
+			id, BatchInProgress, now(), total, model)
+		return err
+	}, jobs)
+}
+
+// BatchFail moves a batch from validating to failed with its errors.
+func (s *Store) BatchFail(ctx context.Context, id string, errs []BatchError) (Batch, error) {
+	doc, err := jsonOrNil(errs, false)
+	if err != nil {
+		return Batch{}, err
+	}
+	return s.transition(ctx, id, func(q querier, b Batch) error {
+		if b.Status != BatchValidating {
+			return ErrConflict
+		}
+		_, err := q.exec(ctx, `UPDATE batches SET status = $2, failed_at = $3, errors = $4 WHERE id = $1`, id, BatchFailed, now(), doc)
+		return err
+	}, nil)
+}
+
+// BatchRequestStop asks a batch to stop, for reason StopCancelled or
+// StopExpired, and enqueues jobs (the finalizer) in the same transaction.
+// Cancelling moves the batch to cancelling. A batch that is finalizing or
+// terminal is ErrConflict; a batch already stopping keeps its first reason.
+func (s *Store) BatchRequestStop(ctx context.Context, id, reason string, jobs ...Job) (Batch, error) {
+	return s.transition(ctx, id, func(q querier, b Batch) error {
+		switch {
+		case b.Terminal(), b.Status == BatchFinalizing:
+			return ErrConflict
+		case b.StopReason != "":
+			return nil
+		case reason == StopCancelled:
+			_, err := q.exec(ctx, `UPDATE batches SET status = $2, cancelling_at = $3, stop_reason = $4 WHERE id = $1`,
+				id, BatchCancelling, now(), reason)
+			return err
+		default:
+			_, err := q.exec(ctx, `UPDATE batches SET stop_reason = $2 WHERE id = $1`, id, reason)
+			return err
+		}
+	}, jobs)
+}
+
+// BatchFinishRun records that an agent ran every request it was going to
+// run: it releases the agent's lease, moves a batch that was not stopped to
+// finalizing, and enqueues jobs (the finalizer) in the same transaction.
+func (s *Store) BatchFinishRun(ctx context.Context, id, owner string, jobs ...Job) (Batch, error) {
+	return s.transition(ctx, id, func(q querier, b Batch) error {
+		if b.LeaseOwner != owner {
+			return ErrConflict
+		}
+		if _, err := q.exec(ctx, `UPDATE batches SET lease_owner = '', lease_expires_at = 0 WHERE id = $1`, id); err != nil {
+			return err
+		}
+		if b.Status == BatchInProgress && b.StopReason == "" {
+			_, err := q.exec(ctx, `UPDATE batches SET status = $2, finalizing_at = $3 WHERE id = $1`, id, BatchFinalizing, now())
+			return err
+		}
+		return nil
+	}, jobs)
+}
+
+// Outcome is what finalizing a batch produced.
+type Outcome struct {
+	Output, Errors    *File // nil when there are no such lines
+	Completed, Failed int64 // lines in each file
+}
+
+// BatchComplete records the output and error files and moves the batch to
+// its terminal status: completed, or cancelled or expired after a stop. The
+// counts become the files' line counts. A batch already terminal is
+// ErrConflict, and nothing is written.
+func (s *Store) BatchComplete(ctx context.Context, id string, o Outcome, jobs ...Job) (Batch, error) {
+	output, errorsFile := o.Output, o.Errors
+	return s.transition(ctx, id, func(q querier, b Batch) error {
+		if b.Terminal() {
+			return ErrConflict
+		}
+		var outID, errID *string
+		for _, f := range []*File{output, errorsFile} {
+			if f == nil {
+				continue
+			}
+			if err := insertFile(ctx, q, *f); err != nil {
+				return err
+			}
+		}
+		if output != nil {
+			outID = &output.ID
+		}
+		if errorsFile != nil {
+			errID = &errorsFile.ID
+		}
+		t := now()
+		status, col := BatchCompleted, "completed_at"
+		switch b.StopReason {
+		case StopCancelled:
+			status, col = BatchCancelled, "cancelled_at"
+		case StopExpired:
+			status, col = BatchExpired, "expired_at"
+		}
+		sql := `UPDATE batches SET status = $2, output_file_id = $3, error_file_id = $4, ` + col + ` = $5,
+			lease_owner = '', lease_expires_at = 0, completed = $6, failed = $7`
+		if b.FinalizingAt == nil {
+			sql += `, finalizing_at = $5`
+		}
+		_, err := q.exec(ctx, sql+` WHERE id = $1`, id, status, outID, errID, t, o.Completed, o.Failed)
+		return err
+	}, jobs)
+}
+
+// transition reads the batch inside a transaction (locking its row on
+// PostgreSQL; SQLite transactions already hold the write lock), applies fn,
+// enqueues jobs and returns the batch as it is after the change.
+func (s *Store) transition(ctx context.Context, id string, fn func(q querier, b Batch) error, jobs []Job) (Batch, error) {
+	var out Batch
+	err := s.d.tx(ctx, func(q querier, enq enqueue) error {
+		b, err := scanBatch(q.queryRow(ctx, `SELECT `+batchColumns+` FROM batches WHERE id = $1`+s.d.forUpdate(), id))
+		if err != nil {
+			return err
+		}
+		if err := fn(q, b); err != nil {
+			return err
+		}
+		if err := enqueueAll(ctx, enq, jobs); err != nil {
+			return err
+		}
+		out, err = getBatch(ctx, q, id)
+		return err
+	})
+	if err != nil {
+		return out, fmt.Errorf("store: batch %s: %w", id, err)
+	}
+	return out, nil
+}

@@ -1,0 +1,309 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivermigrate"
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// querier is the part of a connection or transaction the store's SQL needs.
+// Both drivers accept the same SQL, with $N placeholders.
+type querier interface {
+	exec(ctx context.Context, sql string, args ...any) (int64, error)
+	query(ctx context.Context, sql string, args ...any) (rows, error)
+	queryRow(ctx context.Context, sql string, args ...any) row
+}
+
+type rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+	Close()
+}
+
+type row interface{ Scan(dest ...any) error }
+
+// enqueue inserts a River job inside the current transaction.
+type enqueue func(ctx context.Context, job Job) error
+
+// Job is a follow-up job that commits with a state change.
+type Job struct {
+	Args river.JobArgs
+	Opts *river.InsertOpts
+}
+
+// driver is the seam between the store's SQL and one database: PostgreSQL
+// through pgx v5 and River's riverpgxv5, or SQLite through modernc.org/sqlite
+// and River's riversqlite.
+type driver interface {
+	name() string
+	db() querier
+	tx(ctx context.Context, fn func(q querier, enq enqueue) error) error
+	migrateRiver(ctx context.Context) error
+	// lockMigrations serialises kiln's own migrations across processes.
+	withMigrationLock(ctx context.Context, fn func(q querier) error) error
+	newWorkerClient(cfg *river.Config) (workerClient, error)
+	// forUpdate is the clause that locks selected rows in a transaction.
+	forUpdate() string
+	close()
+}
+
+type workerClient interface {
+	Start(ctx context.Context) error
+	Stop(ctx context.Context) error
+}
+
+func openDriver(ctx context.Context, rawURL string) (driver, error) {
+	switch {
+	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
+		return openPostgres(ctx, rawURL)
+	case strings.HasPrefix(rawURL, "sqlite://"):
+		return openSQLite(ctx, rawURL)
+	default:
+		return nil, fmt.Errorf("store: unsupported database URL %q: want postgres://... or sqlite:///path", redact(rawURL))
+	}
+}
+
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparseable URL)"
+	}
+	return u.Redacted()
+}
+
+// --- PostgreSQL ---
+
+type pgDriver struct {
+	pool     *pgxpool.Pool
+	inserter *river.Client[pgx.Tx]
+}
+
+func openPostgres(ctx context.Context, rawURL string) (*pgDriver, error) {
+	pool, err := pgxpool.New(ctx, rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("store: open postgres %s: %w", redact(rawURL), err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("store: connect to postgres %s: %w", redact(rawURL), err)
+	}
+	inserter, err := river.NewClient(riverpgxv5.New(pool), &river.Config{})
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("store: river client: %w", err)
+	}
+	return &pgDriver{pool: pool, inserter: inserter}, nil
+}
+
+func (d *pgDriver) name() string      { return "postgres" }
+func (d *pgDriver) db() querier       { return pgQuerier{d.pool} }
+func (d *pgDriver) close()            { d.pool.Close() }
+func (d *pgDriver) forUpdate() string { return " FOR UPDATE" }
+func (d *pgDriver) tx(ctx context.Context, fn func(querier, enqueue) error) error {
+	return pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
+		return fn(pgQuerier{tx}, func(ctx context.Context, j Job) error {
+			_, err := d.inserter.InsertTx(ctx, tx, j.Args, j.Opts)
+			return err
+		})
+	})
+}
+
+func (d *pgDriver) migrateRiver(ctx context.Context) error {
+	m, err := rivermigrate.New(riverpgxv5.New(d.pool), nil)
+	if err != nil {
+		return err
+	}
+	_, err = m.Migrate(ctx, rivermigrate.DirectionUp, nil)
+	return err
+}
+
+func (d *pgDriver) withMigrationLock(ctx context.Context, fn func(querier) error) error {
+	conn, err := d.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	const lockKey = 0x6b696c6e // "kiln"
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", lockKey); err != nil {
+		return err
+	}
+	defer func() { _, _ = conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", lockKey) }()
+	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error { return fn(pgQuerier{tx}) })
+}
+
+func (d *pgDriver) newWorkerClient(cfg *river.Config) (workerClient, error) {
+	return river.NewClient(riverpgxv5.New(d.pool), cfg)
+}
+
+type pgConn interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+type pgQuerier struct{ c pgConn }
+
+func (q pgQuerier) exec(ctx context.Context, sql string, args ...any) (int64, error) {
+	tag, err := q.c.Exec(ctx, sql, args...)
+	return tag.RowsAffected(), err
+}
+
+func (q pgQuerier) query(ctx context.Context, sql string, args ...any) (rows, error) {
+	r, err := q.c.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (q pgQuerier) queryRow(ctx context.Context, sql string, args ...any) row {
+	return noRows{q.c.QueryRow(ctx, sql, args...)}
+}
+
+// --- SQLite ---
+
+type sqliteDriver struct {
+	sqldb    *sql.DB
+	inserter *river.Client[*sql.Tx]
+}
+
+// sqliteDSN turns sqlite:///abs/path or sqlite://./rel/path into a
+// modernc.org/sqlite DSN with WAL and a busy timeout, without which River and
+// kiln's writers fail with SQLITE_BUSY.
+func sqliteDSN(rawURL string) (path, dsn string, err error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "", "", fmt.Errorf("store: parse %q: %w", rawURL, err)
+	}
+	path = u.Host + u.Path
+	if path == "" || strings.Contains(path, ":memory:") {
+		return "", "", fmt.Errorf("store: sqlite URL %q needs a file path (sqlite:///abs/path or sqlite://./rel/path)", rawURL)
+	}
+	return path, "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(on)&_pragma=synchronous(normal)&_txlock=immediate", nil
+}
+
+func openSQLite(ctx context.Context, rawURL string) (*sqliteDriver, error) {
+	path, dsn, err := sqliteDSN(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("store: create folder for %s: %w", path, err)
+	}
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("store: open sqlite %s: %w", path, err)
+	}
+	// One connection: SQLite has one writer, and River's SQLite driver
+	// expects it.
+	db.SetMaxOpenConns(1)
+	db.SetConnMaxLifetime(0)
+	if err := db.PingContext(ctx); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("store: open sqlite %s: %w", path, err)
+	}
+	inserter, err := river.NewClient(riversqlite.New(db), &river.Config{})
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("store: river client: %w", err)
+	}
+	return &sqliteDriver{sqldb: db, inserter: inserter}, nil
+}
+
+func (d *sqliteDriver) name() string      { return "sqlite" }
+func (d *sqliteDriver) db() querier       { return sqlQuerier{d.sqldb} }
+func (d *sqliteDriver) close()            { _ = d.sqldb.Close() }
+func (d *sqliteDriver) forUpdate() string { return "" }
+
+func (d *sqliteDriver) tx(ctx context.Context, fn func(querier, enqueue) error) error {
+	tx, err := d.sqldb.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	err = fn(sqlQuerier{tx}, func(ctx context.Context, j Job) error {
+		_, err := d.inserter.InsertTx(ctx, tx, j.Args, j.Opts)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+func (d *sqliteDriver) migrateRiver(ctx context.Context) error {
+	m, err := rivermigrate.New(riversqlite.New(d.sqldb), nil)
+	if err != nil {
+		return err
+	}
+	_, err = m.Migrate(ctx, rivermigrate.DirectionUp, nil)
+	return err
+}
+
+func (d *sqliteDriver) withMigrationLock(ctx context.Context, fn func(querier) error) error {
+	// Transactions begin IMMEDIATE (see the DSN), which takes SQLite's write
+	// lock: that serialises migrators.
+	return d.tx(ctx, func(q querier, _ enqueue) error { return fn(q) })
+}
+
+func (d *sqliteDriver) newWorkerClient(cfg *river.Config) (workerClient, error) {
+	return river.NewClient(riversqlite.New(d.sqldb), cfg)
+}
+
+type sqlConn interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+type sqlQuerier struct{ c sqlConn }
+
+func (q sqlQuerier) exec(ctx context.Context, query string, args ...any) (int64, error) {
+	res, err := q.c.ExecContext(ctx, query, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+func (q sqlQuerier) query(ctx context.Context, query string, args ...any) (rows, error) {
+	r, err := q.c.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	return sqlRows{r}, nil
+}
+
+func (q sqlQuerier) queryRow(ctx context.Context, query string, args ...any) row {
+	return noRows{q.c.QueryRowContext(ctx, query, args...)}
+}
+
+type sqlRows struct{ *sql.Rows }
+
+func (r sqlRows) Close() { _ = r.Rows.Close() }
+
+// noRows maps both drivers' "no rows" errors to ErrNotFound.
+type noRows struct{ r row }
+
+func (n noRows) Scan(dest ...any) error {
+	err := n.r.Scan(dest...)
+	if errors.Is(err, sql.ErrNoRows) || errors.Is(err, pgx.ErrNoRows) {
+		return ErrNotFound
+	}
+	return err
+}

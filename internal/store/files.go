@@ -1,0 +1,125 @@
+package store
+
+import (
+	"context"
+	"fmt"
+)
+
+// File statuses, as OpenAI's (deprecated but required) File.status.
+const (
+	FileUploaded  = "uploaded"
+	FileProcessed = "processed"
+)
+
+// File is an uploaded or produced file. Its bytes live in the object store
+// under ObjectKey.
+type File struct {
+	ID        string
+	Purpose   string
+	Filename  string
+	Bytes     int64
+	ObjectKey string
+	Status    string
+	CreatedAt int64
+	ExpiresAt *int64
+}
+
+const fileColumns = `id, purpose, filename, bytes, object_key, status, created_at, expires_at`
+
+func scanFile(r row) (File, error) {
+	var f File
+	err := r.Scan(&f.ID, &f.Purpose, &f.Filename, &f.Bytes, &f.ObjectKey, &f.Status, &f.CreatedAt, &f.ExpiresAt)
+	return f, err
+}
+
+func insertFile(ctx context.Context, q querier, f File) error {
+	_, err := q.exec(ctx, `INSERT INTO files (`+fileColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		f.ID, f.Purpose, f.Filename, f.Bytes, f.ObjectKey, f.Status, f.CreatedAt, f.ExpiresAt)
+	return err
+}
+
+// FileCreate records a file whose object is already stored.
+func (s *Store) FileCreate(ctx context.Context, f File) error {
+	if err := insertFile(ctx, s.d.db(), f); err != nil {
+		return fmt.Errorf("store: create file: %w", err)
+	}
+	return nil
+}
+
+// FileGet returns a file that is not deleted.
+func (s *Store) FileGet(ctx context.Context, id string) (File, error) {
+	f, err := scanFile(s.d.db().queryRow(ctx, `SELECT `+fileColumns+` FROM files WHERE id = $1 AND deleted_at IS NULL`, id))
+	if err != nil {
+		return File{}, fmt.Errorf("store: get file %s: %w", id, err)
+	}
+	return f, nil
+}
+
+// FileListParams filters and pages FileList.
+type FileListParams struct {
+	Purpose string // "" for all
+	After   string // cursor: a file ID
+	Limit   int
+	Asc     bool // oldest first; the default is newest first
+}
+
+// FileList lists files that are not deleted, up to Limit, and whether more
+// follow.
+func (s *Store) FileList(ctx context.Context, p FileListParams) ([]File, bool, error) {
+	cmp, order := "<", "DESC"
+	if p.Asc {
+		cmp, order = ">", "ASC"
+	}
+	sql := `SELECT ` + fileColumns + ` FROM files WHERE deleted_at IS NULL`
+	var args []any
+	if p.Purpose != "" {
+		args = append(args, p.Purpose)
+		sql += fmt.Sprintf(` AND purpose = $%d`, len(args))
+	}
+	if p.After != "" {
+		args = append(args, p.After)
+		sql += fmt.Sprintf(` AND id %s $%d`, cmp, len(args))
+	}
+	args = append(args, p.Limit+1)
+	sql += fmt.Sprintf(` ORDER BY id %s LIMIT $%d`, order, len(args))
+	rs, err := s.d.db().query(ctx, sql, args...)
+	if err != nil {
+		return nil, false, fmt.Errorf("store: list files: %w", err)
+	}
+	defer rs.Close()
+	var out []File
+	for rs.Next() {
+		f, err := scanFile(rs)
+		if err != nil {
+			return nil, false, err
+		}
+		out = append(out, f)
+	}
+	if err := rs.Err(); err != nil {
+		return nil, false, err
+	}
+	more := len(out) > p.Limit
+	if more {
+		out = out[:p.Limit]
+	}
+	return out, more, nil
+}
+
+// FileDelete marks a file deleted and returns it, so the caller can remove
+// its object. Deleting a deleted file is ErrNotFound.
+func (s *Store) FileDelete(ctx context.Context, id string) (File, error) {
+	var f File
+	err := s.d.tx(ctx, func(q querier, _ enqueue) error {
+		var err error
+		f, err = scanFile(q.queryRow(ctx, `SELECT `+fileColumns+` FROM files WHERE id = $1 AND deleted_at IS NULL`, id))
+		if err != nil {
+			return err
+		}
+		_, err = q.exec(ctx, `UPDATE files SET deleted_at = $2 WHERE id = $1`, id, now())
+		return err
+	})
+	if err != nil {
+		return File{}, fmt.Errorf("store: delete file %s: %w", id, err)
+	}
+	return f, nil
+}

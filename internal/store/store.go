@@ -1,0 +1,199 @@
+// Package store keeps kiln's state (API keys, files, batches, result chunks,
+// agents) in PostgreSQL or SQLite, and the River queue beside it, so that a
+// state change and the job that follows it commit in one transaction.
+package store
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/riverqueue/river"
+)
+
+// Sentinel errors. Callers test them with errors.Is.
+var (
+	ErrNotFound = errors.New("store: not found")
+	// ErrConflict is a state change that the current state does not allow.
+	ErrConflict = errors.New("store: conflict")
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Store is kiln's state on one database.
+type Store struct {
+	d   driver
+	log *slog.Logger
+
+	mu      sync.Mutex
+	workers workerClient
+}
+
+// Open connects to a postgres:// or sqlite:// URL and migrates the database
+// (River's tables and kiln's) to the newest version.
+func Open(ctx context.Context, databaseURL string, log *slog.Logger) (*Store, error) {
+	d, err := openDriver(ctx, databaseURL)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{d: d, log: log}
+	if err := s.migrate(ctx); err != nil {
+		d.close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Dialect names the database: "postgres" or "sqlite".
+func (s *Store) Dialect() string { return s.d.name() }
+
+// Close stops the workers, if any, and closes the database.
+func (s *Store) Close() {
+	s.d.close()
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	if err := s.d.migrateRiver(ctx); err != nil {
+		return fmt.Errorf("store: migrate river: %w", err)
+	}
+	files, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(files)
+	return s.d.withMigrationLock(ctx, func(q querier) error {
+		if _, err := q.exec(ctx, `CREATE TABLE IF NOT EXISTS kiln_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
+			return fmt.Errorf("store: migrations table: %w", err)
+		}
+		for _, f := range files {
+			base := strings.TrimPrefix(f, "migrations/")
+			version, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
+			if err != nil {
+				return fmt.Errorf("store: migration %s: name must start with a number", base)
+			}
+			var n int
+			if err := q.queryRow(ctx, `SELECT COUNT(*) FROM kiln_migrations WHERE version = $1`, version).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				continue
+			}
+			body, err := migrations.ReadFile(f)
+			if err != nil {
+				return err
+			}
+			for _, stmt := range splitSQL(string(body)) {
+				if _, err := q.exec(ctx, stmt); err != nil {
+					return fmt.Errorf("store: migration %s: %w", base, err)
+				}
+			}
+			if _, err := q.exec(ctx, `INSERT INTO kiln_migrations (version, applied_at) VALUES ($1, $2)`, version, time.Now().Unix()); err != nil {
+				return err
+			}
+			s.log.Debug("applied migration", "version", version, "dialect", s.d.name())
+		}
+		return nil
+	})
+}
+
+// splitSQL splits a migration into statements on semicolons at line ends and
+// drops comment lines. Migrations keep to that shape.
+func splitSQL(body string) []string {
+	var out []string
+	var cur strings.Builder
+	for _, line := range strings.Split(body, "\n") {
+		t := strings.TrimSpace(line)
+		if strings.HasPrefix(t, "--") || t == "" {
+			continue
+		}
+		cur.WriteString(line)
+		cur.WriteString("\n")
+		if strings.HasSuffix(t, ";") {
+			out = append(out, strings.TrimSuffix(strings.TrimSpace(cur.String()), ";"))
+			cur.Reset()
+		}
+	}
+	if strings.TrimSpace(cur.String()) != "" {
+		out = append(out, cur.String())
+	}
+	return out
+}
+
+// WorkerOpts configures the job workers of one process.
+type WorkerOpts struct {
+	// Workers are the job kinds this process works.
+	Workers *river.Workers
+	// Queues maps queue names to their maximum concurrent jobs.
+	Queues map[string]int
+	// PollInterval is how often to poll for jobs where the database cannot
+	// notify (SQLite).
+	PollInterval time.Duration
+	// ID names this process among River's clients. Default: River's.
+	ID string
+}
+
+// StartWorkers starts River's workers on the store's database.
+func (s *Store) StartWorkers(ctx context.Context, opts WorkerOpts) error {
+	queues := make(map[string]river.QueueConfig, len(opts.Queues))
+	for name, n := range opts.Queues {
+		queues[name] = river.QueueConfig{MaxWorkers: n}
+	}
+	poll := opts.PollInterval
+	if poll <= 0 {
+		poll = time.Second
+	}
+	c, err := s.d.newWorkerClient(&river.Config{
+		ID:                opts.ID,
+		Queues:            queues,
+		Workers:           opts.Workers,
+		FetchPollInterval: poll,
+		FetchCooldown:     min(poll, 20*time.Millisecond),
+		JobTimeout:        time.Hour,
+		Logger:            s.log.With("component", "river"),
+	})
+	if err != nil {
+		return fmt.Errorf("store: river client: %w", err)
+	}
+	if err := c.Start(ctx); err != nil {
+		return fmt.Errorf("store: start workers: %w", err)
+	}
+	s.mu.Lock()
+	s.workers = c
+	s.mu.Unlock()
+	return nil
+}
+
+// StopWorkers stops fetching jobs and waits for running ones until ctx ends.
+func (s *Store) StopWorkers(ctx context.Context) error {
+	s.mu.Lock()
+	c := s.workers
+	s.workers = nil
+	s.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	return c.Stop(ctx)
+}
+
+// Enqueue inserts jobs outside any state change.
+func (s *Store) Enqueue(ctx context.Context, jobs ...Job) error {
+	return s.d.tx(ctx, func(_ querier, enq enqueue) error {
+		for _, j := range jobs {
+			if err := enq(ctx, j); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func now() int64 { return time.Now().Unix() }

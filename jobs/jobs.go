@@ -1,0 +1,60 @@
+// Package jobs holds kiln's River job kinds and their workers: validate,
+// finalize and expire batches. The run job's kind lives here too, but its
+// worker is the GPU agent (package gpuagent). Kinds are stable: never rename
+// one, jobs of the old name would never run.
+package jobs
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/riverqueue/river"
+
+	"github.com/kilnhq/kiln/internal/objectstore"
+	"github.com/kilnhq/kiln/internal/store"
+)
+
+// Queues. The agent queue is worked only by processes that run a GPU agent.
+const (
+	QueueDefault = river.QueueDefault
+	QueueAgent   = "agent"
+)
+
+// Deps are what the workers need.
+type Deps struct {
+	Store        *store.Store
+	Bucket       objectstore.Bucket
+	Log          *slog.Logger
+	MaxLineBytes int
+	MaxRequests  int
+}
+
+// Register adds the workers of the default queue to workers.
+func Register(workers *river.Workers, d Deps) {
+	river.AddWorker(workers, &BatchValidateWorker{d: d})
+	river.AddWorker(workers, &BatchFinalizeWorker{d: d})
+	river.AddWorker(workers, &BatchExpireWorker{d: d})
+}
+
+// writeObject streams what write produces into key, never holding it whole.
+// If write fails, no object is left.
+func writeObject(ctx context.Context, b objectstore.Bucket, key string, write func(w io.Writer) error) (int64, error) {
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(write(pw)) }()
+	info, err := b.Put(ctx, key, pr, -1)
+	_ = pr.CloseWithError(err) // unblocks write if Put gave up early
+	if err != nil {
+		return 0, fmt.Errorf("write %s: %w", key, err)
+	}
+	return info.Size, nil
+}
+
+// ChunkKey is where a batch's result chunk lives.
+func ChunkKey(batchID string, seq int64) string {
+	return fmt.Sprintf("batches/%s/chunks/%08d.jsonl", batchID, seq)
+}
+
+// FileKey is where a file's bytes live.
+func FileKey(fileID string) string { return "files/" + fileID }
