@@ -90,16 +90,6 @@ func registerFiles(api huma.API, d Deps) {
 		Description: "Multipart upload with fields `purpose` and `file`. The file streams to object storage and is never held whole in memory. " +
 			"Files for purpose `batch` must be JSONL. Files larger than the configured limit get 413.",
 		Tags: []string{"Files"},
-		RequestBody: &huma.RequestBody{Required: true, Content: map[string]*huma.MediaType{
-			"multipart/form-data": {Schema: &huma.Schema{
-				Type:     "object",
-				Required: []string{"file", "purpose"},
-				Properties: map[string]*huma.Schema{
-					"file":    {Type: "string", Format: "binary", Description: "The file."},
-					"purpose": {Type: "string", Enum: anySlice(uploadPurposes), Description: "What the file is for."},
-				},
-			}},
-		}},
 	}, func(ctx context.Context, in *fileUploadInput) (*fileOutput, error) {
 		f, err := upload(ctx, d, in)
 		if err != nil {
@@ -107,6 +97,19 @@ func registerFiles(api huma.API, d Deps) {
 		}
 		return &fileOutput{Body: fileOf(f)}, nil
 	})
+	// The request body is documented after registration: declared before,
+	// Huma would read the whole body into memory instead of letting the
+	// handler stream it.
+	api.OpenAPI().Paths["/v1/files"].Post.RequestBody = &huma.RequestBody{Required: true, Content: map[string]*huma.MediaType{
+		"multipart/form-data": {Schema: &huma.Schema{
+			Type:     "object",
+			Required: []string{"file", "purpose"},
+			Properties: map[string]*huma.Schema{
+				"file":    {Type: "string", Format: "binary", Description: "The file."},
+				"purpose": {Type: "string", Enum: anySlice(uploadPurposes), Description: "What the file is for."},
+			},
+		}},
+	}}
 
 	huma.Register(api, huma.Operation{
 		OperationID: "listFiles", Method: http.MethodGet, Path: "/v1/files",

@@ -1,0 +1,176 @@
+package api_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kilnhq/kiln/internal/kilntest"
+	"github.com/kilnhq/kiln/internal/openaispec"
+)
+
+func sdkClient(env *kilntest.Env) openai.Client {
+	return openai.NewClient(option.WithBaseURL(env.URL+"/"), option.WithAPIKey(env.Key), option.WithMaxRetries(0))
+}
+
+// chatLines makes n chat requests; every badEvery-th one lacks messages, so
+// the model server answers 400 and the line goes to the error file.
+func chatLines(n, badEvery int) []byte {
+	var buf bytes.Buffer
+	for i := range n {
+		body := map[string]any{"model": "sim-model", "messages": []map[string]string{{"role": "user", "content": fmt.Sprintf("Say hello to number %d", i)}}, "max_tokens": 16}
+		if badEvery > 0 && i%badEvery == badEvery-1 {
+			delete(body, "messages")
+		}
+		line, _ := json.Marshal(map[string]any{"custom_id": fmt.Sprintf("req-%d", i), "method": "POST", "url": "/v1/chat/completions", "body": body})
+		buf.Write(line)
+		buf.WriteByte('\n')
+	}
+	return buf.Bytes()
+}
+
+// waitBatch polls until the batch reaches a terminal status.
+func waitBatch(t *testing.T, c openai.Client, id string) *openai.Batch {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		b, err := c.Batches.Get(context.Background(), id)
+		require.NoError(t, err)
+		switch b.Status {
+		case openai.BatchStatusCompleted, openai.BatchStatusFailed, openai.BatchStatusCancelled, openai.BatchStatusExpired:
+			return b
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("batch %s still %s after 2 minutes", id, b.Status)
+		}
+		pause(50 * time.Millisecond)
+	}
+}
+
+// pause spaces out polls of a condition that has a deadline.
+func pause(d time.Duration) { <-time.After(d) }
+
+// resultLines downloads a file and returns its lines parsed.
+func resultLines(t *testing.T, c openai.Client, fileID string) []map[string]any {
+	t.Helper()
+	if fileID == "" {
+		return nil
+	}
+	resp, err := c.Files.Content(context.Background(), fileID)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var out []map[string]any
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		openaispec.MustValidate(t, "BatchRequestOutput", sc.Bytes())
+		var m map[string]any
+		require.NoError(t, json.Unmarshal(sc.Bytes(), &m))
+		out = append(out, m)
+	}
+	require.NoError(t, sc.Err())
+	return out
+}
+
+// requireExactlyOnce checks the batch invariant: output lines + error lines
+// == total, and every custom_id of the input appears exactly once.
+func requireExactlyOnce(t *testing.T, b *openai.Batch, n int, outputs, errs []map[string]any) {
+	t.Helper()
+	require.EqualValues(t, n, b.RequestCounts.Total)
+	require.EqualValues(t, len(outputs), b.RequestCounts.Completed)
+	require.EqualValues(t, len(errs), b.RequestCounts.Failed)
+	seen := map[string]int{}
+	for _, l := range append(append([]map[string]any{}, outputs...), errs...) {
+		seen[l["custom_id"].(string)]++
+	}
+	require.Len(t, seen, n)
+	for i := range n {
+		require.Equal(t, 1, seen[fmt.Sprintf("req-%d", i)], "req-%d", i)
+	}
+}
+
+// TestSDKEndToEnd drives kiln with the official OpenAI Go SDK: upload,
+// create, poll to completed, download both files.
+func TestSDKEndToEnd(t *testing.T) {
+	t.Parallel()
+	for _, backend := range kilntest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			env := kilntest.Start(t, backend, kilntest.Options{})
+			c := sdkClient(env)
+			ctx := context.Background()
+			const n = 300
+			f, err := c.Files.New(ctx, openai.FileNewParams{
+				File:    openai.File(bytes.NewReader(chatLines(n, 10)), "requests.jsonl", "application/jsonl"),
+				Purpose: openai.FilePurposeBatch,
+			})
+			require.NoError(t, err)
+			require.Equal(t, "requests.jsonl", f.Filename)
+			openaispec.MustValidate(t, "OpenAIFile", []byte(f.RawJSON()))
+
+			b, err := c.Batches.New(ctx, openai.BatchNewParams{
+				InputFileID:      f.ID,
+				Endpoint:         openai.BatchNewParamsEndpointV1ChatCompletions,
+				CompletionWindow: openai.BatchNewParamsCompletionWindow24h,
+				Metadata:         map[string]string{"job": "e2e"},
+			})
+			require.NoError(t, err)
+			require.Equal(t, openai.BatchStatusValidating, b.Status)
+			openaispec.MustValidate(t, "Batch", []byte(b.RawJSON()))
+
+			b = waitBatch(t, c, b.ID)
+			require.Equal(t, openai.BatchStatusCompleted, b.Status, "errors: %v", b.Errors)
+			openaispec.MustValidate(t, "Batch", []byte(b.RawJSON()))
+			require.Equal(t, "sim-model", b.Model)
+			require.Equal(t, "e2e", b.Metadata["job"])
+			require.NotZero(t, b.CompletedAt)
+			require.NotZero(t, b.InProgressAt)
+			require.NotZero(t, b.FinalizingAt)
+			require.Positive(t, b.Usage.InputTokens)
+			require.Positive(t, b.Usage.OutputTokens)
+			require.Equal(t, b.Usage.InputTokens+b.Usage.OutputTokens, b.Usage.TotalTokens)
+
+			outputs := resultLines(t, c, b.OutputFileID)
+			errs := resultLines(t, c, b.ErrorFileID)
+			requireExactlyOnce(t, b, n, outputs, errs)
+			require.Len(t, errs, n/10)
+			for _, l := range outputs {
+				resp := l["response"].(map[string]any)
+				require.EqualValues(t, 200, resp["status_code"])
+				require.Equal(t, "chat.completion", resp["body"].(map[string]any)["object"])
+				require.Nil(t, l["error"])
+			}
+			for _, l := range errs {
+				require.EqualValues(t, 400, l["response"].(map[string]any)["status_code"])
+			}
+
+			// The output file is listed and its metadata is right.
+			out, err := c.Files.Get(ctx, b.OutputFileID)
+			require.NoError(t, err)
+			require.Equal(t, openai.FileObjectPurposeBatchOutput, out.Purpose)
+			page, err := c.Batches.List(ctx, openai.BatchListParams{})
+			require.NoError(t, err)
+			require.Equal(t, b.ID, page.Data[0].ID)
+			openaispec.MustValidate(t, "ListBatchesResponse", []byte(page.RawJSON()))
+
+			// Deleting the input file removes it.
+			del, err := c.Files.Delete(ctx, f.ID)
+			require.NoError(t, err)
+			require.True(t, del.Deleted)
+			_, err = c.Files.Get(ctx, f.ID)
+			var apiErr *openai.Error
+			require.ErrorAs(t, err, &apiErr)
+			require.Equal(t, 404, apiErr.StatusCode)
+			_ = io.Discard
+		})
+	}
+}
