@@ -110,6 +110,9 @@ const (
 
 type batchCreateInput struct {
 	Body struct {
+		// Unknown fields are ignored, as OpenAI does, so newer SDKs keep
+		// working.
+		_                  struct{}          `additionalProperties:"true"`
 		InputFileID        string            `json:"input_file_id" minLength:"1" doc:"The ID of an uploaded file with purpose batch."`
 		Endpoint           string            `json:"endpoint" enum:"/v1/chat/completions,/v1/completions,/v1/embeddings" doc:"The endpoint every request of the batch calls."`
 		CompletionWindow   string            `json:"completion_window" doc:"24h, as OpenAI. kiln extension: any duration from 1s to 168h, such as 90m."`
