@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -10,8 +11,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kilnhq/kiln/internal/app"
+	"github.com/kilnhq/kiln/internal/config"
 	"github.com/kilnhq/kiln/internal/kilntest"
 	"github.com/kilnhq/kiln/internal/llmsim"
+	"github.com/kilnhq/kiln/internal/store"
 )
 
 // slowSim holds each request about 100ms on 8 sequences: a batch of a few
@@ -131,6 +134,46 @@ func TestPartialResults(t *testing.T) {
 					}
 				}
 			})
+		})
+	}
+}
+
+// TestResumeAfterRestart stops kiln gracefully in the middle of a batch and
+// starts another on the same database and object store: the batch completes,
+// every request exactly once, and the requests whose results were durable
+// are not sent again.
+func TestResumeAfterRestart(t *testing.T) {
+	t.Parallel()
+	for _, backend := range kilntest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			first := kilntest.Start(t, backend, kilntest.Options{Sim: slowSim()})
+			c := sdkClient(first)
+			const n = 400
+			b := createBatch(t, c, chatLines(n, 0), "24h")
+			waitProgress(t, c, b.ID, 40)
+			require.NoError(t, first.Stop())
+			st, err := store.Open(context.Background(), first.App.Cfg.DatabaseURL, slog.New(slog.DiscardHandler))
+			require.NoError(t, err)
+			before, err := st.BatchGet(context.Background(), b.ID)
+			st.Close()
+			require.NoError(t, err)
+			require.Less(t, before.Completed, int64(n), "the batch ended before the restart")
+			require.False(t, before.LeaseLive(time.Now()), "a graceful stop gives the lease back")
+
+			second := kilntest.Start(t, backend, kilntest.Options{Sim: slowSim(), Configure: func(cfg *config.Config) {
+				cfg.DatabaseURL = first.App.Cfg.DatabaseURL
+				cfg.ObjectStore = first.App.Cfg.ObjectStore
+			}})
+			c = sdkClient(second)
+			b = waitBatch(t, c, b.ID)
+			require.Equal(t, openai.BatchStatusCompleted, b.Status)
+			outputs := resultLines(t, c, b.OutputFileID)
+			errs := resultLines(t, c, b.ErrorFileID)
+			requireExactlyOnce(t, b, n, outputs, errs)
+			require.Len(t, outputs, n)
+			// Only the requests without a durable result ran again.
+			require.LessOrEqual(t, second.App.Sim.Stats().Requests, int64(n)-before.Completed)
 		})
 	}
 }

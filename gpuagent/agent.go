@@ -83,12 +83,18 @@ type Agent struct {
 
 	stop chan struct{}
 	done chan struct{}
+	// draining is cancelled when the agent stops taking work: running
+	// batches flush what finished and hand the rest back.
+	draining context.Context
+	drain    context.CancelFunc
 }
 
 // New returns an agent. Register its worker, then Start it.
 func New(cfg Config, st *store.Store, bucket objectstore.Bucket, backend Backend, log *slog.Logger) *Agent {
 	cfg = cfg.WithDefaults()
+	draining, drain := context.WithCancel(context.Background())
 	return &Agent{
+		draining: draining, drain: drain,
 		cfg: cfg, store: st, bucket: bucket, backend: backend,
 		log:     log.With("agent", cfg.ID),
 		started: time.Now().Unix(),
@@ -119,8 +125,14 @@ func (a *Agent) Start(ctx context.Context) error {
 	return nil
 }
 
+// Drain makes running batches flush their finished results, give back their
+// leases and return to the queue, so a shutdown does not wait for them to
+// end. The job workers should stop right after.
+func (a *Agent) Drain() { a.drain() }
+
 // Stop ends heartbeats and removes the agent from the registry.
 func (a *Agent) Stop(ctx context.Context) {
+	a.drain()
 	select {
 	case <-a.stop:
 		return

@@ -51,8 +51,19 @@ func (w *runWorker) Work(ctx context.Context, job *river.Job[jobs.BatchRunArgs])
 	}
 	r := &run{a: a, b: b, log: a.log.With("batch", id)}
 	if b.StopReason == "" {
-		if err := r.execute(ctx); err != nil {
+		// The run stops when the job's context ends or the agent drains.
+		runCtx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		stopDrain := context.AfterFunc(a.draining, cancel)
+		defer stopDrain()
+		if err := r.execute(runCtx); err != nil {
 			_ = a.store.BatchReleaseLease(context.WithoutCancel(ctx), id, a.cfg.ID)
+			if a.draining.Err() != nil {
+				// Shutting down: the batch goes back to the queue at once,
+				// without spending an attempt.
+				r.log.InfoContext(ctx, "run handed back on shutdown")
+				return river.JobSnooze(time.Second)
+			}
 			return err
 		}
 	}

@@ -220,6 +220,9 @@ func (a *App) Stop(ctx context.Context) error {
 	if a.http != nil {
 		errs = append(errs, a.http.Shutdown(ctx))
 	}
+	if a.Agent != nil {
+		a.Agent.Drain()
+	}
 	errs = append(errs, a.Store.StopWorkers(ctx))
 	if a.Agent != nil {
 		a.Agent.Stop(ctx)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -39,6 +40,20 @@ type Env struct {
 	// Key is a valid API key.
 	Key string
 	App *app.App
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// Stop shuts kiln down gracefully, as on SIGTERM. It runs at most once, and
+// at the end of the test if the test did not call it.
+func (e *Env) Stop() error {
+	e.stopOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		e.stopErr = e.App.Stop(ctx)
+	})
+	return e.stopErr
 }
 
 // Key is the API key every test kiln accepts.
@@ -76,14 +91,13 @@ func Start(t testing.TB, backend string, o Options) *Env {
 		_ = a.Stop(ctx)
 		t.Fatalf("kilntest: start: %v", err)
 	}
+	env := &Env{Backend: backend, URL: "http://" + a.Addr() + "/v1", Key: Key, App: a}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := a.Stop(ctx); err != nil {
+		if err := env.Stop(); err != nil {
 			t.Logf("kilntest: stop: %v", err)
 		}
 	})
-	return &Env{Backend: backend, URL: "http://" + a.Addr() + "/v1", Key: Key, App: a}
+	return env
 }
 
 // logger writes kiln's logs to the test log when KILN_TEST_LOG is set, and
