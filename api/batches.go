@@ -210,9 +210,10 @@ func registerBatches(api huma.API, d Deps) {
 
 func createBatch(ctx context.Context, d Deps, in *batchCreateInput) (store.Batch, error) {
 	body := in.Body
-	window, err := parseWindow(body.CompletionWindow)
-	if err != nil {
-		return store.Batch{}, badRequest("completion_window", err.Error())
+	window, ok := parseWindow(body.CompletionWindow)
+	if !ok {
+		return store.Batch{}, badRequest("completion_window", fmt.Sprintf(
+			"Invalid completion_window %q: use 24h (or, as a kiln extension, a duration from 1s to 168h such as 90m).", body.CompletionWindow))
 	}
 	if len(body.Metadata) > maxMetadataKeys {
 		return store.Batch{}, badRequest("metadata", fmt.Sprintf("Metadata may hold at most %d keys; got %d.", maxMetadataKeys, len(body.Metadata)))
@@ -256,13 +257,10 @@ func createBatch(ctx context.Context, d Deps, in *batchCreateInput) (store.Batch
 	return d.Store.BatchGet(ctx, b.ID)
 }
 
-func parseWindow(s string) (time.Duration, error) {
-	if s == "24h" {
-		return 24 * time.Hour, nil
-	}
+func parseWindow(s string) (time.Duration, bool) {
 	w, err := time.ParseDuration(s)
 	if err != nil || w < minWindow || w > maxWindow {
-		return 0, fmt.Errorf("Invalid completion_window %q: use 24h (or, as a kiln extension, a duration from 1s to 168h such as 90m)", s)
+		return 0, false
 	}
-	return w, nil
+	return w, true
 }
