@@ -1,0 +1,36 @@
+package objectstore
+
+import (
+	"context"
+
+	"github.com/minio/minio-go/v7"
+)
+
+// FileTempDir is where the filesystem store keeps Put's temporary files.
+const FileTempDir = fileTempDir
+
+// IncompleteUploads returns the keys, under the bucket's prefix, of
+// unfinished multipart uploads for key in an S3 bucket.
+func IncompleteUploads(ctx context.Context, b Bucket, key string) ([]string, error) {
+	sb := b.(*s3Bucket)
+	var keys []string
+	for up := range sb.client.ListIncompleteUploads(ctx, sb.bucket, sb.prefix+key, true) {
+		if up.Err != nil {
+			return nil, up.Err
+		}
+		keys = append(keys, up.Key)
+	}
+	return keys, nil
+}
+
+// StartUpload begins a multipart upload of key in an S3 bucket and leaves it
+// unfinished, to show that IncompleteUploads sees such uploads.
+func StartUpload(ctx context.Context, b Bucket, key string) (abort func() error, err error) {
+	sb := b.(*s3Bucket)
+	core := minio.Core{Client: sb.client}
+	id, err := core.NewMultipartUpload(ctx, sb.bucket, sb.prefix+key, minio.PutObjectOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return func() error { return core.AbortMultipartUpload(ctx, sb.bucket, sb.prefix+key, id) }, nil
+}

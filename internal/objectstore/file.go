@@ -1,0 +1,396 @@
+package objectstore
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+const (
+	// fileTempDir holds Put's temporary files, inside the root so that the
+	// final rename never crosses filesystems. Keys may not start with it.
+	fileTempDir = ".tmp"
+	// fileTempMaxAge is how old a temporary file must be before Open removes
+	// it as the leftover of a crashed process.
+	fileTempMaxAge = time.Hour
+
+	fileDirMode  = 0o750
+	fileFileMode = 0o640
+)
+
+// fileBucket stores each object as a file under root, named after its key.
+type fileBucket struct {
+	root string // absolute and clean
+	tmp  string // root/.tmp
+}
+
+// parseFileURL returns the absolute folder that a file:// URL names.
+func parseFileURL(u *url.URL) (string, error) {
+	if u.Opaque != "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("objectstore: file URL %q: want file:///abs/path or file://./rel/path with no query", u.Redacted())
+	}
+	var p string
+	switch u.Host {
+	case "", "localhost":
+		p = u.Path
+	case ".", "..":
+		p = u.Host + u.Path
+	default:
+		return "", fmt.Errorf("objectstore: file URL %q: host must be empty (file:///abs/path) or . (file://./rel/path)", u.Redacted())
+	}
+	if p == "" {
+		return "", fmt.Errorf("objectstore: file URL %q has no path", u.Redacted())
+	}
+	root, err := filepath.Abs(filepath.FromSlash(p))
+	if err != nil {
+		return "", fmt.Errorf("objectstore: file URL %q: %w", u.Redacted(), err)
+	}
+	return root, nil
+}
+
+func openFile(root string) (*fileBucket, error) {
+	b := &fileBucket{root: root, tmp: filepath.Join(root, fileTempDir)}
+	if err := os.MkdirAll(b.tmp, fileDirMode); err != nil {
+		return nil, fmt.Errorf("objectstore: open %s: %w", root, err)
+	}
+	b.removeStaleTemp(time.Now().Add(-fileTempMaxAge))
+	return b, nil
+}
+
+// removeStaleTemp deletes temporary files a crashed process left behind.
+// Best effort: a file it cannot remove only wastes space.
+func (b *fileBucket) removeStaleTemp(before time.Time) {
+	entries, err := os.ReadDir(b.tmp)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil && info.ModTime().Before(before) {
+			_ = os.Remove(filepath.Join(b.tmp, e.Name()))
+		}
+	}
+}
+
+// path returns the file that holds key, after checking key.
+func (b *fileBucket) path(key string) (string, error) {
+	if err := validateKey(key); err != nil {
+		return "", err
+	}
+	if key == fileTempDir || strings.HasPrefix(key, fileTempDir+"/") {
+		return "", fmt.Errorf("keys under %q are reserved by the filesystem store", fileTempDir)
+	}
+	rel := filepath.FromSlash(key)
+	if (filepath.Separator != '/' && strings.ContainsRune(key, filepath.Separator)) || !filepath.IsLocal(rel) {
+		return "", errors.New("key is not a local path")
+	}
+	return filepath.Join(b.root, rel), nil
+}
+
+func (b *fileBucket) Put(ctx context.Context, key string, r io.Reader, size int64) (Info, error) {
+	info, err := b.put(ctx, key, r, size)
+	if err != nil {
+		return Info{}, fmt.Errorf("objectstore: put %q: %w", key, err)
+	}
+	return info, nil
+}
+
+func (b *fileBucket) put(ctx context.Context, key string, r io.Reader, size int64) (Info, error) {
+	path, err := b.path(key)
+	if err != nil {
+		return Info{}, err
+	}
+	if size < -1 {
+		return Info{}, fmt.Errorf("invalid size %d", size)
+	}
+	if err := ctx.Err(); err != nil {
+		return Info{}, err
+	}
+
+	f, err := os.CreateTemp(b.tmp, "put-*")
+	if isMissing(err) { // someone removed it; make it again
+		if err = os.MkdirAll(b.tmp, fileDirMode); err == nil {
+			f, err = os.CreateTemp(b.tmp, "put-*")
+		}
+	}
+	if err != nil {
+		return Info{}, err
+	}
+	renamed := false
+	defer func() {
+		if !renamed {
+			_ = f.Close()
+			_ = os.Remove(f.Name())
+		}
+	}()
+
+	// Once io.Copy has read r to the end, the Put goes on even if ctx is
+	// cancelled, as an S3 Put does.
+	pr := newPutReader(ctx, r, size)
+	if _, err := io.Copy(f, pr); err != nil {
+		return Info{}, cmp.Or(pr.cause(), err)
+	}
+	if err := f.Chmod(fileFileMode); err != nil {
+		return Info{}, err
+	}
+	if err := f.Sync(); err != nil {
+		return Info{}, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return Info{}, err
+	}
+	if err := f.Close(); err != nil {
+		return Info{}, err
+	}
+
+	// A concurrent Delete may remove the parent folder between MkdirAll and
+	// Rename when it empties it; try again then.
+	dir := filepath.Dir(path)
+	for attempt := 0; ; attempt++ {
+		if err := os.MkdirAll(dir, fileDirMode); err != nil {
+			return Info{}, err
+		}
+		err = os.Rename(f.Name(), path)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) || attempt == 5 {
+			return Info{}, err
+		}
+	}
+	renamed = true
+	syncDir(dir)
+	return fileInfo(key, fi), nil
+}
+
+// syncDir makes a rename in dir durable. Best effort: not every filesystem
+// supports syncing a folder.
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
+}
+
+func fileInfo(key string, fi fs.FileInfo) Info {
+	return Info{Key: key, Size: fi.Size(), ModTime: fi.ModTime(), ETag: fileETag(fi)}
+}
+
+// fileETag identifies a file's content without reading it. Put always writes
+// a new file, so the inode changes with every write even when the size and a
+// coarse mtime do not.
+func fileETag(fi fs.FileInfo) string {
+	tag := strconv.FormatInt(fi.ModTime().UnixNano(), 16) + "-" + strconv.FormatInt(fi.Size(), 16)
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		tag = strconv.FormatUint(uint64(st.Ino), 16) + "-" + tag
+	}
+	return tag
+}
+
+// isMissing reports whether err means that a path, or one of its parents,
+// does not exist as the kind of file asked for.
+func isMissing(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
+}
+
+// open opens key's file and checks that it is a regular file: a folder that
+// holds other keys is not an object.
+func (b *fileBucket) open(ctx context.Context, op, key string) (*os.File, fs.FileInfo, error) {
+	path, err := b.path(key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("objectstore: %s %q: %w", op, key, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, nil, fmt.Errorf("objectstore: %s %q: %w", op, key, err)
+	}
+	f, err := os.Open(path)
+	if isMissing(err) {
+		return nil, nil, fmt.Errorf("objectstore: %s %q: %w", op, key, ErrNotExist)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("objectstore: %s %q: %w", op, key, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return nil, nil, fmt.Errorf("objectstore: %s %q: %w", op, key, err)
+	}
+	if !fi.Mode().IsRegular() {
+		_ = f.Close()
+		return nil, nil, fmt.Errorf("objectstore: %s %q: %w", op, key, ErrNotExist)
+	}
+	return f, fi, nil
+}
+
+func (b *fileBucket) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	f, _, err := b.open(ctx, "get", key)
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func (b *fileBucket) GetRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
+	if err := validateRange(offset, length); err != nil {
+		return nil, fmt.Errorf("objectstore: get range %q: %w", key, err)
+	}
+	f, fi, err := b.open(ctx, "get range", key)
+	if err != nil {
+		return nil, err
+	}
+	// Put replaces files rather than writing into them, so the open file
+	// keeps the size it had at open.
+	n := max(fi.Size()-offset, 0)
+	if length >= 0 {
+		n = min(n, length)
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.NewSectionReader(f, offset, n), f}, nil
+}
+
+func (b *fileBucket) Stat(ctx context.Context, key string) (Info, error) {
+	f, fi, err := b.open(ctx, "stat", key)
+	if err != nil {
+		return Info{}, err
+	}
+	_ = f.Close()
+	return fileInfo(key, fi), nil
+}
+
+func (b *fileBucket) Delete(ctx context.Context, key string) error {
+	path, err := b.path(key)
+	if err != nil {
+		return fmt.Errorf("objectstore: delete %q: %w", key, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("objectstore: delete %q: %w", key, err)
+	}
+	fi, err := os.Lstat(path)
+	if isMissing(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("objectstore: delete %q: %w", key, err)
+	}
+	if fi.IsDir() {
+		return nil // a folder of other keys, not an object
+	}
+	if err := os.Remove(path); err != nil && !isMissing(err) {
+		return fmt.Errorf("objectstore: delete %q: %w", key, err)
+	}
+	// Remove the folders this emptied, so they do not pile up. Removing a
+	// folder that is not empty fails, which ends the climb.
+	for dir := filepath.Dir(path); dir != b.root && strings.HasPrefix(dir, b.root); dir = filepath.Dir(dir) {
+		if os.Remove(dir) != nil {
+			break
+		}
+	}
+	return nil
+}
+
+func (b *fileBucket) List(ctx context.Context, prefix string, fn func(Info) error) error {
+	if err := validatePrefix(prefix); err != nil {
+		return fmt.Errorf("objectstore: list %q: %w", prefix, err)
+	}
+	// Start in the deepest folder that holds every key with this prefix.
+	dirKey := ""
+	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
+		dirKey = prefix[:i]
+	}
+	if dirKey != "" && validateKey(dirKey) != nil {
+		return nil // no valid key can have this prefix
+	}
+	err := b.walk(ctx, dirKey, prefix, fn)
+	var fnErr listFnError
+	if errors.As(err, &fnErr) {
+		return fnErr.err
+	}
+	if err != nil {
+		return fmt.Errorf("objectstore: list %q: %w", prefix, err)
+	}
+	return nil
+}
+
+// listFnError carries an error from List's callback out of the walk
+// unwrapped.
+type listFnError struct{ err error }
+
+func (e listFnError) Error() string { return e.err.Error() }
+
+// walk lists the folder of dirKey in key order. Sorting a folder's entries
+// by name, with "/" appended to folders, gives the lexical order of the full
+// keys: "a-b" < "a/c" < "ab" although the folder "a" sorts before "a-b".
+func (b *fileBucket) walk(ctx context.Context, dirKey, prefix string, fn func(Info) error) error {
+	dir := b.root
+	if dirKey != "" {
+		dir = filepath.Join(b.root, filepath.FromSlash(dirKey))
+	}
+	entries, err := os.ReadDir(dir)
+	if isMissing(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	sortName := func(e fs.DirEntry) string {
+		if e.IsDir() {
+			return e.Name() + "/"
+		}
+		return e.Name()
+	}
+	slices.SortFunc(entries, func(x, y fs.DirEntry) int { return strings.Compare(sortName(x), sortName(y)) })
+
+	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if dirKey == "" && e.Name() == fileTempDir {
+			continue
+		}
+		key := e.Name()
+		if dirKey != "" {
+			key = dirKey + "/" + key
+		}
+		if validateKey(key) != nil {
+			continue // not something Put could have written
+		}
+		switch {
+		case e.IsDir():
+			if strings.HasPrefix(key+"/", prefix) || strings.HasPrefix(prefix, key+"/") {
+				if err := b.walk(ctx, key, prefix, fn); err != nil {
+					return err
+				}
+			}
+		case e.Type().IsRegular():
+			if !strings.HasPrefix(key, prefix) {
+				continue
+			}
+			fi, err := e.Info()
+			if isMissing(err) {
+				continue // deleted since ReadDir
+			}
+			if err != nil {
+				return err
+			}
+			if err := fn(fileInfo(key, fi)); err != nil {
+				return listFnError{err}
+			}
+		}
+	}
+	return nil
+}
+
+func (b *fileBucket) Close() error { return nil }

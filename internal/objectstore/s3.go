@@ -1,0 +1,347 @@
+package objectstore
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/minio/minio-go/v7/pkg/s3utils"
+)
+
+const (
+	// s3EndpointDefault is the endpoint when the URL names none.
+	s3EndpointDefault = "s3.amazonaws.com"
+	// s3PartSize is the multipart part size. minio-go holds one part in
+	// memory per upload of unknown size, so this bounds a Put's memory.
+	s3PartSize = 16 << 20
+	// s3SmallPutSize is how much of a reader of unknown size Put reads ahead:
+	// an object that ends within it goes up as one PUT instead of a
+	// three-request multipart upload.
+	s3SmallPutSize = 1 << 20
+)
+
+// s3Config is what an s3:// URL says.
+type s3Config struct {
+	bucket    string
+	endpoint  string
+	region    string
+	secure    bool
+	prefix    string // "" or ends with "/"
+	accessKey string // with secretKey; both empty means from the environment
+	secretKey string
+}
+
+func parseS3URL(u *url.URL) (s3Config, error) {
+	fail := func(format string, args ...any) (s3Config, error) {
+		return s3Config{}, fmt.Errorf("objectstore: s3 URL %q: %s", u.Redacted(), fmt.Sprintf(format, args...))
+	}
+	cfg := s3Config{bucket: u.Host, endpoint: s3EndpointDefault, secure: true}
+	if u.Opaque != "" || cfg.bucket == "" {
+		return fail("want s3://bucket?endpoint=host:port")
+	}
+	if err := s3utils.CheckValidBucketNameStrict(cfg.bucket); err != nil {
+		return fail("%v", err)
+	}
+	if u.Path != "" && u.Path != "/" {
+		return fail("has a path; put keys under a prefix with ?prefix=%s", strings.Trim(u.Path, "/"))
+	}
+	if u.Fragment != "" {
+		return fail("has a fragment")
+	}
+	if u.User != nil {
+		secret, ok := u.User.Password()
+		if u.User.Username() == "" || !ok || secret == "" {
+			return fail("userinfo must be ACCESS_KEY:SECRET_KEY")
+		}
+		cfg.accessKey, cfg.secretKey = u.User.Username(), secret
+	}
+
+	q, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return fail("query: %v", err)
+	}
+	for name, values := range q {
+		if len(values) != 1 {
+			return fail("parameter %s given %d times", name, len(values))
+		}
+		v := values[0]
+		switch name {
+		case "endpoint":
+			if v == "" || strings.Contains(v, "/") {
+				return fail("endpoint must be host or host:port, got %q", v)
+			}
+			cfg.endpoint = v
+		case "region":
+			cfg.region = v
+		case "secure":
+			if cfg.secure, err = strconv.ParseBool(v); err != nil {
+				return fail("secure: %v", err)
+			}
+		case "prefix":
+			p := strings.Trim(v, "/")
+			if p != "" {
+				if err := validateKey(p); err != nil {
+					return fail("prefix: %v", err)
+				}
+				cfg.prefix = p + "/"
+			}
+		default:
+			return fail("unknown parameter %q (want endpoint, region, secure, prefix)", name)
+		}
+	}
+	return cfg, nil
+}
+
+// s3Bucket stores objects in an S3 bucket, under an optional key prefix.
+type s3Bucket struct {
+	client *minio.Client
+	bucket string
+	prefix string // "" or ends with "/"
+}
+
+func openS3(ctx context.Context, cfg s3Config) (*s3Bucket, error) {
+	creds := credentials.NewEnvAWS()
+	if cfg.accessKey != "" {
+		creds = credentials.NewStaticV4(cfg.accessKey, cfg.secretKey, "")
+	}
+	client, err := minio.New(cfg.endpoint, &minio.Options{
+		Creds:  creds,
+		Secure: cfg.secure,
+		Region: cfg.region,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("objectstore: open s3://%s: %w", cfg.bucket, err)
+	}
+	b := &s3Bucket{client: client, bucket: cfg.bucket, prefix: cfg.prefix}
+	if err := b.ensureBucket(ctx, cfg.region); err != nil {
+		return nil, fmt.Errorf("objectstore: open s3://%s at %s: %w", cfg.bucket, cfg.endpoint, err)
+	}
+	return b, nil
+}
+
+func (b *s3Bucket) ensureBucket(ctx context.Context, region string) error {
+	exists, err := b.client.BucketExists(ctx, b.bucket)
+	if err != nil || exists {
+		return err
+	}
+	err = b.client.MakeBucket(ctx, b.bucket, minio.MakeBucketOptions{Region: region})
+	if err == nil || s3Code(err) == minio.BucketAlreadyOwnedByYou {
+		return nil
+	}
+	// Someone else may have created it since BucketExists.
+	if exists, existsErr := b.client.BucketExists(ctx, b.bucket); existsErr == nil && exists {
+		return nil
+	}
+	return err
+}
+
+var s3SmallPutPool = sync.Pool{New: func() any { return new([s3SmallPutSize]byte) }}
+
+func (b *s3Bucket) Put(ctx context.Context, key string, r io.Reader, size int64) (Info, error) {
+	info, err := b.put(ctx, key, r, size)
+	if err != nil {
+		return Info{}, fmt.Errorf("objectstore: put %q: %w", key, err)
+	}
+	return info, nil
+}
+
+func (b *s3Bucket) put(ctx context.Context, key string, r io.Reader, size int64) (_ Info, err error) {
+	if err := validateKey(key); err != nil {
+		return Info{}, err
+	}
+	if size < -1 {
+		return Info{}, fmt.Errorf("invalid size %d", size)
+	}
+	if err := ctx.Err(); err != nil {
+		return Info{}, err
+	}
+
+	pr := newPutReader(ctx, r, size)
+	var body io.Reader = pr
+	switch {
+	case size == 0:
+		// minio-go may not read an empty body at all; check here that the
+		// reader is empty.
+		if _, err := pr.Read(nil); err != io.EOF {
+			return Info{}, err
+		}
+		body = bytes.NewReader(nil)
+	case size < 0:
+		buf := s3SmallPutPool.Get().(*[s3SmallPutSize]byte)
+		// Reuse buf only after a success: after a failure the HTTP
+		// transport may still be reading it.
+		defer func() {
+			if err == nil {
+				s3SmallPutPool.Put(buf)
+			}
+		}()
+		n, err := io.ReadFull(pr, buf[:])
+		switch {
+		case err == io.EOF || err == io.ErrUnexpectedEOF:
+			// A bytes.Reader also lets minio-go retry the request.
+			body, size = bytes.NewReader(buf[:n]), int64(n)
+		case err != nil:
+			return Info{}, err
+		default:
+			// Size -1 makes minio-go stream a multipart upload, one
+			// s3PartSize buffer at a time, and abort it if anything fails.
+			body = io.MultiReader(bytes.NewReader(buf[:]), pr)
+		}
+	}
+
+	reqCtx, stop := pr.requestContext()
+	defer stop()
+	up, err := b.client.PutObject(reqCtx, b.bucket, b.prefix+key, body, size, minio.PutObjectOptions{
+		PartSize: s3PartSize,
+	})
+	if err != nil {
+		// Report the caller's error (a failing reader, a wrong size, a
+		// cancelled ctx) rather than what the HTTP transport made of it.
+		return Info{}, cmp.Or(pr.cause(), err)
+	}
+	return Info{
+		Key:  key,
+		Size: up.Size,
+		// Only multipart completion reports the time; a single PUT's
+		// response has none, and a HEAD to find out would cost a request.
+		ModTime: cmp.Or(up.LastModified, time.Now()).UTC(),
+		ETag:    up.ETag,
+	}, nil
+}
+
+// s3Code returns the S3 error code in err's chain, or "".
+func s3Code(err error) string {
+	var resp minio.ErrorResponse
+	if errors.As(err, &resp) {
+		return resp.Code
+	}
+	return ""
+}
+
+func isNoSuchKey(err error) bool { return s3Code(err) == minio.NoSuchKey }
+
+func (b *s3Bucket) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	return b.get(ctx, "get", key, minio.GetObjectOptions{})
+}
+
+func (b *s3Bucket) get(ctx context.Context, op, key string, opts minio.GetObjectOptions) (io.ReadCloser, error) {
+	if err := validateKey(key); err != nil {
+		return nil, fmt.Errorf("objectstore: %s %q: %w", op, key, err)
+	}
+	// Core's GetObject sends the request now, so a missing key fails here
+	// rather than at the first Read, and the body streams unbuffered.
+	rc, _, _, err := minio.Core{Client: b.client}.GetObject(ctx, b.bucket, b.prefix+key, opts)
+	if isNoSuchKey(err) {
+		return nil, fmt.Errorf("objectstore: %s %q: %w", op, key, ErrNotExist)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("objectstore: %s %q: %w", op, key, err)
+	}
+	return rc, nil
+}
+
+func (b *s3Bucket) GetRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
+	if err := validateRange(offset, length); err != nil {
+		return nil, fmt.Errorf("objectstore: get range %q: %w", key, err)
+	}
+	var opts minio.GetObjectOptions
+	switch {
+	case length == 0:
+		// HTTP cannot ask for zero bytes; check that the object exists.
+		if _, err := b.stat(ctx, "get range", key); err != nil {
+			return nil, err
+		}
+		return io.NopCloser(strings.NewReader("")), nil
+	case length < 0 && offset == 0:
+		// The whole object: no Range header.
+	case length < 0:
+		if err := opts.SetRange(offset, 0); err != nil {
+			return nil, fmt.Errorf("objectstore: get range %q: %w", key, err)
+		}
+	default:
+		if err := opts.SetRange(offset, offset+length-1); err != nil {
+			return nil, fmt.Errorf("objectstore: get range %q: %w", key, err)
+		}
+	}
+	rc, err := b.get(ctx, "get range", key, opts)
+	// 416 means the object exists and the range starts at or past its end.
+	if s3Code(err) == minio.InvalidRange {
+		return io.NopCloser(strings.NewReader("")), nil
+	}
+	return rc, err
+}
+
+func (b *s3Bucket) Stat(ctx context.Context, key string) (Info, error) {
+	return b.stat(ctx, "stat", key)
+}
+
+func (b *s3Bucket) stat(ctx context.Context, op, key string) (Info, error) {
+	if err := validateKey(key); err != nil {
+		return Info{}, fmt.Errorf("objectstore: %s %q: %w", op, key, err)
+	}
+	oi, err := b.client.StatObject(ctx, b.bucket, b.prefix+key, minio.StatObjectOptions{})
+	if isNoSuchKey(err) {
+		return Info{}, fmt.Errorf("objectstore: %s %q: %w", op, key, ErrNotExist)
+	}
+	if err != nil {
+		return Info{}, fmt.Errorf("objectstore: %s %q: %w", op, key, err)
+	}
+	return b.info(oi), nil
+}
+
+func (b *s3Bucket) info(oi minio.ObjectInfo) Info {
+	return Info{
+		Key:     strings.TrimPrefix(oi.Key, b.prefix),
+		Size:    oi.Size,
+		ModTime: oi.LastModified,
+		ETag:    oi.ETag,
+	}
+}
+
+func (b *s3Bucket) Delete(ctx context.Context, key string) error {
+	if err := validateKey(key); err != nil {
+		return fmt.Errorf("objectstore: delete %q: %w", key, err)
+	}
+	err := b.client.RemoveObject(ctx, b.bucket, b.prefix+key, minio.RemoveObjectOptions{})
+	if err != nil && !isNoSuchKey(err) {
+		return fmt.Errorf("objectstore: delete %q: %w", key, err)
+	}
+	return nil
+}
+
+func (b *s3Bucket) List(ctx context.Context, prefix string, fn func(Info) error) error {
+	if err := validatePrefix(prefix); err != nil {
+		return fmt.Errorf("objectstore: list %q: %w", prefix, err)
+	}
+	// Cancelling stops minio-go's listing when fn ends the walk early.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for oi := range b.client.ListObjectsIter(ctx, b.bucket, minio.ListObjectsOptions{
+		Prefix:    b.prefix + prefix,
+		Recursive: true,
+	}) {
+		if oi.Err != nil {
+			return fmt.Errorf("objectstore: list %q: %w", prefix, oi.Err)
+		}
+		info := b.info(oi)
+		if validateKey(info.Key) != nil {
+			continue // a folder marker or such, written by another tool
+		}
+		if err := fn(info); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *s3Bucket) Close() error { return nil }
