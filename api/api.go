@@ -83,9 +83,9 @@ func authenticate(d Deps, next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		auth := r.Header.Get("Authorization")
-		secret, ok := strings.CutPrefix(auth, "Bearer ")
-		if !ok || strings.TrimSpace(secret) == "" {
+		// The scheme is case-insensitive (RFC 7235).
+		scheme, secret, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(secret) == "" {
 			writeError(w, newError(http.StatusUnauthorized, typeInvalidRequest, "missing_api_key", "",
 				"You didn't provide an API key. Provide it in the Authorization header as 'Bearer YOUR_KEY'."))
 			return

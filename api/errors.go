@@ -36,7 +36,6 @@ func (e *Error) GetStatus() int { return e.status }
 // Error types, as OpenAI names them.
 const (
 	typeInvalidRequest = "invalid_request_error"
-	typeAuthentication = "authentication_error"
 	typeServer         = "server_error"
 )
 
@@ -72,10 +71,20 @@ func useOpenAIErrors() {
 			for _, err := range errs {
 				var d *huma.ErrorDetail
 				if errors.As(err, &d) {
-					if param == "" {
-						param = paramOf(d.Location)
+					p := paramOf(d.Location)
+					// Huma places a missing property at its parent object;
+					// OpenAI names the property itself.
+					if name, ok := missingProperty(d.Message); ok {
+						p = strings.TrimPrefix(p+"."+name, ".")
 					}
-					details = append(details, strings.TrimSpace(paramOf(d.Location)+": "+d.Message))
+					if param == "" {
+						param = p
+					}
+					if p != "" {
+						details = append(details, p+": "+d.Message)
+					} else {
+						details = append(details, d.Message)
+					}
 					continue
 				}
 				if err != nil {
@@ -97,6 +106,16 @@ func useOpenAIErrors() {
 			return newError(status, typ, "", param, msg)
 		}
 	})
+}
+
+// missingProperty returns the property that Huma's "expected required
+// property X to be present" names.
+func missingProperty(msg string) (string, bool) {
+	name, ok := strings.CutPrefix(msg, "expected required property ")
+	if !ok {
+		return "", false
+	}
+	return strings.CutSuffix(name, " to be present")
 }
 
 // paramOf turns Huma's "body.metadata.key" into OpenAI's "metadata.key".

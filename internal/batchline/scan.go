@@ -48,7 +48,7 @@ func (s *Scanner) Next() bool {
 		chunk, err := s.r.ReadSlice('\n')
 		read += len(chunk)
 		if !s.tooLong {
-			if len(s.buf)+len(chunk) > s.max+1 { // +1: the newline
+			if len(s.buf)+len(chunk) > s.max+2 { // +2: the line ending, \n or \r\n
 				s.tooLong = true
 				s.buf = s.buf[:0]
 			} else {
@@ -58,8 +58,7 @@ func (s *Scanner) Next() bool {
 		switch {
 		case err == nil:
 			s.next += int64(read)
-			s.line++
-			s.buf = bytes.TrimRight(s.buf, "\r\n")
+			s.endLine()
 			return true
 		case errors.Is(err, bufio.ErrBufferFull):
 			continue
@@ -69,13 +68,24 @@ func (s *Scanner) Next() bool {
 				s.err = io.EOF
 				return false
 			}
-			s.line++
-			s.buf = bytes.TrimRight(s.buf, "\r\n")
+			s.endLine()
 			return true
 		default:
 			s.err = err
 			return false
 		}
+	}
+}
+
+// endLine counts the line read into buf and cuts its line ending. Only
+// then is its length known: the last line may lack the ending, and the
+// ending may be \r\n.
+func (s *Scanner) endLine() {
+	s.line++
+	s.buf = bytes.TrimRight(s.buf, "\r\n")
+	if len(s.buf) > s.max {
+		s.tooLong = true
+		s.buf = s.buf[:0]
 	}
 }
 

@@ -88,15 +88,20 @@ func Validate(open func() (io.ReadCloser, error), o ValidateOpts) (Summary, []Pr
 	if sum.Requests == 0 && len(problems) == 0 {
 		report(Problem{Code: CodeEmptyFile, Message: "the file holds no requests"})
 	}
-	dups, err := duplicates(open, ids, seed, o)
+	dups, moreDups, err := duplicates(open, ids, seed, o)
 	if err != nil {
 		return sum, nil, err
 	}
-	for _, p := range dups {
-		report(p)
-	}
-	// Problems are reported in line order, whatever found them.
+	// The first problems by line are reported, whatever pass found them.
+	// Each pass kept its first MaxProblems in line order, so these are the
+	// first MaxProblems of both together.
+	problems = append(problems, dups...)
 	slices.SortStableFunc(problems, func(a, b Problem) int { return cmp.Compare(a.Line, b.Line) })
+	more += moreDups
+	if len(problems) > o.MaxProblems {
+		more += len(problems) - o.MaxProblems
+		problems = problems[:o.MaxProblems]
+	}
 	if more > 0 {
 		problems = append(problems, Problem{Code: CodeMoreErrors, Message: fmt.Sprintf("%d more problems were not listed", more)})
 	}
@@ -104,8 +109,9 @@ func Validate(open func() (io.ReadCloser, error), o ValidateOpts) (Summary, []Pr
 }
 
 // duplicates finds custom_ids used more than once. Hashes narrow the search;
-// a second pass over only the colliding lines confirms it exactly.
-func duplicates(open func() (io.ReadCloser, error), ids []idAt, seed maphash.Seed, o ValidateOpts) ([]Problem, error) {
+// a second pass over only the colliding lines confirms it exactly. It returns
+// the first o.MaxProblems duplicates in line order and counts the rest.
+func duplicates(open func() (io.ReadCloser, error), ids []idAt, seed maphash.Seed, o ValidateOpts) ([]Problem, int, error) {
 	slices.SortFunc(ids, func(a, b idAt) int {
 		return cmp.Or(cmp.Compare(a.hash, b.hash), cmp.Compare(a.line, b.line))
 	})
@@ -117,15 +123,16 @@ func duplicates(open func() (io.ReadCloser, error), ids []idAt, seed maphash.See
 		}
 	}
 	if len(suspect) == 0 {
-		return nil, nil
+		return nil, 0, nil
 	}
 	r, err := open()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer r.Close()
 	first := map[string]int{}
 	var out []Problem
+	more := 0
 	sc := NewScanner(r, o.MaxLineSize)
 	for sc.Next() {
 		if !suspect[sc.Line()] {
@@ -133,11 +140,15 @@ func duplicates(open func() (io.ReadCloser, error), ids []idAt, seed maphash.See
 		}
 		in, _, _ := ParseInput(sc.Bytes(), o.Endpoint)
 		if at, ok := first[in.CustomID]; ok {
+			if len(out) == o.MaxProblems {
+				more++
+				continue
+			}
 			out = append(out, Problem{Code: CodeDuplicateCustomID, Line: sc.Line(), Param: "custom_id",
 				Message: fmt.Sprintf("custom_id %q is already used on line %d", in.CustomID, at)})
 			continue
 		}
 		first[in.CustomID] = sc.Line()
 	}
-	return out, sc.Err()
+	return out, more, sc.Err()
 }
