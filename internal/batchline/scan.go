@@ -82,7 +82,8 @@ func (s *Scanner) Next() bool {
 // ending may be \r\n.
 func (s *Scanner) endLine() {
 	s.line++
-	s.buf = bytes.TrimRight(s.buf, "\r\n")
+	s.buf = bytes.TrimSuffix(s.buf, []byte("\n"))
+	s.buf = bytes.TrimSuffix(s.buf, []byte("\r"))
 	if len(s.buf) > s.max {
 		s.tooLong = true
 		s.buf = s.buf[:0]

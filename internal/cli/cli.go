@@ -143,8 +143,8 @@ type simCmd struct {
 	Addr         string        `env:"KILN_SIM_ADDR" default:"127.0.0.1:8000" help:"Listen address."`
 	Models       []string      `env:"KILN_SIM_MODELS" help:"Models served (comma-separated). Default: kiln's target models and sim-model."`
 	MaxNumSeqs   int           `name:"max-num-seqs" default:"256" help:"Concurrent sequences; more requests queue."`
-	TTFT         time.Duration `name:"ttft" default:"20ms" help:"Time to first token."`
-	TPOT         time.Duration `name:"tpot" default:"5ms" help:"Time per output token."`
+	TTFT         time.Duration `name:"ttft" default:"20ms" help:"Time to first token (0: none)."`
+	TPOT         time.Duration `name:"tpot" default:"5ms" help:"Time per output token (0: none)."`
 	OutputTokens int           `name:"output-tokens" default:"50" help:"Output tokens per completion (unless max_tokens is lower)."`
 	Error500     float64       `name:"error-500-rate" help:"Fraction of requests answered 500."`
 	Error429     float64       `name:"error-429-rate" help:"Fraction of requests answered 429."`
@@ -159,9 +159,18 @@ func (c *simCmd) Run(e *env) error {
 		models = app.SimModels
 	}
 	return llmsim.Serve(e.ctx, c.Addr, llmsim.Config{
-		Models: models, MaxNumSeqs: c.MaxNumSeqs, TTFT: c.TTFT, TPOT: c.TPOT, OutputTokens: c.OutputTokens,
+		Models: models, MaxNumSeqs: c.MaxNumSeqs, TTFT: noDelay(c.TTFT), TPOT: noDelay(c.TPOT), OutputTokens: c.OutputTokens,
 		ErrorRate500: c.Error500, ErrorRate429: c.Error429, TimeoutRate: c.TimeoutRate, Seed: c.Seed,
 	}, newLogger(e.stderr, c.LogLevel))
+}
+
+// noDelay maps a flag's 0 onto the simulator's "no delay", which is any
+// negative duration (its zero means "the default").
+func noDelay(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 type dbFlags struct {

@@ -80,7 +80,7 @@ func Start(t testing.TB, backend string, o Options) *Env {
 	}
 	sim := o.Sim
 	if sim == nil {
-		sim = &llmsim.Config{Models: app.SimModels, TTFT: time.Millisecond, TPOT: time.Nanosecond}
+		sim = &llmsim.Config{Models: app.SimModels, TTFT: time.Millisecond, TPOT: -1}
 	}
 	ctx := context.Background()
 	a, err := app.New(ctx, cfg, app.Options{Serve: true, Agent: true, Version: "test", Sim: sim}, logger(t))
