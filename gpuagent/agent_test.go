@@ -127,7 +127,9 @@ func TestBackendFaults(t *testing.T) {
 			require.EqualValues(t, 3*3, b.RequestCounts.Completed) // ok, flaky, busy
 			require.EqualValues(t, 4*3, b.RequestCounts.Failed)
 			for j := range 3 {
-				status := func(mode string) any { return got[fmt.Sprintf("%s-%d", mode, j)]["response"].(map[string]any)["status_code"] }
+				status := func(mode string) any {
+					return got[fmt.Sprintf("%s-%d", mode, j)]["response"].(map[string]any)["status_code"]
+				}
 				code := func(mode string) any { return got[fmt.Sprintf("%s-%d", mode, j)]["error"].(map[string]any)["code"] }
 				require.EqualValues(t, 200, status("ok"))
 				require.EqualValues(t, 200, status("flaky"), "retried after 500s")

@@ -88,17 +88,6 @@ type run struct {
 	leaseLost  bool
 }
 
-type bitmap []uint64
-
-func (m *bitmap) set(i int) {
-	for i/64 >= len(*m) {
-		*m = append(*m, 0)
-	}
-	(*m)[i/64] |= 1 << (i % 64)
-}
-
-func (m bitmap) has(i int) bool { return i/64 < len(m) && m[i/64]&(1<<(i%64)) != 0 }
-
 // execute runs every request without a durable result. It returns nil when
 // the input is exhausted or the batch was stopped, and an error when the run
 // must be retried (shutdown, lost lease, storage failure).
@@ -109,12 +98,18 @@ func (r *run) execute(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var done bitmap
+	var done batchline.Bitmap
 	var seq int64
 	for _, c := range chunks {
 		seq = max(seq, c.Seq+1)
-		if err := eachRecord(ctx, a, c.ObjectKey, func(rec batchline.Record) { done.set(rec.Line) }); err != nil {
-			return err
+		rc, err := a.bucket.Get(ctx, c.ObjectKey)
+		if err != nil {
+			return fmt.Errorf("chunk %d: %w", c.Seq, err)
+		}
+		err = batchline.ReadRecords(rc, func(rec batchline.Record) error { done.Set(rec.Line); return nil })
+		rc.Close()
+		if err != nil {
+			return fmt.Errorf("chunk %d: %w", c.Seq, err)
 		}
 	}
 	in, err := a.store.FileGet(ctx, b.InputFileID)
@@ -138,7 +133,7 @@ func (r *run) execute(ctx context.Context) error {
 	sc := batchline.NewScanner(rc, a.cfg.MaxLineBytes)
 feed:
 	for sc.Next() {
-		if done.has(sc.Line()) || sc.TooLong() || batchline.Blank(sc.Bytes()) {
+		if done.Has(sc.Line()) || sc.TooLong() || batchline.Blank(sc.Bytes()) {
 			continue
 		}
 		req, _, p := batchline.ParseInput(sc.Bytes(), b.Endpoint)
@@ -328,26 +323,6 @@ func usageOf(rec batchline.Record) (in, out int64) {
 		return 0, 0
 	}
 	return o.Response.Body.Usage.PromptTokens, o.Response.Body.Usage.CompletionTokens
-}
-
-func eachRecord(ctx context.Context, a *Agent, key string, fn func(batchline.Record)) error {
-	rc, err := a.bucket.Get(ctx, key)
-	if err != nil {
-		return fmt.Errorf("chunk %s: %w", key, err)
-	}
-	defer rc.Close()
-	sc := batchline.NewScanner(rc, 1<<30)
-	for sc.Next() {
-		if batchline.Blank(sc.Bytes()) {
-			continue
-		}
-		var rec batchline.Record
-		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
-			return fmt.Errorf("chunk %s line %d: %w", key, sc.Line(), err)
-		}
-		fn(rec)
-	}
-	return sc.Err()
 }
 
 // backoff is exponential with full jitter: up to 250ms, 500ms, 1s, ...

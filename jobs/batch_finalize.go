@@ -90,38 +90,26 @@ func (w *BatchFinalizeWorker) Work(ctx context.Context, job *river.Job[BatchFina
 	return nil
 }
 
-// bitmap marks line numbers.
-type bitmap []uint64
-
-func (m *bitmap) set(i int) {
-	for i/64 >= len(*m) {
-		*m = append(*m, 0)
-	}
-	(*m)[i/64] |= 1 << (i % 64)
-}
-
-func (m bitmap) has(i int) bool { return i/64 < len(m) && m[i/64]&(1<<(i%64)) != 0 }
-
 func (w *BatchFinalizeWorker) assemble(ctx context.Context, b store.Batch) (store.Outcome, error) {
 	chunks, err := w.d.Store.ChunkList(ctx, b.ID)
 	if err != nil {
 		return store.Outcome{}, err
 	}
 	// winner: the first record of each line; winnerOK: it is an output line.
-	var winner, winnerOK bitmap
+	var winner, winnerOK batchline.Bitmap
 	var o store.Outcome
 	outFile := newFile(b.ID, "output")
 	size, err := writeObject(ctx, w.d.Bucket, outFile.ObjectKey, func(dst io.Writer) error {
 		bw := bufio.NewWriterSize(dst, 256<<10)
 		err := w.eachRecord(ctx, chunks, func(r batchline.Record) error {
-			if winner.has(r.Line) {
+			if winner.Has(r.Line) {
 				return nil
 			}
-			winner.set(r.Line)
+			winner.Set(r.Line)
 			if !r.OK {
 				return nil
 			}
-			winnerOK.set(r.Line)
+			winnerOK.Set(r.Line)
 			o.Completed++
 			return writeLine(bw, r.Data)
 		})
@@ -137,15 +125,15 @@ func (w *BatchFinalizeWorker) assemble(ctx context.Context, b store.Batch) (stor
 	o.Output = &outFile
 
 	errFile := newFile(b.ID, "error")
-	var written bitmap
+	var written batchline.Bitmap
 	code, message := missingReason(b)
 	size, err = writeObject(ctx, w.d.Bucket, errFile.ObjectKey, func(dst io.Writer) error {
 		bw := bufio.NewWriterSize(dst, 256<<10)
 		err := w.eachRecord(ctx, chunks, func(r batchline.Record) error {
-			if r.OK || winnerOK.has(r.Line) || written.has(r.Line) {
+			if r.OK || winnerOK.Has(r.Line) || written.Has(r.Line) {
 				return nil
 			}
-			written.set(r.Line)
+			written.Set(r.Line)
 			o.Failed++
 			return writeLine(bw, r.Data)
 		})
@@ -164,7 +152,7 @@ func (w *BatchFinalizeWorker) assemble(ctx context.Context, b store.Batch) (stor
 		defer rc.Close()
 		sc := batchline.NewScanner(rc, w.d.MaxLineBytes)
 		for sc.Next() {
-			if winner.has(sc.Line()) || sc.TooLong() || batchline.Blank(sc.Bytes()) {
+			if winner.Has(sc.Line()) || sc.TooLong() || batchline.Blank(sc.Bytes()) {
 				continue
 			}
 			req, _, p := batchline.ParseInput(sc.Bytes(), b.Endpoint)
@@ -246,23 +234,11 @@ func (w *BatchFinalizeWorker) eachRecord(ctx context.Context, chunks []store.Chu
 		if err != nil {
 			return fmt.Errorf("chunk %d: %w", c.Seq, err)
 		}
-		dec := json.NewDecoder(bufio.NewReaderSize(rc, 256<<10))
-		for {
-			var r batchline.Record
-			err := dec.Decode(&r)
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				rc.Close()
-				return fmt.Errorf("chunk %d: %w", c.Seq, err)
-			}
-			if err := fn(r); err != nil {
-				rc.Close()
-				return err
-			}
-		}
+		err = batchline.ReadRecords(rc, fn)
 		rc.Close()
+		if err != nil {
+			return fmt.Errorf("chunk %d: %w", c.Seq, err)
+		}
 	}
 	return nil
 }
