@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -53,9 +54,10 @@ type driver interface {
 	name() string
 	db() querier
 	tx(ctx context.Context, fn func(q querier, enq enqueue) error) error
-	migrateRiver(ctx context.Context) error
-	// lockMigrations serialises kiln's own migrations across processes.
-	withMigrationLock(ctx context.Context, fn func(q querier) error) error
+	// migrate applies River's migrations, then runs own in a transaction,
+	// holding a lock across processes: kiln serve and kiln agent may start
+	// together on one database.
+	migrate(ctx context.Context, own func(q querier) error) error
 	newWorkerClient(cfg *river.Config) (workerClient, error)
 	// forUpdate is the clause that locks selected rows in a transaction.
 	forUpdate() string
@@ -123,16 +125,7 @@ func (d *pgDriver) tx(ctx context.Context, fn func(querier, enqueue) error) erro
 	})
 }
 
-func (d *pgDriver) migrateRiver(ctx context.Context) error {
-	m, err := rivermigrate.New(riverpgxv5.New(d.pool), nil)
-	if err != nil {
-		return err
-	}
-	_, err = m.Migrate(ctx, rivermigrate.DirectionUp, nil)
-	return err
-}
-
-func (d *pgDriver) withMigrationLock(ctx context.Context, fn func(querier) error) error {
+func (d *pgDriver) migrate(ctx context.Context, own func(querier) error) error {
 	conn, err := d.pool.Acquire(ctx)
 	if err != nil {
 		return err
@@ -143,7 +136,14 @@ func (d *pgDriver) withMigrationLock(ctx context.Context, fn func(querier) error
 		return err
 	}
 	defer func() { _, _ = conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", lockKey) }()
-	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error { return fn(pgQuerier{tx}) })
+	m, err := rivermigrate.New(riverpgxv5.New(d.pool), nil)
+	if err != nil {
+		return err
+	}
+	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return fmt.Errorf("river: %w", err)
+	}
+	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error { return own(pgQuerier{tx}) })
 }
 
 func (d *pgDriver) newWorkerClient(cfg *river.Config) (workerClient, error) {
@@ -178,6 +178,7 @@ func (q pgQuerier) queryRow(ctx context.Context, sql string, args ...any) row {
 // --- SQLite ---
 
 type sqliteDriver struct {
+	path     string
 	sqldb    *sql.DB
 	inserter *river.Client[*sql.Tx]
 }
@@ -194,7 +195,7 @@ func sqliteDSN(rawURL string) (path, dsn string, err error) {
 	if path == "" || strings.Contains(path, ":memory:") {
 		return "", "", fmt.Errorf("store: sqlite URL %q needs a file path (sqlite:///abs/path or sqlite://./rel/path)", rawURL)
 	}
-	return path, "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(on)&_pragma=synchronous(normal)&_txlock=immediate", nil
+	return path, "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(on)&_pragma=synchronous(normal)&_txlock=immediate", nil
 }
 
 func openSQLite(ctx context.Context, rawURL string) (*sqliteDriver, error) {
@@ -222,7 +223,7 @@ func openSQLite(ctx context.Context, rawURL string) (*sqliteDriver, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("store: river client: %w", err)
 	}
-	return &sqliteDriver{sqldb: db, inserter: inserter}, nil
+	return &sqliteDriver{path: path, sqldb: db, inserter: inserter}, nil
 }
 
 func (d *sqliteDriver) name() string      { return "sqlite" }
@@ -246,19 +247,26 @@ func (d *sqliteDriver) tx(ctx context.Context, fn func(querier, enqueue) error) 
 	return tx.Commit()
 }
 
-func (d *sqliteDriver) migrateRiver(ctx context.Context) error {
+func (d *sqliteDriver) migrate(ctx context.Context, own func(querier) error) error {
+	// A lock file beside the database serialises migrators across
+	// processes; SQLite's own locks cover one statement or transaction.
+	lock, err := os.OpenFile(d.path+".migrate-lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return fmt.Errorf("lock %s: %w", lock.Name(), err)
+	}
+	defer func() { _ = syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) }()
 	m, err := rivermigrate.New(riversqlite.New(d.sqldb), nil)
 	if err != nil {
 		return err
 	}
-	_, err = m.Migrate(ctx, rivermigrate.DirectionUp, nil)
-	return err
-}
-
-func (d *sqliteDriver) withMigrationLock(ctx context.Context, fn func(querier) error) error {
-	// Transactions begin IMMEDIATE (see the DSN), which takes SQLite's write
-	// lock: that serialises migrators.
-	return d.tx(ctx, func(q querier, _ enqueue) error { return fn(q) })
+	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return fmt.Errorf("river: %w", err)
+	}
+	return d.tx(ctx, func(q querier, _ enqueue) error { return own(q) })
 }
 
 func (d *sqliteDriver) newWorkerClient(cfg *river.Config) (workerClient, error) {

@@ -62,15 +62,12 @@ func (s *Store) Close() {
 }
 
 func (s *Store) migrate(ctx context.Context) error {
-	if err := s.d.migrateRiver(ctx); err != nil {
-		return fmt.Errorf("store: migrate river: %w", err)
-	}
 	files, err := fs.Glob(migrations, "migrations/*.sql")
 	if err != nil {
 		return err
 	}
 	sort.Strings(files)
-	return s.d.withMigrationLock(ctx, func(q querier) error {
+	err = s.d.migrate(ctx, func(q querier) error {
 		if _, err := q.exec(ctx, `CREATE TABLE IF NOT EXISTS kiln_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
 			return fmt.Errorf("store: migrations table: %w", err)
 		}
@@ -103,6 +100,10 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 		return nil
 	})
+	if err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	return nil
 }
 
 // splitSQL splits a migration into statements on semicolons at line ends and

@@ -313,3 +313,33 @@ func fileIDs(fs []store.File) []string {
 	}
 	return out
 }
+
+// TestMigrateConcurrently: kiln serve and kiln agent may start together on
+// one new database; both migrate without stepping on each other.
+func TestMigrateConcurrently(t *testing.T) {
+	t.Parallel()
+	for _, backend := range storetest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			url := storetest.URL(t, backend)
+			var wg sync.WaitGroup
+			errs := make(chan error, 4)
+			for range 4 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					st, err := store.Open(context.Background(), url, testLog())
+					if err == nil {
+						st.Close()
+					}
+					errs <- err
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				require.NoError(t, err)
+			}
+		})
+	}
+}
