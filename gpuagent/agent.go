@@ -77,9 +77,10 @@ type Agent struct {
 	log     *slog.Logger
 	started int64
 
-	inFlight atomic.Int64
-	mu       sync.Mutex
-	models   []string
+	inFlight  atomic.Int64
+	mu        sync.Mutex
+	models    []string
+	synthetic bool // the engine says it is kiln's simulator
 
 	stop chan struct{}
 	done chan struct{}
@@ -121,7 +122,7 @@ func (a *Agent) Start(ctx context.Context) error {
 		return err
 	}
 	go a.loop(context.WithoutCancel(ctx))
-	a.log.InfoContext(ctx, "agent started", "models", a.Models(), "concurrency", a.cfg.Concurrency, "synthetic", a.cfg.Synthetic)
+	a.log.InfoContext(ctx, "agent started", "models", a.Models(), "concurrency", a.cfg.Concurrency, "synthetic", a.Synthetic())
 	return nil
 }
 
@@ -143,6 +144,14 @@ func (a *Agent) Stop(ctx context.Context) {
 	_ = a.store.AgentRemove(ctx, a.cfg.ID)
 }
 
+// Synthetic reports whether the engine is kiln's simulator: configured so,
+// or every model it lists is owned by the simulator.
+func (a *Agent) Synthetic() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.cfg.Synthetic || a.synthetic
+}
+
 // Models are the engine's models as last listed.
 func (a *Agent) Models() []string {
 	a.mu.Lock()
@@ -158,8 +167,15 @@ func (a *Agent) refreshModels(ctx context.Context) {
 		a.log.WarnContext(ctx, "cannot list the engine's models", "err", err)
 		return
 	}
+	ids := make([]string, len(models))
+	synthetic := len(models) > 0
+	for i, m := range models {
+		ids[i] = m.ID
+		synthetic = synthetic && m.OwnedBy == SimOwner
+	}
 	a.mu.Lock()
-	a.models = models
+	a.models = ids
+	a.synthetic = synthetic
 	a.mu.Unlock()
 }
 
@@ -168,7 +184,7 @@ func (a *Agent) heartbeat(ctx context.Context) error {
 		ID:        a.cfg.ID,
 		Hostname:  hostname(),
 		Models:    a.Models(),
-		Synthetic: a.cfg.Synthetic,
+		Synthetic: a.Synthetic(),
 		InFlight:  a.inFlight.Load(),
 		StartedAt: a.started,
 	})

@@ -20,8 +20,19 @@ type Backend interface {
 	// means no HTTP answer came.
 	Do(ctx context.Context, endpoint string, body []byte) (status int, resp []byte, err error)
 	// Models lists the models the engine serves.
-	Models(ctx context.Context) ([]string, error)
+	Models(ctx context.Context) ([]Model, error)
 }
+
+// Model is a model an engine serves.
+type Model struct {
+	ID string
+	// OwnedBy is the engine's owned_by: "vllm" for vLLM, "kiln-sim" for
+	// kiln's simulator.
+	OwnedBy string
+}
+
+// SimOwner is the owned_by of models served by kiln's simulator.
+const SimOwner = "kiln-sim"
 
 // maxResponseBytes bounds one response body; a larger answer is an error
 // line, not an out-of-memory agent.
@@ -75,7 +86,7 @@ func (b *HTTPBackend) Do(ctx context.Context, endpoint string, body []byte) (int
 }
 
 // Models implements Backend with GET /models.
-func (b *HTTPBackend) Models(ctx context.Context) ([]string, error) {
+func (b *HTTPBackend) Models(ctx context.Context) ([]Model, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.BaseURL+"/models", nil)
 	if err != nil {
 		return nil, err
@@ -90,15 +101,16 @@ func (b *HTTPBackend) Models(ctx context.Context) ([]string, error) {
 	}
 	var list struct {
 		Data []struct {
-			ID string `json:"id"`
+			ID      string `json:"id"`
+			OwnedBy string `json:"owned_by"`
 		} `json:"data"`
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&list); err != nil {
 		return nil, fmt.Errorf("list models: %w", err)
 	}
-	out := make([]string, len(list.Data))
+	out := make([]Model, len(list.Data))
 	for i, m := range list.Data {
-		out[i] = m.ID
+		out[i] = Model{ID: m.ID, OwnedBy: m.OwnedBy}
 	}
 	return out, nil
 }
