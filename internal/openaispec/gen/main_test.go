@@ -205,7 +205,9 @@ func TestGenerate(t *testing.T) {
 		t.Parallel()
 		shared := filepath.Join("..", "..", "..", "..", "shared", "openai")
 		spec, err := os.ReadFile(filepath.Join(shared, "openapi.yaml"))
-		if errors.Is(err, fs.ErrNotExist) {
+		if errors.Is(err, fs.ErrNotExist) && os.Getenv("CI") == "" {
+			// The spec lives beside the repository, where CI always has
+			// it; a developer's checkout may not.
 			t.Skip("OpenAI spec not found at ", shared)
 		}
 		require.NoError(t, err)
