@@ -156,10 +156,12 @@ func TestResumeAfterRestart(t *testing.T) {
 			st, err := store.Open(context.Background(), first.App.Cfg.DatabaseURL, slog.New(slog.DiscardHandler))
 			require.NoError(t, err)
 			before, err := st.BatchGet(context.Background(), b.ID)
-			st.Close()
 			require.NoError(t, err)
 			require.Less(t, before.Completed, int64(n), "the batch ended before the restart")
-			require.False(t, before.LeaseLive(time.Now()), "a graceful stop gives the lease back")
+			live, err := st.BatchLeasesLive(context.Background(), b.ID)
+			require.NoError(t, err)
+			require.Zero(t, live, "a graceful stop gives the leases back")
+			st.Close()
 
 			second := kilntest.Start(t, backend, kilntest.Options{Sim: slowSim(), Configure: func(cfg *config.Config) {
 				cfg.DatabaseURL = first.App.Cfg.DatabaseURL

@@ -1,12 +1,14 @@
-// Package gpuagent is kiln's GPU agent: a long-lived worker that pulls
-// validated batches from the queue, drives the LLM engine (vLLM, or the
-// simulator) with bounded concurrency, and streams results to the object
-// store in durable chunks.
+// Package gpuagent is kiln's GPU agent: a long-lived worker beside vLLM. It
+// claims shards of validated batches under leases, keeps the engine's
+// capacity in flight with adaptive concurrency, stays on the loaded model
+// while it has work, and streams results to the object store in durable
+// chunks, so that a crash costs only the requests in flight.
 package gpuagent
 
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -15,39 +17,46 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/riverqueue/river"
-
 	"github.com/kilnhq/kiln/internal/objectstore"
 	"github.com/kilnhq/kiln/internal/store"
 )
 
-// Config configures an agent.
+// Config configures an agent. Every field's default is what WithDefaults
+// sets.
 type Config struct {
-	// ID names the agent in leases and GET /v1/models. Default: host-pid-random.
+	// ID names the agent in leases and GET /v1/agents. Default: host-pid-random.
 	ID string
-	// Concurrency is the most requests in flight against the engine.
-	// Default: 256 (vLLM's max_num_seqs default).
-	Concurrency int
+	// MaxInFlight is the most requests in flight against the engine: its
+	// capacity. Default: 256 (vLLM's max_num_seqs default).
+	MaxInFlight int
+	// MinInFlight is the floor adaptive concurrency never goes below.
+	// Default: 4.
+	MinInFlight int
 	// RequestTimeout bounds one request. Default: 10m.
 	RequestTimeout time.Duration
 	// Retries is how often a request that failed transiently (no answer,
-	// 429 or 5xx) is tried again. Default: 3.
+	// 429, 5xx, a timeout) is tried again; the last status then goes to the
+	// error file. Default: 3.
 	Retries int
 	// ChunkLines flushes a chunk after this many results. Default: 256.
 	ChunkLines int
 	// ChunkInterval flushes a chunk at least this often; it is also how
-	// often the agent renews its lease and notices a cancel. Default: 1s.
+	// often the agent renews its leases and notices a cancel. Default: 1s.
 	ChunkInterval time.Duration
-	// LeaseTTL is how long a batch's lease lasts without renewal: the time
-	// after which another agent may take over a dead agent's batch.
-	// Default: 30s.
+	// LeaseTTL is how long a shard's lease lasts without renewal: after it,
+	// a dead agent's shard returns to the queue. Default: 30s.
 	LeaseTTL time.Duration
-	// HeartbeatInterval is how often the agent reports itself. Default: 5s.
+	// StarvationBound is how long work for another model may wait while
+	// the loaded model still has work. Default: 10m.
+	StarvationBound time.Duration
+	// PollInterval is how often an idle agent looks for work. Default: 100ms.
+	PollInterval time.Duration
+	// HeartbeatInterval is how often the agent reports itself. Default: 2s.
 	HeartbeatInterval time.Duration
 	// MaxLineBytes is the longest input line. Default: 10 MiB.
 	MaxLineBytes int
 	// Synthetic says the engine is the simulator, so outputs are synthetic.
-	// Default: false.
+	// Default: false (the engine's /v1/models tells).
 	Synthetic bool
 }
 
@@ -57,91 +66,122 @@ func (c Config) WithDefaults() Config {
 		host, _ := os.Hostname()
 		c.ID = fmt.Sprintf("%s-%d-%04x", cmp.Or(host, "agent"), os.Getpid(), rand.IntN(1<<16))
 	}
-	c.Concurrency = cmp.Or(c.Concurrency, 256)
+	c.MaxInFlight = cmp.Or(c.MaxInFlight, 256)
+	c.MinInFlight = min(cmp.Or(c.MinInFlight, 4), c.MaxInFlight)
 	c.RequestTimeout = cmp.Or(c.RequestTimeout, 10*time.Minute)
 	c.Retries = cmp.Or(c.Retries, 3)
 	c.ChunkLines = cmp.Or(c.ChunkLines, 256)
 	c.ChunkInterval = cmp.Or(c.ChunkInterval, time.Second)
 	c.LeaseTTL = cmp.Or(c.LeaseTTL, 30*time.Second)
-	c.HeartbeatInterval = cmp.Or(c.HeartbeatInterval, 5*time.Second)
+	c.StarvationBound = cmp.Or(c.StarvationBound, 10*time.Minute)
+	c.PollInterval = cmp.Or(c.PollInterval, 100*time.Millisecond)
+	c.HeartbeatInterval = cmp.Or(c.HeartbeatInterval, 2*time.Second)
 	c.MaxLineBytes = cmp.Or(c.MaxLineBytes, 10<<20)
 	return c
 }
 
-// Agent runs batches against one engine.
+// Agent states, as GET /v1/agents shows them.
+const (
+	StateIdle     = "idle"
+	StateLoading  = "loading"
+	StateRunning  = "running"
+	StateDraining = "draining"
+)
+
+// Agent runs shards against one engine.
 type Agent struct {
 	cfg     Config
 	store   *store.Store
 	bucket  objectstore.Bucket
-	backend Backend
+	engine  Engine
 	log     *slog.Logger
+	metrics *Metrics
 	started int64
+	limit   *limiter
 
-	inFlight  atomic.Int64
 	mu        sync.Mutex
-	models    []string
-	synthetic bool // the engine says it is kiln's simulator
+	models    []Model
+	loaded    string
+	backend   Backend
+	state     string
+	switches  int64
+	active    []*shardRun // claimed shards whose lines are still being fed
+	running   sync.WaitGroup
+	completed atomic.Int64 // requests answered, for the rate
+	tokens    atomic.Int64
+	lastBeat  time.Time
+	lastDone  int64
+	lastToks  int64
 
-	stop chan struct{}
-	done chan struct{}
-	// draining is cancelled when the agent stops taking work: running
-	// batches flush what finished and hand the rest back.
-	draining context.Context
-	drain    context.CancelFunc
+	runCtx  context.Context // ends on hard stop: in-flight requests abort
+	abort   context.CancelFunc
+	feeding context.Context // ends on drain: no new shard or request starts
+	drain   context.CancelFunc
+	loopEnd chan struct{}
+	beatEnd chan struct{}
 }
 
-// New returns an agent. Register its worker, then Start it.
-func New(cfg Config, st *store.Store, bucket objectstore.Bucket, backend Backend, log *slog.Logger) *Agent {
+// New returns an agent; Start runs it.
+func New(cfg Config, st *store.Store, bucket objectstore.Bucket, engine Engine, metrics *Metrics, log *slog.Logger) *Agent {
 	cfg = cfg.WithDefaults()
-	draining, drain := context.WithCancel(context.Background())
+	runCtx, abort := context.WithCancel(context.Background())
+	feeding, drain := context.WithCancel(runCtx)
+	if metrics == nil {
+		metrics = NewMetrics(nil)
+	}
 	return &Agent{
-		draining: draining, drain: drain,
-		cfg: cfg, store: st, bucket: bucket, backend: backend,
+		cfg: cfg, store: st, bucket: bucket, engine: engine, metrics: metrics,
 		log:     log.With("agent", cfg.ID),
 		started: time.Now().Unix(),
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
+		limit:   newLimiter(cfg.MaxInFlight, cfg.MinInFlight, time.Second),
+		state:   StateIdle,
+		runCtx:  runCtx, abort: abort, feeding: feeding, drain: drain,
+		loopEnd: make(chan struct{}), beatEnd: make(chan struct{}),
 	}
 }
 
 // ID is the agent's name.
 func (a *Agent) ID() string { return a.cfg.ID }
 
-// Concurrency is how many run jobs' requests may be in flight at once.
-func (a *Agent) Concurrency() int { return a.cfg.Concurrency }
-
-// Register adds the agent's worker (batch_run) to workers.
-func (a *Agent) Register(workers *river.Workers) {
-	river.AddWorker(workers, &runWorker{a: a})
-}
-
-// Start begins heartbeats: the agent's models and load, for GET /v1/models.
+// Start lists the engine's models, reports the agent, and starts claiming
+// work.
 func (a *Agent) Start(ctx context.Context) error {
 	a.refreshModels(ctx)
 	if err := a.heartbeat(ctx); err != nil {
 		return err
 	}
-	go a.loop(context.WithoutCancel(ctx))
-	a.log.InfoContext(ctx, "agent started", "models", a.Models(), "concurrency", a.cfg.Concurrency, "synthetic", a.Synthetic())
+	go a.beat()
+	go a.loop()
+	a.log.InfoContext(ctx, "agent started", "models", a.modelIDs(), "max_in_flight", a.cfg.MaxInFlight, "synthetic", a.Synthetic())
 	return nil
 }
 
-// Drain makes running batches flush their finished results, give back their
-// leases and return to the queue, so a shutdown does not wait for them to
-// end. The job workers should stop right after.
-func (a *Agent) Drain() { a.drain() }
-
-// Stop ends heartbeats and removes the agent from the registry.
-func (a *Agent) Stop(ctx context.Context) {
+// Drain stops claiming work and starting requests, and waits until the
+// requests in flight finish or ctx ends; then it aborts the rest. Every
+// shard flushes its finished results and goes back to the queue, so another
+// agent (or this one, restarted) takes it over at once.
+func (a *Agent) Drain(ctx context.Context) {
+	a.setState(StateDraining)
 	a.drain()
+	<-a.loopEnd
+	done := make(chan struct{})
+	go func() { a.running.Wait(); close(done) }()
 	select {
-	case <-a.stop:
-		return
-	default:
-		close(a.stop)
+	case <-done:
+	case <-ctx.Done():
+		a.log.WarnContext(ctx, "grace period over: abandoning requests in flight")
+		a.abort()
+		<-done
 	}
-	<-a.done
-	_ = a.store.AgentRemove(ctx, a.cfg.ID)
+}
+
+// Stop drains within ctx, stops the heartbeats and removes the agent from
+// the registry. The engine is the caller's to close.
+func (a *Agent) Stop(ctx context.Context) {
+	a.Drain(ctx)
+	a.abort()
+	<-a.beatEnd
+	_ = a.store.AgentRemove(context.WithoutCancel(ctx), a.cfg.ID)
 }
 
 // Synthetic reports whether the engine is kiln's simulator: configured so,
@@ -149,66 +189,247 @@ func (a *Agent) Stop(ctx context.Context) {
 func (a *Agent) Synthetic() bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.cfg.Synthetic || a.synthetic
+	if a.cfg.Synthetic {
+		return true
+	}
+	for _, m := range a.models {
+		if m.OwnedBy != SimOwner {
+			return false
+		}
+	}
+	return len(a.models) > 0
 }
 
-// Models are the engine's models as last listed.
-func (a *Agent) Models() []string {
+// Loaded is the model on the engine now.
+func (a *Agent) Loaded() string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.models
+	return a.loaded
+}
+
+// Switches counts model switches: loads after the first.
+func (a *Agent) Switches() int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.switches
+}
+
+func (a *Agent) modelIDs() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ids := make([]string, len(a.models))
+	for i, m := range a.models {
+		ids[i] = m.ID
+	}
+	return ids
+}
+
+func (a *Agent) setState(s string) {
+	a.mu.Lock()
+	if a.state != StateDraining {
+		a.state = s
+	}
+	a.mu.Unlock()
 }
 
 func (a *Agent) refreshModels(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	models, err := a.backend.Models(ctx)
+	models, err := a.engine.Models(ctx)
 	if err != nil {
 		a.log.WarnContext(ctx, "cannot list the engine's models", "err", err)
 		return
 	}
-	ids := make([]string, len(models))
-	synthetic := len(models) > 0
-	for i, m := range models {
-		ids[i] = m.ID
-		synthetic = synthetic && m.OwnedBy == SimOwner
-	}
 	a.mu.Lock()
-	a.models = ids
-	a.synthetic = synthetic
+	a.models = models
 	a.mu.Unlock()
 }
 
 func (a *Agent) heartbeat(ctx context.Context) error {
-	return a.store.AgentHeartbeat(ctx, store.Agent{
-		ID:        a.cfg.ID,
-		Hostname:  hostname(),
-		Models:    a.Models(),
-		Synthetic: a.Synthetic(),
-		InFlight:  a.inFlight.Load(),
-		StartedAt: a.started,
-	})
+	now := time.Now()
+	done, toks := a.completed.Load(), a.tokens.Load()
+	inFlight, limit := a.limit.stats()
+	a.mu.Lock()
+	var rps, tps float64
+	if el := now.Sub(a.lastBeat).Seconds(); !a.lastBeat.IsZero() && el > 0 {
+		rps = float64(done-a.lastDone) / el
+		tps = float64(toks-a.lastToks) / el
+	}
+	a.lastBeat, a.lastDone, a.lastToks = now, done, toks
+	ag := store.Agent{
+		ID: a.cfg.ID, Hostname: hostname(), LoadedModel: a.loaded, State: a.state,
+		InFlight: int64(inFlight), Concurrency: int64(limit), RequestsPerSec: rps, TokensPerSec: tps,
+		ModelSwitches: a.switches, StartedAt: a.started, HeartbeatAt: now.Unix(),
+	}
+	for _, m := range a.models {
+		ag.Models = append(ag.Models, m.ID)
+	}
+	a.mu.Unlock()
+	ag.Synthetic = a.Synthetic()
+	a.metrics.concurrency.Set(float64(limit))
+	return a.store.AgentHeartbeat(ctx, ag)
 }
 
-func (a *Agent) loop(ctx context.Context) {
-	defer close(a.done)
+func (a *Agent) beat() {
+	defer close(a.beatEnd)
 	t := time.NewTicker(a.cfg.HeartbeatInterval)
 	defer t.Stop()
 	beats := 0
 	for {
 		select {
-		case <-a.stop:
+		case <-a.runCtx.Done():
 			return
 		case <-t.C:
 			beats++
-			if beats%12 == 0 || len(a.Models()) == 0 {
-				a.refreshModels(ctx)
+			if beats%30 == 0 || len(a.modelIDs()) == 0 {
+				a.refreshModels(a.runCtx)
 			}
-			if err := a.heartbeat(ctx); err != nil {
-				a.log.WarnContext(ctx, "heartbeat failed", "err", err)
+			if err := a.heartbeat(a.runCtx); err != nil && a.runCtx.Err() == nil {
+				a.log.Warn("heartbeat failed", "err", err)
 			}
 		}
 	}
+}
+
+// loop feeds requests to the engine: from the shards it holds, and when
+// they run dry, from a newly claimed shard, switching models only as
+// chooseModel allows.
+func (a *Agent) loop() {
+	defer close(a.loopEnd)
+	defer func() {
+		// Draining: the shards held start nothing more.
+		a.mu.Lock()
+		for _, sr := range a.active {
+			sr.closeFeed()
+		}
+		a.active = nil
+		a.mu.Unlock()
+	}()
+	ctx := a.feeding
+	for ctx.Err() == nil {
+		if err := a.limit.acquire(ctx); err != nil {
+			return
+		}
+		req, ok := a.nextRequest(ctx)
+		if !ok {
+			a.limit.release()
+			if a.idle(ctx) != nil {
+				return
+			}
+			continue
+		}
+		a.metrics.inFlight.Inc()
+		go req.run()
+	}
+}
+
+// idle waits for work to appear.
+func (a *Agent) idle(ctx context.Context) error {
+	a.mu.Lock()
+	if len(a.active) == 0 && a.state == StateRunning {
+		a.state = StateIdle
+	}
+	a.mu.Unlock()
+	return sleep(ctx, a.cfg.PollInterval)
+}
+
+// nextRequest returns the next line to run, claiming a shard when the ones
+// held have no line left to start. The caller holds a limiter slot.
+func (a *Agent) nextRequest(ctx context.Context) (*request, bool) {
+	for {
+		a.mu.Lock()
+		for len(a.active) > 0 {
+			sr := a.active[0]
+			if req, ok := sr.next(); ok {
+				a.mu.Unlock()
+				return req, true
+			}
+			a.active = a.active[1:] // fed: its last requests finish on their own
+		}
+		a.mu.Unlock()
+		sr, err := a.claim(ctx)
+		if err != nil || sr == nil {
+			if err != nil && ctx.Err() == nil && !errors.Is(err, store.ErrNotFound) {
+				a.log.Warn("cannot claim work", "err", err)
+			}
+			return nil, false
+		}
+		a.mu.Lock()
+		a.active = append(a.active, sr)
+		a.mu.Unlock()
+	}
+}
+
+// claim picks the model to serve, loads it if needed, and claims one of its
+// shards. It returns nil, nil when no work waits.
+func (a *Agent) claim(ctx context.Context) (*shardRun, error) {
+	backlog, err := a.store.ShardBacklog(ctx)
+	if err != nil {
+		return nil, err
+	}
+	servable := map[string]bool{}
+	a.mu.Lock()
+	for _, m := range a.models {
+		servable[m.ID] = true
+	}
+	loaded := a.loaded
+	a.mu.Unlock()
+	model := chooseModel(loaded, backlog, servable, time.Now(), a.cfg.StarvationBound)
+	if model == "" {
+		return nil, nil
+	}
+	if model != loaded {
+		if err := a.switchTo(ctx, loaded, model, backlog); err != nil {
+			return nil, err
+		}
+	}
+	sh, b, err := a.store.ShardClaim(ctx, model, a.cfg.ID, a.cfg.LeaseTTL)
+	if err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	backend := a.backend
+	a.state = StateRunning
+	a.mu.Unlock()
+	return a.openShard(ctx, sh, b, backend)
+}
+
+// switchTo waits for the old model's requests to finish, then loads the new
+// one: the engine serves one model at a time.
+func (a *Agent) switchTo(ctx context.Context, from, to string, backlog []store.Backlog) error {
+	a.setState(StateLoading)
+	// The caller holds one limiter slot; the others drain.
+	a.limit.release()
+	defer func() { _ = a.limit.acquire(context.WithoutCancel(ctx)) }()
+	if err := a.limit.waitIdle(ctx); err != nil {
+		return err
+	}
+	a.running.Wait()
+	start := time.Now()
+	backend, err := a.engine.Load(ctx, to)
+	if err != nil {
+		a.setState(StateIdle)
+		return fmt.Errorf("load model %s: %w", to, err)
+	}
+	reason := "no work left for " + from
+	for _, b := range backlog {
+		if b.Model == from {
+			reason = "work for " + to + " waited past the starvation bound"
+		}
+	}
+	a.mu.Lock()
+	a.loaded, a.backend = to, backend
+	if from != "" {
+		a.switches++
+	}
+	a.mu.Unlock()
+	if from == "" {
+		a.log.Info("model loaded", "model", to, "took", time.Since(start).Round(time.Millisecond))
+		return nil
+	}
+	a.metrics.switches.WithLabelValues(from, to).Inc()
+	a.log.Info("model switched", "from", from, "to", to, "reason", reason, "took", time.Since(start).Round(time.Millisecond))
+	return nil
 }
 
 func hostname() string {

@@ -26,7 +26,7 @@ type BatchFinalizeArgs struct {
 func (BatchFinalizeArgs) Kind() string { return "batch_finalize" }
 
 // FinalizeJob is the finalizer of a batch. It is unique per batch: a cancel,
-// an expiry and the end of the run may all ask for it.
+// an expiry and the last shard may all ask for it.
 func FinalizeJob(batchID string) store.Job {
 	return store.Job{Args: BatchFinalizeArgs{BatchID: batchID}, Opts: &river.InsertOpts{
 		MaxAttempts: 25,
@@ -61,8 +61,12 @@ func (w *BatchFinalizeWorker) Work(ctx context.Context, job *river.Job[BatchFina
 	if b.Terminal() || (b.Status != store.BatchFinalizing && b.StopReason == "") {
 		return nil
 	}
-	if b.LeaseLive(time.Now()) {
-		// The agent has yet to see the stop, or to write its last chunk.
+	live, err := w.d.Store.BatchLeasesLive(ctx, id)
+	if err != nil {
+		return err
+	}
+	if live > 0 {
+		// An agent has yet to see the stop, or to write its last chunk.
 		return river.JobSnooze(finalizeWait)
 	}
 	start := time.Now()
@@ -91,7 +95,7 @@ func (w *BatchFinalizeWorker) Work(ctx context.Context, job *river.Job[BatchFina
 }
 
 func (w *BatchFinalizeWorker) assemble(ctx context.Context, b store.Batch) (store.Outcome, error) {
-	chunks, err := w.d.Store.ChunkList(ctx, b.ID)
+	chunks, err := w.d.Store.ChunkList(ctx, b.ID, -1)
 	if err != nil {
 		return store.Outcome{}, err
 	}

@@ -26,8 +26,8 @@ func ValidateJob(batchID string) store.Job {
 }
 
 // BatchValidateWorker streams a batch's input file once, line by line, and
-// moves the batch to in_progress (enqueueing its run) or to failed with
-// line-numbered errors.
+// moves the batch to in_progress with its shards, which agents then claim,
+// or to failed with line-numbered errors.
 type BatchValidateWorker struct {
 	river.WorkerDefaults[BatchValidateArgs]
 	d Deps
@@ -65,6 +65,7 @@ func (w *BatchValidateWorker) Work(ctx context.Context, job *river.Job[BatchVali
 		Endpoint:    b.Endpoint,
 		MaxLineSize: w.d.MaxLineBytes,
 		MaxRequests: w.d.MaxRequests,
+		ShardSize:   w.d.ShardSize,
 	})
 	if err != nil {
 		return fmt.Errorf("validate batch %s: %w", id, err)
@@ -83,14 +84,18 @@ func (w *BatchValidateWorker) Work(ctx context.Context, job *river.Job[BatchVali
 		w.d.Log.InfoContext(ctx, "batch failed validation", "batch", id, "problems", len(problems))
 		return fail(errs...)
 	}
-	_, err = w.d.Store.BatchStart(ctx, id, int64(sum.Requests), sum.Model, RunJob(id))
+	shards := make([]store.Shard, len(sum.Shards))
+	for i, sp := range sum.Shards {
+		shards[i] = store.Shard{FirstLine: int64(sp.FirstLine), LastLine: int64(sp.LastLine), Offset: sp.Offset, Requests: int64(sp.Requests)}
+	}
+	_, err = w.d.Store.BatchStart(ctx, id, int64(sum.Requests), sum.Model, shards)
 	if errors.Is(err, store.ErrConflict) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	w.d.Log.InfoContext(ctx, "batch validated", "batch", id, "requests", sum.Requests, "model", sum.Model)
+	w.d.Log.InfoContext(ctx, "batch validated", "batch", id, "requests", sum.Requests, "model", sum.Model, "shards", len(shards))
 	return nil
 }
 

@@ -1,7 +1,7 @@
 // Package jobs holds kiln's River job kinds and their workers: validate,
-// finalize and expire batches. The run job's kind lives here too, but its
-// worker is the GPU agent (package gpuagent). Kinds are stable: never rename
-// one, jobs of the old name would never run.
+// finalize and expire batches. Agents do not take jobs: they claim a
+// batch's shards under leases (see store.ShardClaim). Kinds are stable:
+// never rename one, jobs of the old name would never run.
 package jobs
 
 import (
@@ -16,11 +16,8 @@ import (
 	"github.com/kilnhq/kiln/internal/store"
 )
 
-// Queues. The agent queue is worked only by processes that run a GPU agent.
-const (
-	QueueDefault = river.QueueDefault
-	QueueAgent   = "agent"
-)
+// QueueDefault is the queue of every job kind here.
+const QueueDefault = river.QueueDefault
 
 // Deps are what the workers need.
 type Deps struct {
@@ -29,6 +26,8 @@ type Deps struct {
 	Log          *slog.Logger
 	MaxLineBytes int
 	MaxRequests  int
+	// ShardSize is the most requests per shard.
+	ShardSize int
 }
 
 // Register adds the workers of the default queue to workers.
@@ -51,9 +50,9 @@ func writeObject(ctx context.Context, b objectstore.Bucket, key string, write fu
 	return info.Size, nil
 }
 
-// ChunkKey is where a batch's result chunk lives.
-func ChunkKey(batchID string, seq int64) string {
-	return fmt.Sprintf("batches/%s/chunks/%08d.jsonl", batchID, seq)
+// ChunkKey is where a result chunk of a batch's shard lives.
+func ChunkKey(batchID string, shard, seq int64) string {
+	return fmt.Sprintf("batches/%s/chunks/%06d-%06d.jsonl", batchID, shard, seq)
 }
 
 // FileKey is where a file's bytes live.

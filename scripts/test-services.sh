@@ -9,8 +9,10 @@
 #                                          status
 #
 # DIR/env exports KILN_TEST_DATABASE_URL and KILN_TEST_S3_URL, which
-# internal/testenv reads. Postgres comes from the system (on Debian/Ubuntu as
-# root it is installed if missing); MinIO from scripts/install-minio.sh.
+# internal/testenv reads, and KILN_TEST_MINIO_BIN, the MinIO binary with
+# which testenv starts private servers for tests that restart them.
+# Postgres comes from the system (on Debian/Ubuntu as root it is installed
+# if missing); MinIO from scripts/install-minio.sh.
 # As root, Postgres runs as the postgres user, so DIR's parents must be
 # traversable by it.
 set -euo pipefail
@@ -195,6 +197,7 @@ start_minio() {
 		while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
 			if http_ok "$port" /minio/health/live; then
 				echo "export KILN_TEST_S3_URL='s3://$user:$password@kiln-test?endpoint=127.0.0.1:$port&region=us-east-1&secure=false'" >>"$dir/env.tmp"
+				echo "export KILN_TEST_MINIO_BIN='$bin'" >>"$dir/env.tmp"
 				log "MinIO listening on 127.0.0.1:$port (pid $pid, data in $dir/minio)"
 				return 0
 			fi

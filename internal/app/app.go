@@ -16,6 +16,9 @@ import (
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/riverqueue/river"
 
 	"github.com/kilnhq/kiln/api"
@@ -59,15 +62,19 @@ type App struct {
 	// API is the Huma API, for the OpenAPI document (nil without Serve).
 	API   huma.API
 	Agent *gpuagent.Agent
+	// Engine is the agent's engine.
+	Engine gpuagent.Engine
 	// Sim is the built-in simulator, when it runs.
 	Sim *llmsim.Server
+	// Metrics is the process's Prometheus registry, served at /metrics.
+	Metrics *prometheus.Registry
 
-	opts    Options
-	http    *http.Server
-	ln      net.Listener
-	simSrv  *http.Server
-	llmURL  string
-	stopped chan struct{}
+	opts      Options
+	http      *http.Server
+	ln        net.Listener
+	metricsLn net.Listener
+	simSrv    *http.Server
+	llmURL    string
 }
 
 // New opens the store and object store and builds the process's parts.
@@ -77,7 +84,8 @@ func New(ctx context.Context, cfg config.Config, opts Options, log *slog.Logger)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	a := &App{Cfg: cfg, Log: log, opts: opts, stopped: make(chan struct{})}
+	a := &App{Cfg: cfg, Log: log, opts: opts, Metrics: prometheus.NewRegistry()}
+	a.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newGPUCollector())
 	var err error
 	if a.Store, err = store.Open(ctx, cfg.DatabaseURL, log); err != nil {
 		return nil, err
@@ -87,10 +95,14 @@ func New(ctx context.Context, cfg config.Config, opts Options, log *slog.Logger)
 		return nil, fmt.Errorf("object store: %w", err)
 	}
 	if opts.Serve {
+		a.Metrics.MustRegister(newBacklogCollector(a.Store, log))
 		a.Handler, a.API = api.New(api.Deps{
 			Store: a.Store, Bucket: a.Bucket, Log: log, Version: opts.Version,
 			Keys:         apikey.NewChecker(a.Store, cfg.APIKey),
 			MaxFileBytes: cfg.MaxFileBytes, MaxLineBytes: cfg.MaxLineBytes,
+			Extra: func(_ huma.API, mux *http.ServeMux) {
+				mux.Handle("GET /metrics", promhttp.HandlerFor(a.Metrics, promhttp.HandlerOpts{}))
+			},
 		})
 	}
 	return a, nil
@@ -104,21 +116,23 @@ func (a *App) Start(ctx context.Context) error {
 			return err
 		}
 	}
-	workers := river.NewWorkers()
-	queues := map[string]int{}
 	if a.opts.Serve {
+		workers := river.NewWorkers()
 		jobs.Register(workers, jobs.Deps{Store: a.Store, Bucket: a.Bucket, Log: a.Log,
-			MaxLineBytes: a.Cfg.MaxLineBytes, MaxRequests: a.Cfg.MaxRequests})
-		queues[jobs.QueueDefault] = 10
-	}
-	if a.opts.Agent {
-		if err := a.startAgent(ctx, workers); err != nil {
+			MaxLineBytes: a.Cfg.MaxLineBytes, MaxRequests: a.Cfg.MaxRequests, ShardSize: a.Cfg.ShardSize})
+		if err := a.Store.StartWorkers(ctx, store.WorkerOpts{Workers: workers, Queues: map[string]int{jobs.QueueDefault: 10}, PollInterval: a.Cfg.PollInterval}); err != nil {
 			return err
 		}
-		queues[jobs.QueueAgent] = 8
 	}
-	if err := a.Store.StartWorkers(ctx, store.WorkerOpts{Workers: workers, Queues: queues, PollInterval: a.Cfg.PollInterval}); err != nil {
-		return err
+	if a.opts.Agent {
+		if err := a.startAgent(ctx); err != nil {
+			return err
+		}
+		if !a.opts.Serve {
+			if err := a.serveMetrics(); err != nil {
+				return err
+			}
+		}
 	}
 	if a.opts.Serve {
 		ln, err := net.Listen("tcp", a.Cfg.Addr)
@@ -137,10 +151,10 @@ func (a *App) Start(ctx context.Context) error {
 	return nil
 }
 
-func (a *App) startAgent(ctx context.Context, workers *river.Workers) error {
+func (a *App) startAgent(ctx context.Context) error {
 	a.llmURL = a.Cfg.LLMURL
 	synthetic := false
-	if a.llmURL == "" {
+	if a.llmURL == "" && len(a.Cfg.Endpoints) == 0 {
 		simCfg := llmsim.Config{Models: SimModels}
 		if a.opts.Sim != nil {
 			simCfg = *a.opts.Sim
@@ -160,16 +174,38 @@ func (a *App) startAgent(ctx context.Context, workers *river.Workers) error {
 		synthetic = true
 		a.Log.Warn("KILN_LLM_URL is not set: running the built-in LLM simulator; outputs are SYNTHETIC", "url", a.llmURL)
 	}
+	endpoints, err := gpuagent.ParseEndpoints(a.Cfg.Endpoints)
+	if err != nil {
+		return err
+	}
+	a.Engine = gpuagent.NewAttachEngine(endpoints, a.llmURL, a.Cfg.AgentConcurrency)
 	a.Agent = gpuagent.New(gpuagent.Config{
-		Concurrency:    a.Cfg.AgentConcurrency,
-		RequestTimeout: a.Cfg.RequestTimeout,
-		ChunkLines:     a.Cfg.ChunkLines,
-		ChunkInterval:  a.Cfg.ChunkInterval,
-		MaxLineBytes:   a.Cfg.MaxLineBytes,
-		Synthetic:      synthetic,
-	}, a.Store, a.Bucket, gpuagent.NewHTTPBackend(a.llmURL, a.Cfg.AgentConcurrency), a.Log)
-	a.Agent.Register(workers)
+		MaxInFlight:     a.Cfg.AgentConcurrency,
+		RequestTimeout:  a.Cfg.RequestTimeout,
+		ChunkLines:      a.Cfg.ChunkLines,
+		ChunkInterval:   a.Cfg.ChunkInterval,
+		LeaseTTL:        a.Cfg.LeaseTTL,
+		StarvationBound: a.Cfg.StarvationBound,
+		MaxLineBytes:    a.Cfg.MaxLineBytes,
+		Synthetic:       synthetic,
+	}, a.Store, a.Bucket, a.Engine, gpuagent.NewMetrics(a.Metrics), a.Log)
 	return a.Agent.Start(ctx)
+}
+
+// serveMetrics serves /metrics and /healthz for a process without the API.
+func (a *App) serveMetrics() error {
+	ln, err := net.Listen("tcp", a.Cfg.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("metrics: listen on %s: %w", a.Cfg.MetricsAddr, err)
+	}
+	a.metricsLn = ln
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.Metrics, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	a.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = a.http.Serve(ln) }()
+	a.Log.Info("agent metrics", "addr", ln.Addr().String())
+	return nil
 }
 
 // LLMURL is the engine the agent drives.
@@ -213,19 +249,29 @@ func (a *App) firstKey(ctx context.Context) error {
 	return nil
 }
 
-// Stop shuts down gracefully: the HTTP server stops taking requests, the
-// workers finish (or hand back) their jobs, the agent leaves, within ctx.
+// Stop shuts down gracefully within ctx: the HTTP server stops taking
+// requests, the agent stops claiming work and finishes or hands back what
+// it has in flight, the job workers finish their jobs.
 func (a *App) Stop(ctx context.Context) error {
 	var errs []error
+	if a.Agent != nil {
+		// Requests in flight get two thirds of the grace period to finish;
+		// the rest is for handing back and closing.
+		grace := ctx
+		if dl, ok := ctx.Deadline(); ok {
+			var cancel context.CancelFunc
+			grace, cancel = context.WithDeadline(ctx, time.Now().Add(time.Until(dl)*2/3))
+			defer cancel()
+		}
+		a.Agent.Drain(grace)
+		a.Agent.Stop(ctx)
+	}
 	if a.http != nil {
 		errs = append(errs, a.http.Shutdown(ctx))
 	}
-	if a.Agent != nil {
-		a.Agent.Drain()
-	}
 	errs = append(errs, a.Store.StopWorkers(ctx))
-	if a.Agent != nil {
-		a.Agent.Stop(ctx)
+	if a.Engine != nil {
+		errs = append(errs, a.Engine.Close(ctx))
 	}
 	if a.simSrv != nil {
 		errs = append(errs, a.simSrv.Shutdown(ctx))

@@ -16,12 +16,23 @@ type ValidateOpts struct {
 	// MaxProblems is how many problems are reported one by one; the rest
 	// are counted in one last problem. Default: 100.
 	MaxProblems int
+	// ShardSize is the most requests per shard. Default: 500.
+	ShardSize int
+}
+
+// Span is a shard: a run of consecutive lines holding at most ShardSize
+// requests, which an agent reads from Offset.
+type Span struct {
+	FirstLine, LastLine int   // physical line numbers, from 1, inclusive
+	Offset              int64 // byte offset of FirstLine
+	Requests            int
 }
 
 // Summary is what Validate learned of a valid file.
 type Summary struct {
 	Requests int
 	Model    string
+	Shards   []Span
 }
 
 type idAt struct {
@@ -36,6 +47,7 @@ type idAt struct {
 // custom_ids share a hash.
 func Validate(open func() (io.ReadCloser, error), o ValidateOpts) (Summary, []Problem, error) {
 	o.MaxProblems = cmp.Or(o.MaxProblems, 100)
+	o.ShardSize = cmp.Or(o.ShardSize, 500)
 	var (
 		sum      Summary
 		problems []Problem
@@ -70,6 +82,12 @@ func Validate(open func() (io.ReadCloser, error), o ValidateOpts) (Summary, []Pr
 			continue
 		}
 		sum.Requests++
+		if n := len(sum.Shards); n == 0 || sum.Shards[n-1].Requests == o.ShardSize {
+			sum.Shards = append(sum.Shards, Span{FirstLine: sc.Line(), Offset: sc.Offset()})
+		}
+		last := &sum.Shards[len(sum.Shards)-1]
+		last.LastLine = sc.Line()
+		last.Requests++
 		if sum.Model == "" {
 			sum.Model = model
 		} else if model != sum.Model {

@@ -24,7 +24,9 @@ const (
 	ChunkIntervalDefault    = time.Second
 	PollIntervalDefault     = 50 * time.Millisecond
 	ShutdownTimeoutDefault  = 30 * time.Second
-	MaxBatchErrorsDefault   = 100
+	ShardSizeDefault        = 500
+	LeaseTTLDefault         = 30 * time.Second
+	StarvationBoundDefault  = 10 * time.Minute
 )
 
 // Config is kiln's configuration. The zero value plus WithDefaults is the
@@ -55,9 +57,30 @@ type Config struct {
 	// for Postgres), "on" or "off". Default: "auto".
 	Agent string `name:"agent" env:"KILN_AGENT" default:"auto" enum:"auto,on,off" help:"Run the GPU agent in-process: auto, on or off."`
 
-	// AgentConcurrency bounds the requests the agent keeps in flight against
-	// the LLM backend. Default: 256 (vLLM's max_num_seqs default).
-	AgentConcurrency int `name:"agent-concurrency" env:"KILN_AGENT_CONCURRENCY" default:"256" help:"Requests in flight per agent."`
+	// Endpoints attach the agent to one OpenAI-compatible endpoint per
+	// model, as model=url (KILN_ENDPOINTS is comma-separated). Default: none.
+	Endpoints []string `name:"endpoint" env:"KILN_ENDPOINTS" help:"model=url: the engine serving a model (repeatable)."`
+
+	// AgentConcurrency is the most requests the agent keeps in flight: the
+	// engine's capacity (its max_num_seqs). Adaptive concurrency stays at or
+	// below it. Default: 256 (vLLM's max_num_seqs default).
+	AgentConcurrency int `name:"agent-concurrency" env:"KILN_AGENT_CONCURRENCY" default:"256" help:"Most requests in flight per agent (the engine's max_num_seqs)."`
+
+	// ShardSize is the most requests in one shard, the unit agents claim.
+	// Default: 500.
+	ShardSize int `name:"shard-size" env:"KILN_SHARD_SIZE" default:"500" help:"Most requests per shard."`
+
+	// LeaseTTL is how long a shard's lease lasts unrenewed: a dead agent's
+	// shards return to the queue after it. Default: 30s.
+	LeaseTTL time.Duration `name:"lease-ttl" env:"KILN_LEASE_TTL" default:"30s" help:"Shard lease; a dead agent's shards return after it."`
+
+	// StarvationBound is how long work for another model may wait while the
+	// loaded model still has work. Default: 10m.
+	StarvationBound time.Duration `name:"starvation-bound" env:"KILN_STARVATION_BOUND" default:"10m" help:"Longest wait of another model's work before a switch."`
+
+	// MetricsAddr is where kiln agent serves /metrics and /healthz (kiln
+	// serve serves them on Addr). Default: ":9464".
+	MetricsAddr string `name:"metrics-addr" env:"KILN_METRICS_ADDR" default:":9464" help:"kiln agent's /metrics address."`
 
 	// RequestTimeout bounds one request to the LLM backend. Default: 10m.
 	RequestTimeout time.Duration `name:"request-timeout" env:"KILN_REQUEST_TIMEOUT" default:"10m" help:"Timeout of one LLM request."`
@@ -107,6 +130,10 @@ func (c Config) WithDefaults() Config {
 	c.MaxRequests = cmp.Or(c.MaxRequests, MaxRequestsDefault)
 	c.PollInterval = cmp.Or(c.PollInterval, PollIntervalDefault)
 	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, ShutdownTimeoutDefault)
+	c.ShardSize = cmp.Or(c.ShardSize, ShardSizeDefault)
+	c.LeaseTTL = cmp.Or(c.LeaseTTL, LeaseTTLDefault)
+	c.StarvationBound = cmp.Or(c.StarvationBound, StarvationBoundDefault)
+	c.MetricsAddr = cmp.Or(c.MetricsAddr, ":9464")
 	c.LogLevel = cmp.Or(c.LogLevel, "info")
 	return c
 }
@@ -135,6 +162,15 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: KILN_MAX_LINE_BYTES must be at least 1024, got %d", c.MaxLineBytes)
 	case c.MaxRequests < 1:
 		return fmt.Errorf("config: KILN_MAX_REQUESTS must be at least 1, got %d", c.MaxRequests)
+	case c.ShardSize < 1:
+		return fmt.Errorf("config: KILN_SHARD_SIZE must be at least 1, got %d", c.ShardSize)
+	case c.LeaseTTL < time.Second:
+		return fmt.Errorf("config: KILN_LEASE_TTL must be at least 1s, got %s", c.LeaseTTL)
+	}
+	for _, e := range c.Endpoints {
+		if m, u, ok := strings.Cut(e, "="); !ok || m == "" || !strings.HasPrefix(u, "http") {
+			return fmt.Errorf("config: KILN_ENDPOINTS entry %q: want model=http://host:port/v1", e)
+		}
 	}
 	return nil
 }

@@ -18,7 +18,9 @@
 // Routes: POST /v1/chat/completions and /v1/completions (with stream and
 // stream_options.include_usage), POST /v1/embeddings, GET /v1/models,
 // GET /health and GET /metrics (Prometheus: kiln_sim_* and vLLM's
-// vllm:num_requests_running, vllm:num_requests_waiting and token counters).
+// vllm:num_requests_running, vllm:num_requests_waiting and token counters),
+// and sleep mode's POST /sleep, POST /wake_up and GET /is_sleeping (see
+// sleep.go).
 // Structured outputs (response_format json_schema or json_object, vLLM's
 // structured_outputs and guided_* fields) produce JSON valid against the
 // schema; see json_schema.go for the supported keywords. ErrorRate500,
@@ -71,6 +73,9 @@ type Server struct {
 	lastCompletedAt  atomic.Int64 // Unix nanoseconds, 0 before the first
 	faultDraws       atomic.Uint64
 	ids              atomic.Uint64
+	sleepLevel       atomic.Int32 // 0 while awake; see sleep.go
+	sleeps           atomic.Int64
+	wakeUps          atomic.Int64
 
 	// holdHook, set only by tests, replaces the wait for the generation
 	// time while a request holds its slot, so tests control when it ends.
@@ -107,6 +112,13 @@ type Stats struct {
 	// LastCompletedAt is when the latest completed request finished; zero
 	// if none has.
 	LastCompletedAt time.Time
+	// SleepLevel is the level the engine sleeps at (POST /sleep), or 0 while
+	// it is awake.
+	SleepLevel int
+	// Sleeps and WakeUps count the times the engine went to sleep and woke
+	// up; a /sleep or /wake_up that finds it so already is not counted.
+	Sleeps  int64
+	WakeUps int64
 }
 
 // New returns a Server for cfg, with defaults applied.
@@ -148,6 +160,9 @@ func (s *Server) Stats() Stats {
 		PeakInFlight:     s.slots.peak.Load(),
 		PromptTokens:     s.promptTokens.Load(),
 		CompletionTokens: s.completionTokens.Load(),
+		SleepLevel:       int(s.sleepLevel.Load()),
+		Sleeps:           s.sleeps.Load(),
+		WakeUps:          s.wakeUps.Load(),
 	}
 	if ns := s.firstRequestAt.Load(); ns != 0 {
 		st.FirstRequestAt = time.Unix(0, ns)
@@ -224,11 +239,14 @@ const (
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/v1/chat/completions", onlyMethod(http.MethodPost, http.HandlerFunc(s.handleChatCompletion)))
-	mux.Handle("/v1/completions", onlyMethod(http.MethodPost, http.HandlerFunc(s.handleCompletion)))
-	mux.Handle("/v1/embeddings", onlyMethod(http.MethodPost, http.HandlerFunc(s.handleEmbedding)))
+	mux.Handle("/v1/chat/completions", onlyMethod(http.MethodPost, s.awake(routeChat, http.HandlerFunc(s.handleChatCompletion))))
+	mux.Handle("/v1/completions", onlyMethod(http.MethodPost, s.awake(routeCompletion, http.HandlerFunc(s.handleCompletion))))
+	mux.Handle("/v1/embeddings", onlyMethod(http.MethodPost, s.awake(routeEmbedding, http.HandlerFunc(s.handleEmbedding))))
 	mux.Handle("/v1/models", onlyMethod(http.MethodGet, http.HandlerFunc(s.handleModels)))
 	mux.Handle("/health", onlyMethod(http.MethodGet, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})))
+	mux.Handle("/sleep", onlyMethod(http.MethodPost, http.HandlerFunc(s.handleSleep)))
+	mux.Handle("/wake_up", onlyMethod(http.MethodPost, http.HandlerFunc(s.handleWakeUp)))
+	mux.Handle("/is_sleeping", onlyMethod(http.MethodGet, http.HandlerFunc(s.handleIsSleeping)))
 	mux.Handle("/metrics", onlyMethod(http.MethodGet, promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{})))
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		writeRaw(w, http.StatusNotFound, []byte(`{"detail":"Not Found"}`))

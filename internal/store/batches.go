@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -60,8 +61,9 @@ type Batch struct {
 	InputTokens      int64
 	OutputTokens     int64
 	StopReason       string
-	LeaseOwner       string
-	LeaseExpiresAt   int64 // Unix milliseconds
+	Priority         int64
+	ShardsTotal      int64
+	ShardsDone       int64
 }
 
 // Terminal reports whether the batch has reached a final status.
@@ -73,14 +75,9 @@ func (b Batch) Terminal() bool {
 	return false
 }
 
-// LeaseLive reports whether an agent holds the batch's lease at t.
-func (b Batch) LeaseLive(t time.Time) bool {
-	return b.LeaseOwner != "" && b.LeaseExpiresAt > t.UnixMilli()
-}
-
 const batchColumns = `id, endpoint, model, input_file_id, completion_window, status, output_file_id, error_file_id,
 	errors, metadata, created_at, in_progress_at, expires_at, finalizing_at, completed_at, failed_at, expired_at,
-	cancelling_at, cancelled_at, total, completed, failed, input_tokens, output_tokens, stop_reason, lease_owner, lease_expires_at`
+	cancelling_at, cancelled_at, total, completed, failed, input_tokens, output_tokens, stop_reason, priority, shards_total, shards_done`
 
 func scanBatch(r row) (Batch, error) {
 	var b Batch
@@ -88,7 +85,7 @@ func scanBatch(r row) (Batch, error) {
 	err := r.Scan(&b.ID, &b.Endpoint, &b.Model, &b.InputFileID, &b.CompletionWindow, &b.Status, &b.OutputFileID, &b.ErrorFileID,
 		&errs, &meta, &b.CreatedAt, &b.InProgressAt, &b.ExpiresAt, &b.FinalizingAt, &b.CompletedAt, &b.FailedAt, &b.ExpiredAt,
 		&b.CancellingAt, &b.CancelledAt, &b.Total, &b.Completed, &b.Failed, &b.InputTokens, &b.OutputTokens, &b.StopReason,
-		&b.LeaseOwner, &b.LeaseExpiresAt)
+		&b.Priority, &b.ShardsTotal, &b.ShardsDone)
 	if err != nil {
 		return Batch{}, err
 	}
@@ -125,9 +122,9 @@ func (s *Store) BatchCreate(ctx context.Context, b Batch, jobs ...Job) error {
 		return err
 	}
 	err = s.d.tx(ctx, func(q querier, enq enqueue) error {
-		if _, err := q.exec(ctx, `INSERT INTO batches (id, endpoint, model, input_file_id, completion_window, status, metadata, created_at, expires_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-			b.ID, b.Endpoint, b.Model, b.InputFileID, b.CompletionWindow, b.Status, meta, b.CreatedAt, b.ExpiresAt); err != nil {
+		if _, err := q.exec(ctx, `INSERT INTO batches (id, endpoint, model, input_file_id, completion_window, status, metadata, created_at, expires_at, priority)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+			b.ID, b.Endpoint, b.Model, b.InputFileID, b.CompletionWindow, b.Status, meta, b.CreatedAt, b.ExpiresAt, b.Priority); err != nil {
 			return err
 		}
 		return enqueueAll(ctx, enq, jobs)
@@ -194,16 +191,28 @@ func (s *Store) BatchList(ctx context.Context, after string, limit int) ([]Batch
 }
 
 // BatchStart moves a validated batch from validating to in_progress, with
-// its request count and model, and enqueues jobs (the run) in the same
-// transaction. A batch that was cancelled or expired meanwhile is ErrConflict.
-func (s *Store) BatchStart(ctx context.Context, id string, total int64, model string, jobs ...Job) (Batch, error) {
+// its request count, model and shards, which agents may claim from then on.
+// Jobs commit with it. A batch that was cancelled or expired meanwhile is
+// ErrConflict.
+func (s *Store) BatchStart(ctx context.Context, id string, total int64, model string, shards []Shard, jobs ...Job) (Batch, error) {
 	return s.transition(ctx, id, func(q querier, b Batch) error {
 		if b.Status != BatchValidating || b.StopReason != "" {
 			return ErrConflict
 		}
-		_, err := q.exec(ctx, `UPDATE batches SET status = $2, in_progress_at = $3, total = $4, model = $5 WHERE id = $1`,
-			id, BatchInProgress, now(), total, model)
-		return err
+		readyAt := time.Now().UnixMilli()
+		for i, sh := range shards {
+			if _, err := q.exec(ctx, `INSERT INTO batch_shards (batch_id, idx, model, priority, first_line, last_line, byte_offset, requests, status, ready_at)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+				id, i, model, b.Priority, sh.FirstLine, sh.LastLine, sh.Offset, sh.Requests, ShardPending, readyAt); err != nil {
+				return err
+			}
+		}
+		_, err := q.exec(ctx, `UPDATE batches SET status = $2, in_progress_at = $3, total = $4, model = $5, shards_total = $6 WHERE id = $1`,
+			id, BatchInProgress, now(), total, model, len(shards))
+		if err != nil {
+			return err
+		}
+		return s.d.notifyShards(ctx, q)
 	}, jobs)
 }
 
@@ -241,25 +250,6 @@ func (s *Store) BatchRequestStop(ctx context.Context, id, reason string, jobs ..
 			_, err := q.exec(ctx, `UPDATE batches SET stop_reason = $2 WHERE id = $1`, id, reason)
 			return err
 		}
-	}, jobs)
-}
-
-// BatchFinishRun records that an agent ran every request it was going to
-// run: it releases the agent's lease, moves a batch that was not stopped to
-// finalizing, and enqueues jobs (the finalizer) in the same transaction.
-func (s *Store) BatchFinishRun(ctx context.Context, id, owner string, jobs ...Job) (Batch, error) {
-	return s.transition(ctx, id, func(q querier, b Batch) error {
-		if b.LeaseOwner != owner {
-			return ErrConflict
-		}
-		if _, err := q.exec(ctx, `UPDATE batches SET lease_owner = '', lease_expires_at = 0 WHERE id = $1`, id); err != nil {
-			return err
-		}
-		if b.Status == BatchInProgress && b.StopReason == "" {
-			_, err := q.exec(ctx, `UPDATE batches SET status = $2, finalizing_at = $3 WHERE id = $1`, id, BatchFinalizing, now())
-			return err
-		}
-		return nil
 	}, jobs)
 }
 
@@ -303,7 +293,7 @@ func (s *Store) BatchComplete(ctx context.Context, id string, o Outcome, jobs ..
 			status, col = BatchExpired, "expired_at"
 		}
 		sql := `UPDATE batches SET status = $2, output_file_id = $3, error_file_id = $4, ` + col + ` = $5,
-			lease_owner = '', lease_expires_at = 0, completed = $6, failed = $7`
+			completed = $6, failed = $7`
 		if b.FinalizingAt == nil {
 			sql += `, finalizing_at = $5`
 		}
@@ -311,6 +301,10 @@ func (s *Store) BatchComplete(ctx context.Context, id string, o Outcome, jobs ..
 		return err
 	}, jobs)
 }
+
+// errNoJobs, returned by a transition's fn, commits the change without its
+// jobs.
+var errNoJobs = errors.New("store: commit without jobs")
 
 // transition reads the batch inside a transaction (locking its row on
 // PostgreSQL; SQLite transactions already hold the write lock), applies fn,
@@ -322,11 +316,14 @@ func (s *Store) transition(ctx context.Context, id string, fn func(q querier, b 
 		if err != nil {
 			return err
 		}
-		if err := fn(q, b); err != nil {
+		switch err := fn(q, b); {
+		case errors.Is(err, errNoJobs):
+		case err != nil:
 			return err
-		}
-		if err := enqueueAll(ctx, enq, jobs); err != nil {
-			return err
+		default:
+			if err := enqueueAll(ctx, enq, jobs); err != nil {
+				return err
+			}
 		}
 		out, err = getBatch(ctx, q, id)
 		return err

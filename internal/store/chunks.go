@@ -3,12 +3,12 @@ package store
 import (
 	"context"
 	"fmt"
-	"time"
 )
 
 // Chunk is a durable object of results of one batch.
 type Chunk struct {
 	BatchID      string
+	Shard        int64
 	Seq          int64
 	ObjectKey    string
 	OutputLines  int64
@@ -19,7 +19,7 @@ type Chunk struct {
 }
 
 // ChunkCommit records a chunk whose object is already durable and adds its
-// counts to the batch, in one transaction. The agent must hold the batch's
+// counts to the batch, in one transaction. The agent must hold the shard's
 // lease. Committing the same (batch, seq) again is a no-op, so a commit whose
 // answer was lost can be retried.
 func (s *Store) ChunkCommit(ctx context.Context, owner string, c Chunk) error {
@@ -28,15 +28,16 @@ func (s *Store) ChunkCommit(ctx context.Context, owner string, c Chunk) error {
 	}
 	err := s.d.tx(ctx, func(q querier, _ enqueue) error {
 		var holder string
-		if err := q.queryRow(ctx, `SELECT lease_owner FROM batches WHERE id = $1`+s.d.forUpdate(), c.BatchID).Scan(&holder); err != nil {
+		if err := q.queryRow(ctx, `SELECT lease_owner FROM batch_shards WHERE batch_id = $1 AND idx = $2`+s.d.forUpdate(),
+			c.BatchID, c.Shard).Scan(&holder); err != nil {
 			return err
 		}
 		if holder != owner {
 			return fmt.Errorf("lease held by %q: %w", holder, ErrConflict)
 		}
-		n, err := q.exec(ctx, `INSERT INTO batch_chunks (batch_id, seq, object_key, output_lines, error_lines, input_tokens, output_tokens, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (batch_id, seq) DO NOTHING`,
-			c.BatchID, c.Seq, c.ObjectKey, c.OutputLines, c.ErrorLines, c.InputTokens, c.OutputTokens, c.CreatedAt)
+		n, err := q.exec(ctx, `INSERT INTO batch_chunks (batch_id, shard, seq, object_key, output_lines, error_lines, input_tokens, output_tokens, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (batch_id, shard, seq) DO NOTHING`,
+			c.BatchID, c.Shard, c.Seq, c.ObjectKey, c.OutputLines, c.ErrorLines, c.InputTokens, c.OutputTokens, c.CreatedAt)
 		if err != nil {
 			return err
 		}
@@ -49,15 +50,16 @@ func (s *Store) ChunkCommit(ctx context.Context, owner string, c Chunk) error {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("store: commit chunk %s/%d: %w", c.BatchID, c.Seq, err)
+		return fmt.Errorf("store: commit chunk %s/%d/%d: %w", c.BatchID, c.Shard, c.Seq, err)
 	}
 	return nil
 }
 
-// ChunkList lists a batch's chunks in sequence order.
-func (s *Store) ChunkList(ctx context.Context, batchID string) ([]Chunk, error) {
-	rs, err := s.d.db().query(ctx, `SELECT batch_id, seq, object_key, output_lines, error_lines, input_tokens, output_tokens, created_at
-		FROM batch_chunks WHERE batch_id = $1 ORDER BY seq`, batchID)
+// ChunkList lists a batch's chunks in order of shard and sequence; with
+// shard >= 0, only that shard's.
+func (s *Store) ChunkList(ctx context.Context, batchID string, shard int64) ([]Chunk, error) {
+	rs, err := s.d.db().query(ctx, `SELECT batch_id, shard, seq, object_key, output_lines, error_lines, input_tokens, output_tokens, created_at
+		FROM batch_chunks WHERE batch_id = $1 AND ($2 < 0 OR shard = $2) ORDER BY shard, seq`, batchID, shard)
 	if err != nil {
 		return nil, fmt.Errorf("store: list chunks of %s: %w", batchID, err)
 	}
@@ -65,34 +67,10 @@ func (s *Store) ChunkList(ctx context.Context, batchID string) ([]Chunk, error) 
 	var out []Chunk
 	for rs.Next() {
 		var c Chunk
-		if err := rs.Scan(&c.BatchID, &c.Seq, &c.ObjectKey, &c.OutputLines, &c.ErrorLines, &c.InputTokens, &c.OutputTokens, &c.CreatedAt); err != nil {
+		if err := rs.Scan(&c.BatchID, &c.Shard, &c.Seq, &c.ObjectKey, &c.OutputLines, &c.ErrorLines, &c.InputTokens, &c.OutputTokens, &c.CreatedAt); err != nil {
 			return nil, err
 		}
 		out = append(out, c)
 	}
 	return out, rs.Err()
-}
-
-// BatchLease takes or renews the batch's lease for owner until now+ttl, and
-// returns the batch. A lease that another owner holds and has not expired is
-// ErrConflict.
-func (s *Store) BatchLease(ctx context.Context, id, owner string, ttl time.Duration) (Batch, error) {
-	return s.transition(ctx, id, func(q querier, b Batch) error {
-		t := time.Now()
-		if b.LeaseOwner != owner && b.LeaseLive(t) {
-			return fmt.Errorf("lease held by %q: %w", b.LeaseOwner, ErrConflict)
-		}
-		_, err := q.exec(ctx, `UPDATE batches SET lease_owner = $2, lease_expires_at = $3 WHERE id = $1`, id, owner, t.Add(ttl).UnixMilli())
-		return err
-	}, nil)
-}
-
-// BatchReleaseLease gives the lease back without finishing the run, as on
-// shutdown: another agent may take it at once.
-func (s *Store) BatchReleaseLease(ctx context.Context, id, owner string) error {
-	_, err := s.d.db().exec(ctx, `UPDATE batches SET lease_owner = '', lease_expires_at = 0 WHERE id = $1 AND lease_owner = $2`, id, owner)
-	if err != nil {
-		return fmt.Errorf("store: release lease of %s: %w", id, err)
-	}
-	return nil
 }

@@ -21,6 +21,9 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
+// shardsChannel is the Postgres notification channel that wakes agents.
+const shardsChannel = "kiln_shards"
+
 // querier is the part of a connection or transaction the store's SQL needs.
 // Both drivers accept the same SQL, with $N placeholders.
 type querier interface {
@@ -61,6 +64,11 @@ type driver interface {
 	newWorkerClient(cfg *river.Config) (workerClient, error)
 	// forUpdate is the clause that locks selected rows in a transaction.
 	forUpdate() string
+	// skipLocked is the clause that locks the selected rows of table alias
+	// and skips rows other transactions hold.
+	skipLocked(alias string) string
+	// notifyShards tells listening agents that shards wait, at commit.
+	notifyShards(ctx context.Context, q querier) error
 	close()
 }
 
@@ -116,6 +124,13 @@ func (d *pgDriver) name() string      { return "postgres" }
 func (d *pgDriver) db() querier       { return pgQuerier{d.pool} }
 func (d *pgDriver) close()            { d.pool.Close() }
 func (d *pgDriver) forUpdate() string { return " FOR UPDATE" }
+func (d *pgDriver) skipLocked(alias string) string {
+	return " FOR UPDATE OF " + alias + " SKIP LOCKED"
+}
+func (d *pgDriver) notifyShards(ctx context.Context, q querier) error {
+	_, err := q.exec(ctx, `SELECT pg_notify('`+shardsChannel+`', '')`)
+	return err
+}
 func (d *pgDriver) tx(ctx context.Context, fn func(querier, enqueue) error) error {
 	return pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
 		return fn(pgQuerier{tx}, func(ctx context.Context, j Job) error {
@@ -230,6 +245,10 @@ func (d *sqliteDriver) name() string      { return "sqlite" }
 func (d *sqliteDriver) db() querier       { return sqlQuerier{d.sqldb} }
 func (d *sqliteDriver) close()            { _ = d.sqldb.Close() }
 func (d *sqliteDriver) forUpdate() string { return "" }
+
+// SQLite's transactions begin IMMEDIATE: the writer holds the database.
+func (d *sqliteDriver) skipLocked(string) string                    { return "" }
+func (d *sqliteDriver) notifyShards(context.Context, querier) error { return nil }
 
 func (d *sqliteDriver) tx(ctx context.Context, fn func(querier, enqueue) error) error {
 	tx, err := d.sqldb.BeginTx(ctx, nil)

@@ -52,17 +52,45 @@ CREATE TABLE batches (
     -- stop_reason is why the batch stops before all requests ran:
     -- '' (it runs to the end), 'cancelled' or 'expired'.
     stop_reason       TEXT NOT NULL DEFAULT '',
-    -- The lease of the agent that runs the batch; Unix milliseconds.
-    lease_owner       TEXT NOT NULL DEFAULT '',
-    lease_expires_at  BIGINT NOT NULL DEFAULT 0
+    -- priority orders batches of one model, higher first (a kiln extension).
+    priority          BIGINT NOT NULL DEFAULT 0,
+    shards_total      BIGINT NOT NULL DEFAULT 0,
+    shards_done       BIGINT NOT NULL DEFAULT 0
 );
 CREATE INDEX batches_status ON batches (status);
 
--- A chunk is a durable object of results. A chunk row is written only after
--- its object is in the object store, in the same transaction that moves the
--- batch's counts.
+-- A shard is a run of consecutive input lines that one agent claims and
+-- runs under a lease. An agent that dies stops renewing it; once it expires
+-- another agent takes the shard over and runs the lines that have no
+-- durable result.
+CREATE TABLE batch_shards (
+    batch_id         TEXT NOT NULL,
+    idx              BIGINT NOT NULL,
+    model            TEXT NOT NULL,
+    priority         BIGINT NOT NULL,
+    first_line       BIGINT NOT NULL,
+    last_line        BIGINT NOT NULL,
+    byte_offset      BIGINT NOT NULL,
+    requests         BIGINT NOT NULL,
+    -- pending, running or done.
+    status           TEXT NOT NULL,
+    lease_owner      TEXT NOT NULL DEFAULT '',
+    -- Unix milliseconds.
+    lease_expires_at BIGINT NOT NULL DEFAULT 0,
+    -- When the shard became claimable, Unix milliseconds: the age of work
+    -- waiting for a model.
+    ready_at         BIGINT NOT NULL,
+    claims           BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (batch_id, idx)
+);
+CREATE INDEX batch_shards_claim ON batch_shards (model, status);
+
+-- A chunk is a durable object of results of one shard. A chunk row is
+-- written only after its object is in the object store, in the same
+-- transaction that moves the batch's counts.
 CREATE TABLE batch_chunks (
     batch_id      TEXT NOT NULL,
+    shard         BIGINT NOT NULL,
     seq           BIGINT NOT NULL,
     object_key    TEXT NOT NULL,
     output_lines  BIGINT NOT NULL,
@@ -70,15 +98,21 @@ CREATE TABLE batch_chunks (
     input_tokens  BIGINT NOT NULL,
     output_tokens BIGINT NOT NULL,
     created_at    BIGINT NOT NULL,
-    PRIMARY KEY (batch_id, seq)
+    PRIMARY KEY (batch_id, shard, seq)
 );
 
 CREATE TABLE agents (
-    id           TEXT PRIMARY KEY,
-    hostname     TEXT NOT NULL,
-    models       TEXT NOT NULL,
-    synthetic    BIGINT NOT NULL DEFAULT 0,
-    in_flight    BIGINT NOT NULL DEFAULT 0,
-    started_at   BIGINT NOT NULL,
-    heartbeat_at BIGINT NOT NULL
+    id                TEXT PRIMARY KEY,
+    hostname          TEXT NOT NULL,
+    models            TEXT NOT NULL,
+    synthetic         BIGINT NOT NULL DEFAULT 0,
+    loaded_model      TEXT NOT NULL DEFAULT '',
+    state             TEXT NOT NULL DEFAULT '',
+    in_flight         BIGINT NOT NULL DEFAULT 0,
+    concurrency       BIGINT NOT NULL DEFAULT 0,
+    requests_per_sec  DOUBLE PRECISION NOT NULL DEFAULT 0,
+    tokens_per_sec    DOUBLE PRECISION NOT NULL DEFAULT 0,
+    model_switches    BIGINT NOT NULL DEFAULT 0,
+    started_at        BIGINT NOT NULL,
+    heartbeat_at      BIGINT NOT NULL
 );

@@ -1,0 +1,41 @@
+package gpuagent
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the agent's Prometheus metrics.
+type Metrics struct {
+	inFlight    prometheus.Gauge
+	concurrency prometheus.Gauge
+	requests    prometheus.Counter
+	tokens      prometheus.Counter
+	errors      *prometheus.CounterVec
+	switches    *prometheus.CounterVec
+	chunkWrite  prometheus.Histogram
+}
+
+// NewMetrics makes the agent's metrics and registers them with reg, unless
+// reg is nil.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "kiln_agent_requests_in_flight",
+			Help: "Requests in flight against the engine."}),
+		concurrency: prometheus.NewGauge(prometheus.GaugeOpts{Name: "kiln_agent_concurrency_limit",
+			Help: "The adaptive limit on requests in flight."}),
+		requests: prometheus.NewCounter(prometheus.CounterOpts{Name: "kiln_agent_requests_total",
+			Help: "Requests finished (answered or failed for good); rate() gives requests/s."}),
+		tokens: prometheus.NewCounter(prometheus.CounterOpts{Name: "kiln_agent_tokens_total",
+			Help: "Prompt and completion tokens of answered requests; rate() gives tokens/s."}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kiln_agent_request_errors_total",
+			Help: "Requests that went to the error file, by HTTP status or error code."}, []string{"code"}),
+		switches: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kiln_agent_model_switches_total",
+			Help: "Model switches, by the model unloaded and the one loaded."}, []string{"from", "to"}),
+		chunkWrite: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "kiln_agent_chunk_write_seconds",
+			Help: "Time to make a result chunk durable: object put and commit.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.inFlight, m.concurrency, m.requests, m.tokens, m.errors, m.switches, m.chunkWrite)
+	}
+	return m
+}

@@ -1,0 +1,398 @@
+package gpuagent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/kilnhq/kiln/internal/batchline"
+	"github.com/kilnhq/kiln/internal/ids"
+	"github.com/kilnhq/kiln/internal/store"
+	"github.com/kilnhq/kiln/jobs"
+)
+
+// shardRun is one agent's run of one shard: it feeds the shard's lines
+// without a durable result to the engine, collects their results into
+// chunks, and renews the lease.
+type shardRun struct {
+	a       *Agent
+	sh      store.Shard
+	b       store.Batch
+	backend Backend
+	log     *slog.Logger
+
+	ctx    context.Context // ends on a stop, a lost lease or a hard stop
+	cancel context.CancelCauseFunc
+
+	// Feeding, under a.mu.
+	rc        io.ReadCloser
+	sc        *batchline.Scanner
+	done      batchline.Bitmap
+	fed       bool           // no more requests start
+	exhausted bool           // every line of the shard was started
+	issued    sync.WaitGroup // requests started and not yet collected
+
+	results   chan batchline.Record
+	collected chan error
+	seq       int64
+
+	mu         sync.Mutex
+	stopReason string
+	leaseLost  bool
+}
+
+// openShard prepares a claimed shard: which of its lines already have a
+// durable result, where its input starts.
+func (a *Agent) openShard(ctx context.Context, sh store.Shard, b store.Batch, backend Backend) (*shardRun, error) {
+	sr := &shardRun{a: a, sh: sh, b: b, backend: backend, log: a.log.With("batch", sh.BatchID, "shard", sh.Idx),
+		results: make(chan batchline.Record, a.cfg.ChunkLines), collected: make(chan error, 1)}
+	fail := func(err error) (*shardRun, error) {
+		_ = a.store.ShardRelease(context.WithoutCancel(ctx), sh.BatchID, sh.Idx, a.cfg.ID)
+		return nil, fmt.Errorf("open shard %s/%d: %w", sh.BatchID, sh.Idx, err)
+	}
+	chunks, err := a.store.ChunkList(ctx, sh.BatchID, sh.Idx)
+	if err != nil {
+		return fail(err)
+	}
+	for _, c := range chunks {
+		sr.seq = max(sr.seq, c.Seq+1)
+		rc, err := a.bucket.Get(ctx, c.ObjectKey)
+		if err != nil {
+			return fail(err)
+		}
+		err = batchline.ReadRecords(rc, func(rec batchline.Record) error { sr.done.Set(rec.Line); return nil })
+		rc.Close()
+		if err != nil {
+			return fail(err)
+		}
+	}
+	in, err := a.store.FileGet(ctx, b.InputFileID)
+	if err != nil {
+		return fail(err)
+	}
+	sr.rc, err = a.bucket.GetRange(ctx, in.ObjectKey, sh.Offset, -1)
+	if err != nil {
+		return fail(err)
+	}
+	sr.sc = batchline.NewScanner(sr.rc, a.cfg.MaxLineBytes)
+	sr.ctx, sr.cancel = context.WithCancelCause(a.runCtx)
+	if sh.Claims > 1 {
+		sr.log.Info("shard taken over", "claims", sh.Claims, "lines_done", len(chunks))
+	}
+	a.running.Add(1)
+	sr.issued.Add(1) // the feed's own hold, released when fed
+	go func() { sr.collected <- sr.collect() }()
+	go sr.finish()
+	return sr, nil
+}
+
+// next returns the shard's next line without a durable result, or false
+// when the shard is fed. The caller holds a.mu.
+func (sr *shardRun) next() (*request, bool) {
+	if sr.fed {
+		return nil, false
+	}
+	if sr.ctx.Err() == nil {
+		for sr.sc.Next() {
+			line := int(sr.sh.FirstLine) + sr.sc.Line() - 1
+			if line > int(sr.sh.LastLine) {
+				sr.exhausted = true
+				break
+			}
+			if sr.done.Has(line) || sr.sc.TooLong() || batchline.Blank(sr.sc.Bytes()) {
+				continue
+			}
+			in, _, p := batchline.ParseInput(sr.sc.Bytes(), sr.b.Endpoint)
+			if p != nil {
+				continue // validation passed it; be safe
+			}
+			sr.issued.Add(1)
+			return &request{sr: sr, line: line, customID: in.CustomID, body: bytes.Clone(in.Body)}, true
+		}
+		sr.exhausted = sr.sc.Err() == nil
+	}
+	sr.closeFeed()
+	return nil, false
+}
+
+// closeFeed starts no more requests; those started finish. The caller holds
+// a.mu.
+func (sr *shardRun) closeFeed() {
+	if sr.fed {
+		return
+	}
+	sr.fed = true
+	_ = sr.rc.Close()
+	sr.issued.Done()
+}
+
+// finish waits for the shard's requests and chunks, then records the
+// outcome: done, or handed back after a stop, a lost lease or a drain.
+func (sr *shardRun) finish() {
+	a := sr.a
+	defer a.running.Done()
+	sr.issued.Wait()
+	close(sr.results)
+	err := <-sr.collected
+	ctx := context.WithoutCancel(sr.ctx)
+	sr.mu.Lock()
+	stopped, lost := sr.stopReason != "", sr.leaseLost
+	sr.mu.Unlock()
+	a.mu.Lock()
+	fedAll := sr.exhausted && sr.ctx.Err() == nil
+	a.mu.Unlock()
+	switch {
+	case lost:
+		sr.log.Warn("shard lease lost to another agent")
+	case err != nil || !fedAll || stopped:
+		if err != nil {
+			sr.log.Warn("shard handed back", "err", err)
+		}
+		if rerr := a.store.ShardRelease(ctx, sr.sh.BatchID, sr.sh.Idx, a.cfg.ID); rerr != nil {
+			sr.log.Warn("cannot release shard; its lease will expire", "err", rerr)
+		}
+	default:
+		b, ferr := a.store.ShardFinish(ctx, sr.sh.BatchID, sr.sh.Idx, a.cfg.ID, jobs.FinalizeJob(sr.sh.BatchID))
+		if ferr != nil {
+			sr.log.Warn("cannot record shard done; its lease will expire and it runs again", "err", ferr)
+			break
+		}
+		if b.Status == store.BatchFinalizing {
+			sr.log.Info("batch ran to the end", "requests", b.Total)
+		}
+	}
+	sr.cancel(nil)
+}
+
+// collect writes results to the object store in chunks, every ChunkLines
+// results or ChunkInterval, and on each tick renews the lease and looks for
+// a stop. A chunk is committed only after its object is durable.
+func (sr *shardRun) collect() error {
+	a := sr.a
+	var (
+		buf      bytes.Buffer
+		c        store.Chunk
+		flushErr error
+	)
+	flush := func() {
+		if c.OutputLines+c.ErrorLines == 0 || flushErr != nil {
+			return
+		}
+		c.BatchID, c.Shard, c.Seq = sr.sh.BatchID, sr.sh.Idx, sr.seq
+		c.ObjectKey = jobs.ChunkKey(c.BatchID, c.Shard, c.Seq)
+		start := time.Now()
+		// The chunk must land even while the shard is being stopped: what
+		// finished is kept.
+		err := retry(context.WithoutCancel(sr.ctx), func(ctx context.Context) error {
+			if _, err := a.bucket.Put(ctx, c.ObjectKey, bytes.NewReader(buf.Bytes()), int64(buf.Len())); err != nil {
+				return err
+			}
+			return a.store.ChunkCommit(ctx, a.cfg.ID, c)
+		})
+		if err != nil {
+			flushErr = fmt.Errorf("write chunk %d: %w", sr.seq, err)
+			if errors.Is(err, store.ErrConflict) {
+				sr.mu.Lock()
+				sr.leaseLost = true
+				sr.mu.Unlock()
+			}
+			sr.cancel(flushErr)
+			return
+		}
+		a.metrics.chunkWrite.Observe(time.Since(start).Seconds())
+		sr.seq++
+		buf.Reset()
+		c = store.Chunk{}
+	}
+	tick := time.NewTicker(a.cfg.ChunkInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case rec, ok := <-sr.results:
+			if !ok {
+				flush()
+				return flushErr
+			}
+			if flushErr != nil {
+				continue // drain
+			}
+			line, err := json.Marshal(rec)
+			if err != nil {
+				return err
+			}
+			buf.Write(line)
+			buf.WriteByte('\n')
+			if rec.OK {
+				c.OutputLines++
+			} else {
+				c.ErrorLines++
+			}
+			in, out := usageOf(rec)
+			c.InputTokens += in
+			c.OutputTokens += out
+			if int(c.OutputLines+c.ErrorLines) >= a.cfg.ChunkLines {
+				flush()
+			}
+		case <-tick.C:
+			flush()
+			sr.renew()
+		}
+	}
+}
+
+func (sr *shardRun) renew() {
+	sr.mu.Lock()
+	over := sr.stopReason != "" || sr.leaseLost
+	sr.mu.Unlock()
+	if over || sr.ctx.Err() != nil {
+		return
+	}
+	b, err := sr.a.store.ShardRenew(sr.ctx, sr.sh.BatchID, sr.sh.Idx, sr.a.cfg.ID, sr.a.cfg.LeaseTTL)
+	switch {
+	case errors.Is(err, store.ErrConflict):
+		sr.mu.Lock()
+		sr.leaseLost = true
+		sr.mu.Unlock()
+		sr.cancel(errors.New("lease lost"))
+	case err != nil:
+		sr.log.Warn("lease renewal failed", "err", err)
+	case b.StopReason != "":
+		sr.mu.Lock()
+		sr.stopReason = b.StopReason
+		sr.mu.Unlock()
+		sr.log.Info("shard stopping", "reason", b.StopReason)
+		sr.cancel(errors.New("batch " + b.StopReason))
+	}
+}
+
+// request is one input line on its way to the engine.
+type request struct {
+	sr       *shardRun
+	line     int
+	customID string
+	body     []byte
+}
+
+// run sends the request, with retries, and hands its record to the shard.
+// It holds a limiter slot, which it frees with the engine's verdict.
+func (r *request) run() {
+	sr, a := r.sr, r.sr.a
+	defer sr.issued.Done()
+	defer a.metrics.inFlight.Dec()
+	rec, signal, ok := r.do(sr.ctx)
+	a.limit.done(signal)
+	if !ok {
+		return // stopped: the line stays without a result
+	}
+	a.completed.Add(1)
+	in, out := usageOf(rec)
+	a.tokens.Add(in + out)
+	a.metrics.requests.Inc()
+	a.metrics.tokens.Add(float64(in + out))
+	sr.results <- rec
+}
+
+// do runs the request, retrying transient failures with backoff and jitter.
+// signal is the verdict for adaptive concurrency: 1 answered in time, -1
+// overloaded, 0 neither. ok is false when ctx ended first.
+func (r *request) do(ctx context.Context) (rec batchline.Record, signal int, ok bool) {
+	a := r.sr.a
+	var (
+		status int
+		resp   []byte
+		err    error
+	)
+	gen, _ := a.engine.Ready(ctx)
+	for attempt := 0; ; attempt++ {
+		reqCtx, cancel := context.WithTimeout(ctx, a.cfg.RequestTimeout)
+		status, resp, err = r.sr.backend.Do(reqCtx, r.sr.b.Endpoint, r.body)
+		cancel()
+		if ctx.Err() != nil {
+			return batchline.Record{}, 0, false
+		}
+		overloaded := status == http.StatusTooManyRequests || status >= 500 || errors.Is(err, context.DeadlineExceeded)
+		if overloaded {
+			signal = -1
+		}
+		transient := err != nil || overloaded
+		if !transient {
+			break
+		}
+		if err != nil {
+			// No answer: if the engine died and came back, the request
+			// did not fail; it runs again without spending a retry.
+			now, rerr := a.engine.Ready(ctx)
+			if rerr != nil {
+				return batchline.Record{}, 0, false
+			}
+			if now != gen {
+				gen = now
+				attempt--
+				continue
+			}
+		}
+		if attempt >= a.cfg.Retries {
+			break
+		}
+		if sleep(ctx, backoff(attempt)) != nil {
+			return batchline.Record{}, 0, false
+		}
+	}
+	if signal == 0 {
+		signal = 1
+	}
+	out := batchline.Output{ID: ids.New(ids.BatchReq), CustomID: r.customID}
+	code := ""
+	switch {
+	case err != nil && errors.Is(err, context.DeadlineExceeded):
+		code = batchline.CodeRequestTimeout
+		out.Error = &batchline.LineError{Code: code, Message: fmt.Sprintf("the model did not answer within %s", a.cfg.RequestTimeout)}
+	case err != nil:
+		code = batchline.CodeRequestFailed
+		out.Error = &batchline.LineError{Code: code, Message: err.Error()}
+	case !json.Valid(resp):
+		code = "invalid_response"
+		out.Error = &batchline.LineError{Code: code, Message: fmt.Sprintf("the model server answered %d with a body that is not JSON", status)}
+	default:
+		out.Response = &batchline.Response{StatusCode: status, RequestID: ids.New(ids.Request), Body: resp}
+		if status >= 300 {
+			code = fmt.Sprint(status)
+		}
+	}
+	if code != "" {
+		a.metrics.errors.WithLabelValues(code).Inc()
+	}
+	data, merr := json.Marshal(out)
+	if merr != nil {
+		return batchline.Record{}, signal, false
+	}
+	return batchline.Record{Line: r.line, OK: out.Error == nil && status >= 200 && status < 300, Data: data}, signal, true
+}
+
+// usageOf reads the token usage of a successful output line.
+func usageOf(rec batchline.Record) (in, out int64) {
+	if !rec.OK {
+		return 0, 0
+	}
+	var o struct {
+		Response struct {
+			Body struct {
+				Usage struct {
+					PromptTokens     int64 `json:"prompt_tokens"`
+					CompletionTokens int64 `json:"completion_tokens"`
+				} `json:"usage"`
+			} `json:"body"`
+		} `json:"response"`
+	}
+	if json.Unmarshal(rec.Data, &o) != nil {
+		return 0, 0
+	}
+	return o.Response.Body.Usage.PromptTokens, o.Response.Body.Usage.CompletionTokens
+}

@@ -1,0 +1,124 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kilnhq/kiln/internal/store"
+)
+
+// backlogCollector reports the work waiting per model at scrape time.
+type backlogCollector struct {
+	st       *store.Store
+	log      *slog.Logger
+	shards   *prometheus.Desc
+	requests *prometheus.Desc
+	age      *prometheus.Desc
+}
+
+func newBacklogCollector(st *store.Store, log *slog.Logger) *backlogCollector {
+	return &backlogCollector{st: st, log: log,
+		shards:   prometheus.NewDesc("kiln_queue_shards", "Shards waiting for an agent, per model.", []string{"model"}, nil),
+		requests: prometheus.NewDesc("kiln_queue_requests", "Requests in shards waiting for an agent, per model.", []string{"model"}, nil),
+		age:      prometheus.NewDesc("kiln_queue_oldest_seconds", "Age of the longest-waiting shard, per model.", []string{"model"}, nil),
+	}
+}
+
+func (c *backlogCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.shards
+	ch <- c.requests
+	ch <- c.age
+}
+
+func (c *backlogCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	backlog, err := c.st.ShardBacklog(ctx)
+	if err != nil {
+		c.log.Warn("metrics: queue depth", "err", err)
+		return
+	}
+	now := time.Now().UnixMilli()
+	for _, b := range backlog {
+		ch <- prometheus.MustNewConstMetric(c.shards, prometheus.GaugeValue, float64(b.Shards), b.Model)
+		ch <- prometheus.MustNewConstMetric(c.requests, prometheus.GaugeValue, float64(b.Requests), b.Model)
+		ch <- prometheus.MustNewConstMetric(c.age, prometheus.GaugeValue, float64(now-b.OldestReadyAt)/1000, b.Model)
+	}
+}
+
+// gpuCollector reports GPU utilisation and memory from nvidia-smi, when it
+// is installed.
+type gpuCollector struct {
+	bin        string
+	util, used *prometheus.Desc
+	total      *prometheus.Desc
+}
+
+func newGPUCollector() *gpuCollector {
+	bin, _ := exec.LookPath("nvidia-smi")
+	labels := []string{"gpu", "name"}
+	return &gpuCollector{bin: bin,
+		util:  prometheus.NewDesc("kiln_gpu_utilization_ratio", "GPU utilisation, 0 to 1 (nvidia-smi).", labels, nil),
+		used:  prometheus.NewDesc("kiln_gpu_memory_used_bytes", "GPU memory in use (nvidia-smi).", labels, nil),
+		total: prometheus.NewDesc("kiln_gpu_memory_total_bytes", "GPU memory in all (nvidia-smi).", labels, nil),
+	}
+}
+
+func (c *gpuCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.util
+	ch <- c.used
+	ch <- c.total
+}
+
+func (c *gpuCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.bin == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, c.bin, "--query-gpu=index,name,utilization.gpu,memory.used,memory.total",
+		"--format=csv,noheader,nounits").Output()
+	if err != nil {
+		return
+	}
+	for _, gpu := range parseNvidiaSMI(out) {
+		ch <- prometheus.MustNewConstMetric(c.util, prometheus.GaugeValue, gpu.util, gpu.index, gpu.name)
+		ch <- prometheus.MustNewConstMetric(c.used, prometheus.GaugeValue, gpu.used, gpu.index, gpu.name)
+		ch <- prometheus.MustNewConstMetric(c.total, prometheus.GaugeValue, gpu.total, gpu.index, gpu.name)
+	}
+}
+
+type gpuReading struct {
+	index, name       string
+	util, used, total float64
+}
+
+// parseNvidiaSMI reads nvidia-smi's CSV: index, name, utilisation (%),
+// memory used and total (MiB).
+func parseNvidiaSMI(out []byte) []gpuReading {
+	var gpus []gpuReading
+	for _, line := range bytes.Split(bytes.TrimSpace(out), []byte("\n")) {
+		f := strings.Split(string(line), ",")
+		if len(f) != 5 {
+			continue
+		}
+		for i := range f {
+			f[i] = strings.TrimSpace(f[i])
+		}
+		util, err1 := strconv.ParseFloat(f[2], 64)
+		used, err2 := strconv.ParseFloat(f[3], 64)
+		total, err3 := strconv.ParseFloat(f[4], 64)
+		if err1 != nil || err2 != nil || err3 != nil {
+			continue
+		}
+		gpus = append(gpus, gpuReading{index: f[0], name: f[1], util: util / 100, used: used * (1 << 20), total: total * (1 << 20)})
+	}
+	return gpus
+}

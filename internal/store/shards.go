@@ -1,0 +1,201 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Shard statuses.
+const (
+	ShardPending = "pending"
+	ShardRunning = "running"
+	ShardDone    = "done"
+)
+
+// Shard is a run of consecutive input lines of a batch that one agent runs
+// under a lease.
+type Shard struct {
+	BatchID        string
+	Idx            int64
+	Model          string
+	Priority       int64
+	FirstLine      int64 // physical line numbers, from 1, inclusive
+	LastLine       int64
+	Offset         int64 // byte offset of FirstLine in the input file
+	Requests       int64
+	Status         string
+	LeaseOwner     string
+	LeaseExpiresAt int64 // Unix milliseconds
+	ReadyAt        int64 // Unix milliseconds
+	Claims         int64
+}
+
+const shardColumns = `s.batch_id, s.idx, s.model, s.priority, s.first_line, s.last_line, s.byte_offset, s.requests,
+	s.status, s.lease_owner, s.lease_expires_at, s.ready_at, s.claims`
+
+func scanShard(r row) (Shard, error) {
+	var sh Shard
+	err := r.Scan(&sh.BatchID, &sh.Idx, &sh.Model, &sh.Priority, &sh.FirstLine, &sh.LastLine, &sh.Offset, &sh.Requests,
+		&sh.Status, &sh.LeaseOwner, &sh.LeaseExpiresAt, &sh.ReadyAt, &sh.Claims)
+	return sh, err
+}
+
+// claimable is the condition on shards s of batches b that an agent may
+// take: the batch runs and is not stopping, and the shard waits or its
+// agent's lease ran out.
+const claimable = `b.status = 'in_progress' AND b.stop_reason = ''
+	AND (s.status = 'pending' OR (s.status = 'running' AND s.lease_expires_at < $1))`
+
+// Backlog is the work waiting for one model.
+type Backlog struct {
+	Model    string
+	Shards   int64
+	Requests int64
+	// OldestReadyAt is when the longest-waiting shard became claimable, Unix
+	// milliseconds.
+	OldestReadyAt int64
+	// Priority is the highest priority among the waiting shards.
+	Priority int64
+}
+
+// ShardBacklog sums the claimable shards per model.
+func (s *Store) ShardBacklog(ctx context.Context) ([]Backlog, error) {
+	rs, err := s.d.db().query(ctx, `SELECT s.model, COUNT(*), SUM(s.requests), MIN(s.ready_at), MAX(s.priority)
+		FROM batch_shards s JOIN batches b ON b.id = s.batch_id
+		WHERE `+claimable+` GROUP BY s.model ORDER BY s.model`, time.Now().UnixMilli())
+	if err != nil {
+		return nil, fmt.Errorf("store: shard backlog: %w", err)
+	}
+	defer rs.Close()
+	var out []Backlog
+	for rs.Next() {
+		var b Backlog
+		if err := rs.Scan(&b.Model, &b.Shards, &b.Requests, &b.OldestReadyAt, &b.Priority); err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, rs.Err()
+}
+
+// ShardClaim leases the next claimable shard of model to owner until
+// now+ttl: the highest priority first, then the longest waiting. It returns
+// ErrNotFound when none waits.
+func (s *Store) ShardClaim(ctx context.Context, model, owner string, ttl time.Duration) (Shard, Batch, error) {
+	var sh Shard
+	var b Batch
+	err := s.d.tx(ctx, func(q querier, _ enqueue) error {
+		t := time.Now()
+		var err error
+		sh, err = scanShard(q.queryRow(ctx, `SELECT `+shardColumns+`
+			FROM batch_shards s JOIN batches b ON b.id = s.batch_id
+			WHERE `+claimable+` AND s.model = $2
+			ORDER BY s.priority DESC, s.ready_at, s.batch_id, s.idx
+			LIMIT 1`+s.d.skipLocked("s"), t.UnixMilli(), model))
+		if err != nil {
+			return err
+		}
+		sh.Status, sh.LeaseOwner, sh.LeaseExpiresAt, sh.Claims = ShardRunning, owner, t.Add(ttl).UnixMilli(), sh.Claims+1
+		if _, err := q.exec(ctx, `UPDATE batch_shards SET status = $3, lease_owner = $4, lease_expires_at = $5, claims = $6
+			WHERE batch_id = $1 AND idx = $2`, sh.BatchID, sh.Idx, sh.Status, owner, sh.LeaseExpiresAt, sh.Claims); err != nil {
+			return err
+		}
+		b, err = getBatch(ctx, q, sh.BatchID)
+		return err
+	})
+	if err != nil {
+		return Shard{}, Batch{}, fmt.Errorf("store: claim shard of %s: %w", model, err)
+	}
+	return sh, b, nil
+}
+
+// ShardRenew extends owner's lease on a shard and returns the batch, whose
+// stop reason tells the agent to stop. A lease another agent took over is
+// ErrConflict.
+func (s *Store) ShardRenew(ctx context.Context, batchID string, idx int64, owner string, ttl time.Duration) (Batch, error) {
+	var b Batch
+	err := s.d.tx(ctx, func(q querier, _ enqueue) error {
+		n, err := q.exec(ctx, `UPDATE batch_shards SET lease_expires_at = $4
+			WHERE batch_id = $1 AND idx = $2 AND lease_owner = $3 AND status = 'running'`,
+			batchID, idx, owner, time.Now().Add(ttl).UnixMilli())
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return ErrConflict
+		}
+		b, err = getBatch(ctx, q, batchID)
+		return err
+	})
+	if err != nil {
+		return Batch{}, fmt.Errorf("store: renew shard %s/%d: %w", batchID, idx, err)
+	}
+	return b, nil
+}
+
+// ShardRelease gives a shard back unfinished, as on shutdown or a stop: it
+// waits again for any agent, and its finished lines stay done.
+func (s *Store) ShardRelease(ctx context.Context, batchID string, idx int64, owner string) error {
+	_, err := s.d.db().exec(ctx, `UPDATE batch_shards SET status = $4, lease_owner = '', lease_expires_at = 0
+		WHERE batch_id = $1 AND idx = $2 AND lease_owner = $3 AND status = 'running'`,
+		batchID, idx, owner, ShardPending)
+	if err != nil {
+		return fmt.Errorf("store: release shard %s/%d: %w", batchID, idx, err)
+	}
+	return nil
+}
+
+// ShardFinish records that every line of a shard has a durable result. When
+// it is the batch's last shard, the batch moves to finalizing and jobs (the
+// finalizer) commit with it. A lease another agent took over is
+// ErrConflict.
+func (s *Store) ShardFinish(ctx context.Context, batchID string, idx int64, owner string, jobs ...Job) (Batch, error) {
+	return s.transition(ctx, batchID, func(q querier, b Batch) error {
+		n, err := q.exec(ctx, `UPDATE batch_shards SET status = $4, lease_owner = '', lease_expires_at = 0
+			WHERE batch_id = $1 AND idx = $2 AND lease_owner = $3 AND status = 'running'`, batchID, idx, owner, ShardDone)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return ErrConflict
+		}
+		if _, err := q.exec(ctx, `UPDATE batches SET shards_done = shards_done + 1 WHERE id = $1`, batchID); err != nil {
+			return err
+		}
+		if b.ShardsDone+1 < b.ShardsTotal || b.Status != BatchInProgress || b.StopReason != "" {
+			return errNoJobs
+		}
+		_, err = q.exec(ctx, `UPDATE batches SET status = $2, finalizing_at = $3 WHERE id = $1`, batchID, BatchFinalizing, now())
+		return err
+	}, jobs)
+}
+
+// BatchLeasesLive counts the shards of a batch that an agent holds now.
+func (s *Store) BatchLeasesLive(ctx context.Context, batchID string) (int, error) {
+	var n int
+	err := s.d.db().queryRow(ctx, `SELECT COUNT(*) FROM batch_shards WHERE batch_id = $1 AND status = 'running' AND lease_expires_at >= $2`,
+		batchID, time.Now().UnixMilli()).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("store: leases of %s: %w", batchID, err)
+	}
+	return n, nil
+}
+
+// ShardList lists a batch's shards in order.
+func (s *Store) ShardList(ctx context.Context, batchID string) ([]Shard, error) {
+	rs, err := s.d.db().query(ctx, `SELECT `+shardColumns+` FROM batch_shards s WHERE s.batch_id = $1 ORDER BY s.idx`, batchID)
+	if err != nil {
+		return nil, fmt.Errorf("store: list shards of %s: %w", batchID, err)
+	}
+	defer rs.Close()
+	var out []Shard
+	for rs.Next() {
+		sh, err := scanShard(rs)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sh)
+	}
+	return out, rs.Err()
+}
