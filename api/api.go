@@ -43,6 +43,7 @@ func New(d Deps) (http.Handler, huma.API) {
 	registerFiles(api, d)
 	registerBatches(api, d)
 	registerModels(api, d)
+	registerAgents(api, d)
 	if d.Extra != nil {
 		d.Extra(api, mux)
 	}

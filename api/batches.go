@@ -40,6 +40,10 @@ type Batch struct {
 	RequestCounts    BatchRequestCounts `json:"request_counts"`
 	Usage            BatchUsage         `json:"usage"`
 	Metadata         map[string]string  `json:"metadata"`
+	// Priority is a kiln extension.
+	Priority int64 `json:"priority" doc:"kiln extension: the batch's priority among batches of its model."`
+	// StatusMessage is a kiln extension.
+	StatusMessage *string `json:"status_message" doc:"kiln extension: why a batch in progress is waiting, such as no live agent serving its model."`
 }
 
 // BatchErrors is Batch.errors.
@@ -78,6 +82,7 @@ func batchOf(b store.Batch) Batch {
 		ExpiredAt: b.ExpiredAt, CancellingAt: b.CancellingAt, CancelledAt: b.CancelledAt,
 		RequestCounts: BatchRequestCounts{Total: b.Total, Completed: b.Completed, Failed: b.Failed},
 		Metadata:      b.Metadata,
+		Priority:      b.Priority,
 	}
 	if b.Model != "" {
 		out.Model = &b.Model
@@ -117,6 +122,7 @@ type batchCreateInput struct {
 		Endpoint           string            `json:"endpoint" enum:"/v1/chat/completions,/v1/completions,/v1/embeddings" doc:"The endpoint every request of the batch calls."`
 		CompletionWindow   string            `json:"completion_window" doc:"24h, as OpenAI. kiln extension: any duration from 1s to 168h, such as 90m."`
 		Metadata           map[string]string `json:"metadata,omitempty" doc:"Up to 16 keys of at most 64 characters, values of at most 512."`
+		Priority           int64             `json:"priority,omitempty" minimum:"-100" maximum:"100" doc:"kiln extension: higher runs first among batches of one model (default 0). It never forces a model switch; the starvation bound caps any wait."`
 		OutputExpiresAfter *struct {
 			Anchor  string `json:"anchor"`
 			Seconds int64  `json:"seconds"`
@@ -169,6 +175,9 @@ func registerBatches(api huma.API, d Deps) {
 		for i, b := range list {
 			out.Data[i] = batchOf(b)
 		}
+		if err := withStatusMessages(ctx, d, out.Data); err != nil {
+			return nil, internal(ctx, d.Log, err)
+		}
 		if len(list) > 0 {
 			out.FirstID, out.LastID = &list[0].ID, &list[len(list)-1].ID
 		}
@@ -183,7 +192,11 @@ func registerBatches(api huma.API, d Deps) {
 		if err != nil {
 			return nil, storeError(ctx, d.Log, "batch", in.BatchID, err)
 		}
-		return &batchOutput{Body: batchOf(b)}, nil
+		out := []Batch{batchOf(b)}
+		if err := withStatusMessages(ctx, d, out); err != nil {
+			return nil, internal(ctx, d.Log, err)
+		}
+		return &batchOutput{Body: out[0]}, nil
 	})
 
 	huma.Register(api, huma.Operation{
@@ -248,6 +261,7 @@ func createBatch(ctx context.Context, d Deps, in *batchCreateInput) (store.Batch
 		CompletionWindow: body.CompletionWindow,
 		Status:           store.BatchValidating,
 		Metadata:         body.Metadata,
+		Priority:         body.Priority,
 		CreatedAt:        created.Unix(),
 		ExpiresAt:        created.Add(window).Unix(),
 	}

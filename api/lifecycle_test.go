@@ -3,6 +3,8 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"log/slog"
 	"testing"
 	"time"
@@ -176,6 +178,62 @@ func TestResumeAfterRestart(t *testing.T) {
 			require.Len(t, outputs, n)
 			// Only the requests without a durable result ran again.
 			require.LessOrEqual(t, second.App.Sim.Stats().Requests, int64(n)-before.Completed)
+		})
+	}
+}
+
+// TestUnservedModel: a batch for a model no agent serves waits, says so in
+// its status message and in GET /v1/agents, and expires at the end of its
+// window with every request as batch_expired.
+func TestUnservedModel(t *testing.T) {
+	t.Parallel()
+	for _, backend := range kilntest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			env := kilntest.Start(t, backend, kilntest.Options{})
+			c := sdkClient(env)
+			var input bytes.Buffer
+			for i := range 3 {
+				fmt.Fprintf(&input, `{"custom_id":"req-%d","method":"POST","url":"/v1/chat/completions","body":{"model":"nobody/serves-this","messages":[{"role":"user","content":"hi"}]}}`+"\n", i)
+			}
+			b := createBatch(t, c, input.Bytes(), "3s")
+			deadline := time.Now().Add(time.Minute)
+			for {
+				got, err := c.Batches.Get(context.Background(), b.ID)
+				require.NoError(t, err)
+				if got.Status == openai.BatchStatusInProgress {
+					var raw struct {
+						StatusMessage string `json:"status_message"`
+					}
+					require.NoError(t, json.Unmarshal([]byte(got.RawJSON()), &raw))
+					require.Contains(t, raw.StatusMessage, "no live agent serves model")
+					break
+				}
+				require.True(t, time.Now().Before(deadline), "batch still %s", got.Status)
+				pause(20 * time.Millisecond)
+			}
+			var agents struct {
+				Data  []map[string]any `json:"data"`
+				Queue []struct {
+					Model    string `json:"model"`
+					Requests int    `json:"requests"`
+					Served   bool   `json:"served"`
+				} `json:"queue"`
+			}
+			require.NoError(t, c.Get(context.Background(), "agents", nil, &agents))
+			require.Len(t, agents.Data, 1)
+			require.Len(t, agents.Queue, 1)
+			require.Equal(t, "nobody/serves-this", agents.Queue[0].Model)
+			require.Equal(t, 3, agents.Queue[0].Requests)
+			require.False(t, agents.Queue[0].Served)
+
+			b = waitBatch(t, c, b.ID)
+			require.Equal(t, openai.BatchStatusExpired, b.Status)
+			errs := resultLines(t, c, b.ErrorFileID)
+			requireExactlyOnce(t, b, 3, nil, errs)
+			for _, l := range errs {
+				require.Equal(t, "batch_expired", l["error"].(map[string]any)["code"])
+			}
 		})
 	}
 }

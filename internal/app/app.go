@@ -154,7 +154,7 @@ func (a *App) Start(ctx context.Context) error {
 func (a *App) startAgent(ctx context.Context) error {
 	a.llmURL = a.Cfg.LLMURL
 	synthetic := false
-	if a.llmURL == "" && len(a.Cfg.Endpoints) == 0 {
+	if a.llmURL == "" && len(a.Cfg.Endpoints) == 0 && a.Cfg.EngineCommand == "" {
 		simCfg := llmsim.Config{Models: SimModels}
 		if a.opts.Sim != nil {
 			simCfg = *a.opts.Sim
@@ -174,11 +174,26 @@ func (a *App) startAgent(ctx context.Context) error {
 		synthetic = true
 		a.Log.Warn("KILN_LLM_URL is not set: running the built-in LLM simulator; outputs are SYNTHETIC", "url", a.llmURL)
 	}
-	endpoints, err := gpuagent.ParseEndpoints(a.Cfg.Endpoints)
-	if err != nil {
-		return err
+	if a.Cfg.EngineCommand != "" {
+		command := a.Cfg.EngineCommand
+		if command == "vllm" {
+			command = "" // the managed engine's default: vllm serve ...
+		}
+		eng, err := gpuagent.NewManagedEngine(gpuagent.ManagedConfig{
+			Command: command, Models: a.Cfg.EngineModels, MaxNumSeqs: a.Cfg.AgentConcurrency,
+			SleepMode: a.Cfg.EngineSleepMode, Log: a.Log.With("component", "engine"),
+		})
+		if err != nil {
+			return fmt.Errorf("engine: %w", err)
+		}
+		a.Engine = eng
+	} else {
+		endpoints, err := gpuagent.ParseEndpoints(a.Cfg.Endpoints)
+		if err != nil {
+			return err
+		}
+		a.Engine = gpuagent.NewAttachEngine(endpoints, a.llmURL, a.Cfg.AgentConcurrency)
 	}
-	a.Engine = gpuagent.NewAttachEngine(endpoints, a.llmURL, a.Cfg.AgentConcurrency)
 	a.Agent = gpuagent.New(gpuagent.Config{
 		MaxInFlight:     a.Cfg.AgentConcurrency,
 		RequestTimeout:  a.Cfg.RequestTimeout,

@@ -61,6 +61,22 @@ type Config struct {
 	// model, as model=url (KILN_ENDPOINTS is comma-separated). Default: none.
 	Endpoints []string `name:"endpoint" env:"KILN_ENDPOINTS" help:"model=url: the engine serving a model (repeatable)."`
 
+	// EngineCommand makes the agent manage its engine: it starts this
+	// command (a template with {{.Model}}, {{.Host}}, {{.Port}},
+	// {{.MaxNumSeqs}}) for the model it loads, waits for /health, restarts
+	// it when it dies, and stops it to switch models. "vllm" is short for
+	// vLLM's default command line. Default: "" (attach to KILN_LLM_URL or
+	// --endpoint).
+	EngineCommand string `name:"engine-command" env:"KILN_ENGINE_COMMAND" help:"Manage the engine: command template, or 'vllm' for vllm serve."`
+
+	// EngineModels are the models a managed engine may load
+	// (comma-separated). Default: none.
+	EngineModels []string `name:"engine-models" env:"KILN_ENGINE_MODELS" help:"Models the managed engine may load."`
+
+	// EngineSleepMode switches models of a managed engine with vLLM's sleep
+	// mode (/sleep, /wake_up) instead of a restart. Default: false.
+	EngineSleepMode bool `name:"engine-sleep-mode" env:"KILN_ENGINE_SLEEP_MODE" help:"Switch models with vLLM sleep mode."`
+
 	// AgentConcurrency is the most requests the agent keeps in flight: the
 	// engine's capacity (its max_num_seqs). Adaptive concurrency stays at or
 	// below it. Default: 256 (vLLM's max_num_seqs default).
@@ -166,6 +182,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: KILN_SHARD_SIZE must be at least 1, got %d", c.ShardSize)
 	case c.LeaseTTL < time.Second:
 		return fmt.Errorf("config: KILN_LEASE_TTL must be at least 1s, got %s", c.LeaseTTL)
+	}
+	if c.EngineCommand != "" && len(c.EngineModels) == 0 {
+		return fmt.Errorf("config: KILN_ENGINE_COMMAND needs KILN_ENGINE_MODELS, the models it may load")
 	}
 	for _, e := range c.Endpoints {
 		if m, u, ok := strings.Cut(e, "="); !ok || m == "" || !strings.HasPrefix(u, "http") {

@@ -30,6 +30,9 @@ type Options struct {
 	Sim *llmsim.Config
 	// Configure edits the configuration before start.
 	Configure func(*config.Config)
+	// NoAgent runs no agent in the process: agents run elsewhere (kiln
+	// agent processes), and no simulator starts.
+	NoAgent bool
 }
 
 // Env is a running kiln.
@@ -83,7 +86,7 @@ func Start(t testing.TB, backend string, o Options) *Env {
 		sim = &llmsim.Config{Models: app.SimModels, TTFT: time.Millisecond, TPOT: -1}
 	}
 	ctx := context.Background()
-	a, err := app.New(ctx, cfg, app.Options{Serve: true, Agent: true, Version: "test", Sim: sim}, logger(t))
+	a, err := app.New(ctx, cfg, app.Options{Serve: true, Agent: !o.NoAgent, Version: "test", Sim: sim}, logger(t))
 	if err != nil {
 		t.Fatalf("kilntest: %v", err)
 	}
