@@ -383,7 +383,7 @@ func (a *Agent) claim(ctx context.Context) (*shardRun, error) {
 			return nil, err
 		}
 	}
-	sh, b, err := a.store.ShardClaim(ctx, model, a.cfg.ID, a.cfg.LeaseTTL)
+	sh, b, err := a.store.ShardClaim(ctx, model, a.cfg.ID, a.cfg.LeaseTTL, time.Now().Add(-a.cfg.StarvationBound).UnixMilli())
 	if err != nil {
 		return nil, err
 	}

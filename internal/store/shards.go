@@ -80,9 +80,11 @@ func (s *Store) ShardBacklog(ctx context.Context) ([]Backlog, error) {
 }
 
 // ShardClaim leases the next claimable shard of model to owner until
-// now+ttl: the highest priority first, then the longest waiting. It returns
-// ErrNotFound when none waits.
-func (s *Store) ShardClaim(ctx context.Context, model, owner string, ttl time.Duration) (Shard, Batch, error) {
+// now+ttl: shards that became ready before starvedBefore (Unix ms) first,
+// then the highest priority, then the longest waiting, so that a stream of
+// urgent batches cannot starve the others. It returns ErrNotFound when none
+// waits.
+func (s *Store) ShardClaim(ctx context.Context, model, owner string, ttl time.Duration, starvedBefore int64) (Shard, Batch, error) {
 	var sh Shard
 	var b Batch
 	err := s.d.tx(ctx, func(q querier, _ enqueue) error {
@@ -91,8 +93,8 @@ func (s *Store) ShardClaim(ctx context.Context, model, owner string, ttl time.Du
 		sh, err = scanShard(q.queryRow(ctx, `SELECT `+shardColumns+`
 			FROM batch_shards s JOIN batches b ON b.id = s.batch_id
 			WHERE `+claimable+` AND s.model = $2
-			ORDER BY s.priority DESC, s.ready_at, s.batch_id, s.idx
-			LIMIT 1`+s.d.skipLocked("s"), t.UnixMilli(), model))
+			ORDER BY CASE WHEN s.ready_at < $3 THEN 0 ELSE 1 END, s.priority DESC, s.ready_at, s.batch_id, s.idx
+			LIMIT 1`+s.d.skipLocked("s"), t.UnixMilli(), model, starvedBefore))
 		if err != nil {
 			return err
 		}

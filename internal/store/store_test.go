@@ -154,17 +154,17 @@ func testStore(t *testing.T, backend string) {
 		require.Equal(t, store.Backlog{Model: "m", Shards: 2, Requests: 3, OldestReadyAt: backlog[0].OldestReadyAt}, backlog[0])
 
 		// Agents claim shards one by one, in order, under leases.
-		sh0, _, err := tb.st.ShardClaim(tb.ctx, "m", "a1", time.Minute)
+		sh0, _, err := tb.st.ShardClaim(tb.ctx, "m", "a1", time.Minute, 0)
 		require.NoError(t, err)
 		require.EqualValues(t, 0, sh0.Idx)
 		require.EqualValues(t, 1, sh0.Claims)
-		sh1, _, err := tb.st.ShardClaim(tb.ctx, "m", "a2", time.Minute)
+		sh1, _, err := tb.st.ShardClaim(tb.ctx, "m", "a2", time.Minute, 0)
 		require.NoError(t, err)
 		require.EqualValues(t, 1, sh1.Idx)
 		require.EqualValues(t, 40, sh1.Offset)
-		_, _, err = tb.st.ShardClaim(tb.ctx, "m", "a3", time.Minute)
+		_, _, err = tb.st.ShardClaim(tb.ctx, "m", "a3", time.Minute, 0)
 		require.ErrorIs(t, err, store.ErrNotFound)
-		_, _, err = tb.st.ShardClaim(tb.ctx, "other", "a3", time.Minute)
+		_, _, err = tb.st.ShardClaim(tb.ctx, "other", "a3", time.Minute, 0)
 		require.ErrorIs(t, err, store.ErrNotFound)
 		live, err := tb.st.BatchLeasesLive(tb.ctx, b.ID)
 		require.NoError(t, err)
@@ -197,7 +197,7 @@ func testStore(t *testing.T, backend string) {
 		require.ErrorIs(t, err, store.ErrConflict)
 		// A released shard waits again; the next claim takes it over.
 		require.NoError(t, tb.st.ShardRelease(tb.ctx, b.ID, 1, "a2"))
-		sh1, _, err = tb.st.ShardClaim(tb.ctx, "m", "a3", time.Minute)
+		sh1, _, err = tb.st.ShardClaim(tb.ctx, "m", "a3", time.Minute, 0)
 		require.NoError(t, err)
 		require.EqualValues(t, 2, sh1.Claims)
 		got, err = tb.st.ShardFinish(tb.ctx, b.ID, 1, "a3")
@@ -245,14 +245,14 @@ func testStore(t *testing.T, backend string) {
 		e := newBatch(t, tb)
 		_, err = tb.st.BatchStart(tb.ctx, e.ID, 1, "m", []store.Shard{{FirstLine: 1, LastLine: 1, Requests: 1}})
 		require.NoError(t, err)
-		_, _, err = tb.st.ShardClaim(tb.ctx, "m", "a", time.Minute)
+		_, _, err = tb.st.ShardClaim(tb.ctx, "m", "a", time.Minute, 0)
 		require.NoError(t, err)
 		got, err = tb.st.BatchRequestStop(tb.ctx, e.ID, store.StopExpired)
 		require.NoError(t, err)
 		require.Equal(t, store.BatchInProgress, got.Status)
 		// A stopping batch's shards are not claimed.
 		require.NoError(t, tb.st.ShardRelease(tb.ctx, e.ID, 0, "a"))
-		_, _, err = tb.st.ShardClaim(tb.ctx, "m", "b", time.Minute)
+		_, _, err = tb.st.ShardClaim(tb.ctx, "m", "b", time.Minute, 0)
 		require.ErrorIs(t, err, store.ErrNotFound)
 		got, err = tb.st.BatchComplete(tb.ctx, e.ID, store.Outcome{})
 		require.NoError(t, err)
@@ -265,6 +265,35 @@ func testStore(t *testing.T, backend string) {
 		require.NoError(t, err)
 		require.Equal(t, store.BatchFailed, got.Status)
 		require.Equal(t, 3, *got.Errors[0].Line)
+	})
+
+	t.Run("ClaimOrder", func(t *testing.T) {
+		t.Parallel()
+		tb := setup(t)
+		start := func(priority int64) string {
+			b := store.Batch{ID: ids.New(ids.Batch), Endpoint: "/v1/chat/completions", InputFileID: "f", CompletionWindow: "24h",
+				Status: store.BatchValidating, CreatedAt: time.Now().Unix(), ExpiresAt: time.Now().Add(time.Hour).Unix(), Priority: priority}
+			require.NoError(t, tb.st.BatchCreate(tb.ctx, b))
+			_, err := tb.st.BatchStart(tb.ctx, b.ID, 1, "m", []store.Shard{{FirstLine: 1, LastLine: 1, Requests: 1}})
+			require.NoError(t, err)
+			return b.ID
+		}
+		low := start(0)
+		lowShards, err := tb.st.ShardList(tb.ctx, low)
+		require.NoError(t, err)
+		for time.Now().UnixMilli() <= lowShards[0].ReadyAt {
+			// the next batch becomes ready at a later millisecond
+		}
+		high := start(5)
+		sh, _, err := tb.st.ShardClaim(tb.ctx, "m", "a", time.Minute, 0)
+		require.NoError(t, err)
+		require.Equal(t, high, sh.BatchID, "higher priority first")
+		require.NoError(t, tb.st.ShardRelease(tb.ctx, high, 0, "a"))
+		// Once the low-priority shard waited past the starvation bound, it
+		// goes first.
+		sh, _, err = tb.st.ShardClaim(tb.ctx, "m", "a", time.Minute, lowShards[0].ReadyAt+1)
+		require.NoError(t, err)
+		require.Equal(t, low, sh.BatchID, "starving work first")
 	})
 
 	t.Run("BatchListNewestFirst", func(t *testing.T) {
@@ -320,7 +349,7 @@ func testStore(t *testing.T, backend string) {
 		b := newBatch(t, tb)
 		_, err := tb.st.BatchStart(tb.ctx, b.ID, 20, "m", []store.Shard{{FirstLine: 1, LastLine: 20, Requests: 20}})
 		require.NoError(t, err)
-		_, _, err = tb.st.ShardClaim(tb.ctx, "m", "a", time.Minute)
+		_, _, err = tb.st.ShardClaim(tb.ctx, "m", "a", time.Minute, 0)
 		require.NoError(t, err)
 		var wg sync.WaitGroup
 		for i := range 20 {
