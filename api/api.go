@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
@@ -31,6 +32,13 @@ type Deps struct {
 	MaxFileBytes int64
 	// MaxLineBytes bounds a batch input line.
 	MaxLineBytes int
+	// MaxPartBytes bounds one upload part.
+	MaxPartBytes int64
+	// UploadTTL is how long an upload takes parts before it expires.
+	UploadTTL time.Duration
+	// DownloadRedirect answers file downloads with a redirect to a
+	// presigned URL of the object store.
+	DownloadRedirect bool
 	// Extra registers more routes on the same API and mux (metrics, UI).
 	Extra func(api huma.API, mux *http.ServeMux)
 }

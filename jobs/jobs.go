@@ -35,6 +35,7 @@ func Register(workers *river.Workers, d Deps) {
 	river.AddWorker(workers, &BatchValidateWorker{d: d})
 	river.AddWorker(workers, &BatchFinalizeWorker{d: d})
 	river.AddWorker(workers, &BatchExpireWorker{d: d})
+	river.AddWorker(workers, &UploadExpireWorker{d: d})
 }
 
 // writeObject streams what write produces into key, never holding it whole.

@@ -100,6 +100,7 @@ func New(ctx context.Context, cfg config.Config, opts Options, log *slog.Logger)
 			Store: a.Store, Bucket: a.Bucket, Log: log, Version: opts.Version,
 			Keys:         apikey.NewChecker(a.Store, cfg.APIKey),
 			MaxFileBytes: cfg.MaxFileBytes, MaxLineBytes: cfg.MaxLineBytes,
+			MaxPartBytes: cfg.MaxPartBytes, UploadTTL: cfg.UploadTTL, DownloadRedirect: cfg.DownloadRedirect,
 			Extra: func(_ huma.API, mux *http.ServeMux) {
 				mux.Handle("GET /metrics", promhttp.HandlerFor(a.Metrics, promhttp.HandlerOpts{}))
 			},

@@ -42,6 +42,7 @@ type cli struct {
 	Serve   serveCmd   `cmd:"" help:"Run the API and the job workers (and, on the embedded default, the GPU agent)."`
 	Agent   agentCmd   `cmd:"" help:"Run the GPU agent as its own long-lived process."`
 	Sim     simCmd     `cmd:"" help:"Run the vLLM-like LLM simulator."`
+	Batch   batchCmd   `cmd:"" help:"Submit batches and download their results, against any kiln."`
 	Migrate migrateCmd `cmd:"" help:"Migrate the database to the newest schema."`
 	Keys    keysCmd    `cmd:"" help:"Manage API keys."`
 	Openapi openapiCmd `cmd:"" name:"openapi" help:"Print the OpenAPI document (YAML)."`

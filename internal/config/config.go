@@ -113,6 +113,23 @@ type Config struct {
 	// Default: 2 GiB.
 	MaxFileBytes int64 `name:"max-file-bytes" env:"KILN_MAX_FILE_BYTES" default:"2147483648" help:"Largest accepted upload, in bytes."`
 
+	// DownloadRedirect answers GET /v1/files/{id}/content with a 307 to a
+	// presigned URL of the object store, so bytes skip kiln; ?redirect=true
+	// asks for it per request. Default: false.
+	DownloadRedirect bool `name:"download-redirect" env:"KILN_DOWNLOAD_REDIRECT" help:"Redirect downloads to presigned URLs."`
+
+	// PublicURL is kiln's base URL as clients reach it; the folder object
+	// store's presigned URLs point at it. Default: http://localhost plus
+	// the port of Addr.
+	PublicURL string `name:"public-url" env:"KILN_PUBLIC_URL" help:"kiln's base URL as clients reach it (for presigned URLs of the folder store)."`
+
+	// MaxPartBytes is the largest upload part. Default: 64 MiB (OpenAI's).
+	MaxPartBytes int64 `name:"max-part-bytes" env:"KILN_MAX_PART_BYTES" default:"67108864" help:"Largest upload part, in bytes."`
+
+	// UploadTTL is how long an upload takes parts before it expires and its
+	// parts are removed. Default: 1h.
+	UploadTTL time.Duration `name:"upload-ttl" env:"KILN_UPLOAD_TTL" default:"1h" help:"Uploads expire after this."`
+
 	// MaxLineBytes is the longest accepted batch input line. Default: 10 MiB.
 	MaxLineBytes int `name:"max-line-bytes" env:"KILN_MAX_LINE_BYTES" default:"10485760" help:"Longest accepted batch input line, in bytes."`
 
@@ -143,6 +160,8 @@ func (c Config) WithDefaults() Config {
 	c.ChunkInterval = cmp.Or(c.ChunkInterval, ChunkIntervalDefault)
 	c.MaxFileBytes = cmp.Or(c.MaxFileBytes, MaxFileBytesDefault)
 	c.MaxLineBytes = cmp.Or(c.MaxLineBytes, MaxLineBytesDefault)
+	c.MaxPartBytes = cmp.Or(c.MaxPartBytes, 64<<20)
+	c.UploadTTL = cmp.Or(c.UploadTTL, time.Hour)
 	c.MaxRequests = cmp.Or(c.MaxRequests, MaxRequestsDefault)
 	c.PollInterval = cmp.Or(c.PollInterval, PollIntervalDefault)
 	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, ShutdownTimeoutDefault)

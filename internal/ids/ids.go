@@ -18,6 +18,8 @@ const (
 	BatchReq = "batch_req_"
 	Key      = "key_"
 	Request  = "req_"
+	Upload   = "upload_"
+	Part     = "part_"
 )
 
 var (

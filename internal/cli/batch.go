@@ -1,0 +1,337 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/sync/errgroup"
+)
+
+// clientFlags reach a kiln server.
+type clientFlags struct {
+	URL    string `name:"url" env:"KILN_URL" default:"http://localhost:4080" help:"kiln's base URL."`
+	APIKey string `name:"key" env:"KILN_API_KEY" help:"An API key."`
+}
+
+func (f clientFlags) base() string { return strings.TrimRight(f.URL, "/") + "/v1" }
+
+func (f clientFlags) client() *openai.Client {
+	c := openai.NewClient(option.WithBaseURL(f.base()+"/"), option.WithAPIKey(f.APIKey))
+	return &c
+}
+
+type batchCmd struct {
+	Submit   batchSubmitCmd   `cmd:"" help:"Upload a JSONL file in parallel presigned parts and create a batch."`
+	Download batchDownloadCmd `cmd:"" help:"Download a batch's output and error files."`
+}
+
+type batchSubmitCmd struct {
+	clientFlags `embed:""`
+	File        string            `arg:"" type:"existingfile" help:"The JSONL file of requests."`
+	Endpoint    string            `default:"/v1/chat/completions" enum:"/v1/chat/completions,/v1/completions,/v1/embeddings" help:"The endpoint every request calls."`
+	Model       string            `help:"Set body.model of every line to this model (rewrites the file as it uploads)."`
+	Window      string            `default:"24h" help:"Completion window."`
+	Priority    int64             `help:"Batch priority among batches of its model (kiln extension)."`
+	Metadata    map[string]string `help:"Metadata key=value pairs."`
+	PartSize    int64             `default:"67108864" help:"Bytes per part (at most the server's limit, 64 MiB by default)."`
+	Parallel    int               `default:"4" help:"Parts uploaded at once."`
+	Wait        bool              `help:"Wait for the batch to end, showing its progress."`
+}
+
+// Run uploads FILE through POST /v1/uploads with presigned parts (bytes go
+// straight to object storage), completes the upload with its MD5, creates
+// the batch and, with --wait, follows it to the end.
+func (c *batchSubmitCmd) Run(e *env) error {
+	ctx := e.ctx
+	path := c.File
+	if c.Model != "" {
+		tmp, err := rewriteModel(path, c.Model)
+		if err != nil {
+			return err
+		}
+		defer os.Remove(tmp)
+		path = tmp
+	}
+	fileID, err := c.upload(ctx, e, path)
+	if err != nil {
+		return err
+	}
+	body := map[string]any{"input_file_id": fileID, "endpoint": c.Endpoint, "completion_window": c.Window}
+	if len(c.Metadata) > 0 {
+		body["metadata"] = c.Metadata
+	}
+	if c.Priority != 0 {
+		body["priority"] = c.Priority
+	}
+	var batch openai.Batch
+	if err := c.client().Post(ctx, "batches", body, &batch); err != nil {
+		return fmt.Errorf("create batch: %w", err)
+	}
+	fmt.Fprintf(e.stderr, "batch %s created (%s)\n", batch.ID, batch.Status)
+	fmt.Fprintln(e.stdout, batch.ID)
+	if !c.Wait {
+		return nil
+	}
+	return follow(ctx, e, c.client(), batch.ID)
+}
+
+type presigned struct {
+	Data []struct {
+		ID  string `json:"id"`
+		URL string `json:"url"`
+	} `json:"data"`
+}
+
+func (c *batchSubmitCmd) upload(ctx context.Context, e *env, path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	size := st.Size()
+	if size == 0 {
+		return "", errors.New("the file is empty")
+	}
+	cl := c.client()
+	var up struct {
+		ID string `json:"id"`
+	}
+	if err := cl.Post(ctx, "uploads", map[string]any{"bytes": size, "filename": filepath.Base(path),
+		"mime_type": "application/jsonl", "purpose": "batch"}, &up); err != nil {
+		return "", fmt.Errorf("create upload: %w", err)
+	}
+	parts := int((size + c.PartSize - 1) / c.PartSize)
+	var urls presigned
+	if err := cl.Post(ctx, "uploads/"+up.ID+"/parts/presigned", map[string]any{"count": parts}, &urls); err != nil {
+		return "", fmt.Errorf("presign parts: %w", err)
+	}
+	if len(urls.Data) != parts {
+		return "", fmt.Errorf("presign parts: asked %d URLs, got %d", parts, len(urls.Data))
+	}
+	bar := progressbar.NewOptions64(size, progressbar.OptionSetWriter(e.stderr), progressbar.OptionShowBytes(true),
+		progressbar.OptionSetDescription("upload"), progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionShowCount())
+	hc := &http.Client{}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(c.Parallel, 1))
+	for i, p := range urls.Data {
+		off := int64(i) * c.PartSize
+		n := min(c.PartSize, size-off)
+		g.Go(func() error {
+			body := io.TeeReader(io.NewSectionReader(f, off, n), bar)
+			req, err := http.NewRequestWithContext(gctx, http.MethodPut, p.URL, body)
+			if err != nil {
+				return err
+			}
+			req.ContentLength = n
+			resp, err := hc.Do(req)
+			if err != nil {
+				return fmt.Errorf("part %d: %w", i+1, err)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode/100 != 2 {
+				msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+				return fmt.Errorf("part %d: %s: %s", i+1, resp.Status, bytes.TrimSpace(msg))
+			}
+			return nil
+		})
+	}
+	sum := md5.New()
+	var sumErr error
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // the MD5 reads the file once more, beside the uploads
+		defer wg.Done()
+		_, sumErr = io.Copy(sum, io.NewSectionReader(f, 0, size))
+	}()
+	err = g.Wait()
+	wg.Wait()
+	_ = bar.Finish()
+	if err != nil {
+		_ = cl.Post(context.WithoutCancel(ctx), "uploads/"+up.ID+"/cancel", nil, nil)
+		return "", err
+	}
+	if sumErr != nil {
+		return "", sumErr
+	}
+	ids := make([]string, len(urls.Data))
+	for i, p := range urls.Data {
+		ids[i] = p.ID
+	}
+	var done struct {
+		Status string `json:"status"`
+		File   *struct {
+			ID string `json:"id"`
+		} `json:"file"`
+	}
+	if err := cl.Post(ctx, "uploads/"+up.ID+"/complete", map[string]any{"part_ids": ids, "md5": hex.EncodeToString(sum.Sum(nil))}, &done); err != nil {
+		return "", fmt.Errorf("complete upload: %w", err)
+	}
+	if done.File == nil {
+		return "", fmt.Errorf("complete upload: status %s and no file", done.Status)
+	}
+	fmt.Fprintf(e.stderr, "uploaded %s as %s\n", filepath.Base(c.File), done.File.ID)
+	return done.File.ID, nil
+}
+
+// rewriteModel copies a JSONL file with body.model set on every line.
+func rewriteModel(path, model string) (string, error) {
+	in, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer in.Close()
+	out, err := os.CreateTemp("", "kiln-submit-*.jsonl")
+	if err != nil {
+		return "", err
+	}
+	dec := json.NewDecoder(in)
+	enc := json.NewEncoder(out)
+	for line := 1; ; line++ {
+		var req map[string]any
+		if err := dec.Decode(&req); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			out.Close()
+			os.Remove(out.Name())
+			return "", fmt.Errorf("%s: request %d: %w", path, line, err)
+		}
+		body, _ := req["body"].(map[string]any)
+		if body == nil {
+			body = map[string]any{}
+			req["body"] = body
+		}
+		body["model"] = model
+		if err := enc.Encode(req); err != nil {
+			out.Close()
+			os.Remove(out.Name())
+			return "", err
+		}
+	}
+	return out.Name(), out.Close()
+}
+
+// follow shows a batch's progress until it ends: counts, rate and ETA.
+func follow(ctx context.Context, e *env, cl *openai.Client, id string) error {
+	var bar *progressbar.ProgressBar
+	start := time.Now()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		b, err := cl.Batches.Get(ctx, id)
+		if err != nil {
+			return err
+		}
+		done := b.RequestCounts.Completed + b.RequestCounts.Failed
+		if bar == nil && b.RequestCounts.Total > 0 {
+			bar = progressbar.NewOptions64(b.RequestCounts.Total, progressbar.OptionSetWriter(e.stderr),
+				progressbar.OptionSetDescription("requests"), progressbar.OptionShowCount(), progressbar.OptionShowIts(),
+				progressbar.OptionSetItsString("req"), progressbar.OptionSetPredictTime(true))
+		}
+		if bar != nil {
+			_ = bar.Set64(done)
+			bar.Describe(fmt.Sprintf("%s (%d failed)", b.Status, b.RequestCounts.Failed))
+		}
+		switch b.Status {
+		case openai.BatchStatusCompleted, openai.BatchStatusFailed, openai.BatchStatusExpired, openai.BatchStatusCancelled:
+			if bar != nil {
+				_ = bar.Finish()
+			}
+			fmt.Fprintf(e.stderr, "\nbatch %s %s in %s: %d completed, %d failed\n", id, b.Status,
+				time.Since(start).Round(time.Second), b.RequestCounts.Completed, b.RequestCounts.Failed)
+			for _, be := range b.Errors.Data {
+				fmt.Fprintf(e.stderr, "  line %d: %s: %s\n", be.Line, be.Code, be.Message)
+			}
+			if b.Status != openai.BatchStatusCompleted {
+				return fmt.Errorf("batch %s", b.Status)
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+type batchDownloadCmd struct {
+	clientFlags `embed:""`
+	ID          string `arg:"" help:"The batch's ID."`
+	Dir         string `default:"." help:"Where to write BATCH_output.jsonl and BATCH_error.jsonl."`
+}
+
+// Run downloads the batch's output and error files with a progress bar.
+func (c *batchDownloadCmd) Run(e *env) error {
+	ctx := e.ctx
+	cl := c.client()
+	b, err := cl.Batches.Get(ctx, c.ID)
+	if err != nil {
+		return err
+	}
+	if b.OutputFileID == "" && b.ErrorFileID == "" {
+		return fmt.Errorf("batch %s is %s and has no output yet", c.ID, b.Status)
+	}
+	for _, f := range []struct{ id, name string }{{b.OutputFileID, "output"}, {b.ErrorFileID, "error"}} {
+		if f.id == "" {
+			continue
+		}
+		path := filepath.Join(c.Dir, c.ID+"_"+f.name+".jsonl")
+		if err := download(ctx, e, cl, f.id, path); err != nil {
+			return err
+		}
+		fmt.Fprintln(e.stdout, path)
+	}
+	return nil
+}
+
+func download(ctx context.Context, e *env, cl *openai.Client, fileID, path string) error {
+	meta, err := cl.Files.Get(ctx, fileID)
+	if err != nil {
+		return err
+	}
+	resp, err := cl.Files.Content(ctx, fileID)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	tmp := path + ".part"
+	out, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	bar := progressbar.NewOptions64(meta.Bytes, progressbar.OptionSetWriter(e.stderr), progressbar.OptionShowBytes(true),
+		progressbar.OptionSetDescription(filepath.Base(path)), progressbar.OptionThrottle(100*time.Millisecond))
+	n, err := io.Copy(io.MultiWriter(out, bar), resp.Body)
+	_ = bar.Finish()
+	fmt.Fprintln(e.stderr)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && n != meta.Bytes {
+		err = fmt.Errorf("got %d of %d bytes", n, meta.Bytes)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("download %s: %w", fileID, err)
+	}
+	return os.Rename(tmp, path)
+}

@@ -1,0 +1,170 @@
+package store
+
+import (
+	"context"
+	"fmt"
+)
+
+// Upload statuses. completing is kiln's own: a completion in progress,
+// which a concurrent cancel cannot interrupt.
+const (
+	UploadPending    = "pending"
+	UploadCompleting = "completing"
+	UploadCompleted  = "completed"
+	UploadCancelled  = "cancelled"
+	UploadExpired    = "expired"
+)
+
+// Upload is an upload in parts (OpenAI's Upload).
+type Upload struct {
+	ID        string
+	Filename  string
+	Purpose   string
+	Bytes     int64
+	MimeType  string
+	Status    string
+	CreatedAt int64
+	ExpiresAt int64
+	FileID    *string
+}
+
+// UploadPart is one part of an upload.
+type UploadPart struct {
+	ID        string
+	UploadID  string
+	ObjectKey string
+	Bytes     int64 // -1 until known, for presigned parts
+	Presigned bool
+	CreatedAt int64
+}
+
+const uploadColumns = `id, filename, purpose, bytes, mime_type, status, created_at, expires_at, file_id`
+
+func scanUpload(r row) (Upload, error) {
+	var u Upload
+	err := r.Scan(&u.ID, &u.Filename, &u.Purpose, &u.Bytes, &u.MimeType, &u.Status, &u.CreatedAt, &u.ExpiresAt, &u.FileID)
+	return u, err
+}
+
+// UploadCreate stores a new upload and, in the same transaction, its jobs
+// (the expiry).
+func (s *Store) UploadCreate(ctx context.Context, u Upload, jobs ...Job) error {
+	err := s.d.tx(ctx, func(q querier, enq enqueue) error {
+		if _, err := q.exec(ctx, `INSERT INTO uploads (`+uploadColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+			u.ID, u.Filename, u.Purpose, u.Bytes, u.MimeType, u.Status, u.CreatedAt, u.ExpiresAt, u.FileID); err != nil {
+			return err
+		}
+		return enqueueAll(ctx, enq, jobs)
+	})
+	if err != nil {
+		return fmt.Errorf("store: create upload: %w", err)
+	}
+	return nil
+}
+
+// UploadGet returns an upload.
+func (s *Store) UploadGet(ctx context.Context, id string) (Upload, error) {
+	u, err := scanUpload(s.d.db().queryRow(ctx, `SELECT `+uploadColumns+` FROM uploads WHERE id = $1`, id))
+	if err != nil {
+		return Upload{}, fmt.Errorf("store: get upload %s: %w", id, err)
+	}
+	return u, nil
+}
+
+// UploadPartAdd records a part of a pending upload. An upload that is not
+// pending, or is past its expiry (Unix seconds now), is ErrConflict.
+func (s *Store) UploadPartAdd(ctx context.Context, p UploadPart, now int64) error {
+	err := s.d.tx(ctx, func(q querier, _ enqueue) error {
+		u, err := scanUpload(q.queryRow(ctx, `SELECT `+uploadColumns+` FROM uploads WHERE id = $1`+s.d.forUpdate(), p.UploadID))
+		if err != nil {
+			return err
+		}
+		if u.Status != UploadPending || u.ExpiresAt <= now {
+			return ErrConflict
+		}
+		presigned := 0
+		if p.Presigned {
+			presigned = 1
+		}
+		_, err = q.exec(ctx, `INSERT INTO upload_parts (id, upload_id, object_key, bytes, presigned, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+			p.ID, p.UploadID, p.ObjectKey, p.Bytes, presigned, p.CreatedAt)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store: add part to upload %s: %w", p.UploadID, err)
+	}
+	return nil
+}
+
+// UploadParts lists an upload's parts, oldest first.
+func (s *Store) UploadParts(ctx context.Context, uploadID string) ([]UploadPart, error) {
+	rs, err := s.d.db().query(ctx, `SELECT id, upload_id, object_key, bytes, presigned, created_at FROM upload_parts WHERE upload_id = $1 ORDER BY id`, uploadID)
+	if err != nil {
+		return nil, fmt.Errorf("store: parts of %s: %w", uploadID, err)
+	}
+	defer rs.Close()
+	var out []UploadPart
+	for rs.Next() {
+		var p UploadPart
+		var presigned int64
+		if err := rs.Scan(&p.ID, &p.UploadID, &p.ObjectKey, &p.Bytes, &presigned, &p.CreatedAt); err != nil {
+			return nil, err
+		}
+		p.Presigned = presigned != 0
+		out = append(out, p)
+	}
+	return out, rs.Err()
+}
+
+// UploadTransition moves an upload from one of from to to. An upload in
+// another status, or (when notAfter > 0) past its expiry, is ErrConflict.
+func (s *Store) UploadTransition(ctx context.Context, id string, from []string, to string, notAfter int64) (Upload, error) {
+	var u Upload
+	err := s.d.tx(ctx, func(q querier, _ enqueue) error {
+		var err error
+		u, err = scanUpload(q.queryRow(ctx, `SELECT `+uploadColumns+` FROM uploads WHERE id = $1`+s.d.forUpdate(), id))
+		if err != nil {
+			return err
+		}
+		ok := false
+		for _, f := range from {
+			ok = ok || u.Status == f
+		}
+		if !ok || (notAfter > 0 && u.ExpiresAt <= notAfter) {
+			return ErrConflict
+		}
+		u.Status = to
+		_, err = q.exec(ctx, `UPDATE uploads SET status = $2 WHERE id = $1`, id, to)
+		return err
+	})
+	if err != nil {
+		return u, fmt.Errorf("store: upload %s to %s: %w", id, to, err)
+	}
+	return u, nil
+}
+
+// UploadComplete records the assembled file and completes the upload, in
+// one transaction. The upload must be completing.
+func (s *Store) UploadComplete(ctx context.Context, id string, f File) (Upload, error) {
+	var u Upload
+	err := s.d.tx(ctx, func(q querier, _ enqueue) error {
+		var err error
+		u, err = scanUpload(q.queryRow(ctx, `SELECT `+uploadColumns+` FROM uploads WHERE id = $1`+s.d.forUpdate(), id))
+		if err != nil {
+			return err
+		}
+		if u.Status != UploadCompleting {
+			return ErrConflict
+		}
+		if err := insertFile(ctx, q, f); err != nil {
+			return err
+		}
+		u.Status, u.FileID = UploadCompleted, &f.ID
+		_, err = q.exec(ctx, `UPDATE uploads SET status = $2, file_id = $3 WHERE id = $1`, id, u.Status, f.ID)
+		return err
+	})
+	if err != nil {
+		return u, fmt.Errorf("store: complete upload %s: %w", id, err)
+	}
+	return u, nil
+}
