@@ -49,12 +49,16 @@ func New(d Deps) (http.Handler, huma.API) {
 	mux := http.NewServeMux()
 	api := humago.New(mux, Config(d.Version))
 	registerFiles(api, d)
+	registerUploads(api, d)
 	registerBatches(api, d)
 	registerModels(api, d)
 	registerAgents(api, d)
 	if d.Extra != nil {
 		d.Extra(api, mux)
 	}
+	// The folder object store's presigned URLs: the signature is the
+	// credential, so no API key.
+	mux.Handle(objectstore.SignedPath, objectstore.Handler(d.Bucket))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = io.WriteString(w, "ok\n")

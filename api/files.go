@@ -156,29 +156,101 @@ func registerFiles(api huma.API, d Deps) {
 
 	huma.Register(api, huma.Operation{
 		OperationID: "downloadFile", Method: http.MethodGet, Path: "/v1/files/{file_id}/content",
-		Summary: "Retrieve file content", Description: "Streams the file's bytes.", Tags: []string{"Files"},
-		Responses: map[string]*huma.Response{"200": {Description: "The file's bytes.", Content: map[string]*huma.MediaType{
-			"application/octet-stream": {Schema: &huma.Schema{Type: "string", Format: "binary"}},
-		}}},
-	}, func(ctx context.Context, in *fileIDInput) (*huma.StreamResponse, error) {
+		Summary: "Retrieve file content", Tags: []string{"Files"},
+		Description: "Streams the file's bytes, honouring a single HTTP Range. kiln extension: with `redirect=true` " +
+			"(or KILN_DOWNLOAD_REDIRECT=true for every download) it answers 307 to a presigned URL of the object store instead.",
+		Responses: map[string]*huma.Response{
+			"200": {Description: "The file's bytes.", Content: map[string]*huma.MediaType{"application/octet-stream": {Schema: &huma.Schema{Type: "string", Format: "binary"}}}},
+			"206": {Description: "The requested range of the file's bytes."},
+			"307": {Description: "kiln extension: the file at a presigned URL."},
+		},
+	}, func(ctx context.Context, in *fileContentInput) (*huma.StreamResponse, error) {
 		f, err := d.Store.FileGet(ctx, in.FileID)
 		if err != nil {
 			return nil, storeError(ctx, d.Log, "file", in.FileID, err)
 		}
-		rc, err := d.Bucket.Get(ctx, f.ObjectKey)
+		if redirect := in.Redirect || d.DownloadRedirect; redirect && in.Range == "" {
+			url, err := d.Bucket.PresignGet(ctx, f.ObjectKey, downloadURLTTL, f.Filename)
+			if err == nil {
+				return &huma.StreamResponse{Body: func(hctx huma.Context) {
+					hctx.SetHeader("Location", url)
+					hctx.SetStatus(http.StatusTemporaryRedirect)
+				}}, nil
+			}
+			if in.Redirect {
+				return nil, internal(ctx, d.Log, fmt.Errorf("presign download: %w", err))
+			}
+			// Configured, but this store cannot presign: stream instead.
+		}
+		start, length, ok := parseRange(in.Range, f.Bytes)
+		if !ok {
+			return nil, newError(http.StatusRequestedRangeNotSatisfiable, typeInvalidRequest, "invalid_range", "Range",
+				fmt.Sprintf("Range %q does not fit a file of %d bytes; use one range, bytes=first-last.", in.Range, f.Bytes))
+		}
+		rc, err := d.Bucket.GetRange(ctx, f.ObjectKey, start, length)
 		if err != nil {
 			return nil, storeError(ctx, d.Log, "file", in.FileID, err)
 		}
 		return &huma.StreamResponse{Body: func(hctx huma.Context) {
 			defer rc.Close()
 			hctx.SetHeader("Content-Type", "application/octet-stream")
-			hctx.SetHeader("Content-Length", strconv.FormatInt(f.Bytes, 10))
+			hctx.SetHeader("Accept-Ranges", "bytes")
+			hctx.SetHeader("Content-Length", strconv.FormatInt(length, 10))
 			hctx.SetHeader("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": f.Filename}))
+			if in.Range != "" {
+				hctx.SetHeader("Content-Range", fmt.Sprintf("bytes %d-%d/%d", start, start+length-1, f.Bytes))
+				hctx.SetStatus(http.StatusPartialContent)
+			}
 			if _, err := io.Copy(hctx.BodyWriter(), rc); err != nil {
 				d.Log.WarnContext(ctx, "download cut short", "file", f.ID, "err", err)
 			}
 		}}, nil
 	})
+}
+
+// downloadURLTTL is how long a download's presigned URL works.
+const downloadURLTTL = 15 * time.Minute
+
+type fileContentInput struct {
+	FileID   string `path:"file_id" doc:"The file's ID."`
+	Range    string `header:"Range" doc:"One byte range, as bytes=first-last, bytes=first- or bytes=-suffix."`
+	Redirect bool   `query:"redirect" doc:"kiln extension: answer 307 to a presigned URL of the object store."`
+}
+
+// parseRange reads one HTTP byte range of a size-byte file. An empty header
+// is the whole file.
+func parseRange(h string, size int64) (start, length int64, ok bool) {
+	if h == "" {
+		return 0, size, true
+	}
+	spec, found := strings.CutPrefix(h, "bytes=")
+	if !found || strings.Contains(spec, ",") {
+		return 0, 0, false
+	}
+	first, last, found := strings.Cut(spec, "-")
+	if !found {
+		return 0, 0, false
+	}
+	if first == "" { // the last N bytes
+		n, err := strconv.ParseInt(last, 10, 64)
+		if err != nil || n <= 0 {
+			return 0, 0, false
+		}
+		n = min(n, size)
+		return size - n, n, size > 0
+	}
+	a, err := strconv.ParseInt(first, 10, 64)
+	if err != nil || a < 0 || a >= size {
+		return 0, 0, false
+	}
+	b := size - 1
+	if last != "" {
+		if b, err = strconv.ParseInt(last, 10, 64); err != nil || b < a {
+			return 0, 0, false
+		}
+		b = min(b, size-1)
+	}
+	return a, b - a + 1, true
 }
 
 var errTooLarge = errors.New("file too large")

@@ -90,7 +90,11 @@ func New(ctx context.Context, cfg config.Config, opts Options, log *slog.Logger)
 	if a.Store, err = store.Open(ctx, cfg.DatabaseURL, log); err != nil {
 		return nil, err
 	}
-	if a.Bucket, err = objectstore.Open(ctx, cfg.ObjectStore); err != nil {
+	storeOpts := objectstore.Options{PublicURL: cfg.PublicURL}
+	if cfg.SigningKey != "" {
+		storeOpts.SigningKey = []byte(cfg.SigningKey)
+	}
+	if a.Bucket, err = objectstore.OpenWith(ctx, cfg.ObjectStore, storeOpts); err != nil {
 		a.Store.Close()
 		return nil, fmt.Errorf("object store: %w", err)
 	}

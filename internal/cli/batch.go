@@ -243,12 +243,17 @@ func follow(ctx context.Context, e *env, cl *openai.Client, id string) error {
 		done := b.RequestCounts.Completed + b.RequestCounts.Failed
 		if bar == nil && b.RequestCounts.Total > 0 {
 			bar = progressbar.NewOptions64(b.RequestCounts.Total, progressbar.OptionSetWriter(e.stderr),
-				progressbar.OptionSetDescription("requests"), progressbar.OptionShowCount(), progressbar.OptionShowIts(),
-				progressbar.OptionSetItsString("req"), progressbar.OptionSetPredictTime(true))
+				progressbar.OptionSetDescription("requests"), progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(false))
 		}
 		if bar != nil {
 			_ = bar.Set64(done)
-			bar.Describe(fmt.Sprintf("%s (%d failed)", b.Status, b.RequestCounts.Failed))
+			desc := fmt.Sprintf("%s, %d failed", b.Status, b.RequestCounts.Failed)
+			if el := time.Since(start).Seconds(); done > 0 && el > 0 {
+				rate := float64(done) / el
+				eta := time.Duration(float64(b.RequestCounts.Total-done) / rate * float64(time.Second))
+				desc += fmt.Sprintf(", %.0f req/s, ETA %s", rate, eta.Round(time.Second))
+			}
+			bar.Describe(desc)
 		}
 		switch b.Status {
 		case openai.BatchStatusCompleted, openai.BatchStatusFailed, openai.BatchStatusExpired, openai.BatchStatusCancelled:

@@ -123,6 +123,11 @@ type Config struct {
 	// the port of Addr.
 	PublicURL string `name:"public-url" env:"KILN_PUBLIC_URL" help:"kiln's base URL as clients reach it (for presigned URLs of the folder store)."`
 
+	// SigningKey signs the folder object store's presigned URLs (at least
+	// 32 bytes); set the same key on every kiln process that serves one
+	// folder. Default: random per process, so URLs die with it.
+	SigningKey string `name:"signing-key" env:"KILN_SIGNING_KEY" help:"Key for the folder store's presigned URLs (32+ bytes)."`
+
 	// MaxPartBytes is the largest upload part. Default: 64 MiB (OpenAI's).
 	MaxPartBytes int64 `name:"max-part-bytes" env:"KILN_MAX_PART_BYTES" default:"67108864" help:"Largest upload part, in bytes."`
 
@@ -162,6 +167,10 @@ func (c Config) WithDefaults() Config {
 	c.MaxLineBytes = cmp.Or(c.MaxLineBytes, MaxLineBytesDefault)
 	c.MaxPartBytes = cmp.Or(c.MaxPartBytes, 64<<20)
 	c.UploadTTL = cmp.Or(c.UploadTTL, time.Hour)
+	if c.PublicURL == "" {
+		port := c.Addr[strings.LastIndex(c.Addr, ":")+1:]
+		c.PublicURL = "http://localhost:" + port
+	}
 	c.MaxRequests = cmp.Or(c.MaxRequests, MaxRequestsDefault)
 	c.PollInterval = cmp.Or(c.PollInterval, PollIntervalDefault)
 	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, ShutdownTimeoutDefault)
@@ -204,6 +213,9 @@ func (c Config) Validate() error {
 	}
 	if c.EngineCommand != "" && len(c.EngineModels) == 0 {
 		return fmt.Errorf("config: KILN_ENGINE_COMMAND needs KILN_ENGINE_MODELS, the models it may load")
+	}
+	if c.SigningKey != "" && len(c.SigningKey) < 32 {
+		return fmt.Errorf("config: KILN_SIGNING_KEY must be at least 32 bytes")
 	}
 	for _, e := range c.Endpoints {
 		if m, u, ok := strings.Cut(e, "="); !ok || m == "" || !strings.HasPrefix(u, "http") {

@@ -34,3 +34,9 @@ func StartUpload(ctx context.Context, b Bucket, key string) (abort func() error,
 	}
 	return func() error { return core.AbortMultipartUpload(ctx, sb.bucket, sb.prefix+key, id) }, nil
 }
+
+// SetComposeHook makes an S3 bucket's Compose call hook before each part of
+// its upload; an error from hook fails the Compose.
+func SetComposeHook(b Bucket, hook func(part int) error) {
+	b.(*s3Bucket).composeHook = hook
+}

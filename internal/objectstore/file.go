@@ -33,6 +33,9 @@ const (
 type fileBucket struct {
 	root string // absolute and clean
 	tmp  string // root/.tmp
+
+	publicURL  string // Options.PublicURL + SignedPath without its final "/"; "" when unset
+	signingKey []byte
 }
 
 // parseFileURL returns the absolute folder that a file:// URL names.
@@ -59,8 +62,18 @@ func parseFileURL(u *url.URL) (string, error) {
 	return root, nil
 }
 
-func openFile(root string) (*fileBucket, error) {
-	b := &fileBucket{root: root, tmp: filepath.Join(root, fileTempDir)}
+func openFile(root string, o Options) (*fileBucket, error) {
+	b := &fileBucket{
+		root:       root,
+		tmp:        filepath.Join(root, fileTempDir),
+		signingKey: o.SigningKey,
+	}
+	if b.signingKey == nil {
+		b.signingKey = processSigningKey()
+	}
+	if o.PublicURL != "" {
+		b.publicURL = strings.TrimSuffix(o.PublicURL, "/") + strings.TrimSuffix(SignedPath, "/")
+	}
 	if err := os.MkdirAll(b.tmp, fileDirMode); err != nil {
 		return nil, fmt.Errorf("objectstore: open %s: %w", root, err)
 	}
@@ -391,6 +404,35 @@ func (b *fileBucket) walk(ctx context.Context, dirKey, prefix string, fn func(In
 		}
 	}
 	return nil
+}
+
+func (b *fileBucket) Compose(ctx context.Context, dst string, srcs []string) (Info, error) {
+	info, err := b.compose(ctx, dst, srcs)
+	if err != nil {
+		return Info{}, fmt.Errorf("objectstore: compose %q: %w", dst, err)
+	}
+	return info, nil
+}
+
+// compose streams the sources into a Put: a folder has nothing better. Every
+// source is checked first, so a missing one fails before anything is written.
+func (b *fileBucket) compose(ctx context.Context, dst string, srcs []string) (Info, error) {
+	if _, err := b.path(dst); err != nil {
+		return Info{}, err
+	}
+	ranges := make([]srcRange, len(srcs))
+	var total int64
+	for i, key := range srcs {
+		info, err := b.Stat(ctx, key)
+		if err != nil {
+			return Info{}, err
+		}
+		ranges[i] = srcRange{key, 0, info.Size}
+		total += info.Size
+	}
+	r := newConcatReader(ctx, b, ranges)
+	defer r.Close()
+	return b.put(ctx, dst, r, total)
 }
 
 func (b *fileBucket) Close() error { return nil }

@@ -2,9 +2,15 @@
 // output files) in S3-compatible storage or a local folder.
 //
 // Both implementations behave the same way, which the conformance suite in
-// objectstoretest checks: keys are slash-separated paths, Put is atomic (a
-// failed or cancelled Put leaves the previous object, if any, untouched and
-// nothing half-written behind), and List walks keys in lexical byte order.
+// objectstoretest checks: keys are slash-separated paths, Put and Compose are
+// atomic (a failed or cancelled write leaves the previous object, if any,
+// untouched and nothing half-written behind), List walks keys in lexical byte
+// order, and presigned URLs let clients move large objects without going
+// through kiln's memory. Nothing here holds a whole object in memory.
+//
+// An S3 bucket presigns URLs to the S3 server itself. A folder has no server
+// of its own, so kiln serves its presigned URLs with Handler, mounted at
+// SignedPath under Options.PublicURL.
 package objectstore
 
 import (
@@ -12,15 +18,31 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/url"
 	"strings"
 	"time"
 	"unicode/utf8"
 )
 
-// ErrNotExist is returned (wrapped) when an object does not exist. Test for
-// it with errors.Is.
-var ErrNotExist = errors.New("objectstore: object does not exist")
+var (
+	// ErrNotExist is returned (wrapped) when an object does not exist. Test
+	// for it with errors.Is.
+	ErrNotExist = errors.New("objectstore: object does not exist")
+	// ErrPresignUnsupported is returned (wrapped) by PresignPut and
+	// PresignGet of a bucket that cannot make URLs: a folder opened without
+	// Options.PublicURL.
+	ErrPresignUnsupported = errors.New("objectstore: presigned URLs need Options.PublicURL")
+)
+
+const (
+	// PresignMaxExpiry is the longest expiry of a presigned URL, S3's limit.
+	// The shortest is one second.
+	PresignMaxExpiry = 7 * 24 * time.Hour
+	// MaxPutSize is the largest object a presigned PUT accepts, S3's limit
+	// for one PUT. Larger objects go up in parts that Compose joins.
+	MaxPutSize = 5 << 30
+)
 
 // MaxKeyLength is the longest key in bytes, S3's limit.
 const MaxKeyLength = 1024
@@ -81,8 +103,68 @@ type Bucket interface {
 	// and is returned.
 	List(ctx context.Context, prefix string, fn func(Info) error) error
 
+	// PresignPut returns a URL that accepts one HTTP PUT of the object's
+	// bytes at key, with a Content-Length of at most MaxPutSize, until
+	// expiry (from one second to PresignMaxExpiry) has passed. The URL may be
+	// used more than once; each PUT replaces the object atomically, as Put
+	// does. Anyone holding the URL can write key, so hand it out as a secret.
+	PresignPut(ctx context.Context, key string, expiry time.Duration) (string, error)
+
+	// PresignGet returns a URL that serves the object at key, with HTTP
+	// Range support, to GET until expiry (as in PresignPut) has passed. A
+	// filename that is not empty is sent in a Content-Disposition:
+	// attachment header. The object need not exist yet: the URL answers 404
+	// while it does not.
+	PresignGet(ctx context.Context, key string, expiry time.Duration, filename string) (string, error)
+
+	// Compose writes the concatenation of the objects at srcs, in order, to
+	// dst, and returns dst's Info. It works server-side where the store can
+	// and otherwise streams, never holding a whole source in memory. dst is
+	// written atomically, as by Put; srcs are left in place and may include
+	// dst. No srcs give an empty object. A missing source gives an error
+	// that wraps ErrNotExist, and nothing is written. Sources must not change
+	// while Compose runs.
+	Compose(ctx context.Context, dst string, srcs []string) (Info, error)
+
 	// Close releases the bucket's resources.
 	Close() error
+}
+
+// Options are the settings of OpenWith beyond the URL.
+type Options struct {
+	// PublicURL is kiln's base URL as clients reach it, like
+	// http://localhost:4080 or https://kiln.example.com/prefix. A folder's
+	// presigned URLs point at PublicURL + SignedPath, where kiln must serve
+	// Handler. S3 ignores it: its URLs point at the S3 endpoint. Default:
+	// none, and a folder's PresignPut and PresignGet fail with
+	// ErrPresignUnsupported.
+	PublicURL string
+
+	// SigningKey signs a folder's presigned URLs with HMAC-SHA256; at least
+	// 32 bytes. Every kiln process that serves a folder's URLs must share it.
+	// S3 ignores it: its URLs are signed with the S3 credentials. Default: a
+	// random key made once per process, so the URLs die with the process.
+	SigningKey []byte
+}
+
+// signingKeyMinLength is the shortest Options.SigningKey.
+const signingKeyMinLength = 32
+
+func (o Options) validate() error {
+	if o.SigningKey != nil && len(o.SigningKey) < signingKeyMinLength {
+		return fmt.Errorf("objectstore: Options.SigningKey: want at least %d bytes, got %d", signingKeyMinLength, len(o.SigningKey))
+	}
+	if o.PublicURL == "" {
+		return nil
+	}
+	u, err := url.Parse(o.PublicURL)
+	if err != nil {
+		return fmt.Errorf("objectstore: Options.PublicURL: %w", err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("objectstore: Options.PublicURL %q: want http[s]://host[:port][/path] with no query", o.PublicURL)
+	}
+	return nil
 }
 
 // Open opens the store that rawURL names:
@@ -97,7 +179,17 @@ type Bucket interface {
 // AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN. With prefix, every key lives
 // under that prefix inside the bucket, so several users can share a bucket.
 // The bucket is created if it does not exist.
+//
+// Open is OpenWith with no Options, so a folder cannot presign URLs.
 func Open(ctx context.Context, rawURL string) (Bucket, error) {
+	return OpenWith(ctx, rawURL, Options{})
+}
+
+// OpenWith opens the store that rawURL names, as Open does, with options.
+func OpenWith(ctx context.Context, rawURL string, o Options) (Bucket, error) {
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("objectstore: parse URL: %w", err)
@@ -108,7 +200,7 @@ func Open(ctx context.Context, rawURL string) (Bucket, error) {
 		if err != nil {
 			return nil, err
 		}
-		return openFile(root)
+		return openFile(root, o)
 	case "s3":
 		cfg, err := parseS3URL(u)
 		if err != nil {
@@ -151,6 +243,20 @@ func validatePrefix(prefix string) error {
 		return errors.New("prefix is not valid UTF-8")
 	}
 	return nil
+}
+
+func validateExpiry(expiry time.Duration) error {
+	if expiry < time.Second || expiry > PresignMaxExpiry {
+		return fmt.Errorf("expiry %v out of range [1s, %v]", expiry, PresignMaxExpiry)
+	}
+	return nil
+}
+
+// contentDisposition is the Content-Disposition header that makes a download
+// save as filename. FormatMediaType quotes or RFC 2231-encodes the name as
+// needed, control characters and non-ASCII included, so any name is safe.
+func contentDisposition(filename string) string {
+	return mime.FormatMediaType("attachment", map[string]string{"filename": filename})
 }
 
 func validateRange(offset, length int64) error {

@@ -3,7 +3,10 @@ package objectstore_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -20,30 +23,50 @@ import (
 
 func TestFileConformance(t *testing.T) {
 	t.Parallel()
-	objectstoretest.RunConformance(t, func(t *testing.T) objectstore.Bucket {
-		dir := t.TempDir()
-		b, err := objectstore.Open(t.Context(), "file://"+dir)
-		require.NoError(t, err)
-		t.Cleanup(func() {
-			entries, err := os.ReadDir(filepath.Join(dir, objectstore.FileTempDir))
-			require.NoError(t, err)
-			require.Empty(t, entries, "temporary files left behind")
-		})
-		return b
-	})
+	objectstoretest.RunConformance(t, newFileBucket)
 }
 
 func TestS3Conformance(t *testing.T) {
 	t.Parallel()
-	objectstoretest.RunConformance(t, func(t *testing.T) objectstore.Bucket {
-		b := openS3(t, testenv.S3URL(t))
-		t.Cleanup(func() {
-			uploads, err := objectstore.IncompleteUploads(context.Background(), b, "")
-			require.NoError(t, err)
-			require.Empty(t, uploads, "unfinished multipart uploads left behind")
-		})
-		return b
+	objectstoretest.RunConformance(t, newS3Bucket)
+}
+
+// Not parallel: RunMemory counts the whole process's allocations.
+func TestFileMemory(t *testing.T) {
+	objectstoretest.RunMemory(t, newFileBucket)
+}
+
+// Not parallel: RunMemory counts the whole process's allocations.
+func TestS3Memory(t *testing.T) {
+	objectstoretest.RunMemory(t, newS3Bucket)
+}
+
+// newFileBucket opens a folder whose presigned URLs a test server serves,
+// mounted as kiln mounts it.
+func newFileBucket(t *testing.T) objectstore.Bucket {
+	dir := t.TempDir()
+	mux := http.NewServeMux()
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	b, err := objectstore.OpenWith(t.Context(), "file://"+dir, objectstore.Options{PublicURL: srv.URL})
+	require.NoError(t, err)
+	mux.Handle(objectstore.SignedPath, objectstore.Handler(b))
+	t.Cleanup(func() {
+		entries, err := os.ReadDir(filepath.Join(dir, objectstore.FileTempDir))
+		require.NoError(t, err)
+		require.Empty(t, entries, "temporary files left behind")
 	})
+	return b
+}
+
+func newS3Bucket(t *testing.T) objectstore.Bucket {
+	b := openS3(t, testenv.S3URL(t))
+	t.Cleanup(func() {
+		uploads, err := objectstore.IncompleteUploads(context.Background(), b, "")
+		require.NoError(t, err)
+		require.Empty(t, uploads, "unfinished multipart uploads left behind")
+	})
+	return b
 }
 
 func openS3(t *testing.T, rawURL string) objectstore.Bucket {
@@ -245,4 +268,65 @@ func (h *hookReader) Read(p []byte) (int, error) {
 	n, err := h.r.Read(p[:min(int64(len(p)), h.n)])
 	h.n -= int64(n)
 	return n, err
+}
+
+// A Compose that fails once its multipart upload has begun must abort it.
+// The hook looks for the upload before a part, to show there was one.
+func TestS3FailedComposeAbortsUpload(t *testing.T) {
+	t.Parallel()
+	// Part 1 copies source 0 server-side; part 2 streams sources 1 and 2.
+	sizes := []int64{6 << 20, 1 << 10, 6 << 20}
+	for _, tt := range []struct {
+		name   string
+		part   int
+		delete int // the source to delete before the part, or -1
+		cancel bool
+		want   error
+	}{
+		{"CopiedSourceGone", 1, 0, false, objectstore.ErrNotExist},
+		{"StreamedSourceGone", 2, 2, false, objectstore.ErrNotExist},
+		{"Cancel", 2, -1, true, context.Canceled},
+		{"HookError", 2, -1, false, errFail},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b := newS3Bucket(t)
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			srcs := make([]string, len(sizes))
+			for i, size := range sizes {
+				srcs[i] = fmt.Sprintf("src/%d", i)
+				_, err := b.Put(ctx, srcs[i], objectstoretest.Generate(uint64(i), size), size)
+				require.NoError(t, err)
+			}
+
+			const dst = "out/composed"
+			var during []string
+			var duringErr error
+			objectstore.SetComposeHook(b, func(part int) error {
+				if part != tt.part {
+					return nil
+				}
+				during, duringErr = objectstore.IncompleteUploads(t.Context(), b, dst)
+				switch {
+				case tt.delete >= 0:
+					return b.Delete(t.Context(), srcs[tt.delete])
+				case tt.cancel:
+					cancel()
+					return nil
+				}
+				return errFail
+			})
+			_, err := b.Compose(ctx, dst, srcs)
+			require.ErrorIs(t, err, tt.want)
+			require.NoError(t, duringErr)
+			require.Equal(t, []string{dst}, during, "no multipart upload under way before part %d", tt.part)
+
+			after, err := objectstore.IncompleteUploads(t.Context(), b, dst)
+			require.NoError(t, err)
+			require.Empty(t, after)
+			_, err = b.Stat(t.Context(), dst)
+			require.ErrorIs(t, err, objectstore.ErrNotExist)
+		})
+	}
 }

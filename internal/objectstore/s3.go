@@ -28,6 +28,8 @@ const (
 	// an object that ends within it goes up as one PUT instead of a
 	// three-request multipart upload.
 	s3SmallPutSize = 1 << 20
+	// s3StatConcurrency is how many sources Compose stats at once.
+	s3StatConcurrency = 16
 )
 
 // s3Config is what an s3:// URL says.
@@ -107,6 +109,10 @@ type s3Bucket struct {
 	client *minio.Client
 	bucket string
 	prefix string // "" or ends with "/"
+
+	// composeHook, when set by a test, runs before each part of a Compose
+	// upload; an error fails the Compose.
+	composeHook func(part int) error
 }
 
 func openS3(ctx context.Context, cfg s3Config) (*s3Bucket, error) {
@@ -342,6 +348,205 @@ func (b *s3Bucket) List(ctx context.Context, prefix string, fn func(Info) error)
 		}
 	}
 	return nil
+}
+
+func (b *s3Bucket) PresignPut(ctx context.Context, key string, expiry time.Duration) (string, error) {
+	if err := validateKey(key); err != nil {
+		return "", fmt.Errorf("objectstore: presign put %q: %w", key, err)
+	}
+	if err := validateExpiry(expiry); err != nil {
+		return "", fmt.Errorf("objectstore: presign put %q: %w", key, err)
+	}
+	u, err := b.client.PresignedPutObject(ctx, b.bucket, b.prefix+key, expiry)
+	if err != nil {
+		return "", fmt.Errorf("objectstore: presign put %q: %w", key, err)
+	}
+	return u.String(), nil
+}
+
+func (b *s3Bucket) PresignGet(ctx context.Context, key string, expiry time.Duration, filename string) (string, error) {
+	fail := func(err error) (string, error) {
+		return "", fmt.Errorf("objectstore: presign get %q: %w", key, err)
+	}
+	if err := validateKey(key); err != nil {
+		return fail(err)
+	}
+	if err := validateExpiry(expiry); err != nil {
+		return fail(err)
+	}
+	var params url.Values
+	if filename != "" {
+		params = url.Values{"response-content-disposition": {contentDisposition(filename)}}
+	}
+	u, err := b.client.PresignedGetObject(ctx, b.bucket, b.prefix+key, expiry, params)
+	if err != nil {
+		return fail(err)
+	}
+	return u.String(), nil
+}
+
+func (b *s3Bucket) Compose(ctx context.Context, dst string, srcs []string) (Info, error) {
+	info, err := b.compose(ctx, dst, srcs)
+	if err != nil {
+		return Info{}, fmt.Errorf("objectstore: compose %q: %w", dst, err)
+	}
+	return info, nil
+}
+
+func (b *s3Bucket) compose(ctx context.Context, dst string, srcs []string) (Info, error) {
+	if err := validateKey(dst); err != nil {
+		return Info{}, err
+	}
+	sizes, err := b.sizes(ctx, srcs)
+	if err != nil {
+		return Info{}, err
+	}
+	var total int64
+	for _, size := range sizes {
+		total += size
+	}
+	if total == 0 {
+		// An upload needs a part, and a part of nothing is an odd request
+		// that some servers may refuse.
+		return b.put(ctx, dst, strings.NewReader(""), 0)
+	}
+	parts, err := composePlan(srcs, sizes, s3ComposeLimits)
+	if err != nil {
+		return Info{}, err
+	}
+	return b.composeUpload(ctx, dst, parts, total)
+}
+
+// sizes stats keys, several at a time, and returns their sizes. It reports
+// the failure of the first key, in order, that failed.
+func (b *s3Bucket) sizes(ctx context.Context, keys []string) ([]int64, error) {
+	sizes := make([]int64, len(keys))
+	errs := make([]error, len(keys))
+	var (
+		wg     sync.WaitGroup
+		sem    = make(chan struct{}, s3StatConcurrency)
+		mu     sync.Mutex
+		failed bool
+	)
+	for i, key := range keys {
+		if err := validateKey(key); err != nil {
+			errs[i] = fmt.Errorf("source %q: %w", key, err)
+			break
+		}
+		sem <- struct{}{}
+		mu.Lock()
+		stop := failed
+		mu.Unlock()
+		if stop {
+			<-sem
+			break
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			info, err := b.Stat(ctx, key)
+			sizes[i], errs[i] = info.Size, err
+			if err != nil {
+				mu.Lock()
+				failed = true
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return sizes, nil
+}
+
+// composeUpload makes dst a multipart upload of parts, and aborts it if
+// anything fails.
+func (b *s3Bucket) composeUpload(ctx context.Context, dst string, parts []composePart, total int64) (_ Info, err error) {
+	core := minio.Core{Client: b.client}
+	object := b.prefix + dst
+	id, err := core.NewMultipartUpload(ctx, b.bucket, object, minio.PutObjectOptions{})
+	if err != nil {
+		return Info{}, err
+	}
+	defer func() {
+		if err != nil {
+			// Even when ctx is cancelled: the parts must not linger.
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), PutDrainedGrace)
+			defer cancel()
+			if abortErr := core.AbortMultipartUpload(ctx, b.bucket, object, id); abortErr != nil {
+				err = fmt.Errorf("%w (and abort upload %s: %v)", err, id, abortErr)
+			}
+		}
+	}()
+
+	done := make([]minio.CompletePart, 0, len(parts))
+	for i, p := range parts {
+		n := i + 1
+		if b.composeHook != nil {
+			if err := b.composeHook(n); err != nil {
+				return Info{}, err
+			}
+		}
+		part, err := b.composePart(ctx, core, object, id, n, p)
+		if err != nil {
+			// A cancelled ctx is the cause of whatever minio-go made of it.
+			return Info{}, cmp.Or(ctx.Err(), err)
+		}
+		done = append(done, part)
+	}
+	if err := ctx.Err(); err != nil {
+		return Info{}, err
+	}
+	// All parts are up: finish even if ctx is cancelled now, as Put does,
+	// rather than risk an error for an upload the server completed.
+	finishCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), PutDrainedGrace)
+	defer cancel()
+	up, err := core.CompleteMultipartUpload(finishCtx, b.bucket, object, id, done, minio.PutObjectOptions{})
+	if err != nil {
+		return Info{}, err
+	}
+	return Info{
+		Key:     dst,
+		Size:    total,
+		ModTime: cmp.Or(up.LastModified, time.Now()).UTC(),
+		ETag:    up.ETag,
+	}, nil
+}
+
+// composePart uploads part number n of upload id: a server-side copy, or the
+// streamed ranges.
+func (b *s3Bucket) composePart(ctx context.Context, core minio.Core, object, id string, n int, p composePart) (minio.CompletePart, error) {
+	if p.copy {
+		r := p.ranges[0]
+		part, err := core.CopyObjectPart(ctx, b.bucket, b.prefix+r.key, b.bucket, object, id, n, r.offset, r.length, nil)
+		if isNoSuchKey(err) {
+			return part, fmt.Errorf("source %q: %w", r.key, ErrNotExist)
+		}
+		return part, err
+	}
+	cr := newConcatReader(ctx, b, p.ranges)
+	// putReader enforces the size and, in cause, waits for a read that the
+	// HTTP transport may still be making when the request fails.
+	pr := newPutReader(ctx, cr, p.size)
+	part, err := core.PutObjectPart(ctx, b.bucket, object, id, n, pr, p.size, minio.PutObjectPartOptions{})
+	if cause := pr.cause(); cause != nil {
+		err = cause
+	}
+	_ = cr.Close()
+	if err != nil {
+		return minio.CompletePart{}, err
+	}
+	return minio.CompletePart{
+		PartNumber:        n,
+		ETag:              part.ETag,
+		ChecksumCRC32:     part.ChecksumCRC32,
+		ChecksumCRC32C:    part.ChecksumCRC32C,
+		ChecksumSHA1:      part.ChecksumSHA1,
+		ChecksumSHA256:    part.ChecksumSHA256,
+		ChecksumCRC64NVME: part.ChecksumCRC64NVME,
+	}, nil
 }
 
 func (b *s3Bucket) Close() error { return nil }

@@ -24,7 +24,9 @@ import (
 const LargeSize = 20<<20 + 12345
 
 // RunConformance runs the suite. newBucket must return a new, empty bucket
-// each time it is called; the suite closes it when the subtest ends.
+// each time it is called; the suite closes it when the subtest ends. Its
+// presigned URLs must work: a folder needs Options.PublicURL and a server
+// there that serves objectstore.Handler.
 func RunConformance(t *testing.T, newBucket func(t *testing.T) objectstore.Bucket) {
 	t.Helper()
 
@@ -370,6 +372,9 @@ func RunConformance(t *testing.T, newBucket func(t *testing.T) objectstore.Bucke
 		}
 		require.Empty(t, listKeys(t, b, ""))
 	})
+
+	testPresign(t, setup)
+	testCompose(t, setup)
 }
 
 var errBoom = errors.New("objectstoretest: reader failed")

@@ -1,0 +1,242 @@
+package objectstore
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// SignedPath is where kiln serves Handler: a folder's presigned URLs are
+// Options.PublicURL + SignedPath + the escaped key + a signed query.
+const SignedPath = "/objects/"
+
+// The query parameters of a folder's presigned URLs.
+const (
+	paramMethod    = "X-Kiln-Method"
+	paramExpires   = "X-Kiln-Expires"
+	paramFilename  = "X-Kiln-Filename"
+	paramSignature = "X-Kiln-Signature"
+)
+
+// processSigningKey is the default Options.SigningKey.
+var processSigningKey = sync.OnceValue(func() []byte {
+	key := make([]byte, signingKeyMinLength)
+	_, _ = rand.Read(key) // never fails
+	return key
+})
+
+func (b *fileBucket) PresignPut(ctx context.Context, key string, expiry time.Duration) (string, error) {
+	u, err := b.presign(http.MethodPut, key, expiry, "")
+	if err != nil {
+		return "", fmt.Errorf("objectstore: presign put %q: %w", key, err)
+	}
+	return u, nil
+}
+
+func (b *fileBucket) PresignGet(ctx context.Context, key string, expiry time.Duration, filename string) (string, error) {
+	u, err := b.presign(http.MethodGet, key, expiry, filename)
+	if err != nil {
+		return "", fmt.Errorf("objectstore: presign get %q: %w", key, err)
+	}
+	return u, nil
+}
+
+func (b *fileBucket) presign(method, key string, expiry time.Duration, filename string) (string, error) {
+	if _, err := b.path(key); err != nil {
+		return "", err
+	}
+	if err := validateExpiry(expiry); err != nil {
+		return "", err
+	}
+	if b.publicURL == "" {
+		return "", ErrPresignUnsupported
+	}
+	// Round up, so that the URL lives at least expiry.
+	at := time.Now().Add(expiry)
+	expires := at.Unix()
+	if at.After(time.Unix(expires, 0)) {
+		expires++
+	}
+
+	var u strings.Builder
+	u.WriteString(b.publicURL)
+	for seg := range strings.SplitSeq(key, "/") {
+		u.WriteString("/")
+		u.WriteString(url.PathEscape(seg))
+	}
+	fmt.Fprintf(&u, "?%s=%s&%s=%d", paramMethod, method, paramExpires, expires)
+	if filename != "" {
+		fmt.Fprintf(&u, "&%s=%s", paramFilename, url.QueryEscape(filename))
+	}
+	sig := base64.RawURLEncoding.EncodeToString(b.sign(method, key, expires, filename))
+	fmt.Fprintf(&u, "&%s=%s", paramSignature, sig)
+	return u.String(), nil
+}
+
+// sign returns the signature of a presigned URL. Escaping the key and the
+// filename keeps newlines out of them, so that no two URLs sign the same
+// message.
+func (b *fileBucket) sign(method, key string, expires int64, filename string) []byte {
+	mac := hmac.New(sha256.New, b.signingKey)
+	fmt.Fprintf(mac, "%s\n%s\n%d\n%s", method, url.QueryEscape(key), expires, url.QueryEscape(filename))
+	return mac.Sum(nil)
+}
+
+// verify checks a request's presigned URL: signed by b, for this method and
+// key, and not expired. It returns the signed filename and, when it fails,
+// a message for the client.
+func (b *fileBucket) verify(method, key string, q url.Values) (filename, problem string) {
+	const bad = "The request signature does not match, or the URL is not presigned."
+	expires, err := strconv.ParseInt(q.Get(paramExpires), 10, 64)
+	if err != nil || q.Get(paramMethod) != method {
+		return "", bad
+	}
+	got, err := base64.RawURLEncoding.DecodeString(q.Get(paramSignature))
+	if err != nil {
+		return "", bad
+	}
+	filename = q.Get(paramFilename)
+	if !hmac.Equal(got, b.sign(method, key, expires, filename)) {
+		return "", bad
+	}
+	if !time.Now().Before(time.Unix(expires, 0)) {
+		return "", "Request has expired."
+	}
+	return filename, ""
+}
+
+// Handler serves the presigned URLs of a folder bucket b: PUT streams the
+// body into the object (atomically, as Put; Content-Length required, at most
+// MaxPutSize), GET and HEAD serve it with Range support. A bad, tampered or
+// expired URL, or one used with another method than it was signed for, gets
+// 403; a missing object 404. Errors have S3's XML form.
+//
+// Mount it at SignedPath without stripping the path, as in
+// mux.Handle(objectstore.SignedPath, objectstore.Handler(b)); when
+// Options.PublicURL has a path, whatever serves it must strip that path.
+// For any other bucket, Handler answers 404 to everything: S3 serves its
+// own URLs.
+func Handler(b Bucket) http.Handler {
+	fb, ok := b.(*fileBucket)
+	if !ok {
+		return http.NotFoundHandler()
+	}
+	return fileHandler{fb}
+}
+
+type fileHandler struct{ b *fileBucket }
+
+func (h fileHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	key, ok := strings.CutPrefix(r.URL.Path, SignedPath)
+	if !ok {
+		writeS3Error(w, http.StatusNotFound, "NoSuchKey", "The specified key does not exist.")
+		return
+	}
+	method := r.Method
+	switch method {
+	case http.MethodHead:
+		method = http.MethodGet
+	case http.MethodGet, http.MethodPut:
+	default:
+		w.Header().Set("Allow", "GET, HEAD, PUT")
+		writeS3Error(w, http.StatusMethodNotAllowed, "MethodNotAllowed", "The specified method is not allowed.")
+		return
+	}
+	filename, problem := h.b.verify(method, key, r.URL.Query())
+	if problem != "" {
+		writeS3Error(w, http.StatusForbidden, "AccessDenied", problem)
+		return
+	}
+	if method == http.MethodPut {
+		h.put(w, r, key)
+		return
+	}
+	h.get(w, r, key, filename)
+}
+
+func (h fileHandler) get(w http.ResponseWriter, r *http.Request, key, filename string) {
+	f, fi, err := h.b.open(r.Context(), "get", key)
+	if errors.Is(err, ErrNotExist) {
+		writeS3Error(w, http.StatusNotFound, "NoSuchKey", "The specified key does not exist.")
+		return
+	}
+	if err != nil {
+		internalError(w, r, err)
+		return
+	}
+	defer f.Close()
+	hdr := w.Header()
+	hdr.Set("Content-Type", "application/octet-stream") // what S3 stores for kiln's Puts
+	hdr.Set("ETag", strconv.Quote(fileETag(fi)))
+	if filename != "" {
+		hdr.Set("Content-Disposition", contentDisposition(filename))
+	}
+	http.ServeContent(w, r, "", fi.ModTime(), f)
+}
+
+func (h fileHandler) put(w http.ResponseWriter, r *http.Request, key string) {
+	switch {
+	case r.ContentLength < 0:
+		writeS3Error(w, http.StatusLengthRequired, "MissingContentLength", "You must provide the Content-Length HTTP header.")
+		return
+	case r.ContentLength > MaxPutSize:
+		writeS3Error(w, http.StatusBadRequest, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size.")
+		return
+	}
+	body := &errReader{r: r.Body}
+	info, err := h.b.Put(r.Context(), key, body, r.ContentLength)
+	switch {
+	case err == nil:
+		w.Header().Set("ETag", strconv.Quote(info.ETag))
+		w.WriteHeader(http.StatusOK)
+	case body.err != nil || errors.Is(err, errSize) || r.Context().Err() != nil:
+		writeS3Error(w, http.StatusBadRequest, "IncompleteBody", "You did not provide the number of bytes specified by the Content-Length HTTP header.")
+	default:
+		internalError(w, r, err)
+	}
+}
+
+// errReader remembers the error its reader returned, other than EOF.
+type errReader struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF {
+		e.err = err
+	}
+	return n, err
+}
+
+// internalError logs err, which the client does not get to see.
+func internalError(w http.ResponseWriter, r *http.Request, err error) {
+	slog.Default().ErrorContext(r.Context(), "objectstore: serving a presigned URL", "method", r.Method, "path", r.URL.Path, "error", err)
+	writeS3Error(w, http.StatusInternalServerError, "InternalError", "We encountered an internal error. Please try again.")
+}
+
+func writeS3Error(w http.ResponseWriter, status int, code, message string) {
+	w.Header().Set("Content-Type", "application/xml")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, xml.Header)
+	_ = xml.NewEncoder(w).Encode(struct {
+		XMLName xml.Name `xml:"Error"`
+		Code    string
+		Message string
+	}{Code: code, Message: message})
+}
