@@ -105,7 +105,8 @@ type Agent struct {
 	backend   Backend
 	state     string
 	switches  int64
-	active    []*shardRun // claimed shards whose lines are still being fed
+	active    []*shardRun       // claimed shards whose lines are still being fed
+	runs      map[shardKey]bool // shards with a run that has not finished
 	running   sync.WaitGroup
 	completed atomic.Int64 // requests answered, for the rate
 	tokens    atomic.Int64
@@ -135,6 +136,7 @@ func New(cfg Config, st *store.Store, bucket objectstore.Bucket, engine Engine, 
 		started: time.Now().Unix(),
 		limit:   newLimiter(cfg.MaxInFlight, cfg.MinInFlight, time.Second),
 		state:   StateIdle,
+		runs:    map[shardKey]bool{},
 		runCtx:  runCtx, abort: abort, feeding: feeding, drain: drain,
 		loopEnd: make(chan struct{}), beatEnd: make(chan struct{}),
 	}
@@ -390,7 +392,14 @@ func (a *Agent) claim(ctx context.Context) (*shardRun, error) {
 	a.mu.Lock()
 	backend := a.backend
 	a.state = StateRunning
+	again := a.runs[shardKey{sh.BatchID, sh.Idx}]
 	a.mu.Unlock()
+	if again {
+		// Our lease ran out while the store was out of reach, and we
+		// claimed a shard we still run: the claim renewed the lease. A
+		// second run would race the first.
+		return nil, nil
+	}
 	return a.openShard(ctx, sh, b, backend)
 }
 

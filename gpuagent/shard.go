@@ -18,6 +18,19 @@ import (
 	"github.com/kilnhq/kiln/jobs"
 )
 
+// shardKey names a shard.
+type shardKey struct {
+	batchID string
+	idx     int64
+}
+
+// claimSeqs is how many chunk sequence numbers each claim of a shard has:
+// claim c writes chunks c*claimSeqs, c*claimSeqs+1, …, and never more than
+// one per line. So no two runs of a shard write the same chunk object,
+// not even an agent that was paused past its lease and writes on before
+// it learns that another agent took the shard over.
+const claimSeqs = 1_000_000_000
+
 // shardRun is one agent's run of one shard: it feeds the shard's lines
 // without a durable result to the engine, collects their results into
 // chunks, and renews the lease.
@@ -61,6 +74,7 @@ func (a *Agent) openShard(ctx context.Context, sh store.Shard, b store.Batch, ba
 	if err != nil {
 		return fail(err)
 	}
+	sr.seq = sh.Claims * claimSeqs
 	for _, c := range chunks {
 		sr.seq = max(sr.seq, c.Seq+1)
 		rc, err := a.bucket.Get(ctx, c.ObjectKey)
@@ -87,6 +101,9 @@ func (a *Agent) openShard(ctx context.Context, sh store.Shard, b store.Batch, ba
 		sr.log.Info("shard taken over", "claims", sh.Claims, "lines_done", len(chunks))
 	}
 	a.running.Add(1)
+	a.mu.Lock()
+	a.runs[shardKey{sh.BatchID, sh.Idx}] = true
+	a.mu.Unlock()
 	sr.issued.Add(1) // the feed's own hold, released when fed
 	go func() { sr.collected <- sr.collect() }()
 	go sr.finish()
@@ -150,16 +167,25 @@ func (sr *shardRun) finish() {
 	a.mu.Unlock()
 	switch {
 	case lost:
-		sr.log.Warn("shard lease lost to another agent")
+		sr.log.Warn("shard lease lost; the shard's current holder finishes it")
 	case err != nil || !fedAll || stopped:
 		if err != nil {
 			sr.log.Warn("shard handed back", "err", err)
 		}
-		if rerr := a.store.ShardRelease(ctx, sr.sh.BatchID, sr.sh.Idx, a.cfg.ID); rerr != nil {
+		// Retried like chunk commits, so that a database restart does not
+		// leave the shard waiting for its lease to run out.
+		if rerr := retry(ctx, func(ctx context.Context) error {
+			return a.store.ShardRelease(ctx, sr.sh.BatchID, sr.sh.Idx, a.cfg.ID)
+		}); rerr != nil {
 			sr.log.Warn("cannot release shard; its lease will expire", "err", rerr)
 		}
 	default:
-		b, ferr := a.store.ShardFinish(ctx, sr.sh.BatchID, sr.sh.Idx, a.cfg.ID, jobs.FinalizeJob(sr.sh.BatchID))
+		var b store.Batch
+		ferr := retry(ctx, func(ctx context.Context) error {
+			var err error
+			b, err = a.store.ShardFinish(ctx, sr.sh.BatchID, sr.sh.Idx, a.cfg.ID, jobs.FinalizeJob(sr.sh.BatchID))
+			return err
+		})
 		if ferr != nil {
 			sr.log.Warn("cannot record shard done; its lease will expire and it runs again", "err", ferr)
 			break
@@ -169,6 +195,9 @@ func (sr *shardRun) finish() {
 		}
 	}
 	sr.cancel(nil)
+	a.mu.Lock()
+	delete(a.runs, shardKey{sr.sh.BatchID, sr.sh.Idx})
+	a.mu.Unlock()
 }
 
 // collect writes results to the object store in chunks, every ChunkLines
