@@ -205,10 +205,14 @@ func (sr *shardRun) finish() {
 // a stop. A chunk is committed only after its object is durable.
 func (sr *shardRun) collect() error {
 	a := sr.a
+	// A chunk is three objects: the result lines bound for the output file,
+	// those bound for the error file (so the finalizer can concatenate them
+	// server-side), and an index of which input line each answers, in the
+	// same order.
 	var (
-		buf      bytes.Buffer
-		c        store.Chunk
-		flushErr error
+		idx, out, errs bytes.Buffer
+		c              store.Chunk
+		flushErr       error
 	)
 	flush := func() {
 		if c.OutputLines+c.ErrorLines == 0 || flushErr != nil {
@@ -220,8 +224,16 @@ func (sr *shardRun) collect() error {
 		// The chunk must land even while the shard is being stopped: what
 		// finished is kept.
 		err := retry(context.WithoutCancel(sr.ctx), func(ctx context.Context) error {
-			if _, err := a.bucket.Put(ctx, c.ObjectKey, bytes.NewReader(buf.Bytes()), int64(buf.Len())); err != nil {
-				return err
+			for _, o := range []struct {
+				key string
+				buf *bytes.Buffer
+			}{{jobs.ChunkOutputKey(c.ObjectKey), &out}, {jobs.ChunkErrorKey(c.ObjectKey), &errs}, {c.ObjectKey, &idx}} {
+				if o.buf.Len() == 0 {
+					continue
+				}
+				if _, err := a.bucket.Put(ctx, o.key, bytes.NewReader(o.buf.Bytes()), int64(o.buf.Len())); err != nil {
+					return err
+				}
 			}
 			return a.store.ChunkCommit(ctx, a.cfg.ID, c)
 		})
@@ -237,7 +249,9 @@ func (sr *shardRun) collect() error {
 		}
 		a.metrics.chunkWrite.Observe(time.Since(start).Seconds())
 		sr.seq++
-		buf.Reset()
+		idx.Reset()
+		out.Reset()
+		errs.Reset()
 		c = store.Chunk{}
 	}
 	tick := time.NewTicker(a.cfg.ChunkInterval)
@@ -252,15 +266,19 @@ func (sr *shardRun) collect() error {
 			if flushErr != nil {
 				continue // drain
 			}
-			line, err := json.Marshal(rec)
+			entry, err := json.Marshal(batchline.Record{Line: rec.Line, OK: rec.OK})
 			if err != nil {
 				return err
 			}
-			buf.Write(line)
-			buf.WriteByte('\n')
+			idx.Write(entry)
+			idx.WriteByte('\n')
 			if rec.OK {
+				out.Write(rec.Data)
+				out.WriteByte('\n')
 				c.OutputLines++
 			} else {
+				errs.Write(rec.Data)
+				errs.WriteByte('\n')
 				c.ErrorLines++
 			}
 			in, out := usageOf(rec)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/kilnhq/kiln/internal/batchline"
 	"github.com/kilnhq/kiln/internal/ids"
+	"github.com/kilnhq/kiln/internal/objectstore"
 	"github.com/kilnhq/kiln/internal/store"
 )
 
@@ -89,89 +90,129 @@ func (w *BatchFinalizeWorker) Work(ctx context.Context, job *river.Job[BatchFina
 		}
 		return err
 	}
+	// The chunks are in the files now.
+	var chunkKeys []string
+	err = w.d.Bucket.List(ctx, "batches/"+id+"/", func(i objectstore.Info) error {
+		chunkKeys = append(chunkKeys, i.Key)
+		return nil
+	})
+	for _, k := range chunkKeys {
+		err = errors.Join(err, w.d.Bucket.Delete(ctx, k))
+	}
+	if err != nil {
+		w.d.Log.WarnContext(ctx, "batch's chunks remain", "batch", id, "err", err)
+	}
 	w.d.Log.InfoContext(ctx, "batch ended", "batch", id, "status", b.Status,
 		"completed", b.Completed, "failed", b.Failed, "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
+// assemble writes the output and error files. Chunks of a batch never hold
+// the same line twice (a chunk is committed only under its shard's lease, and
+// a new holder skips the lines already committed), so the files are the
+// chunks' output and error objects concatenated server-side with Compose,
+// plus, for a batch that stopped early, the error lines of the requests that
+// never ran. Should chunks overlap all the same, the files are streamed
+// through a filter that keeps each line's first result.
 func (w *BatchFinalizeWorker) assemble(ctx context.Context, b store.Batch) (store.Outcome, error) {
 	chunks, err := w.d.Store.ChunkList(ctx, b.ID, -1)
 	if err != nil {
 		return store.Outcome{}, err
 	}
-	// winner: the first record of each line; winnerOK: it is an output line.
-	var winner, winnerOK batchline.Bitmap
+	var done batchline.Bitmap
+	overlap := false
 	var o store.Outcome
-	outFile := newFile(b.ID, "output")
-	size, err := writeObject(ctx, w.d.Bucket, outFile.ObjectKey, func(dst io.Writer) error {
-		bw := bufio.NewWriterSize(dst, 256<<10)
-		err := w.eachRecord(ctx, chunks, func(r batchline.Record) error {
-			if winner.Has(r.Line) {
-				return nil
-			}
-			winner.Set(r.Line)
-			if !r.OK {
-				return nil
-			}
-			winnerOK.Set(r.Line)
-			o.Completed++
-			return writeLine(bw, r.Data)
+	var outKeys, errKeys []string
+	for _, c := range chunks {
+		if c.OutputLines > 0 {
+			outKeys = append(outKeys, ChunkOutputKey(c.ObjectKey))
+		}
+		if c.ErrorLines > 0 {
+			errKeys = append(errKeys, ChunkErrorKey(c.ObjectKey))
+		}
+		o.Completed += c.OutputLines
+		o.Failed += c.ErrorLines
+		err := w.readIndex(ctx, c, func(r batchline.Record) error {
+			overlap = overlap || done.Has(r.Line)
+			done.Set(r.Line)
+			return nil
 		})
 		if err != nil {
-			return err
+			return o, err
 		}
-		return bw.Flush()
-	})
-	if err != nil {
-		return o, err
 	}
-	outFile.Bytes = size
-	o.Output = &outFile
-
-	errFile := newFile(b.ID, "error")
-	var written batchline.Bitmap
-	code, message := missingReason(b)
-	size, err = writeObject(ctx, w.d.Bucket, errFile.ObjectKey, func(dst io.Writer) error {
-		bw := bufio.NewWriterSize(dst, 256<<10)
-		err := w.eachRecord(ctx, chunks, func(r batchline.Record) error {
-			if r.OK || winnerOK.Has(r.Line) || written.Has(r.Line) {
-				return nil
+	if overlap {
+		w.d.Log.WarnContext(ctx, "chunks overlap; keeping each line's first result", "batch", b.ID)
+		return w.assembleFiltered(ctx, b, chunks)
+	}
+	outFile, errFile := newFile(b.ID, "output"), newFile(b.ID, "error")
+	var cleanup []string
+	defer func() {
+		for _, k := range cleanup {
+			_ = w.d.Bucket.Delete(context.WithoutCancel(ctx), k)
+		}
+	}()
+	if missing := b.Total - o.Completed - o.Failed; missing > 0 {
+		tail := batchKey(b.ID, "missing.jsonl")
+		n, err := w.writeMissing(ctx, b, tail, done)
+		if err != nil {
+			return o, err
+		}
+		cleanup = append(cleanup, tail)
+		errKeys = append(errKeys, tail)
+		o.Failed += n
+	}
+	if len(outKeys) > 0 {
+		info, err := w.d.Bucket.Compose(ctx, outFile.ObjectKey, outKeys)
+		if err != nil {
+			return o, fmt.Errorf("output file: %w", err)
+		}
+		outFile.Bytes, o.Output = info.Size, &outFile
+	}
+	if len(errKeys) > 0 {
+		info, err := w.d.Bucket.Compose(ctx, errFile.ObjectKey, errKeys)
+		if err != nil {
+			if o.Output != nil {
+				_ = w.d.Bucket.Delete(context.WithoutCancel(ctx), outFile.ObjectKey)
 			}
-			written.Set(r.Line)
-			o.Failed++
-			return writeLine(bw, r.Data)
-		})
-		if err != nil {
-			return err
+			return o, fmt.Errorf("error file: %w", err)
 		}
-		// Requests with no result at all.
-		in, err := w.d.Store.FileGet(ctx, b.InputFileID)
-		if err != nil {
-			return fmt.Errorf("input file: %w", err)
-		}
+		errFile.Bytes, o.Errors = info.Size, &errFile
+	}
+	return o, nil
+}
+
+// writeMissing writes an error line for every request without a result to
+// key, and counts them.
+func (w *BatchFinalizeWorker) writeMissing(ctx context.Context, b store.Batch, key string, done batchline.Bitmap) (int64, error) {
+	in, err := w.d.Store.FileGet(ctx, b.InputFileID)
+	if err != nil {
+		return 0, fmt.Errorf("input file: %w", err)
+	}
+	code, message := missingReason(b)
+	var n int64
+	_, err = writeObject(ctx, w.d.Bucket, key, func(dst io.Writer) error {
 		rc, err := w.d.Bucket.Get(ctx, in.ObjectKey)
 		if err != nil {
 			return err
 		}
 		defer rc.Close()
+		bw := bufio.NewWriterSize(dst, 256<<10)
 		sc := batchline.NewScanner(rc, w.d.MaxLineBytes)
 		for sc.Next() {
-			if winner.Has(sc.Line()) || sc.TooLong() || batchline.Blank(sc.Bytes()) {
+			if done.Has(sc.Line()) || sc.TooLong() || batchline.Blank(sc.Bytes()) {
 				continue
 			}
 			req, _, p := batchline.ParseInput(sc.Bytes(), b.Endpoint)
 			if p != nil {
 				continue
 			}
-			line, err := json.Marshal(batchline.Output{
-				ID:       ids.New(ids.BatchReq),
-				CustomID: req.CustomID,
-				Error:    &batchline.LineError{Code: code, Message: message},
-			})
+			line, err := json.Marshal(batchline.Output{ID: ids.New(ids.BatchReq), CustomID: req.CustomID,
+				Error: &batchline.LineError{Code: code, Message: message}})
 			if err != nil {
 				return err
 			}
-			o.Failed++
+			n++
 			if err := writeLine(bw, line); err != nil {
 				return err
 			}
@@ -181,25 +222,71 @@ func (w *BatchFinalizeWorker) assemble(ctx context.Context, b store.Batch) (stor
 		}
 		return bw.Flush()
 	})
-	if err != nil {
+	return n, err
+}
+
+// assembleFiltered streams the files through kiln, keeping only the first
+// result of each line.
+func (w *BatchFinalizeWorker) assembleFiltered(ctx context.Context, b store.Batch, chunks []store.Chunk) (store.Outcome, error) {
+	var o store.Outcome
+	var written batchline.Bitmap
+	write := func(file *store.File, ok bool, count *int64) error {
+		size, err := writeObject(ctx, w.d.Bucket, file.ObjectKey, func(dst io.Writer) error {
+			bw := bufio.NewWriterSize(dst, 256<<10)
+			err := w.eachResult(ctx, chunks, func(r batchline.Record, line []byte) error {
+				if r.OK != ok || written.Has(r.Line) {
+					return nil
+				}
+				written.Set(r.Line)
+				*count++
+				return writeLine(bw, line)
+			})
+			if err != nil {
+				return err
+			}
+			return bw.Flush()
+		})
+		file.Bytes = size
+		return err
+	}
+	outFile, errFile := newFile(b.ID, "output"), newFile(b.ID, "error")
+	// Output lines win over error lines of the same request, whichever
+	// came first: the request did succeed.
+	if err := write(&outFile, true, &o.Completed); err != nil {
+		return o, err
+	}
+	if err := write(&errFile, false, &o.Failed); err != nil {
 		_ = w.d.Bucket.Delete(context.WithoutCancel(ctx), outFile.ObjectKey)
 		return o, err
 	}
-	errFile.Bytes = size
-	o.Errors = &errFile
-
-	// Like OpenAI, a batch has an output or error file only when it has
-	// such lines.
-	if o.Completed == 0 {
-		_ = w.d.Bucket.Delete(ctx, outFile.ObjectKey)
-		o.Output = nil
+	tail := batchKey(b.ID, "missing.jsonl")
+	n, err := w.writeMissing(ctx, b, tail, written)
+	if err != nil {
+		return o, err
 	}
-	if o.Failed == 0 {
+	defer func() { _ = w.d.Bucket.Delete(context.WithoutCancel(ctx), tail) }()
+	if n > 0 {
+		info, err := w.d.Bucket.Compose(ctx, errFile.ObjectKey, []string{errFile.ObjectKey, tail})
+		if err != nil {
+			return o, err
+		}
+		errFile.Bytes = info.Size
+		o.Failed += n
+	}
+	if o.Completed > 0 {
+		o.Output = &outFile
+	} else {
+		_ = w.d.Bucket.Delete(ctx, outFile.ObjectKey)
+	}
+	if o.Failed > 0 {
+		o.Errors = &errFile
+	} else {
 		_ = w.d.Bucket.Delete(ctx, errFile.ObjectKey)
-		o.Errors = nil
 	}
 	return o, nil
 }
+
+func batchKey(batchID, name string) string { return "batches/" + batchID + "/" + name }
 
 func missingReason(b store.Batch) (code, message string) {
 	switch b.StopReason {
@@ -231,17 +318,57 @@ func writeLine(w *bufio.Writer, line []byte) error {
 	return w.WriteByte('\n')
 }
 
-// eachRecord streams every record of every chunk, in chunk order.
-func (w *BatchFinalizeWorker) eachRecord(ctx context.Context, chunks []store.Chunk, fn func(batchline.Record) error) error {
-	for _, c := range chunks {
-		rc, err := w.d.Bucket.Get(ctx, c.ObjectKey)
-		if err != nil {
-			return fmt.Errorf("chunk %d: %w", c.Seq, err)
+// readIndex streams a chunk's index records.
+func (w *BatchFinalizeWorker) readIndex(ctx context.Context, c store.Chunk, fn func(batchline.Record) error) error {
+	rc, err := w.d.Bucket.Get(ctx, c.ObjectKey)
+	if err != nil {
+		return fmt.Errorf("chunk %d/%d: %w", c.Shard, c.Seq, err)
+	}
+	defer rc.Close()
+	if err := batchline.ReadRecords(rc, fn); err != nil {
+		return fmt.Errorf("chunk %d/%d: %w", c.Shard, c.Seq, err)
+	}
+	return nil
+}
+
+// eachResult streams every result of every chunk with its finished line:
+// the index says, line by line, whether the next line comes from the
+// chunk's output or its error object.
+func (w *BatchFinalizeWorker) eachResult(ctx context.Context, chunks []store.Chunk, fn func(batchline.Record, []byte) error) error {
+	open := func(key string, lines int64) (*batchline.Scanner, func(), error) {
+		if lines == 0 {
+			return nil, func() {}, nil
 		}
-		err = batchline.ReadRecords(rc, fn)
-		rc.Close()
+		rc, err := w.d.Bucket.Get(ctx, key)
 		if err != nil {
-			return fmt.Errorf("chunk %d: %w", c.Seq, err)
+			return nil, nil, err
+		}
+		return batchline.NewScanner(rc, 1<<30), func() { rc.Close() }, nil
+	}
+	for _, c := range chunks {
+		outs, closeOut, err := open(ChunkOutputKey(c.ObjectKey), c.OutputLines)
+		if err != nil {
+			return err
+		}
+		errs, closeErr, err := open(ChunkErrorKey(c.ObjectKey), c.ErrorLines)
+		if err != nil {
+			closeOut()
+			return err
+		}
+		err = w.readIndex(ctx, c, func(r batchline.Record) error {
+			src := errs
+			if r.OK {
+				src = outs
+			}
+			if src == nil || !src.Next() {
+				return fmt.Errorf("chunk %d/%d: index and lines disagree", c.Shard, c.Seq)
+			}
+			return fn(r, src.Bytes())
+		})
+		closeOut()
+		closeErr()
+		if err != nil {
+			return err
 		}
 	}
 	return nil

@@ -53,8 +53,14 @@ func writeObject(ctx context.Context, b objectstore.Bucket, key string, write fu
 
 // ChunkKey is where a result chunk of a batch's shard lives.
 func ChunkKey(batchID string, shard, seq int64) string {
-	return fmt.Sprintf("batches/%s/chunks/%06d-%06d.jsonl", batchID, shard, seq)
+	return fmt.Sprintf("batches/%s/chunks/%06d-%010d.idx", batchID, shard, seq)
 }
+
+// ChunkOutputKey is where a chunk's output lines live, beside its index.
+func ChunkOutputKey(chunkKey string) string { return chunkKey + ".out" }
+
+// ChunkErrorKey is where a chunk's error lines live, beside its index.
+func ChunkErrorKey(chunkKey string) string { return chunkKey + ".err" }
 
 // FileKey is where a file's bytes live.
 func FileKey(fileID string) string { return "files/" + fileID }

@@ -120,10 +120,12 @@ func jsonErrText(err error) string {
 	return err.Error()
 }
 
-// Record is one result in a chunk object: the input line it answers and the
-// finished output or error line.
+// Record is one result: the input line it answers, whether it goes to the
+// output file, and the finished output or error line. A chunk's index
+// object holds its records without Data, in the order of its output and
+// error objects' lines.
 type Record struct {
 	Line int             `json:"line"`
 	OK   bool            `json:"ok"`
-	Data json.RawMessage `json:"data"`
+	Data json.RawMessage `json:"data,omitempty"`
 }
