@@ -332,7 +332,8 @@ func (a *Agent) idle(ctx context.Context) error {
 		a.state = StateIdle
 	}
 	a.mu.Unlock()
-	return sleep(ctx, a.cfg.PollInterval)
+	a.store.WaitShards(ctx, a.cfg.PollInterval)
+	return ctx.Err()
 }
 
 // nextRequest returns the next line to run, claiming a shard when the ones

@@ -104,7 +104,16 @@ type pgDriver struct {
 }
 
 func openPostgres(ctx context.Context, rawURL string) (*pgDriver, error) {
-	pool, err := pgxpool.New(ctx, rawURL)
+	cfg, err := pgxpool.ParseConfig(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("store: open postgres %s: %w", redact(rawURL), err)
+	}
+	if !strings.Contains(rawURL, "pool_max_conns") {
+		// pgx's default (4 on a small machine) is too few: River's notifier
+		// and the agents' shard listener each hold one for good.
+		cfg.MaxConns = 16
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("store: open postgres %s: %w", redact(rawURL), err)
 	}

@@ -36,6 +36,11 @@ type Store struct {
 
 	mu      sync.Mutex
 	workers workerClient
+
+	signal shardSignal
+	// closed ends when the store closes.
+	closed context.Context
+	close  context.CancelFunc
 }
 
 // Open connects to a postgres:// or sqlite:// URL and migrates the database
@@ -46,6 +51,7 @@ func Open(ctx context.Context, databaseURL string, log *slog.Logger) (*Store, er
 		return nil, err
 	}
 	s := &Store{d: d, log: log}
+	s.closed, s.close = context.WithCancel(context.Background())
 	if err := s.migrate(ctx); err != nil {
 		d.close()
 		return nil, err
@@ -58,6 +64,7 @@ func (s *Store) Dialect() string { return s.d.name() }
 
 // Close stops the workers, if any, and closes the database.
 func (s *Store) Close() {
+	s.close()
 	s.d.close()
 }
 
