@@ -190,3 +190,52 @@ func BenchmarkAgentThroughput(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCancelLatency measures how long a cancel takes to reach running
+// shards: from POST /v1/batches/{id}/cancel until the batch is cancelled
+// (every shard stopped, flushed and handed back, and the files built),
+// with the default chunk interval (the lease renewal that carries the stop).
+func BenchmarkCancelLatency(b *testing.B) {
+	for _, backend := range kilntest.Backends {
+		b.Run(backend, func(b *testing.B) {
+			env, _ := startProbedKiln(b, backend, llmsim.Config{Models: []string{"sim-model"}, MaxNumSeqs: 8, TTFT: 50 * time.Millisecond, TPOT: 5 * time.Millisecond, OutputTokens: 20})
+			c := openai.NewClient(option.WithBaseURL(env.URL+"/"), option.WithAPIKey(env.Key))
+			input := requests(2000, 20)
+			var lat []time.Duration
+			b.ResetTimer()
+			for range b.N {
+				id, _ := submit(b, c, input)
+				for {
+					batch, err := c.Batches.Get(context.Background(), id)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if batch.RequestCounts.Completed > 20 {
+						break
+					}
+					<-time.After(10 * time.Millisecond)
+				}
+				start := time.Now()
+				if _, err := c.Batches.Cancel(context.Background(), id); err != nil {
+					b.Fatal(err)
+				}
+				for {
+					batch, err := c.Batches.Get(context.Background(), id)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if batch.Status == openai.BatchStatusCancelled {
+						break
+					}
+					<-time.After(10 * time.Millisecond)
+				}
+				lat = append(lat, time.Since(start))
+			}
+			b.StopTimer()
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Milliseconds()), "ms-median")
+			b.ReportMetric(float64(lat[len(lat)-1].Milliseconds()), "ms-max")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
