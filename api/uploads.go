@@ -17,6 +17,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/kilnhq/kiln/internal/ids"
+	"github.com/kilnhq/kiln/internal/objectstore"
 	"github.com/kilnhq/kiln/internal/store"
 	"github.com/kilnhq/kiln/jobs"
 )
@@ -307,12 +308,21 @@ func presignParts(ctx context.Context, d Deps, uploadID string, count int) (Pres
 	if err != nil {
 		return PresignedParts{}, err
 	}
-	expiry := time.Until(time.Unix(u.ExpiresAt, 0))
 	out := PresignedParts{Object: "list"}
 	method := http.MethodPut
 	for range count {
+		// A part's URL must die before its upload does: a PUT after the
+		// expiry job swept the upload's parts would leave an object that
+		// nothing removes. The folder store rounds a URL's expiry up to the
+		// next second, so ask for whole seconds, one short.
+		expiry := time.Until(time.Unix(u.ExpiresAt, 0)).Truncate(time.Second) - time.Second
+		if expiry < time.Second {
+			return PresignedParts{}, newError(http.StatusConflict, typeInvalidRequest, "upload_not_pending", "",
+				"The upload expires in less than 2 seconds, too soon to put a part; create a new upload.")
+		}
 		p := store.UploadPart{ID: ids.New(ids.Part), UploadID: u.ID, Bytes: -1, Presigned: true, CreatedAt: time.Now().Unix()}
 		p.ObjectKey = jobs.UploadPartKey(u.ID, p.ID)
+		exp := time.Now().Add(expiry + time.Second - 1).Unix() // by then it has stopped
 		url, err := d.Bucket.PresignPut(ctx, p.ObjectKey, expiry)
 		if err != nil {
 			return PresignedParts{}, internal(ctx, d.Log, fmt.Errorf("presign part: %w", err))
@@ -324,7 +334,6 @@ func presignParts(ctx context.Context, d Deps, uploadID string, count int) (Pres
 			}
 			return PresignedParts{}, internal(ctx, d.Log, err)
 		}
-		exp := u.ExpiresAt
 		out.Data = append(out.Data, UploadPart{ID: p.ID, Object: "upload.part", CreatedAt: p.CreatedAt, UploadID: u.ID,
 			URL: &url, Method: &method, ExpiresAt: &exp})
 	}
@@ -377,6 +386,9 @@ func completeUpload(ctx context.Context, d Deps, in *completeInput) (store.Uploa
 		size := p.Bytes
 		if p.Presigned {
 			info, err := d.Bucket.Stat(ctx, p.ObjectKey)
+			if err != nil && !errors.Is(err, objectstore.ErrNotExist) {
+				return fail(internal(ctx, d.Log, fmt.Errorf("stat part %s: %w", pid, err)))
+			}
 			if err != nil {
 				return fail(badRequest("part_ids", fmt.Sprintf("part_ids[%d]: part %q was never uploaded to its URL.", i, pid)))
 			}

@@ -111,6 +111,9 @@ func (c *batchSubmitCmd) upload(ctx context.Context, e *env, path string) (strin
 	if size == 0 {
 		return "", errors.New("the file is empty")
 	}
+	if c.PartSize < 1 {
+		return "", fmt.Errorf("--part-size must be positive, got %d", c.PartSize)
+	}
 	cl := c.client()
 	var up struct {
 		ID string `json:"id"`
@@ -121,11 +124,16 @@ func (c *batchSubmitCmd) upload(ctx context.Context, e *env, path string) (strin
 	}
 	parts := int((size + c.PartSize - 1) / c.PartSize)
 	var urls presigned
-	if err := cl.Post(ctx, "uploads/"+up.ID+"/parts/presigned", map[string]any{"count": parts}, &urls); err != nil {
-		return "", fmt.Errorf("presign parts: %w", err)
-	}
-	if len(urls.Data) != parts {
-		return "", fmt.Errorf("presign parts: asked %d URLs, got %d", parts, len(urls.Data))
+	for len(urls.Data) < parts { // the server presigns at most 1,000 parts a call
+		var more presigned
+		n := min(parts-len(urls.Data), 1000)
+		if err := cl.Post(ctx, "uploads/"+up.ID+"/parts/presigned", map[string]any{"count": n}, &more); err != nil {
+			return "", fmt.Errorf("presign parts: %w", err)
+		}
+		if len(more.Data) != n {
+			return "", fmt.Errorf("presign parts: asked %d URLs, got %d", n, len(more.Data))
+		}
+		urls.Data = append(urls.Data, more.Data...)
 	}
 	bar := progressbar.NewOptions64(size, progressbar.OptionSetWriter(e.stderr), progressbar.OptionShowBytes(true),
 		progressbar.OptionSetDescription("upload"), progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionShowCount())
