@@ -26,6 +26,10 @@ func UploadExpireJob(uploadID string, at time.Time) store.Job {
 	return store.Job{Args: UploadExpireArgs{UploadID: uploadID}, Opts: &river.InsertOpts{ScheduledAt: at}}
 }
 
+// completingGrace is how long past its expiry an upload may stay
+// completing before the completion is taken for dead.
+const completingGrace = 15 * time.Minute
+
 // UploadPartKey is where an upload's part lives.
 func UploadPartKey(uploadID, partID string) string {
 	return "uploads/" + uploadID + "/" + partID
@@ -46,7 +50,15 @@ func (w *UploadExpireWorker) Work(ctx context.Context, job *river.Job[UploadExpi
 	case errors.Is(err, store.ErrNotFound):
 		return nil
 	case errors.Is(err, store.ErrConflict) && u.Status == store.UploadCompleting:
-		return river.JobSnooze(10 * time.Second)
+		if time.Since(time.Unix(u.ExpiresAt, 0)) < completingGrace {
+			return river.JobSnooze(10 * time.Second)
+		}
+		// A completion that outlived the grace period died with its
+		// process: the upload expires after all.
+		if _, err := w.d.Store.UploadTransition(ctx, id, []string{store.UploadCompleting}, store.UploadExpired, 0); err != nil && !errors.Is(err, store.ErrConflict) {
+			return err
+		}
+		w.d.Log.WarnContext(ctx, "upload expired in the middle of a completion that never ended", "upload", id)
 	case errors.Is(err, store.ErrConflict):
 		// Completed or cancelled: its parts are gone already, or go now.
 	case err != nil:

@@ -90,11 +90,26 @@ func New(ctx context.Context, cfg config.Config, opts Options, log *slog.Logger)
 	if a.Store, err = store.Open(ctx, cfg.DatabaseURL, log); err != nil {
 		return nil, err
 	}
+	if opts.Serve {
+		// Listen first: the folder store's presigned URLs need the port,
+		// which Addr may leave to the system (":0").
+		if a.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
+			a.Store.Close()
+			return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+		}
+		if cfg.PublicURL == "" {
+			cfg.PublicURL = "http://" + displayAddr(a.ln.Addr())
+			a.Cfg.PublicURL = cfg.PublicURL
+		}
+	}
 	storeOpts := objectstore.Options{PublicURL: cfg.PublicURL}
 	if cfg.SigningKey != "" {
 		storeOpts.SigningKey = []byte(cfg.SigningKey)
 	}
 	if a.Bucket, err = objectstore.OpenWith(ctx, cfg.ObjectStore, storeOpts); err != nil {
+		if a.ln != nil {
+			_ = a.ln.Close()
+		}
 		a.Store.Close()
 		return nil, fmt.Errorf("object store: %w", err)
 	}
@@ -140,11 +155,7 @@ func (a *App) Start(ctx context.Context) error {
 		}
 	}
 	if a.opts.Serve {
-		ln, err := net.Listen("tcp", a.Cfg.Addr)
-		if err != nil {
-			return fmt.Errorf("listen on %s: %w", a.Cfg.Addr, err)
-		}
-		a.ln = ln
+		ln := a.ln
 		a.http = &http.Server{Handler: a.Handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 		go func() {
 			if err := a.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -288,6 +299,8 @@ func (a *App) Stop(ctx context.Context) error {
 	}
 	if a.http != nil {
 		errs = append(errs, a.http.Shutdown(ctx))
+	} else if a.ln != nil {
+		_ = a.ln.Close() // made but never served
 	}
 	errs = append(errs, a.Store.StopWorkers(ctx))
 	if a.Engine != nil {

@@ -120,7 +120,7 @@ type Config struct {
 
 	// PublicURL is kiln's base URL as clients reach it; the folder object
 	// store's presigned URLs point at it. Default: http://localhost plus
-	// the port of Addr.
+	// the port kiln serve listens on.
 	PublicURL string `name:"public-url" env:"KILN_PUBLIC_URL" help:"kiln's base URL as clients reach it (for presigned URLs of the folder store)."`
 
 	// SigningKey signs the folder object store's presigned URLs (at least
@@ -167,10 +167,6 @@ func (c Config) WithDefaults() Config {
 	c.MaxLineBytes = cmp.Or(c.MaxLineBytes, MaxLineBytesDefault)
 	c.MaxPartBytes = cmp.Or(c.MaxPartBytes, 64<<20)
 	c.UploadTTL = cmp.Or(c.UploadTTL, time.Hour)
-	if c.PublicURL == "" {
-		port := c.Addr[strings.LastIndex(c.Addr, ":")+1:]
-		c.PublicURL = "http://localhost:" + port
-	}
 	c.MaxRequests = cmp.Or(c.MaxRequests, MaxRequestsDefault)
 	c.PollInterval = cmp.Or(c.PollInterval, PollIntervalDefault)
 	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, ShutdownTimeoutDefault)
