@@ -216,7 +216,7 @@ func agentStarter(t *testing.T, env *kilntest.Env, bin, llmURL string) func() *t
 			}
 		})
 		cmd := exec.Command(bin, "agent")
-		cmd.Env = append(environWithout("KILN_"),
+		cmd.Env = append(testenv.EnvironWithout("KILN_"),
 			"KILN_DATABASE_URL="+env.App.Cfg.DatabaseURL,
 			"KILN_OBJECT_STORE="+env.App.Cfg.ObjectStore,
 			"KILN_LLM_URL="+llmURL,
@@ -294,16 +294,4 @@ func (s *recordingSim) received() int {
 		n += len(e)
 	}
 	return n
-}
-
-// environWithout returns the environment less the variables whose names
-// start with prefix.
-func environWithout(prefix string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, prefix) {
-			env = append(env, kv)
-		}
-	}
-	return env
 }

@@ -203,7 +203,7 @@ func (m *MinIO) start() error {
 		"--console-address", "127.0.0.1:"+strconv.Itoa(m.consolePort),
 		"--certs-dir", filepath.Join(m.dir, "certs"), // not ~/.minio/certs
 	)
-	cmd.Env = append(environWithout("MINIO_"),
+	cmd.Env = append(EnvironWithout("MINIO_"),
 		"MINIO_ROOT_USER="+m.user,
 		"MINIO_ROOT_PASSWORD="+m.password,
 		"MINIO_BROWSER=off",
@@ -284,9 +284,9 @@ func executable(path string) error {
 	return nil
 }
 
-// environWithout returns the environment less the variables whose names
-// start with prefix.
-func environWithout(prefix string) []string {
+// EnvironWithout returns the environment less the variables whose names
+// start with prefix, for a subprocess that must not inherit them.
+func EnvironWithout(prefix string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, prefix) {
