@@ -24,7 +24,7 @@ import (
 // faultyBackend answers each request as its prompt says: "ok", "malformed"
 // (a body that is not JSON), "flaky" (500 twice, then 200), "busy" (429
 // once, then 200), "hang" (no answer until the client gives up), "reject"
-// (400) or "down" (500 always).
+// (400), "down" (500 always) or "huge" (an answer over the agent's limit).
 type faultyBackend struct {
 	mu    sync.Mutex
 	tries map[string]int
@@ -61,6 +61,9 @@ func (f *faultyBackend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, `{"error":{"message":"busy"}}`, http.StatusTooManyRequests)
 	case mode == "hang":
 		<-r.Context().Done()
+	case mode == "huge":
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"id":"c","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"%s"}}]}`, strings.Repeat("x", 64<<10))
 	case mode == "reject":
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusBadRequest)
@@ -83,11 +86,12 @@ func TestBackendFaults(t *testing.T) {
 			env := kilntest.Start(t, backend, kilntest.Options{Configure: func(c *config.Config) {
 				c.LLMURL = srv.URL + "/v1"
 				c.RequestTimeout = 300 * time.Millisecond
+				c.MaxResponseBytes = 32 << 10
 			}})
 			c := openai.NewClient(option.WithBaseURL(env.URL+"/"), option.WithAPIKey(env.Key), option.WithMaxRetries(0))
 			ctx := context.Background()
 
-			modes := []string{"ok", "malformed", "flaky", "busy", "hang", "reject", "down"}
+			modes := []string{"ok", "malformed", "flaky", "busy", "hang", "reject", "down", "huge"}
 			var input bytes.Buffer
 			for i, mode := range modes {
 				for j := range 3 {
@@ -125,7 +129,7 @@ func TestBackendFaults(t *testing.T) {
 			}
 			require.Len(t, got, len(modes)*3)
 			require.EqualValues(t, 3*3, b.RequestCounts.Completed) // ok, flaky, busy
-			require.EqualValues(t, 4*3, b.RequestCounts.Failed)
+			require.EqualValues(t, 5*3, b.RequestCounts.Failed)
 			for j := range 3 {
 				status := func(mode string) any {
 					return got[fmt.Sprintf("%s-%d", mode, j)]["response"].(map[string]any)["status_code"]
@@ -138,6 +142,7 @@ func TestBackendFaults(t *testing.T) {
 				require.EqualValues(t, 500, status("down"), "the last status after the retries")
 				require.Equal(t, "invalid_response", code("malformed"))
 				require.Equal(t, "request_timeout", code("hang"))
+				require.Equal(t, "response_too_large", code("huge"))
 			}
 			require.EqualValues(t, 9*3, b.Usage.InputTokens)
 		})

@@ -2,8 +2,10 @@ package gpuagent
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -34,15 +36,20 @@ type Model struct {
 // SimOwner is the owned_by of models served by kiln's simulator.
 const SimOwner = "kiln-sim"
 
-// maxResponseBytes bounds one response body; a larger answer is an error
-// line, not an out-of-memory agent.
-const maxResponseBytes = 64 << 20
+// MaxResponseBytesDefault bounds one response body; a larger answer is an
+// error line (response_too_large), not an out-of-memory agent.
+const MaxResponseBytesDefault = 64 << 20
+
+// ErrResponseTooLarge is an answer over the backend's limit.
+var ErrResponseTooLarge = errors.New("response too large")
 
 // HTTPBackend talks to an OpenAI-compatible server at BaseURL, such as
 // http://127.0.0.1:8000/v1.
 type HTTPBackend struct {
 	BaseURL string
 	Client  *http.Client
+	// MaxResponseBytes bounds one answer. Default: MaxResponseBytesDefault.
+	MaxResponseBytes int64
 }
 
 // NewHTTPBackend returns a backend with a connection pool sized for
@@ -75,12 +82,13 @@ func (b *HTTPBackend) Do(ctx context.Context, endpoint string, body []byte) (int
 		return 0, nil, err
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+	limit := cmp.Or(b.MaxResponseBytes, MaxResponseBytesDefault)
+	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
 		return 0, nil, fmt.Errorf("read response: %w", err)
 	}
-	if len(data) > maxResponseBytes {
-		return 0, nil, fmt.Errorf("response larger than %d bytes", maxResponseBytes)
+	if int64(len(data)) > limit {
+		return resp.StatusCode, nil, fmt.Errorf("%w: over %d bytes", ErrResponseTooLarge, limit)
 	}
 	return resp.StatusCode, data, nil
 }

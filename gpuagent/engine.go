@@ -42,14 +42,17 @@ type AttachEngine struct {
 }
 
 // NewAttachEngine attaches to endpoints (model -> base URL) and, if not
-// empty, to fallbackURL for the models it lists.
-func NewAttachEngine(endpoints map[string]string, fallbackURL string, concurrency int) *AttachEngine {
+// empty, to fallbackURL for the models it lists. maxResponseBytes bounds one
+// answer (0: MaxResponseBytesDefault).
+func NewAttachEngine(endpoints map[string]string, fallbackURL string, concurrency int, maxResponseBytes int64) *AttachEngine {
 	e := &AttachEngine{byModel: map[string]*HTTPBackend{}}
 	for m, u := range endpoints {
 		e.byModel[m] = NewHTTPBackend(u, concurrency)
+		e.byModel[m].MaxResponseBytes = maxResponseBytes
 	}
 	if fallbackURL != "" {
 		e.fallback = NewHTTPBackend(fallbackURL, concurrency)
+		e.fallback.MaxResponseBytes = maxResponseBytes
 	}
 	return e
 }

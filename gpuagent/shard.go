@@ -368,6 +368,9 @@ func (r *request) do(ctx context.Context) (rec batchline.Record, signal int, ok 
 		if overloaded {
 			signal = -1
 		}
+		if errors.Is(err, ErrResponseTooLarge) {
+			break // the same request would answer the same again
+		}
 		transient := err != nil || overloaded
 		if !transient {
 			break
@@ -398,6 +401,9 @@ func (r *request) do(ctx context.Context) (rec batchline.Record, signal int, ok 
 	out := batchline.Output{ID: ids.New(ids.BatchReq), CustomID: r.customID}
 	code := ""
 	switch {
+	case errors.Is(err, ErrResponseTooLarge):
+		code = "response_too_large"
+		out.Error = &batchline.LineError{Code: code, Message: "the model's answer is larger than the agent accepts: " + err.Error()}
 	case err != nil && errors.Is(err, context.DeadlineExceeded):
 		code = batchline.CodeRequestTimeout
 		out.Error = &batchline.LineError{Code: code, Message: fmt.Sprintf("the model did not answer within %s", a.cfg.RequestTimeout)}

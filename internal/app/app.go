@@ -208,7 +208,7 @@ func (a *App) startAgent(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		a.Engine = gpuagent.NewAttachEngine(endpoints, a.llmURL, a.Cfg.AgentConcurrency)
+		a.Engine = gpuagent.NewAttachEngine(endpoints, a.llmURL, a.Cfg.AgentConcurrency, a.Cfg.MaxResponseBytes)
 	}
 	a.Agent = gpuagent.New(gpuagent.Config{
 		MaxInFlight:     a.Cfg.AgentConcurrency,

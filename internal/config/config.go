@@ -98,6 +98,10 @@ type Config struct {
 	// serve serves them on Addr). Default: ":9464".
 	MetricsAddr string `name:"metrics-addr" env:"KILN_METRICS_ADDR" default:":9464" help:"kiln agent's /metrics address."`
 
+	// MaxResponseBytes bounds one answer of the LLM backend; a larger one
+	// becomes an error line (response_too_large). Default: 64 MiB.
+	MaxResponseBytes int64 `name:"max-response-bytes" env:"KILN_MAX_RESPONSE_BYTES" default:"67108864" help:"Largest accepted answer of the LLM backend, in bytes."`
+
 	// RequestTimeout bounds one request to the LLM backend. Default: 10m.
 	RequestTimeout time.Duration `name:"request-timeout" env:"KILN_REQUEST_TIMEOUT" default:"10m" help:"Timeout of one LLM request."`
 
@@ -161,6 +165,7 @@ func (c Config) WithDefaults() Config {
 	c.Agent = cmp.Or(c.Agent, "auto")
 	c.AgentConcurrency = cmp.Or(c.AgentConcurrency, AgentConcurrencyDefault)
 	c.RequestTimeout = cmp.Or(c.RequestTimeout, RequestTimeoutDefault)
+	c.MaxResponseBytes = cmp.Or(c.MaxResponseBytes, 64<<20)
 	c.ChunkLines = cmp.Or(c.ChunkLines, ChunkLinesDefault)
 	c.ChunkInterval = cmp.Or(c.ChunkInterval, ChunkIntervalDefault)
 	c.MaxFileBytes = cmp.Or(c.MaxFileBytes, MaxFileBytesDefault)
