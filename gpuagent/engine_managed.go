@@ -708,7 +708,7 @@ func (e *ManagedEngine) spawn(model string, port int, args []string) (*enginePro
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Env = e.env
 	cmd.Stdout, cmd.Stderr = outW, errW
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = engineProcAttr()
 	err = cmd.Start()
 	outW.Close()
 	errW.Close()
