@@ -11,6 +11,7 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -46,6 +47,8 @@ type UploadPart struct {
 	URL       *string `json:"url,omitempty" doc:"kiln extension: PUT the part's bytes here, straight to object storage."`
 	Method    *string `json:"method,omitempty" doc:"kiln extension: the HTTP method for url (PUT)."`
 	ExpiresAt *int64  `json:"expires_at,omitempty" doc:"kiln extension: when url stops working."`
+	// PartNumber is set for multipart presigned parts (kiln extension).
+	PartNumber *int `json:"part_number,omitempty" doc:"kiln extension: the part's number in the upload's multipart upload, for parts presigned with multipart."`
 }
 
 // Upload limits.
@@ -92,7 +95,8 @@ func (i *partAddInput) Resolve(ctx huma.Context) []error {
 type presignInput struct {
 	UploadID string `path:"upload_id"`
 	Body     struct {
-		Count int `json:"count" minimum:"1" maximum:"1000" doc:"How many part URLs to make."`
+		Count     int  `json:"count" minimum:"1" maximum:"1000" doc:"How many part URLs to make."`
+		Multipart bool `json:"multipart,omitempty" doc:"kiln extension: make the parts parts of one multipart upload in object storage, numbered on from the last call's, so that completing needs no copy. Such parts complete only all together, in the order presigned; on S3 every part but the last must be at least 5 MiB. A PUT may send Content-MD5, which object storage checks."`
 	}
 }
 
@@ -178,7 +182,11 @@ func registerUploads(api huma.API, d Deps) {
 		Description: "Makes `count` parts whose bytes the client PUTs straight to object storage at the returned URLs, " +
 			"then completes the upload with their IDs as usual. URLs expire with the upload.",
 	}, func(ctx context.Context, in *presignInput) (*struct{ Body PresignedParts }, error) {
-		out, err := presignParts(ctx, d, in.UploadID, in.Body.Count)
+		presign := presignParts
+		if in.Body.Multipart {
+			presign = presignMultipartParts
+		}
+		out, err := presign(ctx, d, in.UploadID, in.Body.Count)
 		if err != nil {
 			return nil, err
 		}
@@ -214,6 +222,9 @@ func registerUploads(api huma.API, d Deps) {
 		}
 		if err := jobs.RemoveUploadParts(ctx, d.Store, d.Bucket, u.ID); err != nil {
 			d.Log.WarnContext(ctx, "cancelled upload's parts remain; expiry removes them", "upload", u.ID, "err", err)
+		}
+		if err := jobs.AbortUploadMultipart(ctx, d.Bucket, u); err != nil {
+			d.Log.WarnContext(ctx, "cancelled upload's multipart upload remains", "upload", u.ID, "err", err)
 		}
 		out, err := d.uploadOf(ctx, u)
 		if err != nil {
@@ -340,6 +351,100 @@ func presignParts(ctx context.Context, d Deps, uploadID string, count int) (Pres
 	return out, nil
 }
 
+// presignMultipartParts presigns count parts of the upload's multipart
+// upload, made with the first of them, numbered on from the last.
+func presignMultipartParts(ctx context.Context, d Deps, uploadID string, count int) (PresignedParts, error) {
+	u, err := pendingUpload(ctx, d, uploadID)
+	if err != nil {
+		return PresignedParts{}, err
+	}
+	// As in presignParts: whole seconds, one short of the upload's expiry.
+	expiry := time.Until(time.Unix(u.ExpiresAt, 0)).Truncate(time.Second) - time.Second
+	if expiry < time.Second {
+		return PresignedParts{}, newError(http.StatusConflict, typeInvalidRequest, "upload_not_pending", "",
+			"The upload expires in less than 2 seconds, too soon to put a part; create a new upload.")
+	}
+	exp := time.Now().Add(expiry + time.Second - 1).Unix()
+	fileID := ids.New(ids.File)
+	created := ""
+	create := func() (string, error) {
+		if created == "" {
+			id, err := d.Bucket.CreateMultipart(ctx, jobs.FileKey(fileID))
+			if err != nil {
+				return "", err
+			}
+			created = id
+		}
+		return created, nil
+	}
+	now := time.Now().Unix()
+	u, parts, err := d.Store.UploadPresignParts(ctx, u.ID, count, maxPartsPerUpload, now, fileID, create, func(n int) store.UploadPart {
+		p := store.UploadPart{ID: ids.New(ids.Part), Bytes: -1, PartNumber: n, CreatedAt: now}
+		p.ObjectKey = jobs.UploadPartKey(uploadID, p.ID) // never written: the part lives in the multipart upload
+		return p
+	})
+	if err != nil {
+		if created != "" { // the transaction that would have kept it rolled back
+			_ = d.Bucket.AbortMultipart(context.WithoutCancel(ctx), jobs.FileKey(fileID), created)
+		}
+		switch {
+		case errors.Is(err, store.ErrConflict):
+			cur, _ := d.Store.UploadGet(ctx, uploadID)
+			return PresignedParts{}, uploadConflict(cur)
+		case errors.Is(err, store.ErrTooManyParts):
+			return PresignedParts{}, badRequest("count", fmt.Sprintf("An upload has at most %d multipart parts.", maxPartsPerUpload))
+		}
+		return PresignedParts{}, storeError(ctx, d.Log, "upload", uploadID, err)
+	}
+	key := jobs.FileKey(*u.MultipartFileID)
+	out := PresignedParts{Object: "list"}
+	method := http.MethodPut
+	for _, p := range parts {
+		url, err := d.Bucket.PresignPart(ctx, key, *u.MultipartID, p.PartNumber, expiry)
+		if err != nil {
+			return PresignedParts{}, internal(ctx, d.Log, fmt.Errorf("presign part: %w", err))
+		}
+		n := p.PartNumber
+		out.Data = append(out.Data, UploadPart{ID: p.ID, Object: "upload.part", CreatedAt: p.CreatedAt, UploadID: u.ID,
+			URL: &url, Method: &method, ExpiresAt: &exp, PartNumber: &n})
+	}
+	return out, nil
+}
+
+// completeMultipart completes an upload whose part_ids are exactly its
+// multipart parts, in order: the object store assembles them in place.
+func completeMultipart(ctx context.Context, d Deps, u store.Upload, in *completeInput, parts []store.UploadPart,
+	fail func(error) (store.Upload, error)) (store.Upload, error) {
+	f := store.File{ID: *u.MultipartFileID, Purpose: u.Purpose, Filename: u.Filename, Status: store.FileProcessed, CreatedAt: time.Now().Unix()}
+	f.ObjectKey = jobs.FileKey(f.ID)
+	numbers := make([]int, len(parts))
+	for i, p := range parts {
+		numbers[i] = p.PartNumber
+	}
+	info, err := d.Bucket.CompleteMultipart(ctx, f.ObjectKey, *u.MultipartID, numbers)
+	switch {
+	case errors.Is(err, objectstore.ErrNotExist):
+		return fail(badRequest("part_ids", "A part was never uploaded to its URL."))
+	case errors.Is(err, objectstore.ErrPartTooSmall):
+		return fail(badRequest("part_ids", fmt.Sprintf("Every multipart part but the last must be at least %d bytes.", objectstore.MinMultipartPartSize)))
+	case err != nil:
+		return fail(internal(ctx, d.Log, fmt.Errorf("assemble upload %s: %w", u.ID, err)))
+	}
+	// The multipart upload is spent: whatever fails from here deletes the
+	// object, and the upload takes new parts from part 1.
+	failAfter := func(e error) (store.Upload, error) {
+		_ = d.Bucket.Delete(context.WithoutCancel(ctx), f.ObjectKey)
+		if err := d.Store.UploadMultipartReset(context.WithoutCancel(ctx), u.ID); err != nil {
+			d.Log.WarnContext(ctx, "upload keeps a spent multipart upload", "upload", u.ID, "err", err)
+		}
+		return fail(e)
+	}
+	if info.Size != u.Bytes {
+		return failAfter(badRequest("part_ids", fmt.Sprintf("The parts hold %d bytes; the upload was created for %d.", info.Size, u.Bytes)))
+	}
+	return finishUpload(ctx, d, u, in, f, info, failAfter)
+}
+
 // completeUpload assembles the parts into a file. Whatever fails leaves the
 // upload pending (the client may fix and retry) and no file or object.
 func completeUpload(ctx context.Context, d Deps, in *completeInput) (store.Upload, error) {
@@ -370,6 +475,32 @@ func completeUpload(ctx context.Context, d Deps, in *completeInput) (store.Uploa
 	}
 	if len(in.Body.PartIDs) == 0 || len(in.Body.PartIDs) > maxPartsPerUpload {
 		return fail(badRequest("part_ids", fmt.Sprintf("part_ids must list 1 to %d parts.", maxPartsPerUpload)))
+	}
+	if u.MultipartID != nil {
+		var mp []store.UploadPart
+		for _, p := range parts {
+			if p.PartNumber > 0 {
+				mp = append(mp, p)
+			}
+		}
+		slices.SortFunc(mp, func(a, b store.UploadPart) int { return a.PartNumber - b.PartNumber })
+		listed := 0
+		for i, pid := range in.Body.PartIDs {
+			if p, ok := byID[pid]; ok && p.PartNumber > 0 {
+				listed++
+				if i >= len(mp) || mp[i].ID != pid {
+					listed = -1
+					break
+				}
+			}
+		}
+		switch {
+		case listed == len(in.Body.PartIDs) && listed == len(mp):
+			return completeMultipart(ctx, d, u, in, mp, fail)
+		case listed != 0:
+			return fail(badRequest("part_ids", "Multipart parts complete all together, in the order they were presigned, "+
+				"and cannot be mixed with other parts."))
+		}
 	}
 	seen := map[string]bool{}
 	var keys []string
@@ -408,6 +539,14 @@ func completeUpload(ctx context.Context, d Deps, in *completeInput) (store.Uploa
 	if err != nil {
 		return fail(internal(ctx, d.Log, fmt.Errorf("assemble upload %s: %w", id, err)))
 	}
+	return finishUpload(ctx, d, u, in, f, info, fail)
+}
+
+// finishUpload checks the assembled file f and records it, completing the
+// upload; fail undoes what went before.
+func finishUpload(ctx context.Context, d Deps, u store.Upload, in *completeInput, f store.File, info objectstore.Info,
+	fail func(error) (store.Upload, error)) (store.Upload, error) {
+	id := u.ID
 	f.Bytes = info.Size
 	if in.Body.MD5 != nil && *in.Body.MD5 != "" {
 		sum, err := md5Of(ctx, d, f.ObjectKey)
@@ -424,12 +563,17 @@ func completeUpload(ctx context.Context, d Deps, in *completeInput) (store.Uploa
 				"Invalid file format for Batch API. Must be .jsonl: "+err.Error()))
 		}
 	}
-	u, err = d.Store.UploadComplete(ctx, id, f)
+	u, err := d.Store.UploadComplete(ctx, id, f)
 	if err != nil {
 		return fail(internal(ctx, d.Log, err))
 	}
 	if err := jobs.RemoveUploadParts(ctx, d.Store, d.Bucket, id); err != nil {
 		d.Log.WarnContext(ctx, "completed upload's parts remain", "upload", id, "err", err)
+	}
+	if f.ID != derefOr(u.MultipartFileID) {
+		if err := jobs.AbortUploadMultipart(ctx, d.Bucket, u); err != nil {
+			d.Log.WarnContext(ctx, "completed upload's multipart upload remains", "upload", id, "err", err)
+		}
 	}
 	return u, nil
 }
@@ -460,4 +604,11 @@ func sniffJSONL(ctx context.Context, d Deps, key string) error {
 		return err
 	}
 	return s.verdict()
+}
+
+func derefOr(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/md5"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -765,4 +766,76 @@ func requireEachOnce(t *testing.T, path string, n int) {
 	}
 	require.NoError(t, sc.Err())
 	require.Equal(t, n, lines)
+}
+
+// presignMultipart makes count multipart presigned parts (kiln extension).
+func (c *rawClient) presignMultipart(t *testing.T, uploadID string, count int) []api.UploadPart {
+	t.Helper()
+	r := c.do(t, http.MethodPost, "/v1/uploads/"+uploadID+"/parts/presigned",
+		jsonReader(t, map[string]any{"count": count, "multipart": true}), "Content-Type", "application/json")
+	require.Equal(t, http.StatusOK, r.Status, "%s", r)
+	var out api.PresignedParts
+	require.NoError(t, json.Unmarshal(r.Body, &out))
+	require.Len(t, out.Data, count)
+	return out.Data
+}
+
+func putMD5(t *testing.T, url string, data, sumOf []byte) rawResponse {
+	t.Helper()
+	sum := md5.Sum(sumOf)
+	r, err := sendTo(http.MethodPut, url, data, http.Header{"Content-Md5": {base64.StdEncoding.EncodeToString(sum[:])}})
+	require.NoError(t, err)
+	return r
+}
+
+// TestUploadMultipart completes presigned parts of one multipart upload in
+// object storage: numbered across presign calls, checked against their
+// Content-MD5 as they arrive, completed only all together in order, and
+// discarded by a cancel.
+func TestUploadMultipart(t *testing.T) {
+	t.Parallel()
+	for _, backend := range kilntest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			env := startPresigning(t, backend, nil)
+			c := newRawClient(env)
+			line := chatLines(1, 0)
+			data := bytes.Repeat(line, (5<<20)/len(line)+1)
+			first, last := data[:5<<20], data[5<<20:]
+
+			u := c.createUpload(t, "batch", "multipart.jsonl", len(data))
+			p1 := c.presignMultipart(t, u.ID, 1)[0]
+			p2 := c.presignMultipart(t, u.ID, 1)[0]
+			require.Equal(t, 1, *p1.PartNumber)
+			require.Equal(t, 2, *p2.PartNumber, "numbered across calls")
+			direct := c.addPart(t, u.ID, []byte("x"))
+
+			r := putMD5(t, *p2.URL, last, []byte("something else"))
+			require.Equal(t, http.StatusBadRequest, r.Status, "a part that does not match its Content-MD5: %s", r)
+			require.Equal(t, http.StatusOK, putMD5(t, *p2.URL, last, last).Status)
+			before := c.fileState(t)
+			requireAPIError(t, c.completeRaw(t, u.ID, []string{p1.ID, p2.ID}, ""), http.StatusBadRequest, "", "part_ids")
+			require.Equal(t, http.StatusOK, putMD5(t, *p1.URL, first, first).Status)
+			for name, parts := range map[string][]string{
+				"out of order": {p2.ID, p1.ID},
+				"one missing":  {p1.ID},
+				"mixed":        {p1.ID, p2.ID, direct.ID},
+			} {
+				requireAPIError(t, c.completeRaw(t, u.ID, parts, ""), http.StatusBadRequest, "", "part_ids")
+				require.Equal(t, before, c.fileState(t), name)
+			}
+			done := c.complete(t, u.ID, []string{p1.ID, p2.ID}, md5Hex(data))
+			require.Equal(t, data, c.content(t, done.File.ID))
+			requireNoParts(t, env, u.ID)
+			requireNoStrayObjects(t, env)
+
+			// Cancelling discards the multipart upload's parts.
+			v := c.createUpload(t, "batch", "cancelled.jsonl", len(data))
+			q := c.presignMultipart(t, v.ID, 2)
+			require.Equal(t, http.StatusOK, putMD5(t, *q[0].URL, first, first).Status)
+			ok[api.Upload](t, c.cancelUpload(t, v.ID), "Upload")
+			requireNoParts(t, env, v.ID)
+			requireNoStrayObjects(t, env)
+		})
+	}
 }

@@ -66,7 +66,21 @@ func (w *UploadExpireWorker) Work(ctx context.Context, job *river.Job[UploadExpi
 	default:
 		w.d.Log.InfoContext(ctx, "upload expired", "upload", id)
 	}
-	return RemoveUploadParts(ctx, w.d.Store, w.d.Bucket, id)
+	if u.ID == "" {
+		if u, err = w.d.Store.UploadGet(ctx, id); err != nil {
+			return err
+		}
+	}
+	return errors.Join(RemoveUploadParts(ctx, w.d.Store, w.d.Bucket, id), AbortUploadMultipart(ctx, w.d.Bucket, u))
+}
+
+// AbortUploadMultipart discards the upload's multipart upload, if it has
+// one: its presigned parts. After its completion, it does nothing.
+func AbortUploadMultipart(ctx context.Context, b objectstore.Bucket, u store.Upload) error {
+	if u.MultipartID == nil || u.MultipartFileID == nil {
+		return nil
+	}
+	return b.AbortMultipart(ctx, FileKey(*u.MultipartFileID), *u.MultipartID)
 }
 
 // RemoveUploadParts deletes every object under the upload's prefix: the

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/md5"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -51,10 +52,17 @@ type batchSubmitCmd struct {
 	PartSize    int64             `default:"67108864" help:"Bytes per part (at most the server's limit, 64 MiB by default)."`
 	Parallel    int               `default:"4" help:"Parts uploaded at once."`
 	Wait        bool              `help:"Wait for the batch to end, showing its progress."`
+	MD5         bool              `name:"md5" help:"Also send the whole file's MD5 on completion, which the server checks by reading the file back. Each part's Content-MD5 is always sent and checked as it arrives."`
 }
 
+// minMultipartPart is the smallest part but the last of a multipart upload
+// on S3: with smaller parts, the parts go up as objects of their own that
+// the server copies together.
+const minMultipartPart = 5 << 20
+
 // Run uploads FILE through POST /v1/uploads with presigned parts (bytes go
-// straight to object storage), completes the upload with its MD5, creates
+// straight to object storage, each with its Content-MD5), completes the
+// upload, creates
 // the batch and, with --wait, follows it to the end.
 func (c *batchSubmitCmd) Run(e *env) error {
 	ctx := e.ctx
@@ -123,11 +131,12 @@ func (c *batchSubmitCmd) upload(ctx context.Context, e *env, path string) (strin
 		return "", fmt.Errorf("create upload: %w", err)
 	}
 	parts := int((size + c.PartSize - 1) / c.PartSize)
+	multipart := parts == 1 || c.PartSize >= minMultipartPart
 	var urls presigned
 	for len(urls.Data) < parts { // the server presigns at most 1,000 parts a call
 		var more presigned
 		n := min(parts-len(urls.Data), 1000)
-		if err := cl.Post(ctx, "uploads/"+up.ID+"/parts/presigned", map[string]any{"count": n}, &more); err != nil {
+		if err := cl.Post(ctx, "uploads/"+up.ID+"/parts/presigned", map[string]any{"count": n, "multipart": multipart}, &more); err != nil {
 			return "", fmt.Errorf("presign parts: %w", err)
 		}
 		if len(more.Data) != n {
@@ -144,12 +153,17 @@ func (c *batchSubmitCmd) upload(ctx context.Context, e *env, path string) (strin
 		off := int64(i) * c.PartSize
 		n := min(c.PartSize, size-off)
 		g.Go(func() error {
+			h := md5.New()
+			if _, err := io.Copy(h, io.NewSectionReader(f, off, n)); err != nil {
+				return err
+			}
 			body := io.TeeReader(io.NewSectionReader(f, off, n), bar)
 			req, err := http.NewRequestWithContext(gctx, http.MethodPut, p.URL, body)
 			if err != nil {
 				return err
 			}
 			req.ContentLength = n
+			req.Header.Set("Content-MD5", base64.StdEncoding.EncodeToString(h.Sum(nil)))
 			resp, err := hc.Do(req)
 			if err != nil {
 				return fmt.Errorf("part %d: %w", i+1, err)
@@ -165,11 +179,11 @@ func (c *batchSubmitCmd) upload(ctx context.Context, e *env, path string) (strin
 	sum := md5.New()
 	var sumErr error
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { // the MD5 reads the file once more, beside the uploads
-		defer wg.Done()
-		_, sumErr = io.Copy(sum, io.NewSectionReader(f, 0, size))
-	}()
+	if c.MD5 {
+		wg.Go(func() { // the MD5 reads the file once more, beside the uploads
+			_, sumErr = io.Copy(sum, io.NewSectionReader(f, 0, size))
+		})
+	}
 	err = g.Wait()
 	wg.Wait()
 	_ = bar.Finish()
@@ -190,7 +204,11 @@ func (c *batchSubmitCmd) upload(ctx context.Context, e *env, path string) (strin
 			ID string `json:"id"`
 		} `json:"file"`
 	}
-	if err := cl.Post(ctx, "uploads/"+up.ID+"/complete", map[string]any{"part_ids": ids, "md5": hex.EncodeToString(sum.Sum(nil))}, &done); err != nil {
+	completeBody := map[string]any{"part_ids": ids}
+	if c.MD5 {
+		completeBody["md5"] = hex.EncodeToString(sum.Sum(nil))
+	}
+	if err := cl.Post(ctx, "uploads/"+up.ID+"/complete", completeBody, &done); err != nil {
 		return "", fmt.Errorf("complete upload: %w", err)
 	}
 	if done.File == nil {

@@ -119,6 +119,12 @@ func (b *fileBucket) Put(ctx context.Context, key string, r io.Reader, size int6
 }
 
 func (b *fileBucket) put(ctx context.Context, key string, r io.Reader, size int64) (Info, error) {
+	return b.putChecked(ctx, key, r, size, nil)
+}
+
+// putChecked is put, which calls check, when not nil, once r has been read
+// and fails without replacing the object if check does.
+func (b *fileBucket) putChecked(ctx context.Context, key string, r io.Reader, size int64, check func() error) (Info, error) {
 	path, err := b.path(key)
 	if err != nil {
 		return Info{}, err
@@ -152,6 +158,11 @@ func (b *fileBucket) put(ctx context.Context, key string, r io.Reader, size int6
 	pr := newPutReader(ctx, r, size)
 	if _, err := io.Copy(f, pr); err != nil {
 		return Info{}, cmp.Or(pr.cause(), err)
+	}
+	if check != nil {
+		if err := check(); err != nil {
+			return Info{}, err
+		}
 	}
 	if err := f.Chmod(fileFileMode); err != nil {
 		return Info{}, err

@@ -1,14 +1,17 @@
 package objectstore
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
+	"crypto/md5"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"net/http"
@@ -28,6 +31,7 @@ const (
 	paramMethod    = "X-Kiln-Method"
 	paramExpires   = "X-Kiln-Expires"
 	paramFilename  = "X-Kiln-Filename"
+	paramPart      = "X-Kiln-Part" // uploadID/n of a multipart part
 	paramSignature = "X-Kiln-Signature"
 )
 
@@ -55,6 +59,10 @@ func (b *fileBucket) PresignGet(ctx context.Context, key string, expiry time.Dur
 }
 
 func (b *fileBucket) presign(method, key string, expiry time.Duration, filename string) (string, error) {
+	return b.presignWith(method, key, expiry, filename, "")
+}
+
+func (b *fileBucket) presignWith(method, key string, expiry time.Duration, filename, part string) (string, error) {
 	if _, err := b.path(key); err != nil {
 		return "", err
 	}
@@ -81,7 +89,10 @@ func (b *fileBucket) presign(method, key string, expiry time.Duration, filename 
 	if filename != "" {
 		fmt.Fprintf(&u, "&%s=%s", paramFilename, url.QueryEscape(filename))
 	}
-	sig := base64.RawURLEncoding.EncodeToString(b.sign(method, key, expires, filename))
+	if part != "" {
+		fmt.Fprintf(&u, "&%s=%s", paramPart, url.QueryEscape(part))
+	}
+	sig := base64.RawURLEncoding.EncodeToString(b.sign(method, key, expires, filename, part))
 	fmt.Fprintf(&u, "&%s=%s", paramSignature, sig)
 	return u.String(), nil
 }
@@ -89,33 +100,36 @@ func (b *fileBucket) presign(method, key string, expiry time.Duration, filename 
 // sign returns the signature of a presigned URL. Escaping the key and the
 // filename keeps newlines out of them, so that no two URLs sign the same
 // message.
-func (b *fileBucket) sign(method, key string, expires int64, filename string) []byte {
+func (b *fileBucket) sign(method, key string, expires int64, filename, part string) []byte {
 	mac := hmac.New(sha256.New, b.signingKey)
 	fmt.Fprintf(mac, "%s\n%s\n%d\n%s", method, url.QueryEscape(key), expires, url.QueryEscape(filename))
+	if part != "" {
+		fmt.Fprintf(mac, "\n%s", url.QueryEscape(part))
+	}
 	return mac.Sum(nil)
 }
 
 // verify checks a request's presigned URL: signed by b, for this method and
 // key, and not expired. It returns the signed filename and, when it fails,
 // a message for the client.
-func (b *fileBucket) verify(method, key string, q url.Values) (filename, problem string) {
+func (b *fileBucket) verify(method, key string, q url.Values) (filename, part, problem string) {
 	const bad = "The request signature does not match, or the URL is not presigned."
 	expires, err := strconv.ParseInt(q.Get(paramExpires), 10, 64)
 	if err != nil || q.Get(paramMethod) != method {
-		return "", bad
+		return "", "", bad
 	}
 	got, err := base64.RawURLEncoding.DecodeString(q.Get(paramSignature))
 	if err != nil {
-		return "", bad
+		return "", "", bad
 	}
-	filename = q.Get(paramFilename)
-	if !hmac.Equal(got, b.sign(method, key, expires, filename)) {
-		return "", bad
+	filename, part = q.Get(paramFilename), q.Get(paramPart)
+	if !hmac.Equal(got, b.sign(method, key, expires, filename, part)) {
+		return "", "", bad
 	}
 	if !time.Now().Before(time.Unix(expires, 0)) {
-		return "", "Request has expired."
+		return "", "", "Request has expired."
 	}
-	return filename, ""
+	return filename, part, ""
 }
 
 // Handler serves the presigned URLs of a folder bucket b: PUT streams the
@@ -155,13 +169,17 @@ func (h fileHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeS3Error(w, http.StatusMethodNotAllowed, "MethodNotAllowed", "The specified method is not allowed.")
 		return
 	}
-	filename, problem := h.b.verify(method, key, r.URL.Query())
+	filename, part, problem := h.b.verify(method, key, r.URL.Query())
 	if problem != "" {
 		writeS3Error(w, http.StatusForbidden, "AccessDenied", problem)
 		return
 	}
 	if method == http.MethodPut {
-		h.put(w, r, key)
+		h.put(w, r, key, part)
+		return
+	}
+	if part != "" {
+		writeS3Error(w, http.StatusMethodNotAllowed, "MethodNotAllowed", "The specified method is not allowed.")
 		return
 	}
 	h.get(w, r, key, filename)
@@ -187,7 +205,16 @@ func (h fileHandler) get(w http.ResponseWriter, r *http.Request, key, filename s
 	http.ServeContent(w, r, "", fi.ModTime(), f)
 }
 
-func (h fileHandler) put(w http.ResponseWriter, r *http.Request, key string) {
+func (h fileHandler) put(w http.ResponseWriter, r *http.Request, key, part string) {
+	var wantMD5 []byte
+	if v := r.Header.Get("Content-MD5"); v != "" {
+		sum, err := base64.StdEncoding.DecodeString(v)
+		if err != nil || len(sum) != md5.Size {
+			writeS3Error(w, http.StatusBadRequest, "InvalidDigest", "The Content-MD5 you specified is not valid.")
+			return
+		}
+		wantMD5 = sum
+	}
 	switch {
 	case r.ContentLength < 0:
 		writeS3Error(w, http.StatusLengthRequired, "MissingContentLength", "You must provide the Content-Length HTTP header.")
@@ -197,8 +224,28 @@ func (h fileHandler) put(w http.ResponseWriter, r *http.Request, key string) {
 		return
 	}
 	body := &errReader{r: r.Body}
-	info, err := h.b.Put(r.Context(), key, body, r.ContentLength)
+	if part != "" {
+		h.putPart(w, r, part, body, wantMD5)
+		return
+	}
+	var info Info
+	var err error
+	if wantMD5 != nil {
+		// Check the digest before the object replaces the previous one.
+		var hr *hashReader
+		hr = &hashReader{r: body, h: md5.New()}
+		info, err = h.b.putChecked(r.Context(), key, hr, r.ContentLength, func() error {
+			if !bytes.Equal(hr.h.Sum(nil), wantMD5) {
+				return errBadDigest
+			}
+			return nil
+		})
+	} else {
+		info, err = h.b.Put(r.Context(), key, body, r.ContentLength)
+	}
 	switch {
+	case errors.Is(err, errBadDigest):
+		writeS3Error(w, http.StatusBadRequest, "BadDigest", "The Content-MD5 you specified did not match what was received.")
 	case err == nil:
 		w.Header().Set("ETag", strconv.Quote(info.ETag))
 		w.WriteHeader(http.StatusOK)
@@ -207,6 +254,38 @@ func (h fileHandler) put(w http.ResponseWriter, r *http.Request, key string) {
 	default:
 		internalError(w, r, err)
 	}
+}
+
+func (h fileHandler) putPart(w http.ResponseWriter, r *http.Request, part string, body *errReader, wantMD5 []byte) {
+	uploadID, ns, _ := strings.Cut(part, "/")
+	n, err := strconv.Atoi(ns)
+	if err == nil {
+		err = h.b.putPart(r.Context(), uploadID, n, body, r.ContentLength, wantMD5)
+	}
+	switch {
+	case err == nil:
+		w.WriteHeader(http.StatusOK)
+	case errors.Is(err, errBadDigest):
+		writeS3Error(w, http.StatusBadRequest, "BadDigest", "The Content-MD5 you specified did not match what was received.")
+	case errors.Is(err, ErrNotExist):
+		writeS3Error(w, http.StatusNotFound, "NoSuchUpload", "The specified multipart upload does not exist.")
+	case body.err != nil || errors.Is(err, errSize) || r.Context().Err() != nil:
+		writeS3Error(w, http.StatusBadRequest, "IncompleteBody", "You did not provide the number of bytes specified by the Content-Length HTTP header.")
+	default:
+		internalError(w, r, err)
+	}
+}
+
+// hashReader hashes what it reads.
+type hashReader struct {
+	r io.Reader
+	h hash.Hash
+}
+
+func (h *hashReader) Read(p []byte) (int, error) {
+	n, err := h.r.Read(p)
+	h.h.Write(p[:n])
+	return n, err
 }
 
 // errReader remembers the error its reader returned, other than EOF.

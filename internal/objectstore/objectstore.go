@@ -126,8 +126,62 @@ type Bucket interface {
 	// while Compose runs.
 	Compose(ctx context.Context, dst string, srcs []string) (Info, error)
 
+	// CreateMultipart starts a multipart upload to key; parts are presigned
+	// with PresignPart and assembled with CompleteMultipart.
+	CreateMultipart(ctx context.Context, key string) (uploadID string, err error)
+
+	// PresignPart returns a URL for one HTTP PUT of part number n (1 to
+	// MaxMultipartParts) of the multipart upload, valid until expiry (as in
+	// PresignPut). A client may send Content-MD5 (base64) with the PUT; the
+	// store rejects a part whose bytes do not match it. A later PUT of the
+	// same part replaces it.
+	PresignPart(ctx context.Context, key, uploadID string, n int, expiry time.Duration) (string, error)
+
+	// CompleteMultipart assembles the parts received, in part-number order,
+	// into key, and returns its Info. parts are the expected part numbers
+	// and must be exactly 1..len(parts); a part not received gives an error
+	// that wraps ErrNotExist, and nothing is written. On S3, parts other than
+	// the last must be at least MinMultipartPartSize (ErrPartTooSmall).
+	CompleteMultipart(ctx context.Context, key, uploadID string, parts []int) (Info, error)
+
+	// AbortMultipart discards the upload and its parts. Aborting an upload
+	// that no longer exists is not an error.
+	AbortMultipart(ctx context.Context, key, uploadID string) error
+
 	// Close releases the bucket's resources.
 	Close() error
+}
+
+const (
+	// MaxMultipartParts is the most parts a multipart upload may have.
+	MaxMultipartParts = 10000
+	// MinMultipartPartSize is the smallest part but the last that S3
+	// accepts in a multipart upload. A folder has no such limit.
+	MinMultipartPartSize = 5 << 20
+)
+
+// ErrPartTooSmall is returned (wrapped) by CompleteMultipart when a part other
+// than the last is smaller than MinMultipartPartSize on S3.
+var ErrPartTooSmall = errors.New("objectstore: a multipart part other than the last is smaller than 5 MiB")
+
+// checkPartNumbers checks that parts are exactly 1..len(parts), in order.
+func checkPartNumbers(parts []int) error {
+	if len(parts) == 0 || len(parts) > MaxMultipartParts {
+		return fmt.Errorf("want 1 to %d parts, got %d", MaxMultipartParts, len(parts))
+	}
+	for i, n := range parts {
+		if n != i+1 {
+			return fmt.Errorf("parts must be numbered 1..%d in order; parts[%d] is %d", len(parts), i, n)
+		}
+	}
+	return nil
+}
+
+func validatePartNumber(n int) error {
+	if n < 1 || n > MaxMultipartParts {
+		return fmt.Errorf("part number %d out of range [1, %d]", n, MaxMultipartParts)
+	}
+	return nil
 }
 
 // Options are the settings of OpenWith beyond the URL.

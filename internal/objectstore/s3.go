@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -550,3 +551,104 @@ func (b *s3Bucket) composePart(ctx context.Context, core minio.Core, object, id 
 }
 
 func (b *s3Bucket) Close() error { return nil }
+
+func (b *s3Bucket) CreateMultipart(ctx context.Context, key string) (string, error) {
+	if err := validateKey(key); err != nil {
+		return "", fmt.Errorf("objectstore: create multipart %q: %w", key, err)
+	}
+	id, err := minio.Core{Client: b.client}.NewMultipartUpload(ctx, b.bucket, b.prefix+key, minio.PutObjectOptions{})
+	if err != nil {
+		return "", fmt.Errorf("objectstore: create multipart %q: %w", key, err)
+	}
+	return id, nil
+}
+
+func (b *s3Bucket) PresignPart(ctx context.Context, key, uploadID string, n int, expiry time.Duration) (string, error) {
+	fail := func(err error) (string, error) {
+		return "", fmt.Errorf("objectstore: presign part %d of %q: %w", n, key, err)
+	}
+	if err := validateKey(key); err != nil {
+		return fail(err)
+	}
+	if err := validatePartNumber(n); err != nil {
+		return fail(err)
+	}
+	if err := validateExpiry(expiry); err != nil {
+		return fail(err)
+	}
+	if uploadID == "" {
+		return fail(errors.New("empty upload ID"))
+	}
+	u, err := b.client.Presign(ctx, http.MethodPut, b.bucket, b.prefix+key, expiry,
+		url.Values{"partNumber": {strconv.Itoa(n)}, "uploadId": {uploadID}})
+	if err != nil {
+		return fail(err)
+	}
+	return u.String(), nil
+}
+
+func (b *s3Bucket) CompleteMultipart(ctx context.Context, key, uploadID string, parts []int) (Info, error) {
+	info, err := b.completeMultipart(ctx, key, uploadID, parts)
+	if err != nil {
+		return Info{}, fmt.Errorf("objectstore: complete multipart %q: %w", key, err)
+	}
+	return info, nil
+}
+
+func (b *s3Bucket) completeMultipart(ctx context.Context, key, uploadID string, parts []int) (Info, error) {
+	if err := validateKey(key); err != nil {
+		return Info{}, err
+	}
+	if err := checkPartNumbers(parts); err != nil {
+		return Info{}, err
+	}
+	core := minio.Core{Client: b.client}
+	object := b.prefix + key
+	got := make(map[int]minio.ObjectPart, len(parts))
+	marker := 0
+	for {
+		res, err := core.ListObjectParts(ctx, b.bucket, object, uploadID, marker, 1000)
+		if err != nil {
+			if s3Code(err) == "NoSuchUpload" {
+				return Info{}, fmt.Errorf("upload %s: %w", uploadID, ErrNotExist)
+			}
+			return Info{}, err
+		}
+		for _, p := range res.ObjectParts {
+			got[p.PartNumber] = p
+		}
+		if !res.IsTruncated || res.NextPartNumberMarker <= marker {
+			break
+		}
+		marker = res.NextPartNumberMarker
+	}
+	done := make([]minio.CompletePart, len(parts))
+	for i, n := range parts {
+		p, ok := got[n]
+		if !ok {
+			return Info{}, fmt.Errorf("part %d was never uploaded: %w", n, ErrNotExist)
+		}
+		if i < len(parts)-1 && p.Size < MinMultipartPartSize {
+			return Info{}, fmt.Errorf("part %d is %d bytes: %w", n, p.Size, ErrPartTooSmall)
+		}
+		done[i] = minio.CompletePart{PartNumber: n, ETag: p.ETag}
+	}
+	if _, err := core.CompleteMultipartUpload(ctx, b.bucket, object, uploadID, done, minio.PutObjectOptions{}); err != nil {
+		if s3Code(err) == "EntityTooSmall" {
+			return Info{}, fmt.Errorf("%w: %w", ErrPartTooSmall, err)
+		}
+		return Info{}, err
+	}
+	return b.stat(ctx, "stat", key)
+}
+
+func (b *s3Bucket) AbortMultipart(ctx context.Context, key, uploadID string) error {
+	if err := validateKey(key); err != nil {
+		return fmt.Errorf("objectstore: abort multipart %q: %w", key, err)
+	}
+	err := minio.Core{Client: b.client}.AbortMultipartUpload(ctx, b.bucket, b.prefix+key, uploadID)
+	if err != nil && s3Code(err) != "NoSuchUpload" {
+		return fmt.Errorf("objectstore: abort multipart %q: %w", key, err)
+	}
+	return nil
+}

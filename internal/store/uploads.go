@@ -2,8 +2,13 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 )
+
+// ErrTooManyParts is returned (wrapped) by UploadPresignParts past the
+// limit on an upload's presigned parts.
+var ErrTooManyParts = errors.New("too many parts")
 
 // Upload statuses. completing is kiln's own: a completion in progress,
 // which a concurrent cancel cannot interrupt.
@@ -26,6 +31,11 @@ type Upload struct {
 	CreatedAt int64
 	ExpiresAt int64
 	FileID    *string
+	// MultipartID is the object store's multipart upload of the presigned
+	// parts, nil until the first is presigned.
+	MultipartID *string
+	// MultipartFileID is the file the multipart upload becomes.
+	MultipartFileID *string
 }
 
 // UploadPart is one part of an upload.
@@ -35,14 +45,17 @@ type UploadPart struct {
 	ObjectKey string
 	Bytes     int64 // -1 until known, for presigned parts
 	Presigned bool
-	CreatedAt int64
+	// PartNumber is a presigned part's number in the multipart upload,
+	// from 1; 0 for a part sent through kiln.
+	PartNumber int
+	CreatedAt  int64
 }
 
-const uploadColumns = `id, filename, purpose, bytes, mime_type, status, created_at, expires_at, file_id`
+const uploadColumns = `id, filename, purpose, bytes, mime_type, status, created_at, expires_at, file_id, multipart_id, multipart_file_id`
 
 func scanUpload(r row) (Upload, error) {
 	var u Upload
-	err := r.Scan(&u.ID, &u.Filename, &u.Purpose, &u.Bytes, &u.MimeType, &u.Status, &u.CreatedAt, &u.ExpiresAt, &u.FileID)
+	err := r.Scan(&u.ID, &u.Filename, &u.Purpose, &u.Bytes, &u.MimeType, &u.Status, &u.CreatedAt, &u.ExpiresAt, &u.FileID, &u.MultipartID, &u.MultipartFileID)
 	return u, err
 }
 
@@ -50,8 +63,8 @@ func scanUpload(r row) (Upload, error) {
 // (the expiry).
 func (s *Store) UploadCreate(ctx context.Context, u Upload, jobs ...Job) error {
 	err := s.d.tx(ctx, func(q querier, enq enqueue) error {
-		if _, err := q.exec(ctx, `INSERT INTO uploads (`+uploadColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-			u.ID, u.Filename, u.Purpose, u.Bytes, u.MimeType, u.Status, u.CreatedAt, u.ExpiresAt, u.FileID); err != nil {
+		if _, err := q.exec(ctx, `INSERT INTO uploads (`+uploadColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+			u.ID, u.Filename, u.Purpose, u.Bytes, u.MimeType, u.Status, u.CreatedAt, u.ExpiresAt, u.FileID, u.MultipartID, u.MultipartFileID); err != nil {
 			return err
 		}
 		return enqueueAll(ctx, enq, jobs)
@@ -86,8 +99,8 @@ func (s *Store) UploadPartAdd(ctx context.Context, p UploadPart, now int64) erro
 		if p.Presigned {
 			presigned = 1
 		}
-		_, err = q.exec(ctx, `INSERT INTO upload_parts (id, upload_id, object_key, bytes, presigned, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
-			p.ID, p.UploadID, p.ObjectKey, p.Bytes, presigned, p.CreatedAt)
+		_, err = q.exec(ctx, `INSERT INTO upload_parts (id, upload_id, object_key, bytes, presigned, part_number, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+			p.ID, p.UploadID, p.ObjectKey, p.Bytes, presigned, p.PartNumber, p.CreatedAt)
 		return err
 	})
 	if err != nil {
@@ -98,7 +111,7 @@ func (s *Store) UploadPartAdd(ctx context.Context, p UploadPart, now int64) erro
 
 // UploadParts lists an upload's parts, oldest first.
 func (s *Store) UploadParts(ctx context.Context, uploadID string) ([]UploadPart, error) {
-	rs, err := s.d.db().query(ctx, `SELECT id, upload_id, object_key, bytes, presigned, created_at FROM upload_parts WHERE upload_id = $1 ORDER BY id`, uploadID)
+	rs, err := s.d.db().query(ctx, `SELECT id, upload_id, object_key, bytes, presigned, part_number, created_at FROM upload_parts WHERE upload_id = $1 ORDER BY id`, uploadID)
 	if err != nil {
 		return nil, fmt.Errorf("store: parts of %s: %w", uploadID, err)
 	}
@@ -107,13 +120,84 @@ func (s *Store) UploadParts(ctx context.Context, uploadID string) ([]UploadPart,
 	for rs.Next() {
 		var p UploadPart
 		var presigned int64
-		if err := rs.Scan(&p.ID, &p.UploadID, &p.ObjectKey, &p.Bytes, &presigned, &p.CreatedAt); err != nil {
+		if err := rs.Scan(&p.ID, &p.UploadID, &p.ObjectKey, &p.Bytes, &presigned, &p.PartNumber, &p.CreatedAt); err != nil {
 			return nil, err
 		}
 		p.Presigned = presigned != 0
 		out = append(out, p)
 	}
 	return out, rs.Err()
+}
+
+// UploadPresignParts records count presigned parts of a pending upload (Unix
+// seconds now, as in UploadPartAdd), numbered on from the highest number
+// given before, 1 for the first; newPart makes each from its number. When
+// the upload has no multipart upload yet, create makes one, in the
+// transaction, for the file fileID. It returns the upload, with MultipartID set, and the parts.
+// More than maxParts numbers in all is ErrTooManyParts.
+func (s *Store) UploadPresignParts(ctx context.Context, uploadID string, count, maxParts int, now int64,
+	fileID string, create func() (string, error), newPart func(n int) UploadPart) (Upload, []UploadPart, error) {
+	var u Upload
+	var parts []UploadPart
+	err := s.d.tx(ctx, func(q querier, _ enqueue) error {
+		var err error
+		parts = parts[:0]
+		u, err = scanUpload(q.queryRow(ctx, `SELECT `+uploadColumns+` FROM uploads WHERE id = $1`+s.d.forUpdate(), uploadID))
+		if err != nil {
+			return err
+		}
+		if u.Status != UploadPending || u.ExpiresAt <= now {
+			return ErrConflict
+		}
+		var last int64
+		if err := q.queryRow(ctx, `SELECT COALESCE(MAX(part_number), 0) FROM upload_parts WHERE upload_id = $1`, uploadID).Scan(&last); err != nil {
+			return err
+		}
+		if int(last)+count > maxParts {
+			return fmt.Errorf("%w: %d parts presigned already, %d more exceed %d", ErrTooManyParts, last, count, maxParts)
+		}
+		if u.MultipartID == nil {
+			id, err := create()
+			if err != nil {
+				return err
+			}
+			u.MultipartID, u.MultipartFileID = &id, &fileID
+			if _, err := q.exec(ctx, `UPDATE uploads SET multipart_id = $2, multipart_file_id = $3 WHERE id = $1`, uploadID, id, fileID); err != nil {
+				return err
+			}
+		}
+		for i := range count {
+			p := newPart(int(last) + 1 + i)
+			p.UploadID, p.Presigned = uploadID, true
+			if _, err := q.exec(ctx, `INSERT INTO upload_parts (id, upload_id, object_key, bytes, presigned, part_number, created_at) VALUES ($1, $2, $3, $4, 1, $5, $6)`,
+				p.ID, p.UploadID, p.ObjectKey, p.Bytes, p.PartNumber, p.CreatedAt); err != nil {
+				return err
+			}
+			parts = append(parts, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return u, nil, fmt.Errorf("store: presign parts of upload %s: %w", uploadID, err)
+	}
+	return u, parts, nil
+}
+
+// UploadMultipartReset forgets an upload's multipart upload and its parts,
+// once the object store no longer has it: the next presigned part starts a
+// new one, from part 1.
+func (s *Store) UploadMultipartReset(ctx context.Context, uploadID string) error {
+	err := s.d.tx(ctx, func(q querier, _ enqueue) error {
+		if _, err := q.exec(ctx, `DELETE FROM upload_parts WHERE upload_id = $1 AND part_number > 0`, uploadID); err != nil {
+			return err
+		}
+		_, err := q.exec(ctx, `UPDATE uploads SET multipart_id = NULL, multipart_file_id = NULL WHERE id = $1`, uploadID)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store: reset multipart of upload %s: %w", uploadID, err)
+	}
+	return nil
 }
 
 // UploadTransition moves an upload from one of from to to. An upload in

@@ -375,6 +375,7 @@ func RunConformance(t *testing.T, newBucket func(t *testing.T) objectstore.Bucke
 
 	testPresign(t, setup)
 	testCompose(t, setup)
+	testMultipart(t, setup)
 }
 
 var errBoom = errors.New("objectstoretest: reader failed")

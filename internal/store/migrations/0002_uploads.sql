@@ -12,7 +12,11 @@ CREATE TABLE uploads (
     status     TEXT NOT NULL,
     created_at BIGINT NOT NULL,
     expires_at BIGINT NOT NULL,
-    file_id    TEXT
+    file_id    TEXT,
+    -- The object store's multipart upload that multipart presigned parts
+    -- go to, created with the first of them, and the file it becomes.
+    multipart_id      TEXT,
+    multipart_file_id TEXT
 );
 
 CREATE TABLE upload_parts (
@@ -23,6 +27,9 @@ CREATE TABLE upload_parts (
     -- known only once the client has sent it.
     bytes      BIGINT NOT NULL,
     presigned  BIGINT NOT NULL DEFAULT 0,
+    -- A presigned part's number in the multipart upload, from 1; 0 for a
+    -- part sent through kiln.
+    part_number BIGINT NOT NULL DEFAULT 0,
     created_at BIGINT NOT NULL
 );
 CREATE INDEX upload_parts_upload ON upload_parts (upload_id);
