@@ -232,8 +232,7 @@ func (h fileHandler) put(w http.ResponseWriter, r *http.Request, key, part strin
 	var err error
 	if wantMD5 != nil {
 		// Check the digest before the object replaces the previous one.
-		var hr *hashReader
-		hr = &hashReader{r: body, h: md5.New()}
+		hr := &hashReader{r: body, h: md5.New()}
 		info, err = h.b.putChecked(r.Context(), key, hr, r.ContentLength, func() error {
 			if !bytes.Equal(hr.h.Sum(nil), wantMD5) {
 				return errBadDigest
