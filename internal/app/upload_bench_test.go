@@ -168,13 +168,13 @@ func putParts(ctx context.Context, hc *http.Client, path string, urls []string, 
 // parts of one multipart upload, each with its Content-MD5, as kiln batch
 // submit does, and returns the file's ID. sum, when not empty, is checked by kiln.
 func uploadPresigned(ctx context.Context, a kilnClient, path, sum string) (string, error) {
-	id, _, err := uploadPresignedTimed(ctx, a, path, sum)
+	id, _, err := uploadPresignedTimed(ctx, a, path, sum, true)
 	return id, err
 }
 
 // uploadPresignedTimed is uploadPresigned, which also says how long the
-// completion took.
-func uploadPresignedTimed(ctx context.Context, a kilnClient, path, sum string) (string, time.Duration, error) {
+// completion took; contentMD5 says whether parts carry their Content-MD5.
+func uploadPresignedTimed(ctx context.Context, a kilnClient, path, sum string, contentMD5 bool) (string, time.Duration, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return "", 0, err
@@ -193,7 +193,7 @@ func uploadPresignedTimed(ctx context.Context, a kilnClient, path, sum string) (
 	for _, p := range parts.Data {
 		ids, urls = append(ids, p.ID), append(urls, p.URL)
 	}
-	if err := putParts(ctx, a.hc, path, urls, benchPartSize, benchParallel, true); err != nil {
+	if err := putParts(ctx, a.hc, path, urls, benchPartSize, benchParallel, contentMD5); err != nil {
 		return "", 0, err
 	}
 	body := map[string]any{"part_ids": ids}
@@ -256,39 +256,47 @@ func BenchmarkUploadThroughput(b *testing.B) {
 	ctx := context.Background()
 	count := size / benchPartSize
 
-	var raw, withMD5, noMD5, completeMD5, complete []float64
+	var raw, rawSums, withMD5, noMD5, noSums, completeMD5, complete []float64
 	mbps := func(d time.Duration) float64 { return float64(size) / 1e6 / d.Seconds() }
-	for round := range 3 {
+	rawPut := func(round int, name string, sums bool) float64 {
 		urls := make([]string, count)
 		for i := range urls {
-			u, err := env.App.Bucket.PresignPut(ctx, fmt.Sprintf("bench/raw-%d/part-%d", round, i), time.Hour)
+			u, err := env.App.Bucket.PresignPut(ctx, fmt.Sprintf("bench/%s-%d/part-%d", name, round, i), time.Hour)
 			if err != nil {
 				b.Fatal(err)
 			}
 			urls[i] = u
 		}
 		start := time.Now()
-		if err := putParts(ctx, a.hc, path, urls, benchPartSize, benchParallel, false); err != nil {
+		if err := putParts(ctx, a.hc, path, urls, benchPartSize, benchParallel, sums); err != nil {
 			b.Fatal(err)
 		}
-		raw = append(raw, mbps(time.Since(start)))
-
-		start = time.Now()
-		_, took, err := uploadPresignedTimed(ctx, a, path, sum)
+		return mbps(time.Since(start))
+	}
+	viaKiln := func(sum string, sums bool) (float64, float64) {
+		start := time.Now()
+		_, took, err := uploadPresignedTimed(ctx, a, path, sum, sums)
 		if err != nil {
 			b.Fatal(err)
 		}
-		withMD5, completeMD5 = append(withMD5, mbps(time.Since(start))), append(completeMD5, took.Seconds())
-
-		start = time.Now()
-		_, took, err = uploadPresignedTimed(ctx, a, path, "")
-		if err != nil {
-			b.Fatal(err)
-		}
-		noMD5, complete = append(noMD5, mbps(time.Since(start))), append(complete, took.Seconds())
+		return mbps(time.Since(start)), took.Seconds()
+	}
+	for round := range 3 {
+		raw = append(raw, rawPut(round, "raw", false))
+		rawSums = append(rawSums, rawPut(round, "raw-md5", true))
+		v, took := viaKiln(sum, true)
+		withMD5, completeMD5 = append(withMD5, v), append(completeMD5, took)
+		v, took = viaKiln("", true)
+		noMD5, complete = append(noMD5, v), append(complete, took)
+		v, _ = viaKiln("", false)
+		noSums = append(noSums, v)
 	}
 	median := func(v []float64) float64 { slices.Sort(v); return v[len(v)/2] }
 	b.ReportMetric(median(raw), "raw-MB/s")
+	b.ReportMetric(median(rawSums), "raw-partmd5-MB/s")
+	// Like for like: both sides send each part's Content-MD5, or neither.
+	b.ReportMetric(median(noMD5)/median(rawSums), "kiln/raw-partmd5")
+	b.ReportMetric(median(noSums)/median(raw), "kiln-nosum/raw")
 	// kiln batch submit sends no whole-file md5 unless --md5 asks: each
 	// part's Content-MD5 is checked as it arrives.
 	b.ReportMetric(median(noMD5), "kiln-MB/s")
