@@ -421,8 +421,11 @@ func completeMultipart(ctx context.Context, d Deps, u store.Upload, in *complete
 	for i, p := range parts {
 		numbers[i] = p.PartNumber
 	}
-	info, err := d.Bucket.CompleteMultipart(ctx, f.ObjectKey, *u.MultipartID, numbers)
+	info, err := d.Bucket.CompleteMultipart(ctx, f.ObjectKey, *u.MultipartID, numbers, d.MaxPartBytes)
 	switch {
+	case errors.Is(err, objectstore.ErrPartTooLarge):
+		return fail(newError(http.StatusRequestEntityTooLarge, typeInvalidRequest, "part_too_large", "part_ids",
+			fmt.Sprintf("A part is larger than %d bytes, the most a part may hold.", d.MaxPartBytes)))
 	case errors.Is(err, objectstore.ErrNotExist):
 		return fail(badRequest("part_ids", "A part was never uploaded to its URL."))
 	case errors.Is(err, objectstore.ErrPartTooSmall):

@@ -276,6 +276,19 @@ func TestUploads(t *testing.T) {
 				ok[api.Upload](t, c.cancelUpload(t, u.ID), "Upload")
 				requireNoParts(t, env, u.ID)
 			})
+			t.Run("multipart part too large", func(t *testing.T) {
+				// A multipart part's size is known only at completion.
+				data := bytes.Repeat([]byte("z"), maxPart+1)
+				u := c.createUpload(t, "user_data", "big.bin", len(data))
+				before := c.fileState(t)
+				parts := c.presignMultipart(t, u.ID, 1)
+				r := putMD5(t, *parts[0].URL, data, data)
+				require.Equal(t, http.StatusOK, r.Status, "%s", r)
+				requireAPIError(t, c.completeRaw(t, u.ID, []string{parts[0].ID}, ""), http.StatusRequestEntityTooLarge, "part_too_large", "part_ids")
+				require.Equal(t, before, c.fileState(t))
+				ok[api.Upload](t, c.cancelUpload(t, u.ID), "Upload")
+				requireNoParts(t, env, u.ID)
+			})
 			t.Run("cancel", func(t *testing.T) { testUploadCancel(t, env, c) })
 			t.Run("complete or cancel", func(t *testing.T) { testCompleteCancelRace(t, env, c) })
 			t.Run("tampered URLs", func(t *testing.T) {

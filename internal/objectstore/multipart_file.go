@@ -80,15 +80,15 @@ func (b *fileBucket) PresignPart(ctx context.Context, key, uploadID string, n in
 	return u, nil
 }
 
-func (b *fileBucket) CompleteMultipart(ctx context.Context, key, uploadID string, parts []int) (Info, error) {
-	info, err := b.completeMultipart(ctx, key, uploadID, parts)
+func (b *fileBucket) CompleteMultipart(ctx context.Context, key, uploadID string, parts []int, maxPartSize int64) (Info, error) {
+	info, err := b.completeMultipart(ctx, key, uploadID, parts, maxPartSize)
 	if err != nil {
 		return Info{}, fmt.Errorf("objectstore: complete multipart %q: %w", key, err)
 	}
 	return info, nil
 }
 
-func (b *fileBucket) completeMultipart(ctx context.Context, key, uploadID string, parts []int) (Info, error) {
+func (b *fileBucket) completeMultipart(ctx context.Context, key, uploadID string, parts []int, maxPartSize int64) (Info, error) {
 	if _, err := b.path(key); err != nil {
 		return Info{}, err
 	}
@@ -112,6 +112,9 @@ func (b *fileBucket) completeMultipart(ctx context.Context, key, uploadID string
 		}
 		if err != nil {
 			return Info{}, err
+		}
+		if maxPartSize > 0 && fi.Size() > maxPartSize {
+			return Info{}, fmt.Errorf("part %d is %d bytes: %w", n, fi.Size(), ErrPartTooLarge)
 		}
 		total += fi.Size()
 	}

@@ -141,8 +141,10 @@ type Bucket interface {
 	// into key, and returns its Info. parts are the expected part numbers
 	// and must be exactly 1..len(parts); a part not received gives an error
 	// that wraps ErrNotExist, and nothing is written. On S3, parts other than
-	// the last must be at least MinMultipartPartSize (ErrPartTooSmall).
-	CompleteMultipart(ctx context.Context, key, uploadID string, parts []int) (Info, error)
+	// the last must be at least MinMultipartPartSize (ErrPartTooSmall). A
+	// part larger than maxPartSize, when that is above 0, gives an error
+	// that wraps ErrPartTooLarge, and nothing is written.
+	CompleteMultipart(ctx context.Context, key, uploadID string, parts []int, maxPartSize int64) (Info, error)
 
 	// AbortMultipart discards the upload and its parts. Aborting an upload
 	// that no longer exists is not an error.
@@ -159,6 +161,10 @@ const (
 	// accepts in a multipart upload. A folder has no such limit.
 	MinMultipartPartSize = 5 << 20
 )
+
+// ErrPartTooLarge is returned (wrapped) by CompleteMultipart when a part is
+// larger than the caller allows.
+var ErrPartTooLarge = errors.New("objectstore: a multipart part is larger than allowed")
 
 // ErrPartTooSmall is returned (wrapped) by CompleteMultipart when a part other
 // than the last is smaller than MinMultipartPartSize on S3.

@@ -587,15 +587,15 @@ func (b *s3Bucket) PresignPart(ctx context.Context, key, uploadID string, n int,
 	return u.String(), nil
 }
 
-func (b *s3Bucket) CompleteMultipart(ctx context.Context, key, uploadID string, parts []int) (Info, error) {
-	info, err := b.completeMultipart(ctx, key, uploadID, parts)
+func (b *s3Bucket) CompleteMultipart(ctx context.Context, key, uploadID string, parts []int, maxPartSize int64) (Info, error) {
+	info, err := b.completeMultipart(ctx, key, uploadID, parts, maxPartSize)
 	if err != nil {
 		return Info{}, fmt.Errorf("objectstore: complete multipart %q: %w", key, err)
 	}
 	return info, nil
 }
 
-func (b *s3Bucket) completeMultipart(ctx context.Context, key, uploadID string, parts []int) (Info, error) {
+func (b *s3Bucket) completeMultipart(ctx context.Context, key, uploadID string, parts []int, maxPartSize int64) (Info, error) {
 	if err := validateKey(key); err != nil {
 		return Info{}, err
 	}
@@ -627,6 +627,9 @@ func (b *s3Bucket) completeMultipart(ctx context.Context, key, uploadID string, 
 		p, ok := got[n]
 		if !ok {
 			return Info{}, fmt.Errorf("part %d was never uploaded: %w", n, ErrNotExist)
+		}
+		if maxPartSize > 0 && p.Size > maxPartSize {
+			return Info{}, fmt.Errorf("part %d is %d bytes: %w", n, p.Size, ErrPartTooLarge)
 		}
 		if i < len(parts)-1 && p.Size < MinMultipartPartSize {
 			return Info{}, fmt.Errorf("part %d is %d bytes: %w", n, p.Size, ErrPartTooSmall)

@@ -46,7 +46,7 @@ func testMultipart(t *testing.T, setup func(t *testing.T) (objectstore.Bucket, c
 		resp := doSized(t, http.MethodPut, u2, bytes.NewReader(part2), int64(len(part2)), contentMD5([]byte("other")))
 		require.Equal(t, http.StatusBadRequest, resp.status, resp.body)
 		require.Contains(t, resp.body, "BadDigest")
-		_, err = b.CompleteMultipart(ctx, key, id, []int{1, 2})
+		_, err = b.CompleteMultipart(ctx, key, id, []int{1, 2}, 0)
 		require.ErrorIs(t, err, objectstore.ErrNotExist)
 
 		// Parts go up in any order, with their Content-MD5.
@@ -56,10 +56,13 @@ func testMultipart(t *testing.T, setup func(t *testing.T) (objectstore.Bucket, c
 		require.Equal(t, http.StatusOK, resp.status, resp.body)
 		require.Empty(t, listKeys(t, b, ""), "parts are not objects")
 
-		_, err = b.CompleteMultipart(ctx, key, id, []int{2, 1})
+		_, err = b.CompleteMultipart(ctx, key, id, []int{2, 1}, 0)
 		require.Error(t, err, "parts must be 1..n in order")
+		_, err = b.CompleteMultipart(ctx, key, id, []int{1, 2}, int64(min(len(part1), len(part2)))-1)
+		require.ErrorIs(t, err, objectstore.ErrPartTooLarge)
+		require.Empty(t, listKeys(t, b, ""), "a refused completion writes nothing")
 
-		info, err := b.CompleteMultipart(ctx, key, id, []int{1, 2})
+		info, err := b.CompleteMultipart(ctx, key, id, []int{1, 2}, 0)
 		require.NoError(t, err)
 		require.Equal(t, key, info.Key)
 		require.Equal(t, int64(len(part1)+len(part2)), info.Size)
@@ -79,7 +82,7 @@ func testMultipart(t *testing.T, setup func(t *testing.T) (objectstore.Bucket, c
 		require.Equal(t, http.StatusOK, resp.status, resp.body)
 		require.NoError(t, b.AbortMultipart(ctx, key, id))
 		require.NoError(t, b.AbortMultipart(ctx, key, id), "aborting twice")
-		_, err = b.CompleteMultipart(ctx, key, id, []int{1})
+		_, err = b.CompleteMultipart(ctx, key, id, []int{1}, 0)
 		require.Error(t, err)
 		require.Empty(t, listKeys(t, b, ""))
 		// A PUT after the abort stores nothing.
@@ -102,7 +105,7 @@ func testMultipart(t *testing.T, setup func(t *testing.T) (objectstore.Bucket, c
 			require.Equal(t, http.StatusOK, resp.status, resp.body)
 		}
 		// S3 refuses a small part but the last; a folder has no such rule.
-		info, err := b.CompleteMultipart(ctx, key, id, []int{1, 2})
+		info, err := b.CompleteMultipart(ctx, key, id, []int{1, 2}, 0)
 		if err != nil {
 			require.ErrorIs(t, err, objectstore.ErrPartTooSmall)
 			require.Empty(t, listKeys(t, b, ""))
