@@ -43,64 +43,14 @@ const (
 // every Linux kiln runs on.
 const clockTicks = 100
 
-// benchProbe wraps a simulator and notes when inference requests arrive and
-// finish, so that a benchmark can tell the agent's pace at the engine from
-// kiln's end-to-end time.
-type benchProbe struct {
-	next  http.Handler
-	mu    sync.Mutex
-	first time.Time
-	last  time.Time
-	count int
-}
-
-func (p *benchProbe) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		p.next.ServeHTTP(w, r)
-		return
-	}
-	now := time.Now()
-	p.mu.Lock()
-	if p.first.IsZero() {
-		p.first = now
-	}
-	p.mu.Unlock()
-	p.next.ServeHTTP(w, r)
-	p.mu.Lock()
-	p.last = time.Now()
-	p.count++
-	p.mu.Unlock()
-}
-
-func (p *benchProbe) reset() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.first, p.last, p.count = time.Time{}, time.Time{}, 0
-}
-
-// rate is the requests per second the simulator answered, from the first
-// arrival to the last answer.
-func (p *benchProbe) rate() float64 {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return float64(p.count) / p.last.Sub(p.first).Seconds()
-}
-
-// span is the first arrival and the last answer.
-func (p *benchProbe) span() (first, last time.Time) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.first, p.last
-}
-
 // startBenchSim serves a fresh simulator behind a probe until b ends.
-func startBenchSim(b *testing.B, cfg llmsim.Config) (*httptest.Server, *benchProbe) {
+func startBenchSim(b *testing.B, cfg llmsim.Config) (*httptest.Server, *kilntest.Probe) {
 	b.Helper()
 	sim, err := llmsim.New(cfg.WithDefaults())
 	if err != nil {
 		b.Fatal(err)
 	}
-	p := &benchProbe{next: sim.Handler()}
+	p := kilntest.NewProbe(sim.Handler())
 	srv := httptest.NewServer(p)
 	b.Cleanup(srv.Close)
 	return srv, p
@@ -393,7 +343,7 @@ func BenchmarkThroughput(b *testing.B) {
 			fileID := benchUpload(b, c, input)
 			b.StartTimer()
 
-			probe.reset()
+			probe.Reset()
 			var cpu0 time.Duration
 			if agent != nil {
 				cpu0 = agent.cpu(b)
@@ -402,8 +352,8 @@ func BenchmarkThroughput(b *testing.B) {
 			benchWait(b, c, benchCreate(b, c, fileID), n)
 			end := time.Now()
 			kiln += float64(n) / end.Sub(start).Seconds()
-			atSim += probe.rate()
-			first, last := probe.span()
+			atSim += probe.Rate()
+			first, last := probe.Span()
 			toFirst += first.Sub(start).Seconds()
 			afterLast += end.Sub(last).Seconds()
 			if agent != nil {

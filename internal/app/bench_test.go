@@ -5,10 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"net/http/httptest"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,51 +18,13 @@ import (
 	"github.com/kilnhq/kiln/internal/llmsim"
 )
 
-// probe wraps a simulator and notes when requests arrive and finish.
-type probe struct {
-	next     http.Handler
-	mu       sync.Mutex
-	arrivals chan time.Time
-	first    time.Time
-	last     time.Time
-	count    int
-}
-
-func (p *probe) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		p.next.ServeHTTP(w, r)
-		return
-	}
-	now := time.Now()
-	p.mu.Lock()
-	if p.first.IsZero() {
-		p.first = now
-	}
-	p.mu.Unlock()
-	select {
-	case p.arrivals <- now:
-	default:
-	}
-	p.next.ServeHTTP(w, r)
-	p.mu.Lock()
-	p.last = time.Now()
-	p.count++
-	p.mu.Unlock()
-}
-
-func (p *probe) reset() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.first, p.last, p.count = time.Time{}, time.Time{}, 0
-}
-
 // startProbedKiln runs kiln against a simulator behind a probe.
-func startProbedKiln(b *testing.B, backend string, sim llmsim.Config) (*kilntest.Env, *probe) {
+func startProbedKiln(b *testing.B, backend string, sim llmsim.Config) (*kilntest.Env, *kilntest.Probe) {
 	s, err := llmsim.New(sim.WithDefaults())
 	if err != nil {
 		b.Fatal(err)
 	}
-	p := &probe{next: s.Handler(), arrivals: make(chan time.Time, 1)}
+	p := kilntest.NewProbe(s.Handler())
 	srv := httptest.NewServer(p)
 	b.Cleanup(srv.Close)
 	env := kilntest.Start(b, backend, kilntest.Options{Configure: func(c *config.Config) {
@@ -133,7 +93,7 @@ func BenchmarkFirstRequestLatency(b *testing.B) {
 			b.ResetTimer()
 			for range b.N {
 				id, start := submit(b, c, input)
-				arrived := <-p.arrivals
+				arrived := <-p.Arrivals
 				lat = append(lat, arrived.Sub(start))
 				waitCompleted(b, c, id)
 			}
@@ -169,16 +129,14 @@ func BenchmarkAgentThroughput(b *testing.B) {
 			var agentRatio, e2eRatio float64
 			b.ResetTimer()
 			for range b.N {
-				p.reset()
+				p.Reset()
 				id, start := submit(b, c, input)
 				batch := waitCompleted(b, c, id)
 				end := time.Now()
 				if batch.RequestCounts.Completed != n {
 					b.Fatalf("completed %d of %d", batch.RequestCounts.Completed, n)
 				}
-				p.mu.Lock()
-				agent := float64(p.count) / p.last.Sub(p.first).Seconds()
-				p.mu.Unlock()
+				agent := p.Rate()
 				agentRatio += agent / ideal
 				e2eRatio += float64(n) / end.Sub(start).Seconds() / ideal
 			}
