@@ -4,7 +4,6 @@
 package faulttest_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -136,25 +135,9 @@ func waitBatch(t *testing.T, c openai.Client, id string) *openai.Batch {
 	return b
 }
 
-// resultLines downloads a file and returns its lines parsed.
+// resultLines downloads a result file and returns its lines parsed.
 func resultLines(t *testing.T, c openai.Client, fileID string) []map[string]any {
-	t.Helper()
-	if fileID == "" {
-		return nil
-	}
-	resp, err := c.Files.Content(context.Background(), fileID)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	var out []map[string]any
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	for sc.Scan() {
-		var m map[string]any
-		require.NoError(t, json.Unmarshal(sc.Bytes(), &m))
-		out = append(out, m)
-	}
-	require.NoError(t, sc.Err())
-	return out
+	return kilntest.ResultLines(t, c, fileID)
 }
 
 // requireCompleted checks that the batch completed with every request
