@@ -268,7 +268,9 @@ func createBatch(ctx context.Context, d Deps, in *batchCreateInput) (store.Batch
 	if err := d.Store.BatchCreate(ctx, b, jobs.ValidateJob(b.ID), jobs.ExpireJob(b.ID, created.Add(window))); err != nil {
 		return store.Batch{}, internal(ctx, d.Log, err)
 	}
-	return d.Store.BatchGet(ctx, b.ID)
+	// The batch as created: a re-read could already show the validator's
+	// verdict, which the client must learn by polling, as with OpenAI.
+	return b, nil
 }
 
 func parseWindow(s string) (time.Duration, bool) {
