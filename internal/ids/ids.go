@@ -20,6 +20,13 @@ const (
 	Request  = "req_"
 	Upload   = "upload_"
 	Part     = "part_"
+	Event    = "evt_"
+	// Invocation is a function's handling of one event.
+	Invocation = "inv_"
+	// WebhookEndpoint and Delivery are extensions: OpenAI configures
+	// webhooks in its dashboard, not through the API.
+	WebhookEndpoint = "we_"
+	Delivery        = "whdel_"
 )
 
 var (

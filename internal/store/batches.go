@@ -117,14 +117,8 @@ func jsonOrNil(v any, empty bool) (*string, error) {
 // BatchCreate stores a new batch and, in the same transaction, the jobs that
 // follow its creation.
 func (s *Store) BatchCreate(ctx context.Context, b Batch, jobs ...Job) error {
-	meta, err := jsonOrNil(b.Metadata, b.Metadata == nil)
-	if err != nil {
-		return err
-	}
-	err = s.d.tx(ctx, func(q querier, enq enqueue) error {
-		if _, err := q.exec(ctx, `INSERT INTO batches (id, endpoint, model, input_file_id, completion_window, status, metadata, created_at, expires_at, priority)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-			b.ID, b.Endpoint, b.Model, b.InputFileID, b.CompletionWindow, b.Status, meta, b.CreatedAt, b.ExpiresAt, b.Priority); err != nil {
+	err := s.d.tx(ctx, func(q querier, enq enqueue) error {
+		if err := insertBatch(ctx, q, b); err != nil {
 			return err
 		}
 		return enqueueAll(ctx, enq, jobs)
@@ -133,6 +127,17 @@ func (s *Store) BatchCreate(ctx context.Context, b Batch, jobs ...Job) error {
 		return fmt.Errorf("store: create batch: %w", err)
 	}
 	return nil
+}
+
+func insertBatch(ctx context.Context, q querier, b Batch) error {
+	meta, err := jsonOrNil(b.Metadata, b.Metadata == nil)
+	if err != nil {
+		return err
+	}
+	_, err = q.exec(ctx, `INSERT INTO batches (id, endpoint, model, input_file_id, completion_window, status, metadata, created_at, expires_at, priority)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		b.ID, b.Endpoint, b.Model, b.InputFileID, b.CompletionWindow, b.Status, meta, b.CreatedAt, b.ExpiresAt, b.Priority)
+	return err
 }
 
 func enqueueAll(ctx context.Context, enq enqueue, jobs []Job) error {
@@ -195,7 +200,7 @@ func (s *Store) BatchList(ctx context.Context, after string, limit int) ([]Batch
 // Jobs commit with it. A batch that was cancelled or expired meanwhile is
 // ErrConflict.
 func (s *Store) BatchStart(ctx context.Context, id string, total int64, model string, shards []Shard, jobs ...Job) (Batch, error) {
-	return s.transition(ctx, id, func(q querier, b Batch) error {
+	return s.transition(ctx, id, func(q querier, _ enqueue, b Batch) error {
 		if b.Status != BatchValidating || b.StopReason != "" {
 			return ErrConflict
 		}
@@ -222,7 +227,7 @@ func (s *Store) BatchFail(ctx context.Context, id string, errs []BatchError) (Ba
 	if err != nil {
 		return Batch{}, err
 	}
-	return s.transition(ctx, id, func(q querier, b Batch) error {
+	return s.transition(ctx, id, func(q querier, _ enqueue, b Batch) error {
 		if b.Status != BatchValidating {
 			return ErrConflict
 		}
@@ -236,7 +241,7 @@ func (s *Store) BatchFail(ctx context.Context, id string, errs []BatchError) (Ba
 // Cancelling moves the batch to cancelling. A batch that is finalizing or
 // terminal is ErrConflict; a batch already stopping keeps its first reason.
 func (s *Store) BatchRequestStop(ctx context.Context, id, reason string, jobs ...Job) (Batch, error) {
-	return s.transition(ctx, id, func(q querier, b Batch) error {
+	return s.transition(ctx, id, func(q querier, _ enqueue, b Batch) error {
 		switch {
 		case b.Terminal(), b.Status == BatchFinalizing:
 			return ErrConflict
@@ -265,7 +270,7 @@ type Outcome struct {
 // ErrConflict, and nothing is written.
 func (s *Store) BatchComplete(ctx context.Context, id string, o Outcome, jobs ...Job) (Batch, error) {
 	output, errorsFile := o.Output, o.Errors
-	return s.transition(ctx, id, func(q querier, b Batch) error {
+	return s.transition(ctx, id, func(q querier, enq enqueue, b Batch) error {
 		if b.Terminal() {
 			return ErrConflict
 		}
@@ -274,7 +279,7 @@ func (s *Store) BatchComplete(ctx context.Context, id string, o Outcome, jobs ..
 			if f == nil {
 				continue
 			}
-			if err := insertFile(ctx, q, *f); err != nil {
+			if err := s.insertFile(ctx, q, enq, *f); err != nil {
 				return err
 			}
 		}
@@ -309,14 +314,14 @@ var errNoJobs = errors.New("store: commit without jobs")
 // transition reads the batch inside a transaction (locking its row on
 // PostgreSQL; SQLite transactions already hold the write lock), applies fn,
 // enqueues jobs and returns the batch as it is after the change.
-func (s *Store) transition(ctx context.Context, id string, fn func(q querier, b Batch) error, jobs []Job) (Batch, error) {
+func (s *Store) transition(ctx context.Context, id string, fn func(q querier, enq enqueue, b Batch) error, jobs []Job) (Batch, error) {
 	var out Batch
 	err := s.d.tx(ctx, func(q querier, enq enqueue) error {
 		b, err := scanBatch(q.queryRow(ctx, `SELECT `+batchColumns+` FROM batches WHERE id = $1`+s.d.forUpdate(), id))
 		if err != nil {
 			return err
 		}
-		switch err := fn(q, b); {
+		switch err := fn(q, enq, b); {
 		case errors.Is(err, errNoJobs):
 		case err != nil:
 			return err
@@ -326,6 +331,13 @@ func (s *Store) transition(ctx context.Context, id string, fn func(q querier, b 
 			}
 		}
 		out, err = getBatch(ctx, q, id)
+		if err != nil {
+			return err
+		}
+		// Reaching a terminal status is an event, in the same transaction.
+		if out.Terminal() && !b.Terminal() {
+			_, err = s.emit(ctx, q, enq, &Event{Type: batchEvent(out.Status), Data: idData(id)})
+		}
 		return err
 	})
 	if err != nil {

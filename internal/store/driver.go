@@ -69,6 +69,9 @@ type driver interface {
 	skipLocked(alias string) string
 	// notifyShards tells listening agents that shards wait, at commit.
 	notifyShards(ctx context.Context, q querier) error
+	// lastAttemptedBy is the SQL expression of the River client that last
+	// took a river_job row.
+	lastAttemptedBy() string
 	close()
 }
 
@@ -169,6 +172,8 @@ func (d *pgDriver) migrate(ctx context.Context, own func(querier) error) error {
 	}
 	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error { return own(pgQuerier{tx}) })
 }
+
+func (d *pgDriver) lastAttemptedBy() string { return `attempted_by[array_upper(attempted_by, 1)]` }
 
 func (d *pgDriver) newWorkerClient(cfg *river.Config) (workerClient, error) {
 	return river.NewClient(riverpgxv5.New(d.pool), cfg)
@@ -274,6 +279,8 @@ func (d *sqliteDriver) tx(ctx context.Context, fn func(querier, enqueue) error) 
 	}
 	return tx.Commit()
 }
+
+func (d *sqliteDriver) lastAttemptedBy() string { return `json_extract(attempted_by, '$[#-1]')` }
 
 func (d *sqliteDriver) migrate(ctx context.Context, own func(querier) error) error {
 	// A lock file beside the database serialises migrators across

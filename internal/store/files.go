@@ -32,15 +32,21 @@ func scanFile(r row) (File, error) {
 	return f, err
 }
 
-func insertFile(ctx context.Context, q querier, f File) error {
+// insertFile records a file and its file.created event.
+func (s *Store) insertFile(ctx context.Context, q querier, enq enqueue, f File) error {
 	_, err := q.exec(ctx, `INSERT INTO files (`+fileColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 		f.ID, f.Purpose, f.Filename, f.Bytes, f.ObjectKey, f.Status, f.CreatedAt, f.ExpiresAt)
+	if err != nil {
+		return err
+	}
+	_, err = s.emit(ctx, q, enq, &Event{Type: EventFileCreated, Data: idData(f.ID)})
 	return err
 }
 
 // FileCreate records a file whose object is already stored.
 func (s *Store) FileCreate(ctx context.Context, f File) error {
-	if err := insertFile(ctx, s.d.db(), f); err != nil {
+	err := s.d.tx(ctx, func(q querier, enq enqueue) error { return s.insertFile(ctx, q, enq, f) })
+	if err != nil {
 		return fmt.Errorf("store: create file: %w", err)
 	}
 	return nil

@@ -153,7 +153,7 @@ func (s *Store) ShardRelease(ctx context.Context, batchID string, idx int64, own
 // finalizer) commit with it. A lease another agent took over is
 // ErrConflict.
 func (s *Store) ShardFinish(ctx context.Context, batchID string, idx int64, owner string, jobs ...Job) (Batch, error) {
-	return s.transition(ctx, batchID, func(q querier, b Batch) error {
+	return s.transition(ctx, batchID, func(q querier, _ enqueue, b Batch) error {
 		n, err := q.exec(ctx, `UPDATE batch_shards SET status = $4, lease_owner = '', lease_expires_at = 0
 			WHERE batch_id = $1 AND idx = $2 AND lease_owner = $3 AND status = 'running'`, batchID, idx, owner, ShardDone)
 		if err != nil {

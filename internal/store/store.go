@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
+
+	"github.com/kilnhq/kiln/internal/ids"
 )
 
 // Sentinel errors. Callers test them with errors.Is.
@@ -34,10 +36,13 @@ type Store struct {
 	d   driver
 	log *slog.Logger
 
-	mu      sync.Mutex
-	workers workerClient
+	mu       sync.Mutex
+	workers  workerClient
+	stopBeat func()
+	clientID string
 
-	signal shardSignal
+	signal   shardSignal
+	dispatch dispatcherSlot
 	// closed ends when the store closes.
 	closed context.Context
 	close  context.CancelFunc
@@ -145,8 +150,12 @@ type WorkerOpts struct {
 	// PollInterval is how often to poll for jobs where the database cannot
 	// notify (SQLite).
 	PollInterval time.Duration
-	// ID names this process among River's clients. Default: River's.
+	// ID names this process among River's clients. Default: a new ID.
 	ID string
+	// RescueAfter is how long a process may miss heartbeats before the
+	// jobs it was running are handed to another (or, after a restart, to
+	// itself). Zero leaves stuck jobs to River's own rescuer (an hour).
+	RescueAfter time.Duration
 }
 
 // StartWorkers starts River's workers on the store's database.
@@ -158,6 +167,9 @@ func (s *Store) StartWorkers(ctx context.Context, opts WorkerOpts) error {
 	poll := opts.PollInterval
 	if poll <= 0 {
 		poll = time.Second
+	}
+	if opts.ID == "" {
+		opts.ID = ids.New("jobs_")
 	}
 	c, err := s.d.newWorkerClient(&river.Config{
 		ID:                opts.ID,
@@ -171,11 +183,30 @@ func (s *Store) StartWorkers(ctx context.Context, opts WorkerOpts) error {
 	if err != nil {
 		return fmt.Errorf("store: river client: %w", err)
 	}
+	if opts.RescueAfter > 0 {
+		// Beat once before the first job can start, so that a crash right
+		// after it is found.
+		if err := s.jobClientBeat(ctx, opts.ID, opts.RescueAfter); err != nil {
+			return err
+		}
+	}
 	if err := c.Start(ctx); err != nil {
 		return fmt.Errorf("store: start workers: %w", err)
 	}
+	beatCtx, stopBeat := context.WithCancel(context.WithoutCancel(ctx))
+	beatDone := make(chan struct{})
+	if opts.RescueAfter > 0 {
+		go s.jobClientLoop(beatCtx, opts.ID, opts.RescueAfter, beatDone)
+	} else {
+		close(beatDone)
+	}
 	s.mu.Lock()
 	s.workers = c
+	s.stopBeat = func() {
+		stopBeat()
+		<-beatDone
+	}
+	s.clientID = opts.ID
 	s.mu.Unlock()
 	return nil
 }
@@ -183,13 +214,19 @@ func (s *Store) StartWorkers(ctx context.Context, opts WorkerOpts) error {
 // StopWorkers stops fetching jobs and waits for running ones until ctx ends.
 func (s *Store) StopWorkers(ctx context.Context) error {
 	s.mu.Lock()
-	c := s.workers
-	s.workers = nil
+	c, stopBeat, id := s.workers, s.stopBeat, s.clientID
+	s.workers, s.stopBeat = nil, nil
 	s.mu.Unlock()
 	if c == nil {
 		return nil
 	}
-	return c.Stop(ctx)
+	err := c.Stop(ctx)
+	stopBeat()
+	if err == nil {
+		// Nothing of ours runs any more: forget this process.
+		_, _ = s.d.db().exec(ctx, `DELETE FROM job_clients WHERE id = $1`, id)
+	}
+	return err
 }
 
 // Enqueue inserts jobs outside any state change.

@@ -231,7 +231,7 @@ func (s *Store) UploadTransition(ctx context.Context, id string, from []string, 
 // one transaction. The upload must be completing.
 func (s *Store) UploadComplete(ctx context.Context, id string, f File) (Upload, error) {
 	var u Upload
-	err := s.d.tx(ctx, func(q querier, _ enqueue) error {
+	err := s.d.tx(ctx, func(q querier, enq enqueue) error {
 		var err error
 		u, err = scanUpload(q.queryRow(ctx, `SELECT `+uploadColumns+` FROM uploads WHERE id = $1`+s.d.forUpdate(), id))
 		if err != nil {
@@ -240,7 +240,7 @@ func (s *Store) UploadComplete(ctx context.Context, id string, f File) (Upload, 
 		if u.Status != UploadCompleting {
 			return ErrConflict
 		}
-		if err := insertFile(ctx, q, f); err != nil {
+		if err := s.insertFile(ctx, q, enq, f); err != nil {
 			return err
 		}
 		u.Status, u.FileID = UploadCompleted, &f.ID

@@ -1,0 +1,315 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/kilnhq/kiln/internal/ids"
+)
+
+// Event types. Batch events are named as OpenAI's webhook events.
+const (
+	EventBatchCompleted = "batch.completed"
+	EventBatchFailed    = "batch.failed"
+	EventBatchExpired   = "batch.expired"
+	EventBatchCancelled = "batch.cancelled"
+	EventFileCreated    = "file.created"
+	EventObjectCreated  = "object.created"
+)
+
+// EventTypes lists every event type kiln emits.
+var EventTypes = []string{EventBatchCompleted, EventBatchFailed, EventBatchExpired, EventBatchCancelled,
+	EventFileCreated, EventObjectCreated}
+
+// Event is something that happened, written in the same transaction as the
+// change it reports.
+type Event struct {
+	ID        string
+	Type      string
+	CreatedAt int64
+	// Data is the event's data object as JSON, e.g. {"id":"batch_..."}.
+	Data json.RawMessage
+	// DedupeKey, when set, makes the event unique: emitting a second event
+	// with the same key does nothing.
+	DedupeKey string
+}
+
+// Invocation statuses.
+const (
+	InvocationPending   = "pending"
+	InvocationSucceeded = "succeeded"
+	// InvocationDead is the dead letter: retries are exhausted.
+	InvocationDead = "dead"
+)
+
+// Invocation is one function's handling of one event.
+type Invocation struct {
+	ID        string
+	EventID   string
+	Function  string
+	Status    string
+	Attempts  int64
+	LastError string
+	CreatedAt int64
+	UpdatedAt int64
+}
+
+// Dispatcher routes events to functions. The store asks it, inside the
+// transaction that writes an event, which functions subscribe to the event
+// and which job runs each invocation, so that the event, its invocations and
+// their jobs commit together.
+type Dispatcher interface {
+	Functions(eventType string) []string
+	Job(inv Invocation) Job
+}
+
+type dispatcherSlot struct {
+	mu sync.RWMutex
+	d  Dispatcher
+}
+
+// SetDispatcher routes the events written from now on. Without one, events
+// are recorded and trigger nothing.
+func (s *Store) SetDispatcher(d Dispatcher) {
+	s.dispatch.mu.Lock()
+	s.dispatch.d = d
+	s.dispatch.mu.Unlock()
+}
+
+func (s *Store) dispatcher() Dispatcher {
+	s.dispatch.mu.RLock()
+	defer s.dispatch.mu.RUnlock()
+	return s.dispatch.d
+}
+
+// emit writes ev, its invocations and their jobs inside a transaction. It
+// reports false, writing nothing, when an event with ev's DedupeKey exists.
+func (s *Store) emit(ctx context.Context, q querier, enq enqueue, ev *Event) (bool, error) {
+	if ev.ID == "" {
+		ev.ID = ids.New(ids.Event)
+	}
+	if ev.CreatedAt == 0 {
+		ev.CreatedAt = now()
+	}
+	var dedupe *string
+	if ev.DedupeKey != "" {
+		dedupe = &ev.DedupeKey
+	}
+	n, err := q.exec(ctx, `INSERT INTO events (id, type, created_at, data, dedupe_key) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (dedupe_key) DO NOTHING`, ev.ID, ev.Type, ev.CreatedAt, string(ev.Data), dedupe)
+	if err != nil {
+		return false, fmt.Errorf("event %s: %w", ev.Type, err)
+	}
+	if n == 0 {
+		return false, nil
+	}
+	d := s.dispatcher()
+	if d == nil {
+		return true, nil
+	}
+	t := time.Now().Unix()
+	for _, fn := range d.Functions(ev.Type) {
+		inv := Invocation{ID: ids.New(ids.Invocation), EventID: ev.ID, Function: fn, Status: InvocationPending, CreatedAt: t, UpdatedAt: t}
+		if _, err := q.exec(ctx, `INSERT INTO function_invocations (id, event_id, function, status, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6)`, inv.ID, inv.EventID, inv.Function, inv.Status, inv.CreatedAt, inv.UpdatedAt); err != nil {
+			return false, fmt.Errorf("invocation %s of %s: %w", fn, ev.ID, err)
+		}
+		if err := enq(ctx, d.Job(inv)); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// idData is the data of an event about one object: {"id": id}.
+func idData(id string) json.RawMessage {
+	b, _ := json.Marshal(map[string]string{"id": id})
+	return b
+}
+
+// batchEvent is the event of a batch's terminal status, or "".
+func batchEvent(status string) string {
+	switch status {
+	case BatchCompleted:
+		return EventBatchCompleted
+	case BatchFailed:
+		return EventBatchFailed
+	case BatchExpired:
+		return EventBatchExpired
+	case BatchCancelled:
+		return EventBatchCancelled
+	}
+	return ""
+}
+
+// EventEmit writes an event that reports no other change of the store's
+// (an object that appeared in the bucket). It reports false when an event
+// with the same DedupeKey was already written.
+func (s *Store) EventEmit(ctx context.Context, ev *Event) (bool, error) {
+	var created bool
+	err := s.d.tx(ctx, func(q querier, enq enqueue) error {
+		var err error
+		created, err = s.emit(ctx, q, enq, ev)
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("store: emit %s: %w", ev.Type, err)
+	}
+	return created, nil
+}
+
+const eventColumns = `id, type, created_at, data, COALESCE(dedupe_key, '')`
+
+func scanEvent(r row) (Event, error) {
+	var ev Event
+	var data string
+	if err := r.Scan(&ev.ID, &ev.Type, &ev.CreatedAt, &data, &ev.DedupeKey); err != nil {
+		return Event{}, err
+	}
+	ev.Data = json.RawMessage(data)
+	return ev, nil
+}
+
+// EventGet returns one event.
+func (s *Store) EventGet(ctx context.Context, id string) (Event, error) {
+	ev, err := scanEvent(s.d.db().queryRow(ctx, `SELECT `+eventColumns+` FROM events WHERE id = $1`, id))
+	if err != nil {
+		return Event{}, fmt.Errorf("store: get event %s: %w", id, err)
+	}
+	return ev, nil
+}
+
+// EventList lists events newest first, of one type or all (""), after the
+// cursor, up to limit, and whether more follow.
+func (s *Store) EventList(ctx context.Context, typ, after string, limit int) ([]Event, bool, error) {
+	sql := `SELECT ` + eventColumns + ` FROM events WHERE 1 = 1`
+	var args []any
+	if typ != "" {
+		args = append(args, typ)
+		sql += fmt.Sprintf(` AND type = $%d`, len(args))
+	}
+	if after != "" {
+		args = append(args, after)
+		sql += fmt.Sprintf(` AND id < $%d`, len(args))
+	}
+	args = append(args, limit+1)
+	sql += fmt.Sprintf(` ORDER BY id DESC LIMIT $%d`, len(args))
+	out, err := collect(ctx, s.d.db(), scanEvent, sql, args...)
+	if err != nil {
+		return nil, false, fmt.Errorf("store: list events: %w", err)
+	}
+	return page(out, limit)
+}
+
+const invocationColumns = `id, event_id, function, status, attempts, last_error, created_at, updated_at`
+
+func scanInvocation(r row) (Invocation, error) {
+	var inv Invocation
+	err := r.Scan(&inv.ID, &inv.EventID, &inv.Function, &inv.Status, &inv.Attempts, &inv.LastError, &inv.CreatedAt, &inv.UpdatedAt)
+	return inv, err
+}
+
+// InvocationGet returns one invocation.
+func (s *Store) InvocationGet(ctx context.Context, id string) (Invocation, error) {
+	inv, err := scanInvocation(s.d.db().queryRow(ctx, `SELECT `+invocationColumns+` FROM function_invocations WHERE id = $1`, id))
+	if err != nil {
+		return Invocation{}, fmt.Errorf("store: get invocation %s: %w", id, err)
+	}
+	return inv, nil
+}
+
+// InvocationList lists invocations newest first, with one status or all
+// (""), after the cursor, up to limit, and whether more follow.
+func (s *Store) InvocationList(ctx context.Context, status, after string, limit int) ([]Invocation, bool, error) {
+	sql := `SELECT ` + invocationColumns + ` FROM function_invocations WHERE 1 = 1`
+	var args []any
+	if status != "" {
+		args = append(args, status)
+		sql += fmt.Sprintf(` AND status = $%d`, len(args))
+	}
+	if after != "" {
+		args = append(args, after)
+		sql += fmt.Sprintf(` AND id < $%d`, len(args))
+	}
+	args = append(args, limit+1)
+	sql += fmt.Sprintf(` ORDER BY id DESC LIMIT $%d`, len(args))
+	out, err := collect(ctx, s.d.db(), scanInvocation, sql, args...)
+	if err != nil {
+		return nil, false, fmt.Errorf("store: list invocations: %w", err)
+	}
+	return page(out, limit)
+}
+
+// InvocationRecord records an attempt of a pending invocation: its count,
+// its error ("" on success) and its new status. A finished invocation is
+// left as it is (ErrConflict): a late duplicate job changes nothing.
+func (s *Store) InvocationRecord(ctx context.Context, id string, attempts int64, status, lastErr string) error {
+	n, err := s.d.db().exec(ctx, `UPDATE function_invocations SET attempts = $2, status = $3, last_error = $4, updated_at = $5
+		WHERE id = $1 AND status = $6`, id, attempts, status, lastErr, now(), InvocationPending)
+	if err != nil {
+		return fmt.Errorf("store: record invocation %s: %w", id, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("store: record invocation %s: %w", id, ErrConflict)
+	}
+	return nil
+}
+
+// InvocationRetry sends a dead invocation back to pending with a new job,
+// in one transaction. One that is not dead is ErrConflict.
+func (s *Store) InvocationRetry(ctx context.Context, id string) (Invocation, error) {
+	var inv Invocation
+	err := s.d.tx(ctx, func(q querier, enq enqueue) error {
+		var err error
+		inv, err = scanInvocation(q.queryRow(ctx, `SELECT `+invocationColumns+` FROM function_invocations WHERE id = $1`+s.d.forUpdate(), id))
+		if err != nil {
+			return err
+		}
+		if inv.Status != InvocationDead {
+			return ErrConflict
+		}
+		d := s.dispatcher()
+		if d == nil {
+			return errors.New("no dispatcher")
+		}
+		inv.Status, inv.UpdatedAt = InvocationPending, now()
+		if _, err := q.exec(ctx, `UPDATE function_invocations SET status = $2, updated_at = $3 WHERE id = $1`, id, inv.Status, inv.UpdatedAt); err != nil {
+			return err
+		}
+		return enq(ctx, d.Job(inv))
+	})
+	if err != nil {
+		return Invocation{}, fmt.Errorf("store: retry invocation %s: %w", id, err)
+	}
+	return inv, nil
+}
+
+// collect runs a query and scans every row.
+func collect[T any](ctx context.Context, q querier, scan func(row) (T, error), sql string, args ...any) ([]T, error) {
+	rs, err := q.query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	var out []T
+	for rs.Next() {
+		v, err := scan(rs)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rs.Err()
+}
+
+// page cuts a query's limit+1 rows to limit and reports whether more follow.
+func page[T any](out []T, limit int) ([]T, bool, error) {
+	if len(out) > limit {
+		return out[:limit], true, nil
+	}
+	return out, false, nil
+}

@@ -1,0 +1,239 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+)
+
+// WebhookEndpoint is a registered receiver of events.
+type WebhookEndpoint struct {
+	ID          string
+	URL         string
+	EventTypes  []string
+	Secret      string
+	Description string
+	CreatedAt   int64
+}
+
+const endpointColumns = `id, url, event_types, secret, description, created_at`
+
+func scanEndpoint(r row) (WebhookEndpoint, error) {
+	var e WebhookEndpoint
+	var types string
+	if err := r.Scan(&e.ID, &e.URL, &types, &e.Secret, &e.Description, &e.CreatedAt); err != nil {
+		return WebhookEndpoint{}, err
+	}
+	if err := json.Unmarshal([]byte(types), &e.EventTypes); err != nil {
+		return WebhookEndpoint{}, fmt.Errorf("endpoint %s event types: %w", e.ID, err)
+	}
+	return e, nil
+}
+
+// WebhookEndpointCreate registers an endpoint.
+func (s *Store) WebhookEndpointCreate(ctx context.Context, e WebhookEndpoint) error {
+	types, err := json.Marshal(e.EventTypes)
+	if err != nil {
+		return err
+	}
+	if _, err := s.d.db().exec(ctx, `INSERT INTO webhook_endpoints (id, url, event_types, secret, description, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6)`, e.ID, e.URL, string(types), e.Secret, e.Description, e.CreatedAt); err != nil {
+		return fmt.Errorf("store: create webhook endpoint: %w", err)
+	}
+	return nil
+}
+
+// WebhookEndpointGet returns an endpoint that is not deleted.
+func (s *Store) WebhookEndpointGet(ctx context.Context, id string) (WebhookEndpoint, error) {
+	e, err := scanEndpoint(s.d.db().queryRow(ctx, `SELECT `+endpointColumns+` FROM webhook_endpoints WHERE id = $1 AND deleted_at IS NULL`, id))
+	if err != nil {
+		return WebhookEndpoint{}, fmt.Errorf("store: get webhook endpoint %s: %w", id, err)
+	}
+	return e, nil
+}
+
+// WebhookEndpointList lists endpoints that are not deleted, newest first,
+// after the cursor ("" for the first page) and up to limit (0 for all), and
+// whether more follow.
+func (s *Store) WebhookEndpointList(ctx context.Context, after string, limit int) ([]WebhookEndpoint, bool, error) {
+	sql := `SELECT ` + endpointColumns + ` FROM webhook_endpoints WHERE deleted_at IS NULL`
+	var args []any
+	if after != "" {
+		args = append(args, after)
+		sql += ` AND id < $1`
+	}
+	sql += ` ORDER BY id DESC`
+	if limit > 0 {
+		args = append(args, limit+1)
+		sql += fmt.Sprintf(` LIMIT $%d`, len(args))
+	}
+	out, err := collect(ctx, s.d.db(), scanEndpoint, sql, args...)
+	if err != nil {
+		return nil, false, fmt.Errorf("store: list webhook endpoints: %w", err)
+	}
+	if limit <= 0 {
+		return out, false, nil
+	}
+	return page(out, limit)
+}
+
+// WebhookEndpointDelete deletes an endpoint. Its pending deliveries fail
+// at their next attempt. Deleting a deleted endpoint is ErrNotFound.
+func (s *Store) WebhookEndpointDelete(ctx context.Context, id string) error {
+	n, err := s.d.db().exec(ctx, `UPDATE webhook_endpoints SET deleted_at = $2 WHERE id = $1 AND deleted_at IS NULL`, id, now())
+	if err == nil && n == 0 {
+		err = ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("store: delete webhook endpoint %s: %w", id, err)
+	}
+	return nil
+}
+
+// Delivery statuses.
+const (
+	DeliveryPending   = "pending"
+	DeliverySucceeded = "succeeded"
+	// DeliveryFailed is final: retries are exhausted, or the endpoint is
+	// gone. A redelivery makes it pending again.
+	DeliveryFailed = "failed"
+)
+
+// Delivery is one event sent, or to be sent, to one URL of an endpoint.
+type Delivery struct {
+	ID             string
+	EventID        string
+	EndpointID     string
+	URL            string
+	Status         string
+	Attempts       int64
+	ResponseStatus int64
+	ResponseBody   string
+	LastError      string
+	CreatedAt      int64
+	UpdatedAt      int64
+	DeliveredAt    *int64
+}
+
+const deliveryColumns = `id, event_id, endpoint_id, url, status, attempts, response_status, response_body, last_error,
+	created_at, updated_at, delivered_at`
+
+func scanDelivery(r row) (Delivery, error) {
+	var d Delivery
+	err := r.Scan(&d.ID, &d.EventID, &d.EndpointID, &d.URL, &d.Status, &d.Attempts, &d.ResponseStatus, &d.ResponseBody,
+		&d.LastError, &d.CreatedAt, &d.UpdatedAt, &d.DeliveredAt)
+	return d, err
+}
+
+// DeliveriesCreate records deliveries and enqueues the job of each, in one
+// transaction. A delivery of the same event to the same endpoint and URL
+// that exists already is skipped, so creating them again is harmless.
+func (s *Store) DeliveriesCreate(ctx context.Context, ds []Delivery, job func(Delivery) Job) error {
+	err := s.d.tx(ctx, func(q querier, enq enqueue) error {
+		for _, d := range ds {
+			n, err := q.exec(ctx, `INSERT INTO webhook_deliveries (id, event_id, endpoint_id, url, status, created_at, updated_at)
+				VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id, endpoint_id, url) DO NOTHING`,
+				d.ID, d.EventID, d.EndpointID, d.URL, DeliveryPending, d.CreatedAt, d.CreatedAt)
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				continue
+			}
+			if err := enq(ctx, job(d)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: create deliveries: %w", err)
+	}
+	return nil
+}
+
+// DeliveryGet returns one delivery.
+func (s *Store) DeliveryGet(ctx context.Context, id string) (Delivery, error) {
+	d, err := scanDelivery(s.d.db().queryRow(ctx, `SELECT `+deliveryColumns+` FROM webhook_deliveries WHERE id = $1`, id))
+	if err != nil {
+		return Delivery{}, fmt.Errorf("store: get delivery %s: %w", id, err)
+	}
+	return d, nil
+}
+
+// DeliveryList lists an endpoint's deliveries newest first, with one
+// status or all (""), after the cursor, up to limit, and whether more follow.
+func (s *Store) DeliveryList(ctx context.Context, endpointID, status, after string, limit int) ([]Delivery, bool, error) {
+	sql := `SELECT ` + deliveryColumns + ` FROM webhook_deliveries WHERE endpoint_id = $1`
+	args := []any{endpointID}
+	if status != "" {
+		args = append(args, status)
+		sql += fmt.Sprintf(` AND status = $%d`, len(args))
+	}
+	if after != "" {
+		args = append(args, after)
+		sql += fmt.Sprintf(` AND id < $%d`, len(args))
+	}
+	args = append(args, limit+1)
+	sql += fmt.Sprintf(` ORDER BY id DESC LIMIT $%d`, len(args))
+	out, err := collect(ctx, s.d.db(), scanDelivery, sql, args...)
+	if err != nil {
+		return nil, false, fmt.Errorf("store: list deliveries: %w", err)
+	}
+	return page(out, limit)
+}
+
+// DeliveryAttempt is the outcome of one attempt.
+type DeliveryAttempt struct {
+	Attempts       int64
+	Status         string // DeliveryPending after a failure that will be retried
+	ResponseStatus int64
+	ResponseBody   string
+	Error          string
+}
+
+// DeliveryRecord records an attempt of a pending delivery. A delivery that
+// is no longer pending is left as it is (ErrConflict).
+func (s *Store) DeliveryRecord(ctx context.Context, id string, a DeliveryAttempt) error {
+	t := now()
+	var delivered *int64
+	if a.Status == DeliverySucceeded {
+		delivered = &t
+	}
+	n, err := s.d.db().exec(ctx, `UPDATE webhook_deliveries SET attempts = $2, status = $3, response_status = $4,
+		response_body = $5, last_error = $6, updated_at = $7, delivered_at = COALESCE($8, delivered_at)
+		WHERE id = $1 AND status = $9`,
+		id, a.Attempts, a.Status, a.ResponseStatus, a.ResponseBody, a.Error, t, delivered, DeliveryPending)
+	if err == nil && n == 0 {
+		err = ErrConflict
+	}
+	if err != nil {
+		return fmt.Errorf("store: record delivery %s: %w", id, err)
+	}
+	return nil
+}
+
+// DeliveryRedeliver makes a delivery pending again and enqueues its job, in
+// one transaction. One already pending is ErrConflict.
+func (s *Store) DeliveryRedeliver(ctx context.Context, id string, job func(Delivery) Job) (Delivery, error) {
+	var d Delivery
+	err := s.d.tx(ctx, func(q querier, enq enqueue) error {
+		var err error
+		d, err = scanDelivery(q.queryRow(ctx, `SELECT `+deliveryColumns+` FROM webhook_deliveries WHERE id = $1`+s.d.forUpdate(), id))
+		if err != nil {
+			return err
+		}
+		if d.Status == DeliveryPending {
+			return ErrConflict
+		}
+		d.Status, d.UpdatedAt = DeliveryPending, now()
+		if _, err := q.exec(ctx, `UPDATE webhook_deliveries SET status = $2, updated_at = $3 WHERE id = $1`, id, d.Status, d.UpdatedAt); err != nil {
+			return err
+		}
+		return enq(ctx, job(d))
+	})
+	if err != nil {
+		return Delivery{}, fmt.Errorf("store: redeliver %s: %w", id, err)
+	}
+	return d, nil
+}
