@@ -15,6 +15,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 
+	"github.com/kilnhq/kiln/functions"
 	"github.com/kilnhq/kiln/internal/apikey"
 	"github.com/kilnhq/kiln/internal/objectstore"
 	"github.com/kilnhq/kiln/internal/store"
@@ -39,6 +40,11 @@ type Deps struct {
 	// DownloadRedirect answers file downloads with a redirect to a
 	// presigned URL of the object store.
 	DownloadRedirect bool
+	// Webhooks and Inbox are the functions the API manages.
+	Webhooks *functions.Webhooks
+	Inbox    *functions.Inbox
+	// WebhookAllowPrivate accepts webhook URLs on private addresses.
+	WebhookAllowPrivate bool
 	// Extra registers more routes on the same API and mux (metrics, UI).
 	Extra func(api huma.API, mux *http.ServeMux)
 }
@@ -53,6 +59,7 @@ func New(d Deps) (http.Handler, huma.API) {
 	registerBatches(api, d)
 	registerModels(api, d)
 	registerAgents(api, d)
+	registerWebhooks(api, d)
 	if d.Extra != nil {
 		d.Extra(api, mux)
 	}

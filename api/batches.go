@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/kilnhq/kiln/functions"
+	"github.com/kilnhq/kiln/internal/batchline"
 	"github.com/kilnhq/kiln/internal/ids"
 	"github.com/kilnhq/kiln/internal/store"
 	"github.com/kilnhq/kiln/jobs"
@@ -95,23 +97,6 @@ func batchOf(b store.Batch) Batch {
 	out.Usage.TotalTokens = b.InputTokens + b.OutputTokens
 	return out
 }
-
-// Batch endpoints kiln runs.
-var batchEndpoints = []string{"/v1/chat/completions", "/v1/completions", "/v1/embeddings"}
-
-// Completion windows: OpenAI's 24h, and as a kiln extension any Go duration
-// from 1s to 168h ("90m", "48h").
-const (
-	minWindow = time.Second
-	maxWindow = 7 * 24 * time.Hour
-)
-
-// Metadata limits, as OpenAI's.
-const (
-	maxMetadataKeys     = 16
-	maxMetadataKeyLen   = 64
-	maxMetadataValueLen = 512
-)
 
 type batchCreateInput struct {
 	Body struct {
@@ -223,24 +208,20 @@ func registerBatches(api huma.API, d Deps) {
 
 func createBatch(ctx context.Context, d Deps, in *batchCreateInput) (store.Batch, error) {
 	body := in.Body
-	window, ok := parseWindow(body.CompletionWindow)
-	if !ok {
-		return store.Batch{}, badRequest("completion_window", fmt.Sprintf(
-			"Invalid completion_window %q: use 24h (or, as a kiln extension, a duration from 1s to 168h such as 90m).", body.CompletionWindow))
+	window, err := batchline.ParseWindow(body.CompletionWindow)
+	if err != nil {
+		return store.Batch{}, badRequest("completion_window", sentence(err))
 	}
-	if len(body.Metadata) > maxMetadataKeys {
-		return store.Batch{}, badRequest("metadata", fmt.Sprintf("Metadata may hold at most %d keys; got %d.", maxMetadataKeys, len(body.Metadata)))
+	if err := batchline.CheckMetadata(body.Metadata); err != nil {
+		return store.Batch{}, badRequest("metadata", sentence(err))
 	}
-	for k, v := range body.Metadata {
-		if utf8.RuneCountInString(k) > maxMetadataKeyLen {
-			return store.Batch{}, badRequest("metadata", fmt.Sprintf("Metadata keys are at most %d characters; %q is longer.", maxMetadataKeyLen, k))
+	if err := batchline.CheckEndpoint(body.Endpoint); err != nil {
+		return store.Batch{}, badRequest("endpoint", sentence(err))
+	}
+	if target := body.Metadata[functions.MetadataWebhookURL]; target != "" {
+		if err := checkWebhookURL(ctx, d, target); err != nil {
+			return store.Batch{}, err
 		}
-		if utf8.RuneCountInString(v) > maxMetadataValueLen {
-			return store.Batch{}, badRequest("metadata", fmt.Sprintf("Metadata values are at most %d characters; the value of %q is longer.", maxMetadataValueLen, k))
-		}
-	}
-	if !contains(batchEndpoints, body.Endpoint) {
-		return store.Batch{}, badRequest("endpoint", fmt.Sprintf("Unsupported endpoint %q; kiln runs %v.", body.Endpoint, batchEndpoints))
 	}
 	f, err := d.Store.FileGet(ctx, body.InputFileID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -273,10 +254,12 @@ func createBatch(ctx context.Context, d Deps, in *batchCreateInput) (store.Batch
 	return b, nil
 }
 
-func parseWindow(s string) (time.Duration, bool) {
-	w, err := time.ParseDuration(s)
-	if err != nil || w < minWindow || w > maxWindow {
-		return 0, false
+// sentence makes an error message a sentence: capitalised, with a full
+// stop.
+func sentence(err error) string {
+	m := err.Error()
+	if m == "" {
+		return m
 	}
-	return w, true
+	return strings.ToUpper(m[:1]) + m[1:] + "."
 }

@@ -66,6 +66,7 @@ func (w *BatchValidateWorker) Work(ctx context.Context, job *river.Job[BatchVali
 		MaxLineSize: w.d.MaxLineBytes,
 		MaxRequests: w.d.MaxRequests,
 		ShardSize:   w.d.ShardSize,
+		Model:       b.Model, // named at creation by an inbox sidecar; "" otherwise
 	})
 	if err != nil {
 		return fmt.Errorf("validate batch %s: %w", id, err)

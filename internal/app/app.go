@@ -22,10 +22,12 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/kilnhq/kiln/api"
+	"github.com/kilnhq/kiln/functions"
 	"github.com/kilnhq/kiln/gpuagent"
 	"github.com/kilnhq/kiln/internal/apikey"
 	"github.com/kilnhq/kiln/internal/config"
 	"github.com/kilnhq/kiln/internal/llmsim"
+	"github.com/kilnhq/kiln/internal/netguard"
 	"github.com/kilnhq/kiln/internal/objectstore"
 	"github.com/kilnhq/kiln/internal/store"
 	"github.com/kilnhq/kiln/jobs"
@@ -68,6 +70,11 @@ type App struct {
 	Sim *llmsim.Server
 	// Metrics is the process's Prometheus registry, served at /metrics.
 	Metrics *prometheus.Registry
+	// Functions routes events to functions; Webhooks and Inbox are two of
+	// them.
+	Functions *functions.Registry
+	Webhooks  *functions.Webhooks
+	Inbox     *functions.Inbox
 
 	opts      Options
 	http      *http.Server
@@ -75,6 +82,8 @@ type App struct {
 	metricsLn net.Listener
 	simSrv    *http.Server
 	llmURL    string
+	stopInbox context.CancelFunc
+	inboxDone chan struct{}
 }
 
 // New opens the store and object store and builds the process's parts.
@@ -113,9 +122,15 @@ func New(ctx context.Context, cfg config.Config, opts Options, log *slog.Logger)
 		a.Store.Close()
 		return nil, fmt.Errorf("object store: %w", err)
 	}
+	if err := a.newFunctions(); err != nil {
+		_ = a.Bucket.Close()
+		a.Store.Close()
+		return nil, err
+	}
 	if opts.Serve {
 		a.Metrics.MustRegister(newBacklogCollector(a.Store, log))
 		a.Handler, a.API = api.New(api.Deps{
+			Webhooks: a.Webhooks, Inbox: a.Inbox, WebhookAllowPrivate: cfg.WebhookAllowPrivate,
 			Store: a.Store, Bucket: a.Bucket, Log: log, Version: opts.Version,
 			Keys:         apikey.NewChecker(a.Store, cfg.APIKey),
 			MaxFileBytes: cfg.MaxFileBytes, MaxLineBytes: cfg.MaxLineBytes,
@@ -126,6 +141,34 @@ func New(ctx context.Context, cfg config.Config, opts Options, log *slog.Logger)
 		})
 	}
 	return a, nil
+}
+
+// eventWorkers is how many invocations and webhook deliveries one process
+// runs at once: deliveries mostly wait on receivers.
+const eventWorkers = 100
+
+// newFunctions builds the functions and routes the store's events to them.
+// Every process routes events, so that an event committed anywhere gets its
+// invocations; serving processes run them.
+func (a *App) newFunctions() error {
+	cfg := a.Cfg
+	log := a.Log.With("component", "functions")
+	a.Webhooks = &functions.Webhooks{
+		Store: a.Store, Log: log,
+		Client: netguard.NewClient(netguard.Options{AllowPrivate: cfg.WebhookAllowPrivate, Timeout: cfg.WebhookTimeout}),
+		// Webhooks are bounded by age (24h by default), not attempts.
+		Retry: functions.Retry{Base: cfg.RetryBase, Max: cfg.RetryMax, MaxAge: cfg.WebhookMaxAge, MaxAttempts: 100_000},
+	}
+	a.Inbox = &functions.Inbox{Store: a.Store, Bucket: a.Bucket, Prefix: cfg.InboxPrefix, Log: log}
+	reg, err := functions.NewRegistry(
+		functions.Retry{Base: cfg.RetryBase, Max: cfg.RetryMax, MaxAttempts: cfg.FunctionMaxAttempts, MaxAge: cfg.FunctionMaxAge},
+		a.Webhooks.Function(), a.Inbox.Function())
+	if err != nil {
+		return err
+	}
+	a.Functions = reg
+	a.Store.SetDispatcher(reg)
+	return nil
 }
 
 // Start runs the process's parts: the simulator if needed, the agent, the
@@ -140,8 +183,22 @@ func (a *App) Start(ctx context.Context) error {
 		workers := river.NewWorkers()
 		jobs.Register(workers, jobs.Deps{Store: a.Store, Bucket: a.Bucket, Log: a.Log,
 			MaxLineBytes: a.Cfg.MaxLineBytes, MaxRequests: a.Cfg.MaxRequests, ShardSize: a.Cfg.ShardSize})
-		if err := a.Store.StartWorkers(ctx, store.WorkerOpts{Workers: workers, Queues: map[string]int{jobs.QueueDefault: 10}, PollInterval: a.Cfg.PollInterval}); err != nil {
+		functions.Register(workers, a.Functions, a.Store, a.Webhooks, a.Log.With("component", "functions"))
+		if err := a.Store.StartWorkers(ctx, store.WorkerOpts{
+			Workers:      workers,
+			Queues:       map[string]int{jobs.QueueDefault: 10, functions.QueueEvents: eventWorkers},
+			PollInterval: a.Cfg.PollInterval,
+			RescueAfter:  a.Cfg.LeaseTTL,
+		}); err != nil {
 			return err
+		}
+		if a.Cfg.InboxPrefix != "" && a.Cfg.InboxPollInterval > 0 {
+			inboxCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+			a.stopInbox, a.inboxDone = stop, make(chan struct{})
+			go func() {
+				defer close(a.inboxDone)
+				a.Inbox.Watch(inboxCtx, a.Cfg.InboxPollInterval)
+			}()
 		}
 	}
 	if a.opts.Agent {
@@ -301,6 +358,10 @@ func (a *App) Stop(ctx context.Context) error {
 		errs = append(errs, a.http.Shutdown(ctx))
 	} else if a.ln != nil {
 		_ = a.ln.Close() // made but never served
+	}
+	if a.stopInbox != nil {
+		a.stopInbox()
+		<-a.inboxDone
 	}
 	errs = append(errs, a.Store.StopWorkers(ctx))
 	if a.Engine != nil {

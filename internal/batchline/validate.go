@@ -18,6 +18,8 @@ type ValidateOpts struct {
 	MaxProblems int
 	// ShardSize is the most requests per shard. Default: 500.
 	ShardSize int
+	// Model, when set, is the model every request must name.
+	Model string
 }
 
 // Span is a shard: a run of consecutive lines holding at most ShardSize
@@ -66,6 +68,7 @@ func Validate(open func() (io.ReadCloser, error), o ValidateOpts) (Summary, []Pr
 	if err != nil {
 		return sum, nil, err
 	}
+	sum.Model = o.Model
 	sc := NewScanner(r, o.MaxLineSize)
 	for sc.Next() {
 		if sc.TooLong() {

@@ -153,6 +153,41 @@ type Config struct {
 	// Default: 30s.
 	ShutdownTimeout time.Duration `name:"shutdown-timeout" env:"KILN_SHUTDOWN_TIMEOUT" default:"30s" help:"Grace period on shutdown."`
 
+	// WebhookTimeout bounds one webhook delivery attempt. Default: 10s.
+	WebhookTimeout time.Duration `name:"webhook-timeout" env:"KILN_WEBHOOK_TIMEOUT" default:"10s" help:"Timeout of one webhook delivery attempt."`
+
+	// WebhookMaxAge is how long kiln keeps retrying a webhook delivery
+	// before it is marked failed. Default: 24h.
+	WebhookMaxAge time.Duration `name:"webhook-max-age" env:"KILN_WEBHOOK_MAX_AGE" default:"24h" help:"How long a webhook delivery is retried."`
+
+	// WebhookAllowPrivate lets webhooks reach loopback, private and
+	// link-local addresses, which are refused by default (SSRF guard).
+	WebhookAllowPrivate bool `name:"webhook-allow-private" env:"KILN_WEBHOOK_ALLOW_PRIVATE" help:"Allow webhooks to private, loopback and link-local addresses."`
+
+	// RetryBase is the first retry delay of functions and webhook
+	// deliveries; each retry doubles it, up to RetryMax, with jitter.
+	// Default: 1s.
+	RetryBase time.Duration `name:"retry-base" env:"KILN_RETRY_BASE" default:"1s" help:"First retry delay of functions and webhooks."`
+
+	// RetryMax caps the retry delay. Default: 1h.
+	RetryMax time.Duration `name:"retry-max" env:"KILN_RETRY_MAX" default:"1h" help:"Longest retry delay of functions and webhooks."`
+
+	// FunctionMaxAttempts is how many times a function runs for one event
+	// before the invocation becomes a dead letter. Default: 25.
+	FunctionMaxAttempts int `name:"function-max-attempts" env:"KILN_FUNCTION_MAX_ATTEMPTS" default:"25" help:"Attempts of a function before its dead letter."`
+
+	// FunctionMaxAge is how long after an event a failing function is still
+	// retried. Default: 24h.
+	FunctionMaxAge time.Duration `name:"function-max-age" env:"KILN_FUNCTION_MAX_AGE" default:"24h" help:"How long a failing function is retried."`
+
+	// InboxPrefix is the bucket prefix whose objects become files (and
+	// batches, with a sidecar). Empty: no inbox. Example: "inbox/".
+	InboxPrefix string `name:"inbox-prefix" env:"KILN_INBOX_PREFIX" help:"Bucket prefix whose objects become files, e.g. inbox/."`
+
+	// InboxPollInterval is how often the inbox is listed, for stores that
+	// send no notifications; 0 relies on notifications alone. Default: 10s.
+	InboxPollInterval time.Duration `name:"inbox-poll-interval" env:"KILN_INBOX_POLL_INTERVAL" default:"10s" help:"How often the inbox is listed (0: notifications only)."`
+
 	// LogLevel is debug, info, warn or error. Default: "info".
 	LogLevel string `name:"log-level" env:"KILN_LOG_LEVEL" default:"info" enum:"debug,info,warn,error" help:"Log level."`
 }
@@ -180,6 +215,12 @@ func (c Config) WithDefaults() Config {
 	c.StarvationBound = cmp.Or(c.StarvationBound, StarvationBoundDefault)
 	c.MetricsAddr = cmp.Or(c.MetricsAddr, ":9464")
 	c.LogLevel = cmp.Or(c.LogLevel, "info")
+	c.WebhookTimeout = cmp.Or(c.WebhookTimeout, 10*time.Second)
+	c.WebhookMaxAge = cmp.Or(c.WebhookMaxAge, 24*time.Hour)
+	c.RetryBase = cmp.Or(c.RetryBase, time.Second)
+	c.RetryMax = cmp.Or(c.RetryMax, time.Hour)
+	c.FunctionMaxAttempts = cmp.Or(c.FunctionMaxAttempts, 25)
+	c.FunctionMaxAge = cmp.Or(c.FunctionMaxAge, 24*time.Hour)
 	return c
 }
 
@@ -211,6 +252,13 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: KILN_SHARD_SIZE must be at least 1, got %d", c.ShardSize)
 	case c.LeaseTTL < time.Second:
 		return fmt.Errorf("config: KILN_LEASE_TTL must be at least 1s, got %s", c.LeaseTTL)
+	case c.RetryMax < c.RetryBase:
+		return fmt.Errorf("config: KILN_RETRY_MAX (%s) must not be below KILN_RETRY_BASE (%s)", c.RetryMax, c.RetryBase)
+	case c.InboxPollInterval < 0:
+		return fmt.Errorf("config: KILN_INBOX_POLL_INTERVAL must not be negative")
+	}
+	if c.InboxPrefix != "" && (strings.HasPrefix(c.InboxPrefix, "/") || !strings.HasSuffix(c.InboxPrefix, "/")) {
+		return fmt.Errorf("config: KILN_INBOX_PREFIX %q: want a prefix such as inbox/ (no leading /, a trailing /)", c.InboxPrefix)
 	}
 	if c.EngineCommand != "" && len(c.EngineModels) == 0 {
 		return fmt.Errorf("config: KILN_ENGINE_COMMAND needs KILN_ENGINE_MODELS, the models it may load")

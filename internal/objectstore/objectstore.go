@@ -59,6 +59,17 @@ type Info struct {
 	// S3 gives an MD5 or a multipart hash, the filesystem a size and mtime
 	// pair.
 	ETag string
+	// Metadata is the object's user metadata (S3's x-amz-meta-*, keys in
+	// lower case without that prefix), from Stat on stores that keep it; the
+	// folder store keeps none.
+	Metadata map[string]string
+}
+
+// Locator is a store that receives bucket notifications: it maps a key of
+// the server's, in a bucket, to its own key, or reports that the object is
+// not its own.
+type Locator interface {
+	Locate(bucket, key string) (string, bool)
 }
 
 // Bucket stores objects under string keys.

@@ -307,12 +307,30 @@ func (b *s3Bucket) stat(ctx context.Context, op, key string) (Info, error) {
 }
 
 func (b *s3Bucket) info(oi minio.ObjectInfo) Info {
-	return Info{
+	info := Info{
 		Key:     strings.TrimPrefix(oi.Key, b.prefix),
 		Size:    oi.Size,
 		ModTime: oi.LastModified,
 		ETag:    oi.ETag,
 	}
+	for k, v := range oi.Metadata {
+		if name, ok := strings.CutPrefix(strings.ToLower(k), "x-amz-meta-"); ok && len(v) > 0 {
+			if info.Metadata == nil {
+				info.Metadata = map[string]string{}
+			}
+			info.Metadata[name] = v[0]
+		}
+	}
+	return info
+}
+
+// Locate maps a key of the S3 server (as bucket notifications name it) to
+// this store's key, or reports that the object is not this store's.
+func (b *s3Bucket) Locate(bucket, key string) (string, bool) {
+	if bucket != b.bucket || !strings.HasPrefix(key, b.prefix) {
+		return "", false
+	}
+	return strings.TrimPrefix(key, b.prefix), true
 }
 
 func (b *s3Bucket) Delete(ctx context.Context, key string) error {

@@ -1,0 +1,404 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/kilnhq/kiln/functions"
+	"github.com/kilnhq/kiln/internal/ids"
+	"github.com/kilnhq/kiln/internal/netguard"
+	"github.com/kilnhq/kiln/internal/store"
+)
+
+// WebhookEndpoint is a registered webhook receiver (a kiln extension:
+// OpenAI configures webhooks in its dashboard).
+type WebhookEndpoint struct {
+	ID          string   `json:"id"`
+	Object      string   `json:"object" enum:"webhook_endpoint"`
+	URL         string   `json:"url"`
+	EventTypes  []string `json:"event_types"`
+	Description string   `json:"description"`
+	CreatedAt   int64    `json:"created_at"`
+	// Secret is shown once, when the endpoint is created.
+	Secret string `json:"secret,omitempty" doc:"The whsec_ signing secret; only in the answer to the creation."`
+}
+
+func endpointOf(e store.WebhookEndpoint) WebhookEndpoint {
+	return WebhookEndpoint{ID: e.ID, Object: "webhook_endpoint", URL: e.URL, EventTypes: e.EventTypes,
+		Description: e.Description, CreatedAt: e.CreatedAt}
+}
+
+// WebhookEndpointList is a page of endpoints.
+type WebhookEndpointList struct {
+	Object  string            `json:"object" enum:"list"`
+	Data    []WebhookEndpoint `json:"data"`
+	FirstID *string           `json:"first_id"`
+	LastID  *string           `json:"last_id"`
+	HasMore bool              `json:"has_more"`
+}
+
+// WebhookDelivery is one event sent, or to be sent, to one URL.
+type WebhookDelivery struct {
+	ID             string `json:"id"`
+	Object         string `json:"object" enum:"webhook_delivery"`
+	EndpointID     string `json:"endpoint_id"`
+	EventID        string `json:"event_id" doc:"Also the webhook-id header of every attempt."`
+	URL            string `json:"url"`
+	Status         string `json:"status" enum:"pending,succeeded,failed"`
+	Attempts       int64  `json:"attempts"`
+	ResponseStatus *int64 `json:"response_status" doc:"The receiver's last HTTP status; null before any answer."`
+	ResponseBody   string `json:"response_body" doc:"The start (1 KiB) of the receiver's last answer."`
+	LastError      string `json:"last_error"`
+	CreatedAt      int64  `json:"created_at"`
+	UpdatedAt      int64  `json:"updated_at"`
+	DeliveredAt    *int64 `json:"delivered_at"`
+}
+
+func deliveryOf(d store.Delivery) WebhookDelivery {
+	out := WebhookDelivery{ID: d.ID, Object: "webhook_delivery", EndpointID: d.EndpointID, EventID: d.EventID, URL: d.URL,
+		Status: d.Status, Attempts: d.Attempts, ResponseBody: d.ResponseBody, LastError: d.LastError,
+		CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt, DeliveredAt: d.DeliveredAt}
+	if d.ResponseStatus != 0 {
+		out.ResponseStatus = &d.ResponseStatus
+	}
+	return out
+}
+
+// WebhookDeliveryList is a page of deliveries.
+type WebhookDeliveryList struct {
+	Object  string            `json:"object" enum:"list"`
+	Data    []WebhookDelivery `json:"data"`
+	FirstID *string           `json:"first_id"`
+	LastID  *string           `json:"last_id"`
+	HasMore bool              `json:"has_more"`
+}
+
+// Event is an event as webhooks carry it, OpenAI's shape.
+type Event struct {
+	ID        string          `json:"id"`
+	Object    string          `json:"object" enum:"event"`
+	Type      string          `json:"type"`
+	CreatedAt int64           `json:"created_at"`
+	Data      json.RawMessage `json:"data"`
+}
+
+// EventList is a page of events.
+type EventList struct {
+	Object  string  `json:"object" enum:"list"`
+	Data    []Event `json:"data"`
+	FirstID *string `json:"first_id"`
+	LastID  *string `json:"last_id"`
+	HasMore bool    `json:"has_more"`
+}
+
+// FunctionInvocation is one function's handling of one event.
+type FunctionInvocation struct {
+	ID        string `json:"id"`
+	Object    string `json:"object" enum:"function_invocation"`
+	EventID   string `json:"event_id"`
+	Function  string `json:"function"`
+	Status    string `json:"status" enum:"pending,succeeded,dead" doc:"dead: retries are exhausted (the dead letter); retry it with POST .../retry."`
+	Attempts  int64  `json:"attempts"`
+	LastError string `json:"last_error"`
+	CreatedAt int64  `json:"created_at"`
+	UpdatedAt int64  `json:"updated_at"`
+}
+
+func invocationOf(i store.Invocation) FunctionInvocation {
+	return FunctionInvocation{ID: i.ID, Object: "function_invocation", EventID: i.EventID, Function: i.Function, Status: i.Status,
+		Attempts: i.Attempts, LastError: i.LastError, CreatedAt: i.CreatedAt, UpdatedAt: i.UpdatedAt}
+}
+
+// FunctionInvocationList is a page of invocations.
+type FunctionInvocationList struct {
+	Object  string               `json:"object" enum:"list"`
+	Data    []FunctionInvocation `json:"data"`
+	FirstID *string              `json:"first_id"`
+	LastID  *string              `json:"last_id"`
+	HasMore bool                 `json:"has_more"`
+}
+
+// ObjectEventsResult answers a bucket notification.
+type ObjectEventsResult struct {
+	Object  string `json:"object" enum:"object_events"`
+	Records int    `json:"records" doc:"Records in the notification."`
+	Created int    `json:"created" doc:"New object.created events: inbox objects not seen before."`
+}
+
+type endpointCreateInput struct {
+	Body struct {
+		_           struct{} `additionalProperties:"true"`
+		URL         string   `json:"url" doc:"Where events are POSTed. A batch's metadata webhook_url must fall under a registered URL."`
+		EventTypes  []string `json:"event_types,omitempty" doc:"Event types to send; default: every batch.* event."`
+		Description string   `json:"description,omitempty" maxLength:"512"`
+	}
+}
+
+type endpointIDInput struct {
+	EndpointID string `path:"endpoint_id"`
+}
+
+type pageInput struct {
+	After string `query:"after" doc:"An ID: list what comes after it."`
+	Limit int    `query:"limit" minimum:"1" maximum:"100" default:"20" doc:"How many to return."`
+}
+
+func firstLast[T any](list []T, id func(T) string) (*string, *string) {
+	if len(list) == 0 {
+		return nil, nil
+	}
+	f, l := id(list[0]), id(list[len(list)-1])
+	return &f, &l
+}
+
+var batchEventTypes = []string{store.EventBatchCompleted, store.EventBatchFailed, store.EventBatchExpired, store.EventBatchCancelled}
+
+func registerWebhooks(api huma.API, d Deps) {
+	tags := []string{"Webhooks (kiln extension)"}
+	huma.Register(api, huma.Operation{
+		OperationID: "createWebhookEndpoint", Method: http.MethodPost, Path: "/v1/webhook_endpoints",
+		Summary: "Register a webhook endpoint", Tags: tags,
+		Description: "Events are POSTed to the URL signed per Standard Webhooks (webhook-id, webhook-timestamp, " +
+			"webhook-signature), so OpenAI SDKs' webhooks.unwrap verifies them with the secret, which this answer alone shows.",
+	}, func(ctx context.Context, in *endpointCreateInput) (*struct{ Body WebhookEndpoint }, error) {
+		b := in.Body
+		if err := netguard.CheckURL(b.URL, d.WebhookAllowPrivate); err != nil {
+			return nil, badRequest("url", sentence(err))
+		}
+		types := b.EventTypes
+		if len(types) == 0 {
+			types = batchEventTypes
+		}
+		for _, t := range types {
+			if !slices.Contains(store.EventTypes, t) {
+				return nil, badRequest("event_types", fmt.Sprintf("Unknown event type %q; kiln sends %v.", t, store.EventTypes))
+			}
+		}
+		e := store.WebhookEndpoint{ID: ids.New(ids.WebhookEndpoint), URL: b.URL, EventTypes: types, Secret: functions.NewSecret(),
+			Description: b.Description, CreatedAt: time.Now().Unix()}
+		if err := d.Store.WebhookEndpointCreate(ctx, e); err != nil {
+			return nil, internal(ctx, d.Log, err)
+		}
+		out := endpointOf(e)
+		out.Secret = e.Secret
+		return &struct{ Body WebhookEndpoint }{out}, nil
+	})
+
+	huma.Register(api, huma.Operation{
+		OperationID: "listWebhookEndpoints", Method: http.MethodGet, Path: "/v1/webhook_endpoints",
+		Summary: "List webhook endpoints", Description: "Newest first.", Tags: tags,
+	}, func(ctx context.Context, in *pageInput) (*struct{ Body WebhookEndpointList }, error) {
+		list, more, err := d.Store.WebhookEndpointList(ctx, in.After, in.Limit)
+		if err != nil {
+			return nil, internal(ctx, d.Log, err)
+		}
+		out := WebhookEndpointList{Object: "list", Data: make([]WebhookEndpoint, len(list)), HasMore: more}
+		for i, e := range list {
+			out.Data[i] = endpointOf(e)
+		}
+		out.FirstID, out.LastID = firstLast(list, func(e store.WebhookEndpoint) string { return e.ID })
+		return &struct{ Body WebhookEndpointList }{out}, nil
+	})
+
+	huma.Register(api, huma.Operation{
+		OperationID: "retrieveWebhookEndpoint", Method: http.MethodGet, Path: "/v1/webhook_endpoints/{endpoint_id}",
+		Summary: "Retrieve a webhook endpoint", Tags: tags,
+	}, func(ctx context.Context, in *endpointIDInput) (*struct{ Body WebhookEndpoint }, error) {
+		e, err := d.Store.WebhookEndpointGet(ctx, in.EndpointID)
+		if err != nil {
+			return nil, storeError(ctx, d.Log, "webhook endpoint", in.EndpointID, err)
+		}
+		return &struct{ Body WebhookEndpoint }{endpointOf(e)}, nil
+	})
+
+	type deleted struct {
+		ID      string `json:"id"`
+		Object  string `json:"object" enum:"webhook_endpoint.deleted"`
+		Deleted bool   `json:"deleted"`
+	}
+	huma.Register(api, huma.Operation{
+		OperationID: "deleteWebhookEndpoint", Method: http.MethodDelete, Path: "/v1/webhook_endpoints/{endpoint_id}",
+		Summary: "Delete a webhook endpoint", Tags: tags,
+		Description: "Nothing more is sent to it; its pending deliveries fail at their next attempt.",
+	}, func(ctx context.Context, in *endpointIDInput) (*struct{ Body deleted }, error) {
+		if err := d.Store.WebhookEndpointDelete(ctx, in.EndpointID); err != nil {
+			return nil, storeError(ctx, d.Log, "webhook endpoint", in.EndpointID, err)
+		}
+		return &struct{ Body deleted }{deleted{ID: in.EndpointID, Object: "webhook_endpoint.deleted", Deleted: true}}, nil
+	})
+
+	type deliveriesInput struct {
+		endpointIDInput
+		pageInput
+		Status string `query:"status" enum:"pending,succeeded,failed" doc:"Only deliveries with this status."`
+	}
+	huma.Register(api, huma.Operation{
+		OperationID: "listWebhookDeliveries", Method: http.MethodGet, Path: "/v1/webhook_endpoints/{endpoint_id}/deliveries",
+		Summary: "List an endpoint's deliveries", Description: "The delivery log, newest first.", Tags: tags,
+	}, func(ctx context.Context, in *deliveriesInput) (*struct{ Body WebhookDeliveryList }, error) {
+		if _, err := d.Store.WebhookEndpointGet(ctx, in.EndpointID); err != nil {
+			return nil, storeError(ctx, d.Log, "webhook endpoint", in.EndpointID, err)
+		}
+		list, more, err := d.Store.DeliveryList(ctx, in.EndpointID, in.Status, in.After, in.Limit)
+		if err != nil {
+			return nil, internal(ctx, d.Log, err)
+		}
+		out := WebhookDeliveryList{Object: "list", Data: make([]WebhookDelivery, len(list)), HasMore: more}
+		for i, x := range list {
+			out.Data[i] = deliveryOf(x)
+		}
+		out.FirstID, out.LastID = firstLast(list, func(x store.Delivery) string { return x.ID })
+		return &struct{ Body WebhookDeliveryList }{out}, nil
+	})
+
+	type redeliverInput struct {
+		endpointIDInput
+		DeliveryID string `path:"delivery_id"`
+	}
+	huma.Register(api, huma.Operation{
+		OperationID: "redeliverWebhook", Method: http.MethodPost, Path: "/v1/webhook_endpoints/{endpoint_id}/deliveries/{delivery_id}/redeliver",
+		Summary: "Redeliver", Tags: tags,
+		Description: "Sends a finished delivery again, with the same webhook-id, and retries it as a new one.",
+	}, func(ctx context.Context, in *redeliverInput) (*struct{ Body WebhookDelivery }, error) {
+		cur, err := d.Store.DeliveryGet(ctx, in.DeliveryID)
+		if err == nil && cur.EndpointID != in.EndpointID {
+			err = store.ErrNotFound
+		}
+		if err != nil {
+			return nil, storeError(ctx, d.Log, "delivery", in.DeliveryID, err)
+		}
+		if _, err := d.Store.WebhookEndpointGet(ctx, in.EndpointID); err != nil {
+			return nil, storeError(ctx, d.Log, "webhook endpoint", in.EndpointID, err)
+		}
+		out, err := d.Store.DeliveryRedeliver(ctx, in.DeliveryID, d.Webhooks.DeliveryJob)
+		if errors.Is(err, store.ErrConflict) {
+			return nil, newError(http.StatusConflict, typeInvalidRequest, "delivery_pending", "", "The delivery is still pending; it is being retried.")
+		}
+		if err != nil {
+			return nil, storeError(ctx, d.Log, "delivery", in.DeliveryID, err)
+		}
+		return &struct{ Body WebhookDelivery }{deliveryOf(out)}, nil
+	})
+
+	evTags := []string{"Events (kiln extension)"}
+	type eventsInput struct {
+		pageInput
+		Type string `query:"type" doc:"Only events of this type."`
+	}
+	huma.Register(api, huma.Operation{
+		OperationID: "listEvents", Method: http.MethodGet, Path: "/v1/events",
+		Summary: "List events", Description: "Newest first.", Tags: evTags,
+	}, func(ctx context.Context, in *eventsInput) (*struct{ Body EventList }, error) {
+		list, more, err := d.Store.EventList(ctx, in.Type, in.After, in.Limit)
+		if err != nil {
+			return nil, internal(ctx, d.Log, err)
+		}
+		out := EventList{Object: "list", Data: make([]Event, len(list)), HasMore: more}
+		for i, ev := range list {
+			out.Data[i] = Event(functions.EventOf(ev))
+		}
+		out.FirstID, out.LastID = firstLast(list, func(e store.Event) string { return e.ID })
+		return &struct{ Body EventList }{out}, nil
+	})
+
+	huma.Register(api, huma.Operation{
+		OperationID: "retrieveEvent", Method: http.MethodGet, Path: "/v1/events/{event_id}",
+		Summary: "Retrieve an event", Tags: evTags,
+	}, func(ctx context.Context, in *struct {
+		EventID string `path:"event_id"`
+	}) (*struct{ Body Event }, error) {
+		ev, err := d.Store.EventGet(ctx, in.EventID)
+		if err != nil {
+			return nil, storeError(ctx, d.Log, "event", in.EventID, err)
+		}
+		return &struct{ Body Event }{Event(functions.EventOf(ev))}, nil
+	})
+
+	type invocationsInput struct {
+		pageInput
+		Status string `query:"status" enum:"pending,succeeded,dead" doc:"dead lists the dead letters."`
+	}
+	huma.Register(api, huma.Operation{
+		OperationID: "listFunctionInvocations", Method: http.MethodGet, Path: "/v1/function_invocations",
+		Summary: "List function invocations", Tags: evTags,
+		Description: "Each event runs every function subscribed to it; ?status=dead lists those that exhausted their retries.",
+	}, func(ctx context.Context, in *invocationsInput) (*struct{ Body FunctionInvocationList }, error) {
+		list, more, err := d.Store.InvocationList(ctx, in.Status, in.After, in.Limit)
+		if err != nil {
+			return nil, internal(ctx, d.Log, err)
+		}
+		out := FunctionInvocationList{Object: "list", Data: make([]FunctionInvocation, len(list)), HasMore: more}
+		for i, x := range list {
+			out.Data[i] = invocationOf(x)
+		}
+		out.FirstID, out.LastID = firstLast(list, func(x store.Invocation) string { return x.ID })
+		return &struct{ Body FunctionInvocationList }{out}, nil
+	})
+
+	huma.Register(api, huma.Operation{
+		OperationID: "retryFunctionInvocation", Method: http.MethodPost, Path: "/v1/function_invocations/{invocation_id}/retry",
+		Summary: "Retry a dead invocation", Tags: evTags,
+	}, func(ctx context.Context, in *struct {
+		InvocationID string `path:"invocation_id"`
+	}) (*struct{ Body FunctionInvocation }, error) {
+		inv, err := d.Store.InvocationRetry(ctx, in.InvocationID)
+		if errors.Is(err, store.ErrConflict) {
+			return nil, newError(http.StatusConflict, typeInvalidRequest, "invocation_not_dead", "", "Only a dead invocation can be retried.")
+		}
+		if err != nil {
+			return nil, storeError(ctx, d.Log, "function invocation", in.InvocationID, err)
+		}
+		return &struct{ Body FunctionInvocation }{invocationOf(inv)}, nil
+	})
+
+	huma.Register(api, huma.Operation{
+		OperationID: "receiveObjectEvents", Method: http.MethodPost, Path: "/v1/object_events",
+		Summary: "Receive bucket notifications", Tags: evTags,
+		Description: "Takes S3 event notifications (MinIO's webhook target, or AWS S3's event JSON); " +
+			"objects created under the inbox prefix become files, and batches when a sidecar or metadata asks.",
+	}, func(ctx context.Context, in *struct {
+		RawBody []byte `contentType:"application/json" maxLength:"10485760"`
+	}) (*struct{ Body ObjectEventsResult }, error) {
+		if d.Inbox == nil || d.Inbox.Prefix == "" {
+			return nil, newError(http.StatusConflict, typeInvalidRequest, "inbox_disabled", "", "kiln has no inbox: set KILN_INBOX_PREFIX.")
+		}
+		// Parsed here, not by the schema: S3 servers differ in which fields
+		// they send.
+		var note events.S3Event
+		if err := json.Unmarshal(in.RawBody, &note); err != nil {
+			return nil, badRequest("", "The body is not an S3 event notification: "+err.Error())
+		}
+		n, err := d.Inbox.Notify(ctx, note)
+		if errors.Is(err, functions.ErrNotNotifiable) {
+			return nil, newError(http.StatusConflict, typeInvalidRequest, "notifications_unsupported", "", sentence(err))
+		}
+		if err != nil {
+			return nil, internal(ctx, d.Log, err)
+		}
+		return &struct{ Body ObjectEventsResult }{ObjectEventsResult{Object: "object_events", Records: len(note.Records), Created: n}}, nil
+	})
+}
+
+// checkWebhookURL checks a batch's metadata webhook_url: it must fall under
+// a registered endpoint.
+func checkWebhookURL(ctx context.Context, d Deps, target string) error {
+	if err := netguard.CheckURL(target, d.WebhookAllowPrivate); err != nil {
+		return badRequest("metadata", "metadata.webhook_url: "+sentence(err))
+	}
+	eps, _, err := d.Store.WebhookEndpointList(ctx, "", 0)
+	if err != nil {
+		return internal(ctx, d.Log, err)
+	}
+	if _, ok := functions.CoveringEndpoint(eps, target); !ok {
+		return badRequest("metadata", "metadata.webhook_url must fall under the URL of a registered webhook endpoint (POST /v1/webhook_endpoints), whose secret signs its deliveries.")
+	}
+	return nil
+}

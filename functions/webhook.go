@@ -1,0 +1,298 @@
+package functions
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/kilnhq/kiln/internal/ids"
+	"github.com/kilnhq/kiln/internal/netguard"
+	"github.com/kilnhq/kiln/internal/store"
+)
+
+// WebhookName is the webhook function's name.
+const WebhookName = "webhook"
+
+// MetadataWebhookURL is the batch metadata key that names a batch's own
+// webhook URL. It must fall under a registered endpoint's URL, whose secret
+// signs the delivery.
+const MetadataWebhookURL = "webhook_url"
+
+// secretPrefix starts every webhook secret, as Standard Webhooks' secrets.
+const secretPrefix = "whsec_"
+
+// NewSecret makes a webhook signing secret: whsec_ and 32 random bytes in
+// base64.
+func NewSecret() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails
+	return secretPrefix + base64.StdEncoding.EncodeToString(b)
+}
+
+// Sign is the webhook-signature header of a message per Standard Webhooks:
+// v1, then the base64 HMAC-SHA256, keyed by the secret's bytes, of
+// "<webhook-id>.<webhook-timestamp>.<body>". OpenAI's SDKs verify it with
+// webhooks.unwrap.
+func Sign(secret, msgID string, timestamp int64, body []byte) (string, error) {
+	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, secretPrefix))
+	if err != nil {
+		return "", fmt.Errorf("webhook secret is not base64: %w", err)
+	}
+	mac := hmac.New(sha256.New, key)
+	fmt.Fprintf(mac, "%s.%d.", msgID, timestamp)
+	mac.Write(body)
+	return "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil)), nil
+}
+
+// Covers reports whether target falls under an endpoint's URL: the same
+// scheme, host and port, and a path that is the endpoint's path or below
+// it.
+func Covers(endpointURL, target string) bool {
+	e, err1 := url.Parse(endpointURL)
+	t, err2 := url.Parse(target)
+	if err1 != nil || err2 != nil || t.User != nil {
+		return false
+	}
+	if !strings.EqualFold(e.Scheme, t.Scheme) || !strings.EqualFold(e.Hostname(), t.Hostname()) || portOf(e) != portOf(t) {
+		return false
+	}
+	ep, tp := strings.TrimSuffix(e.EscapedPath(), "/"), t.EscapedPath()
+	return tp == ep || strings.HasPrefix(tp, ep+"/")
+}
+
+func portOf(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return p
+	}
+	if strings.EqualFold(u.Scheme, "https") {
+		return "443"
+	}
+	return "80"
+}
+
+// CoveringEndpoint is the endpoint whose URL covers target most closely.
+func CoveringEndpoint(eps []store.WebhookEndpoint, target string) (store.WebhookEndpoint, bool) {
+	var best store.WebhookEndpoint
+	found := false
+	for _, e := range eps {
+		if Covers(e.URL, target) && (!found || len(e.URL) > len(best.URL)) {
+			best, found = e, true
+		}
+	}
+	return best, found
+}
+
+// Webhooks delivers events to registered endpoints, signed with their
+// secrets. The function fans an event out into one delivery per target;
+// each delivery is a job of its own, retried on its own, so that one slow
+// or failing receiver never delays or repeats another's.
+type Webhooks struct {
+	Store  *store.Store
+	Client *http.Client
+	// Retry bounds each delivery's retries; its MaxAge is how long kiln
+	// keeps trying (24h by default).
+	Retry Retry
+	// KeepResponseBytes is how much of a receiver's answer the delivery log
+	// keeps. Default: 1 KiB.
+	KeepResponseBytes int
+	Log               *slog.Logger
+}
+
+// Function is the webhook function: every event type, fanned out to the
+// endpoints that subscribe to it, and to a batch's own webhook_url.
+func (h *Webhooks) Function() Function {
+	return Function{Name: WebhookName, Events: store.EventTypes, Handle: h.fanOut}
+}
+
+func (h *Webhooks) fanOut(ctx context.Context, ev Event) error {
+	eps, _, err := h.Store.WebhookEndpointList(ctx, "", 0)
+	if err != nil {
+		return err
+	}
+	t := time.Now().Unix()
+	var ds []store.Delivery
+	add := func(e store.WebhookEndpoint, target string) {
+		ds = append(ds, store.Delivery{ID: ids.New(ids.Delivery), EventID: ev.ID, EndpointID: e.ID, URL: target, CreatedAt: t})
+	}
+	for _, e := range eps {
+		for _, typ := range e.EventTypes {
+			if typ == ev.Type {
+				add(e, e.URL)
+				break
+			}
+		}
+	}
+	if strings.HasPrefix(ev.Type, "batch.") {
+		var data struct {
+			ID string `json:"id"`
+		}
+		if err := json.Unmarshal(ev.Data, &data); err != nil {
+			return Permanent(fmt.Errorf("event data: %w", err))
+		}
+		b, err := h.Store.BatchGet(ctx, data.ID)
+		if err != nil {
+			return err
+		}
+		if target := b.Metadata[MetadataWebhookURL]; target != "" {
+			if e, ok := CoveringEndpoint(eps, target); ok {
+				add(e, target)
+			} else {
+				h.Log.WarnContext(ctx, "batch webhook_url is under no registered endpoint; not delivered", "batch", b.ID, "url", target)
+			}
+		}
+	}
+	if len(ds) == 0 {
+		return nil
+	}
+	return h.Store.DeliveriesCreate(ctx, ds, h.DeliveryJob)
+}
+
+// DeliveryJob is the job that sends one delivery.
+func (h *Webhooks) DeliveryJob(d store.Delivery) store.Job {
+	return store.Job{Args: DeliverArgs{DeliveryID: d.ID}, Opts: &river.InsertOpts{Queue: QueueEvents, MaxAttempts: h.Retry.withDefaults().MaxAttempts + 1}}
+}
+
+// DeliverArgs is the job of one delivery.
+type DeliverArgs struct {
+	DeliveryID string `json:"delivery_id"`
+}
+
+// Kind is stable; never rename it.
+func (DeliverArgs) Kind() string { return "webhook_deliver" }
+
+// DeliverWorker sends deliveries.
+type DeliverWorker struct {
+	river.WorkerDefaults[DeliverArgs]
+	Webhooks *Webhooks
+}
+
+// NextRetry is the webhooks' backoff.
+func (w *DeliverWorker) NextRetry(job *river.Job[DeliverArgs]) time.Time {
+	return time.Now().Add(w.Webhooks.Retry.Delay(job.Attempt))
+}
+
+// Timeout bounds one attempt: the client's own timeout, and a margin to
+// record the outcome.
+func (w *DeliverWorker) Timeout(*river.Job[DeliverArgs]) time.Duration {
+	return w.Webhooks.Client.Timeout + 30*time.Second
+}
+
+// Work sends a pending delivery once and records the attempt.
+func (w *DeliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) error {
+	h := w.Webhooks
+	d, err := h.Store.DeliveryGet(ctx, job.Args.DeliveryID)
+	if err != nil {
+		return err
+	}
+	if d.Status != store.DeliveryPending {
+		return nil
+	}
+	attempt := store.DeliveryAttempt{Attempts: d.Attempts + 1}
+	e, err := h.Store.WebhookEndpointGet(ctx, d.EndpointID)
+	if errors.Is(err, store.ErrNotFound) {
+		attempt.Status, attempt.Error = store.DeliveryFailed, "the endpoint was deleted"
+		return h.record(ctx, d, attempt)
+	}
+	if err != nil {
+		return err
+	}
+	ev, err := h.Store.EventGet(ctx, d.EventID)
+	if err != nil {
+		return err
+	}
+	sendErr := h.send(ctx, e.Secret, d.URL, EventOf(ev), &attempt)
+	switch {
+	case sendErr == nil:
+		attempt.Status = store.DeliverySucceeded
+		h.Log.DebugContext(ctx, "webhook delivered", "delivery", d.ID, "event", ev.ID, "url", d.URL, "attempt", attempt.Attempts)
+		return h.record(ctx, d, attempt)
+	case h.Retry.exhausted(job.Attempt, job.CreatedAt):
+		attempt.Status, attempt.Error = store.DeliveryFailed, sendErr.Error()
+		h.Log.WarnContext(ctx, "webhook delivery gave up", "delivery", d.ID, "event", ev.ID, "url", d.URL, "attempts", attempt.Attempts, "err", sendErr)
+		if err := h.record(ctx, d, attempt); err != nil {
+			return err
+		}
+		return river.JobCancel(sendErr)
+	default:
+		attempt.Status, attempt.Error = store.DeliveryPending, sendErr.Error()
+		h.Log.InfoContext(ctx, "webhook delivery failed; will retry", "delivery", d.ID, "url", d.URL, "attempt", attempt.Attempts, "err", sendErr)
+		if err := h.record(ctx, d, attempt); err != nil {
+			return err
+		}
+		return sendErr
+	}
+}
+
+func (h *Webhooks) record(ctx context.Context, d store.Delivery, a store.DeliveryAttempt) error {
+	err := h.Store.DeliveryRecord(ctx, d.ID, a)
+	if errors.Is(err, store.ErrConflict) {
+		return nil // no longer pending: a duplicate job finished it
+	}
+	return err
+}
+
+// send posts the event to target, signed; a 2xx answer is success.
+func (h *Webhooks) send(ctx context.Context, secret, target string, ev Event, a *store.DeliveryAttempt) error {
+	body, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	ts := time.Now().Unix()
+	sig, err := Sign(secret, ev.ID, ts, body)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "kiln-webhooks")
+	// The message ID is the event's: retries and redeliveries reuse it, so
+	// that receivers can drop duplicates.
+	req.Header.Set("webhook-id", ev.ID)
+	req.Header.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
+	req.Header.Set("webhook-signature", sig)
+	resp, err := h.Client.Do(req)
+	if err != nil {
+		var blocked *netguard.BlockedError
+		if errors.As(err, &blocked) {
+			return fmt.Errorf("refused: %s is not a public address (allow private targets in the configuration to deliver there)", blocked.Addr)
+		}
+		return err
+	}
+	defer resp.Body.Close()
+	keep := h.KeepResponseBytes
+	if keep <= 0 {
+		keep = 1 << 10
+	}
+	// A huge answer is cut: the rest is never read.
+	got, truncated, _ := netguard.ReadLimited(resp.Body, int64(keep))
+	a.ResponseStatus = int64(resp.StatusCode)
+	a.ResponseBody = strings.ToValidUTF8(string(got), "\uFFFD")
+	if truncated {
+		a.ResponseBody += "…"
+	}
+	switch {
+	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+		return nil
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		return fmt.Errorf("receiver answered %d; redirects are not followed (to %q)", resp.StatusCode, resp.Header.Get("Location"))
+	default:
+		return fmt.Errorf("receiver answered %d", resp.StatusCode)
+	}
+}
