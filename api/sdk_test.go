@@ -3,56 +3,27 @@ package api_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"testing"
 	"time"
 
 	"github.com/openai/openai-go/v3"
-	"github.com/openai/openai-go/v3/option"
 	"github.com/stretchr/testify/require"
 
 	"github.com/kilnhq/kiln/internal/kilntest"
 	"github.com/kilnhq/kiln/internal/openaispec"
 )
 
-func sdkClient(env *kilntest.Env) openai.Client {
-	return openai.NewClient(option.WithBaseURL(env.URL+"/"), option.WithAPIKey(env.Key), option.WithMaxRetries(0))
-}
+func sdkClient(env *kilntest.Env) openai.Client { return env.Client() }
 
 // chatLines makes n chat requests; every badEvery-th one lacks messages, so
 // the model server answers 400 and the line goes to the error file.
-func chatLines(n, badEvery int) []byte {
-	var buf bytes.Buffer
-	for i := range n {
-		body := map[string]any{"model": "sim-model", "messages": []map[string]string{{"role": "user", "content": fmt.Sprintf("Say hello to number %d", i)}}, "max_tokens": 16}
-		if badEvery > 0 && i%badEvery == badEvery-1 {
-			delete(body, "messages")
-		}
-		line, _ := json.Marshal(map[string]any{"custom_id": fmt.Sprintf("req-%d", i), "method": "POST", "url": "/v1/chat/completions", "body": body})
-		buf.Write(line)
-		buf.WriteByte('\n')
-	}
-	return buf.Bytes()
-}
+func chatLines(n, badEvery int) []byte { return kilntest.ChatLines(n, badEvery) }
 
 // waitBatch polls until the batch reaches a terminal status.
 func waitBatch(t *testing.T, c openai.Client, id string) *openai.Batch {
-	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		b, err := c.Batches.Get(context.Background(), id)
-		require.NoError(t, err)
-		switch b.Status {
-		case openai.BatchStatusCompleted, openai.BatchStatusFailed, openai.BatchStatusCancelled, openai.BatchStatusExpired:
-			return b
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("batch %s still %s after 2 minutes", id, b.Status)
-		}
-		pause(50 * time.Millisecond)
-	}
+	return kilntest.WaitBatch(t, c, id)
 }
 
 // pause spaces out polls of a condition that has a deadline.

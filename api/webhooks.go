@@ -18,22 +18,32 @@ import (
 	"github.com/kilnhq/kiln/internal/store"
 )
 
-// WebhookEndpoint is a registered webhook receiver (a kiln extension:
-// OpenAI configures webhooks in its dashboard).
+// WebhookEndpoint is a registered webhook receiver, as OpenAI's webhook
+// endpoint management API shapes it.
 type WebhookEndpoint struct {
-	ID          string   `json:"id"`
-	Object      string   `json:"object" enum:"webhook_endpoint"`
-	URL         string   `json:"url"`
-	EventTypes  []string `json:"event_types"`
-	Description string   `json:"description"`
-	CreatedAt   int64    `json:"created_at"`
-	// Secret is shown once, when the endpoint is created.
-	Secret string `json:"secret,omitempty" doc:"The whsec_ signing secret; only in the answer to the creation."`
+	ID                string   `json:"id"`
+	Object            string   `json:"object" enum:"webhook_endpoint"`
+	URL               string   `json:"url"`
+	Name              string   `json:"name"`
+	EventTypes        []string `json:"event_types"`
+	SigningSecretHint string   `json:"signing_secret_hint" doc:"The end of the signing secret, to tell secrets apart."`
+	CreatedAt         int64    `json:"created_at"`
+	UpdatedAt         int64    `json:"updated_at"`
+	// SigningSecret is shown once: when the endpoint is created or its
+	// secret rotated.
+	SigningSecret string `json:"signing_secret,omitempty" doc:"The whsec_ signing secret; only in answers to creation and rotation."`
 }
 
 func endpointOf(e store.WebhookEndpoint) WebhookEndpoint {
-	return WebhookEndpoint{ID: e.ID, Object: "webhook_endpoint", URL: e.URL, EventTypes: e.EventTypes,
-		Description: e.Description, CreatedAt: e.CreatedAt}
+	return WebhookEndpoint{ID: e.ID, Object: "webhook_endpoint", URL: e.URL, Name: e.Name, EventTypes: e.EventTypes,
+		SigningSecretHint: secretHint(e.Secret), CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt}
+}
+
+func secretHint(secret string) string {
+	if len(secret) < 10 {
+		return "whsec_…"
+	}
+	return "whsec_…" + secret[len(secret)-4:]
 }
 
 // WebhookEndpointList is a page of endpoints.
@@ -135,18 +145,66 @@ type ObjectEventsResult struct {
 
 type endpointCreateInput struct {
 	Body struct {
-		_           struct{} `additionalProperties:"true"`
-		URL         string   `json:"url" doc:"Where events are POSTed. A batch's metadata webhook_url must fall under a registered URL."`
-		EventTypes  []string `json:"event_types,omitempty" doc:"Event types to send; default: every batch.* event."`
-		Description string   `json:"description,omitempty" maxLength:"512"`
+		_          struct{} `additionalProperties:"true"`
+		URL        string   `json:"url" doc:"Where events are POSTed. A batch's metadata webhook_url must fall under a registered URL."`
+		Name       string   `json:"name,omitempty" maxLength:"256" doc:"A human-readable name."`
+		EventTypes []string `json:"event_types,omitempty" doc:"Event types to send; default: every batch.* event."`
 	}
 }
 
-type endpointIDInput struct {
+type endpointUpdateInput struct {
+	EndpointIDParam
+	Body struct {
+		_          struct{} `additionalProperties:"true"`
+		URL        *string  `json:"url,omitempty"`
+		Name       *string  `json:"name,omitempty" maxLength:"256"`
+		EventTypes []string `json:"event_types,omitempty"`
+	}
+}
+
+type rotateInput struct {
+	EndpointIDParam
+	Body *struct {
+		_       struct{} `additionalProperties:"true"`
+		KeepOld bool     `json:"keep_old_secret_active_for_24_hours,omitempty" doc:"Sign with both secrets for 24 hours."`
+	}
+}
+
+type testInput struct {
+	EndpointIDParam
+	Body struct {
+		_         struct{} `additionalProperties:"true"`
+		EventType string   `json:"event_type" doc:"The type of the test event sent."`
+	}
+}
+
+// WebhookEndpointTestResult is the outcome of a test delivery.
+type WebhookEndpointTestResult struct {
+	Object            string `json:"object" enum:"webhook_endpoint.test"`
+	WebhookEndpointID string `json:"webhook_endpoint_id"`
+	EventType         string `json:"event_type"`
+	StatusCode        int64  `json:"status_code" doc:"The receiver's HTTP status; 0 when it did not answer."`
+	Success           bool   `json:"success"`
+	Error             string `json:"error,omitempty" doc:"Why the test failed (a kiln extension)."`
+}
+
+func checkEventTypes(types []string) error {
+	for _, t := range types {
+		if !slices.Contains(store.EventTypes, t) {
+			return badRequest("event_types", fmt.Sprintf("Unknown event type %q; kiln sends %v.", t, store.EventTypes))
+		}
+	}
+	return nil
+}
+
+// EndpointIDParam is the path parameter of one endpoint's routes
+// (exported, so that Huma reads it where it is embedded).
+type EndpointIDParam struct {
 	EndpointID string `path:"endpoint_id"`
 }
 
-type pageInput struct {
+// PageParams are the pagination query parameters.
+type PageParams struct {
 	After string `query:"after" doc:"An ID: list what comes after it."`
 	Limit int    `query:"limit" minimum:"1" maximum:"100" default:"20" doc:"How many to return."`
 }
@@ -165,9 +223,9 @@ func registerWebhooks(api huma.API, d Deps) {
 	tags := []string{"Webhooks (kiln extension)"}
 	huma.Register(api, huma.Operation{
 		OperationID: "createWebhookEndpoint", Method: http.MethodPost, Path: "/v1/webhook_endpoints",
-		Summary: "Register a webhook endpoint", Tags: tags,
+		Summary: "Create a webhook endpoint", Tags: tags,
 		Description: "Events are POSTed to the URL signed per Standard Webhooks (webhook-id, webhook-timestamp, " +
-			"webhook-signature), so OpenAI SDKs' webhooks.unwrap verifies them with the secret, which this answer alone shows.",
+			"webhook-signature), so OpenAI SDKs' webhooks.unwrap verifies them with the signing secret, which only this answer shows.",
 	}, func(ctx context.Context, in *endpointCreateInput) (*struct{ Body WebhookEndpoint }, error) {
 		b := in.Body
 		if err := netguard.CheckURL(b.URL, d.WebhookAllowPrivate); err != nil {
@@ -177,25 +235,24 @@ func registerWebhooks(api huma.API, d Deps) {
 		if len(types) == 0 {
 			types = batchEventTypes
 		}
-		for _, t := range types {
-			if !slices.Contains(store.EventTypes, t) {
-				return nil, badRequest("event_types", fmt.Sprintf("Unknown event type %q; kiln sends %v.", t, store.EventTypes))
-			}
+		if err := checkEventTypes(types); err != nil {
+			return nil, err
 		}
-		e := store.WebhookEndpoint{ID: ids.New(ids.WebhookEndpoint), URL: b.URL, EventTypes: types, Secret: functions.NewSecret(),
-			Description: b.Description, CreatedAt: time.Now().Unix()}
+		t := time.Now().Unix()
+		e := store.WebhookEndpoint{ID: ids.New(ids.WebhookEndpoint), URL: b.URL, Name: b.Name, EventTypes: types,
+			Secret: functions.NewSecret(), CreatedAt: t, UpdatedAt: t}
 		if err := d.Store.WebhookEndpointCreate(ctx, e); err != nil {
 			return nil, internal(ctx, d.Log, err)
 		}
 		out := endpointOf(e)
-		out.Secret = e.Secret
+		out.SigningSecret = e.Secret
 		return &struct{ Body WebhookEndpoint }{out}, nil
 	})
 
 	huma.Register(api, huma.Operation{
 		OperationID: "listWebhookEndpoints", Method: http.MethodGet, Path: "/v1/webhook_endpoints",
 		Summary: "List webhook endpoints", Description: "Newest first.", Tags: tags,
-	}, func(ctx context.Context, in *pageInput) (*struct{ Body WebhookEndpointList }, error) {
+	}, func(ctx context.Context, in *PageParams) (*struct{ Body WebhookEndpointList }, error) {
 		list, more, err := d.Store.WebhookEndpointList(ctx, in.After, in.Limit)
 		if err != nil {
 			return nil, internal(ctx, d.Log, err)
@@ -211,12 +268,84 @@ func registerWebhooks(api huma.API, d Deps) {
 	huma.Register(api, huma.Operation{
 		OperationID: "retrieveWebhookEndpoint", Method: http.MethodGet, Path: "/v1/webhook_endpoints/{endpoint_id}",
 		Summary: "Retrieve a webhook endpoint", Tags: tags,
-	}, func(ctx context.Context, in *endpointIDInput) (*struct{ Body WebhookEndpoint }, error) {
+	}, func(ctx context.Context, in *EndpointIDParam) (*struct{ Body WebhookEndpoint }, error) {
 		e, err := d.Store.WebhookEndpointGet(ctx, in.EndpointID)
 		if err != nil {
 			return nil, storeError(ctx, d.Log, "webhook endpoint", in.EndpointID, err)
 		}
 		return &struct{ Body WebhookEndpoint }{endpointOf(e)}, nil
+	})
+
+	huma.Register(api, huma.Operation{
+		OperationID: "updateWebhookEndpoint", Method: http.MethodPost, Path: "/v1/webhook_endpoints/{endpoint_id}",
+		Summary: "Update a webhook endpoint", Tags: tags, Description: "Changes the URL, name or event types given.",
+	}, func(ctx context.Context, in *endpointUpdateInput) (*struct{ Body WebhookEndpoint }, error) {
+		e, err := d.Store.WebhookEndpointGet(ctx, in.EndpointID)
+		if err != nil {
+			return nil, storeError(ctx, d.Log, "webhook endpoint", in.EndpointID, err)
+		}
+		if in.Body.URL != nil {
+			if err := netguard.CheckURL(*in.Body.URL, d.WebhookAllowPrivate); err != nil {
+				return nil, badRequest("url", sentence(err))
+			}
+			e.URL = *in.Body.URL
+		}
+		if in.Body.Name != nil {
+			e.Name = *in.Body.Name
+		}
+		if in.Body.EventTypes != nil {
+			if err := checkEventTypes(in.Body.EventTypes); err != nil {
+				return nil, err
+			}
+			e.EventTypes = in.Body.EventTypes
+		}
+		if e, err = d.Store.WebhookEndpointUpdate(ctx, e); err != nil {
+			return nil, storeError(ctx, d.Log, "webhook endpoint", in.EndpointID, err)
+		}
+		return &struct{ Body WebhookEndpoint }{endpointOf(e)}, nil
+	})
+
+	huma.Register(api, huma.Operation{
+		OperationID: "rotateWebhookSecret", Method: http.MethodPost, Path: "/v1/webhook_endpoints/{endpoint_id}/rotate_secret",
+		Summary: "Rotate a webhook endpoint's signing secret", Tags: tags,
+		Description: "Answers the new secret, shown only here. With keep_old_secret_active_for_24_hours, deliveries carry " +
+			"signatures by both secrets for 24 hours, so receivers can switch without losing any.",
+	}, func(ctx context.Context, in *rotateInput) (*struct{ Body WebhookEndpoint }, error) {
+		var keep time.Duration
+		if in.Body != nil && in.Body.KeepOld {
+			keep = 24 * time.Hour
+		}
+		e, err := d.Store.WebhookEndpointRotate(ctx, in.EndpointID, functions.NewSecret(), keep)
+		if err != nil {
+			return nil, storeError(ctx, d.Log, "webhook endpoint", in.EndpointID, err)
+		}
+		out := endpointOf(e)
+		out.SigningSecret = e.Secret
+		return &struct{ Body WebhookEndpoint }{out}, nil
+	})
+
+	huma.Register(api, huma.Operation{
+		OperationID: "testWebhookEndpoint", Method: http.MethodPost, Path: "/v1/webhook_endpoints/{endpoint_id}/test",
+		Summary: "Send a test event", Tags: tags,
+		Description: "Sends one signed event of the type given, about no real object (data.id is a made-up ID), once, now, and answers the outcome.",
+	}, func(ctx context.Context, in *testInput) (*struct{ Body WebhookEndpointTestResult }, error) {
+		e, err := d.Store.WebhookEndpointGet(ctx, in.EndpointID)
+		if err != nil {
+			return nil, storeError(ctx, d.Log, "webhook endpoint", in.EndpointID, err)
+		}
+		if err := checkEventTypes([]string{in.Body.EventType}); err != nil {
+			return nil, err
+		}
+		data, _ := json.Marshal(map[string]string{"id": "test_" + ids.New("")})
+		ev := functions.Event{ID: ids.New(ids.Event), Object: "event", Type: in.Body.EventType, CreatedAt: time.Now().Unix(), Data: data}
+		var a store.DeliveryAttempt
+		sendErr := d.Webhooks.Send(ctx, e, e.URL, ev, &a)
+		out := WebhookEndpointTestResult{Object: "webhook_endpoint.test", WebhookEndpointID: e.ID, EventType: ev.Type,
+			StatusCode: a.ResponseStatus, Success: sendErr == nil}
+		if sendErr != nil {
+			out.Error = sendErr.Error()
+		}
+		return &struct{ Body WebhookEndpointTestResult }{out}, nil
 	})
 
 	type deleted struct {
@@ -228,7 +357,7 @@ func registerWebhooks(api huma.API, d Deps) {
 		OperationID: "deleteWebhookEndpoint", Method: http.MethodDelete, Path: "/v1/webhook_endpoints/{endpoint_id}",
 		Summary: "Delete a webhook endpoint", Tags: tags,
 		Description: "Nothing more is sent to it; its pending deliveries fail at their next attempt.",
-	}, func(ctx context.Context, in *endpointIDInput) (*struct{ Body deleted }, error) {
+	}, func(ctx context.Context, in *EndpointIDParam) (*struct{ Body deleted }, error) {
 		if err := d.Store.WebhookEndpointDelete(ctx, in.EndpointID); err != nil {
 			return nil, storeError(ctx, d.Log, "webhook endpoint", in.EndpointID, err)
 		}
@@ -236,8 +365,8 @@ func registerWebhooks(api huma.API, d Deps) {
 	})
 
 	type deliveriesInput struct {
-		endpointIDInput
-		pageInput
+		EndpointIDParam
+		PageParams
 		Status string `query:"status" enum:"pending,succeeded,failed" doc:"Only deliveries with this status."`
 	}
 	huma.Register(api, huma.Operation{
@@ -260,7 +389,7 @@ func registerWebhooks(api huma.API, d Deps) {
 	})
 
 	type redeliverInput struct {
-		endpointIDInput
+		EndpointIDParam
 		DeliveryID string `path:"delivery_id"`
 	}
 	huma.Register(api, huma.Operation{
@@ -290,7 +419,7 @@ func registerWebhooks(api huma.API, d Deps) {
 
 	evTags := []string{"Events (kiln extension)"}
 	type eventsInput struct {
-		pageInput
+		PageParams
 		Type string `query:"type" doc:"Only events of this type."`
 	}
 	huma.Register(api, huma.Operation{
@@ -323,7 +452,7 @@ func registerWebhooks(api huma.API, d Deps) {
 	})
 
 	type invocationsInput struct {
-		pageInput
+		PageParams
 		Status string `query:"status" enum:"pending,succeeded,dead" doc:"dead lists the dead letters."`
 	}
 	huma.Register(api, huma.Operation{

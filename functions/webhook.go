@@ -214,7 +214,7 @@ func (w *DeliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) e
 	if err != nil {
 		return err
 	}
-	sendErr := h.send(ctx, e.Secret, d.URL, EventOf(ev), &attempt)
+	sendErr := h.Send(ctx, e, d.URL, EventOf(ev), &attempt)
 	switch {
 	case sendErr == nil:
 		attempt.Status = store.DeliverySucceeded
@@ -245,17 +245,23 @@ func (h *Webhooks) record(ctx context.Context, d store.Delivery, a store.Deliver
 	return err
 }
 
-// send posts the event to target, signed; a 2xx answer is success.
-func (h *Webhooks) send(ctx context.Context, secret, target string, ev Event, a *store.DeliveryAttempt) error {
+// Send posts the event to target once, signed with the endpoint's
+// secrets, and fills in a's response fields; a 2xx answer is success.
+func (h *Webhooks) Send(ctx context.Context, e store.WebhookEndpoint, target string, ev Event, a *store.DeliveryAttempt) error {
 	body, err := json.Marshal(ev)
 	if err != nil {
 		return err
 	}
 	ts := time.Now().Unix()
-	sig, err := Sign(secret, ev.ID, ts, body)
-	if err != nil {
-		return err
+	var sigs []string
+	for _, secret := range e.Secrets() {
+		sig, err := Sign(secret, ev.ID, ts, body)
+		if err != nil {
+			return err
+		}
+		sigs = append(sigs, sig)
 	}
+	sig := strings.Join(sigs, " ")
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
 		return err

@@ -4,24 +4,38 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 )
 
 // WebhookEndpoint is a registered receiver of events.
 type WebhookEndpoint struct {
-	ID          string
-	URL         string
-	EventTypes  []string
-	Secret      string
-	Description string
-	CreatedAt   int64
+	ID         string
+	URL        string
+	Name       string
+	EventTypes []string
+	Secret     string
+	// PreviousSecret also signs deliveries until PreviousExpiresAt, after
+	// a rotation that keeps it active.
+	PreviousSecret    string
+	PreviousExpiresAt int64
+	CreatedAt         int64
+	UpdatedAt         int64
 }
 
-const endpointColumns = `id, url, event_types, secret, description, created_at`
+// Secrets are the secrets that sign a delivery now.
+func (e WebhookEndpoint) Secrets() []string {
+	if e.PreviousSecret != "" && now() < e.PreviousExpiresAt {
+		return []string{e.Secret, e.PreviousSecret}
+	}
+	return []string{e.Secret}
+}
+
+const endpointColumns = `id, url, name, event_types, secret, previous_secret, previous_expires_at, created_at, updated_at`
 
 func scanEndpoint(r row) (WebhookEndpoint, error) {
 	var e WebhookEndpoint
 	var types string
-	if err := r.Scan(&e.ID, &e.URL, &types, &e.Secret, &e.Description, &e.CreatedAt); err != nil {
+	if err := r.Scan(&e.ID, &e.URL, &e.Name, &types, &e.Secret, &e.PreviousSecret, &e.PreviousExpiresAt, &e.CreatedAt, &e.UpdatedAt); err != nil {
 		return WebhookEndpoint{}, err
 	}
 	if err := json.Unmarshal([]byte(types), &e.EventTypes); err != nil {
@@ -36,11 +50,47 @@ func (s *Store) WebhookEndpointCreate(ctx context.Context, e WebhookEndpoint) er
 	if err != nil {
 		return err
 	}
-	if _, err := s.d.db().exec(ctx, `INSERT INTO webhook_endpoints (id, url, event_types, secret, description, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6)`, e.ID, e.URL, string(types), e.Secret, e.Description, e.CreatedAt); err != nil {
+	if _, err := s.d.db().exec(ctx, `INSERT INTO webhook_endpoints (id, url, name, event_types, secret, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $6)`, e.ID, e.URL, e.Name, string(types), e.Secret, e.CreatedAt); err != nil {
 		return fmt.Errorf("store: create webhook endpoint: %w", err)
 	}
 	return nil
+}
+
+// WebhookEndpointUpdate changes an endpoint's URL, name and event types.
+func (s *Store) WebhookEndpointUpdate(ctx context.Context, e WebhookEndpoint) (WebhookEndpoint, error) {
+	types, err := json.Marshal(e.EventTypes)
+	if err != nil {
+		return WebhookEndpoint{}, err
+	}
+	n, err := s.d.db().exec(ctx, `UPDATE webhook_endpoints SET url = $2, name = $3, event_types = $4, updated_at = $5
+		WHERE id = $1 AND deleted_at IS NULL`, e.ID, e.URL, e.Name, string(types), now())
+	if err == nil && n == 0 {
+		err = ErrNotFound
+	}
+	if err != nil {
+		return WebhookEndpoint{}, fmt.Errorf("store: update webhook endpoint %s: %w", e.ID, err)
+	}
+	return s.WebhookEndpointGet(ctx, e.ID)
+}
+
+// WebhookEndpointRotate replaces an endpoint's secret. With keepOld > 0 the
+// old secret also signs deliveries for that long.
+func (s *Store) WebhookEndpointRotate(ctx context.Context, id, secret string, keepOld time.Duration) (WebhookEndpoint, error) {
+	t := now()
+	expires := int64(0)
+	if keepOld > 0 {
+		expires = t + int64(keepOld.Seconds())
+	}
+	n, err := s.d.db().exec(ctx, `UPDATE webhook_endpoints SET previous_secret = CASE WHEN CAST($3 AS BIGINT) > 0 THEN secret ELSE '' END,
+		previous_expires_at = $3, secret = $2, updated_at = $4 WHERE id = $1 AND deleted_at IS NULL`, id, secret, expires, t)
+	if err == nil && n == 0 {
+		err = ErrNotFound
+	}
+	if err != nil {
+		return WebhookEndpoint{}, fmt.Errorf("store: rotate webhook secret %s: %w", id, err)
+	}
+	return s.WebhookEndpointGet(ctx, id)
 }
 
 // WebhookEndpointGet returns an endpoint that is not deleted.

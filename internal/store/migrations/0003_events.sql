@@ -33,11 +33,16 @@ CREATE INDEX function_invocations_status ON function_invocations (status, id);
 CREATE TABLE webhook_endpoints (
     id          TEXT PRIMARY KEY,
     url         TEXT NOT NULL,
+    name        TEXT NOT NULL DEFAULT '',
     -- JSON array of event types.
     event_types TEXT NOT NULL,
     secret      TEXT NOT NULL,
-    description TEXT NOT NULL DEFAULT '',
+    -- After a rotation that keeps the old secret active, deliveries are
+    -- signed with both until previous_expires_at.
+    previous_secret     TEXT NOT NULL DEFAULT '',
+    previous_expires_at BIGINT NOT NULL DEFAULT 0,
     created_at  BIGINT NOT NULL,
+    updated_at  BIGINT NOT NULL,
     deleted_at  BIGINT
 );
 
