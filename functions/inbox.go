@@ -91,8 +91,14 @@ func (in *Inbox) Seen(ctx context.Context, key, etag string, size int64) (bool, 
 		return false, err
 	}
 	return in.Store.EventEmit(ctx, &store.Event{Type: store.EventObjectCreated, Data: data,
-		DedupeKey: "object:" + key + "\x00" + etag})
+		DedupeKey: ObjectDedupeKey(key, etag)})
 }
+
+// ObjectDedupeKey is the DedupeKey of an object version's object.created
+// event, which makes Seen emit it once. The key is quoted, so that no key
+// and ETag pair reads as another; no NUL separates them, since PostgreSQL's
+// text cannot hold one.
+func ObjectDedupeKey(key, etag string) string { return "object:" + strconv.Quote(key) + " " + etag }
 
 // Poll lists the inbox once and reports every object in it.
 func (in *Inbox) Poll(ctx context.Context) (int, error) {

@@ -27,7 +27,6 @@ import (
 	"github.com/kilnhq/kiln/internal/apikey"
 	"github.com/kilnhq/kiln/internal/config"
 	"github.com/kilnhq/kiln/internal/llmsim"
-	"github.com/kilnhq/kiln/internal/netguard"
 	"github.com/kilnhq/kiln/internal/objectstore"
 	"github.com/kilnhq/kiln/internal/store"
 	"github.com/kilnhq/kiln/jobs"
@@ -151,23 +150,12 @@ const eventWorkers = 100
 // Every process routes events, so that an event committed anywhere gets its
 // invocations; serving processes run them.
 func (a *App) newFunctions() error {
-	cfg := a.Cfg
-	log := a.Log.With("component", "functions")
-	a.Webhooks = &functions.Webhooks{
-		Store: a.Store, Log: log,
-		Client: netguard.NewClient(netguard.Options{AllowPrivate: cfg.WebhookAllowPrivate, Timeout: cfg.WebhookTimeout}),
-		// Webhooks are bounded by age (24h by default), not attempts.
-		Retry: functions.Retry{Base: cfg.RetryBase, Max: cfg.RetryMax, MaxAge: cfg.WebhookMaxAge, MaxAttempts: 100_000},
-	}
-	a.Inbox = &functions.Inbox{Store: a.Store, Bucket: a.Bucket, Prefix: cfg.InboxPrefix, Log: log}
-	reg, err := functions.NewRegistry(
-		functions.Retry{Base: cfg.RetryBase, Max: cfg.RetryMax, MaxAttempts: cfg.FunctionMaxAttempts, MaxAge: cfg.FunctionMaxAge},
-		a.Webhooks.Function(), a.Inbox.Function())
+	fns, err := NewFunctions(a.Cfg, a.Store, a.Bucket, a.Log)
 	if err != nil {
 		return err
 	}
-	a.Functions = reg
-	a.Store.SetDispatcher(reg)
+	a.Functions, a.Webhooks, a.Inbox = fns.Registry, fns.Webhooks, fns.Inbox
+	a.Store.SetDispatcher(fns.Registry)
 	return nil
 }
 

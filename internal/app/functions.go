@@ -1,0 +1,43 @@
+package app
+
+import (
+	"log/slog"
+
+	"github.com/kilnhq/kiln/functions"
+	"github.com/kilnhq/kiln/internal/config"
+	"github.com/kilnhq/kiln/internal/netguard"
+	"github.com/kilnhq/kiln/internal/objectstore"
+	"github.com/kilnhq/kiln/internal/store"
+)
+
+// Functions are kiln's functions: the registry, and the webhooks and the
+// inbox it holds.
+type Functions struct {
+	Registry *functions.Registry
+	Webhooks *functions.Webhooks
+	Inbox    *functions.Inbox
+}
+
+// NewFunctions builds kiln's functions from cfg. It does not route st's
+// events to them (no SetDispatcher): kiln serve does that, while a process
+// that runs the functions itself, such as the Lambda handler
+// (functions/lambda), must not, or every invocation would also be enqueued
+// for kiln serve to run a second time. cfg should have its defaults
+// (config.Config.WithDefaults).
+func NewFunctions(cfg config.Config, st *store.Store, bucket objectstore.Bucket, log *slog.Logger) (Functions, error) {
+	log = log.With("component", "functions")
+	wh := &functions.Webhooks{
+		Store: st, Log: log,
+		Client: netguard.NewClient(netguard.Options{AllowPrivate: cfg.WebhookAllowPrivate, Timeout: cfg.WebhookTimeout}),
+		// Webhooks are bounded by age (24h by default), not attempts.
+		Retry: functions.Retry{Base: cfg.RetryBase, Max: cfg.RetryMax, MaxAge: cfg.WebhookMaxAge, MaxAttempts: 100_000},
+	}
+	in := &functions.Inbox{Store: st, Bucket: bucket, Prefix: cfg.InboxPrefix, Log: log}
+	reg, err := functions.NewRegistry(
+		functions.Retry{Base: cfg.RetryBase, Max: cfg.RetryMax, MaxAttempts: cfg.FunctionMaxAttempts, MaxAge: cfg.FunctionMaxAge},
+		wh.Function(), in.Function())
+	if err != nil {
+		return Functions{}, err
+	}
+	return Functions{Registry: reg, Webhooks: wh, Inbox: in}, nil
+}
