@@ -178,6 +178,7 @@ type InvokeWorker struct {
 	Registry *Registry
 	Store    *store.Store
 	Log      *slog.Logger
+	Metrics  *Metrics
 }
 
 // NextRetry is the registry's backoff.
@@ -214,14 +215,16 @@ func (w *InvokeWorker) Work(ctx context.Context, job *river.Job[InvokeArgs]) err
 }
 
 func (w *InvokeWorker) finish(ctx context.Context, job *river.Job[InvokeArgs], fnErr error, permanent bool) error {
-	id := job.Args.InvocationID
+	id, fn := job.Args.InvocationID, job.Args.Function
 	if fnErr == nil {
+		w.Metrics.invocation(fn, "succeeded")
 		if err := w.Store.InvocationRecord(ctx, id, int64(job.Attempt), store.InvocationSucceeded, ""); err != nil && !errors.Is(err, store.ErrConflict) {
 			return err
 		}
 		return nil
 	}
 	if permanent || w.Registry.retry.exhausted(job.Attempt, job.CreatedAt) {
+		w.Metrics.invocation(fn, "dead")
 		w.Log.WarnContext(ctx, "function gave up: dead letter", "function", job.Args.Function, "event", job.Args.EventID,
 			"invocation", id, "attempts", job.Attempt, "err", fnErr)
 		if err := w.Store.InvocationRecord(ctx, id, int64(job.Attempt), store.InvocationDead, fnErr.Error()); err != nil && !errors.Is(err, store.ErrConflict) {
@@ -229,6 +232,7 @@ func (w *InvokeWorker) finish(ctx context.Context, job *river.Job[InvokeArgs], f
 		}
 		return river.JobCancel(fnErr)
 	}
+	w.Metrics.invocation(fn, "retry")
 	if err := w.Store.InvocationRecord(ctx, id, int64(job.Attempt), store.InvocationPending, fnErr.Error()); err != nil && !errors.Is(err, store.ErrConflict) {
 		return err
 	}
@@ -238,6 +242,6 @@ func (w *InvokeWorker) finish(ctx context.Context, job *river.Job[InvokeArgs], f
 // Register adds the workers of function invocations and webhook
 // deliveries.
 func Register(workers *river.Workers, r *Registry, s *store.Store, h *Webhooks, log *slog.Logger) {
-	river.AddWorker(workers, &InvokeWorker{Registry: r, Store: s, Log: log})
+	river.AddWorker(workers, &InvokeWorker{Registry: r, Store: s, Log: log, Metrics: h.Metrics})
 	river.AddWorker(workers, &DeliverWorker{Webhooks: h})
 }

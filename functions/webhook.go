@@ -110,6 +110,8 @@ type Webhooks struct {
 	// keeps. Default: 1 KiB.
 	KeepResponseBytes int
 	Log               *slog.Logger
+	// Metrics, when set, count invocations and deliveries.
+	Metrics *Metrics
 }
 
 // Function is the webhook function: every event type, fanned out to the
@@ -214,13 +216,17 @@ func (w *DeliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) e
 	if err != nil {
 		return err
 	}
+	began := time.Now()
 	sendErr := h.Send(ctx, e, d.URL, EventOf(ev), &attempt)
+	took := time.Since(began).Seconds()
 	switch {
 	case sendErr == nil:
+		h.Metrics.delivery("succeeded", took)
 		attempt.Status = store.DeliverySucceeded
 		h.Log.DebugContext(ctx, "webhook delivered", "delivery", d.ID, "event", ev.ID, "url", d.URL, "attempt", attempt.Attempts)
 		return h.record(ctx, d, attempt)
 	case h.Retry.exhausted(job.Attempt, job.CreatedAt):
+		h.Metrics.delivery("failed", took)
 		attempt.Status, attempt.Error = store.DeliveryFailed, sendErr.Error()
 		h.Log.WarnContext(ctx, "webhook delivery gave up", "delivery", d.ID, "event", ev.ID, "url", d.URL, "attempts", attempt.Attempts, "err", sendErr)
 		if err := h.record(ctx, d, attempt); err != nil {
@@ -228,6 +234,7 @@ func (w *DeliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) e
 		}
 		return river.JobCancel(sendErr)
 	default:
+		h.Metrics.delivery("retry", took)
 		attempt.Status, attempt.Error = store.DeliveryPending, sendErr.Error()
 		h.Log.InfoContext(ctx, "webhook delivery failed; will retry", "delivery", d.ID, "url", d.URL, "attempt", attempt.Attempts, "err", sendErr)
 		if err := h.record(ctx, d, attempt); err != nil {

@@ -138,6 +138,17 @@ func do(t *testing.T, env *kilntest.Env, method, path string, body any, want int
 	}
 }
 
+// scrape reads kiln's Prometheus metrics.
+func scrape(t *testing.T, env *kilntest.Env) string {
+	t.Helper()
+	resp, err := http.Get(strings.TrimSuffix(env.URL, "/v1") + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return string(body)
+}
+
 // TestWebhookDelivery: a batch that completes is announced to the
 // registered endpoint, signed so that openai-go's webhooks.Unwrap verifies
 // it, in OpenAI's payload shape.
@@ -218,6 +229,9 @@ func TestWebhookRetriesKeepID(t *testing.T) {
 				require.NoError(t, err)
 			}
 			d := deliveries(t, env, ep.ID)[0]
+			metrics := scrape(t, env)
+			require.Contains(t, metrics, `kiln_webhook_deliveries_total{outcome="retry"} 3`)
+			require.Contains(t, metrics, `kiln_webhook_deliveries_total{outcome="succeeded"} 1`)
 			require.EqualValues(t, 4, d["attempts"])
 			require.EqualValues(t, 200, d["response_status"])
 			require.Equal(t, reqs[0].Header.Get("webhook-id"), d["event_id"])

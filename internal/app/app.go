@@ -155,6 +155,7 @@ func (a *App) newFunctions() error {
 		return err
 	}
 	a.Functions, a.Webhooks, a.Inbox = fns.Registry, fns.Webhooks, fns.Inbox
+	a.Webhooks.Metrics = functions.NewMetrics(a.Metrics)
 	a.Store.SetDispatcher(fns.Registry)
 	return nil
 }
