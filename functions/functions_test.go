@@ -220,3 +220,48 @@ func TestEventsCommitWithTheirChange(t *testing.T) {
 		})
 	}
 }
+
+// TestEventsPrune: events past the retention go with their finished
+// invocations; one whose invocation is still pending stays.
+func TestEventsPrune(t *testing.T) {
+	for _, backend := range kilntest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			ok := &scripted{}
+			release := make(chan struct{})
+			stuck := func(ctx context.Context, _ functions.Event) error {
+				select { // still running: its invocation stays pending
+				case <-release:
+				case <-ctx.Done():
+				}
+				return nil
+			}
+			s, _ := functionStore(t, backend,
+				functions.Function{Name: "ok", Events: []string{store.EventFileCreated}, Handle: ok.handle},
+				functions.Function{Name: "stuck", Events: []string{store.EventBatchFailed}, Handle: stuck})
+			t.Cleanup(func() { close(release) })
+			ctx := context.Background()
+			old := time.Now().Add(-100 * 24 * time.Hour).Unix()
+			done := store.Event{Type: store.EventFileCreated, CreatedAt: old, Data: json.RawMessage(`{"id":"file-1"}`)}
+			pending := store.Event{Type: store.EventBatchFailed, CreatedAt: old, Data: json.RawMessage(`{"id":"batch_1"}`)}
+			recent := store.Event{Type: store.EventFileCreated, Data: json.RawMessage(`{"id":"file-2"}`)}
+			for _, ev := range []*store.Event{&done, &pending, &recent} {
+				_, err := s.EventEmit(ctx, ev)
+				require.NoError(t, err)
+			}
+			kilntest.Eventually(t, 30*time.Second, func() bool {
+				return invocationOf(t, s, done.ID, "ok").Status == store.InvocationSucceeded &&
+					invocationOf(t, s, recent.ID, "ok").Status == store.InvocationSucceeded
+			}, "the invocations")
+			n, err := s.EventsPrune(ctx, time.Now().Add(-30*24*time.Hour).Unix())
+			require.NoError(t, err)
+			require.EqualValues(t, 1, n)
+			_, err = s.EventGet(ctx, done.ID)
+			require.ErrorIs(t, err, store.ErrNotFound)
+			for _, id := range []string{pending.ID, recent.ID} {
+				_, err = s.EventGet(ctx, id)
+				require.NoError(t, err)
+			}
+		})
+	}
+}

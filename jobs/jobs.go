@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/riverqueue/river"
 
@@ -28,6 +29,9 @@ type Deps struct {
 	MaxRequests  int
 	// ShardSize is the most requests per shard.
 	ShardSize int
+	// EventRetention is how long events, with their finished invocations
+	// and deliveries, are kept; 0 keeps them for good.
+	EventRetention time.Duration
 }
 
 // Register adds the workers of the default queue to workers.
@@ -36,7 +40,11 @@ func Register(workers *river.Workers, d Deps) {
 	river.AddWorker(workers, &BatchFinalizeWorker{d: d})
 	river.AddWorker(workers, &BatchExpireWorker{d: d})
 	river.AddWorker(workers, &UploadExpireWorker{d: d})
+	river.AddWorker(workers, &EventsPruneWorker{d: d})
 }
+
+// Periodic are the jobs that run on a schedule.
+func Periodic() []*river.PeriodicJob { return []*river.PeriodicJob{EventsPrunePeriodic()} }
 
 // writeObject streams what write produces into key, never holding it whole.
 // If write fails, no object is left.

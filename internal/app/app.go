@@ -171,13 +171,15 @@ func (a *App) Start(ctx context.Context) error {
 	if a.opts.Serve {
 		workers := river.NewWorkers()
 		jobs.Register(workers, jobs.Deps{Store: a.Store, Bucket: a.Bucket, Log: a.Log,
-			MaxLineBytes: a.Cfg.MaxLineBytes, MaxRequests: a.Cfg.MaxRequests, ShardSize: a.Cfg.ShardSize})
+			MaxLineBytes: a.Cfg.MaxLineBytes, MaxRequests: a.Cfg.MaxRequests, ShardSize: a.Cfg.ShardSize,
+			EventRetention: a.Cfg.EventRetention})
 		functions.Register(workers, a.Functions, a.Store, a.Webhooks, a.Log.With("component", "functions"))
 		if err := a.Store.StartWorkers(ctx, store.WorkerOpts{
 			Workers:      workers,
 			Queues:       map[string]int{jobs.QueueDefault: 10, functions.QueueEvents: eventWorkers},
 			PollInterval: a.Cfg.PollInterval,
 			RescueAfter:  a.Cfg.LeaseTTL,
+			Periodic:     jobs.Periodic(),
 		}); err != nil {
 			return err
 		}

@@ -188,6 +188,10 @@ type Config struct {
 	// send no notifications; 0 relies on notifications alone. Default: 10s.
 	InboxPollInterval time.Duration `name:"inbox-poll-interval" env:"KILN_INBOX_POLL_INTERVAL" default:"10s" help:"How often the inbox is listed (0: notifications only)."`
 
+	// EventRetention is how long events, with their finished function
+	// invocations and webhook deliveries, are kept. Default: 720h (30 days).
+	EventRetention time.Duration `name:"event-retention" env:"KILN_EVENT_RETENTION" default:"720h" help:"How long events and their delivery logs are kept."`
+
 	// LogLevel is debug, info, warn or error. Default: "info".
 	LogLevel string `name:"log-level" env:"KILN_LOG_LEVEL" default:"info" enum:"debug,info,warn,error" help:"Log level."`
 }
@@ -221,6 +225,7 @@ func (c Config) WithDefaults() Config {
 	c.RetryMax = cmp.Or(c.RetryMax, time.Hour)
 	c.FunctionMaxAttempts = cmp.Or(c.FunctionMaxAttempts, 25)
 	c.FunctionMaxAge = cmp.Or(c.FunctionMaxAge, 24*time.Hour)
+	c.EventRetention = cmp.Or(c.EventRetention, 30*24*time.Hour)
 	return c
 }
 

@@ -313,3 +313,28 @@ func page[T any](out []T, limit int) ([]T, bool, error) {
 	}
 	return out, false, nil
 }
+
+// EventsPrune deletes events created before the Unix time before, with
+// their finished invocations and deliveries; an event with one still
+// pending is kept until it finishes. It returns how many events went.
+func (s *Store) EventsPrune(ctx context.Context, before int64) (int64, error) {
+	var n int64
+	err := s.d.tx(ctx, func(q querier, _ enqueue) error {
+		old := `SELECT id FROM events WHERE created_at < $1`
+		if _, err := q.exec(ctx, `DELETE FROM webhook_deliveries WHERE status <> $2 AND event_id IN (`+old+`)`, before, DeliveryPending); err != nil {
+			return err
+		}
+		if _, err := q.exec(ctx, `DELETE FROM function_invocations WHERE status <> $2 AND event_id IN (`+old+`)`, before, InvocationPending); err != nil {
+			return err
+		}
+		var err error
+		n, err = q.exec(ctx, `DELETE FROM events WHERE created_at < $1
+			AND NOT EXISTS (SELECT 1 FROM function_invocations i WHERE i.event_id = events.id)
+			AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = events.id)`, before)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: prune events: %w", err)
+	}
+	return n, nil
+}

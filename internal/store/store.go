@@ -152,6 +152,8 @@ type WorkerOpts struct {
 	PollInterval time.Duration
 	// ID names this process among River's clients. Default: a new ID.
 	ID string
+	// Periodic are jobs to enqueue on a schedule.
+	Periodic []*river.PeriodicJob
 	// RescueAfter is how long a process may miss heartbeats before the
 	// jobs it was running are handed to another (or, after a restart, to
 	// itself). Zero leaves stuck jobs to River's own rescuer (an hour).
@@ -178,6 +180,7 @@ func (s *Store) StartWorkers(ctx context.Context, opts WorkerOpts) error {
 		FetchPollInterval: poll,
 		FetchCooldown:     min(poll, 20*time.Millisecond),
 		JobTimeout:        time.Hour,
+		PeriodicJobs:      opts.Periodic,
 		Logger:            s.log.With("component", "river"),
 	})
 	if err != nil {
