@@ -491,6 +491,9 @@ func registerWebhooks(api huma.API, d Deps) {
 	huma.Register(api, huma.Operation{
 		OperationID: "receiveObjectEvents", Method: http.MethodPost, Path: "/v1/object_events",
 		Summary: "Receive bucket notifications", Tags: evTags,
+		// The handler parses the body: S3 servers differ in which fields
+		// they send.
+		SkipValidateBody: true,
 		Description: "Takes S3 event notifications (MinIO's webhook target, or AWS S3's event JSON); " +
 			"objects created under the inbox prefix become files, and batches when a sidecar or metadata asks.",
 	}, func(ctx context.Context, in *struct {

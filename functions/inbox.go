@@ -83,15 +83,48 @@ func (in *Inbox) inbox(key string) bool {
 // Seen emits object.created for an inbox object version, once however
 // often it is seen. It reports whether the event is new.
 func (in *Inbox) Seen(ctx context.Context, key, etag string, size int64) (bool, error) {
+	_, created, _, err := in.SeenEvent(ctx, key, etag, size)
+	return created, err
+}
+
+// SeenEvent is Seen that also returns the version's event: the new one, or
+// the one emitted before. ok is false when there is none: key is no inbox
+// object, or the sighting is stale (the version was imported and has left
+// the inbox since).
+func (in *Inbox) SeenEvent(ctx context.Context, key, etag string, size int64) (ev store.Event, created, ok bool, err error) {
 	if !in.inbox(key) {
-		return false, nil
+		return ev, false, false, nil
+	}
+	dedupe := ObjectDedupeKey(key, etag)
+	// A version imported and released already is new only if it is in the
+	// inbox again (the same bytes uploaded again), and then an object of
+	// its own, with a key of its own; a listing or a notification from
+	// before its removal is stale.
+	rec, err := in.Store.InboxGet(ctx, key, etag)
+	switch {
+	case err == nil && rec.Released:
+		cur, err := in.Bucket.Stat(ctx, key)
+		if errors.Is(err, objectstore.ErrNotExist) || (err == nil && strings.Trim(cur.ETag, `"`) != etag) {
+			return ev, false, false, nil
+		}
+		if err != nil {
+			return ev, false, false, err
+		}
+		dedupe += fmt.Sprintf(" after %d", rec.ReleasedAt)
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		return ev, false, false, err
 	}
 	data, err := json.Marshal(ObjectData{Key: key, ETag: etag, Size: size})
 	if err != nil {
-		return false, err
+		return ev, false, false, err
 	}
-	return in.Store.EventEmit(ctx, &store.Event{Type: store.EventObjectCreated, Data: data,
-		DedupeKey: ObjectDedupeKey(key, etag)})
+	ev = store.Event{Type: store.EventObjectCreated, Data: data, DedupeKey: dedupe}
+	created, err = in.Store.EventEmit(ctx, &ev)
+	if err != nil || created {
+		return ev, created, err == nil, err
+	}
+	ev, err = in.Store.EventByDedupeKey(ctx, dedupe)
+	return ev, false, err == nil, err
 }
 
 // ObjectDedupeKey is the DedupeKey of an object version's object.created
@@ -176,9 +209,9 @@ func (in *Inbox) importObject(ctx context.Context, ev Event) error {
 	if err := json.Unmarshal(ev.Data, &o); err != nil {
 		return Permanent(fmt.Errorf("event data: %w", err))
 	}
-	if _, err := in.Store.InboxGet(ctx, o.Key, o.ETag); err == nil {
+	if rec, err := in.Store.InboxGet(ctx, o.Key, o.ETag); err == nil && !rec.Released {
 		return nil
-	} else if !errors.Is(err, store.ErrNotFound) {
+	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
 	info, err := in.Bucket.Stat(ctx, o.Key)
@@ -233,9 +266,14 @@ func (in *Inbox) importObject(ctx context.Context, ev Event) error {
 	if cur, err := in.Bucket.Stat(ctx, o.Key); err == nil && strings.Trim(cur.ETag, `"`) == o.ETag {
 		if err := in.Bucket.Delete(ctx, o.Key); err != nil {
 			in.Log.WarnContext(ctx, "inbox: could not remove an imported object", "key", o.Key, "err", err)
+			return nil
 		}
 		if hasSidecar {
 			_ = in.Bucket.Delete(ctx, o.Key+SidecarSuffix)
+		}
+		// Gone from the inbox: the same bytes uploaded again are new.
+		if err := in.Store.InboxRelease(ctx, o.Key, o.ETag); err != nil {
+			in.Log.WarnContext(ctx, "inbox: could not release an imported object", "key", o.Key, "err", err)
 		}
 	}
 	return nil

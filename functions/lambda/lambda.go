@@ -229,19 +229,15 @@ func (h *Handler) HandleS3(ctx context.Context, ev events.S3Event) error {
 // importObject emits the object version's event, unless it was emitted
 // before, and runs fn on it.
 func (h *Handler) importObject(ctx context.Context, fn functions.Function, key, etag string, size int64) error {
-	if _, err := h.Inbox.Seen(ctx, key, etag, size); err != nil {
-		return err
-	}
-	// Seen reports false both for an event emitted before, which still
-	// needs importing (an earlier try may have failed), and for a key that
-	// is no inbox object, which has no event.
-	ev, err := h.Store.EventByDedupeKey(ctx, functions.ObjectDedupeKey(key, etag))
-	if errors.Is(err, store.ErrNotFound) {
-		h.log().DebugContext(ctx, "not an inbox object; ignored", "key", key)
-		return nil
-	}
+	// An event emitted before still needs importing here: an earlier try
+	// may have failed.
+	ev, _, ok, err := h.Inbox.SeenEvent(ctx, key, etag, size)
 	if err != nil {
 		return err
+	}
+	if !ok {
+		h.log().DebugContext(ctx, "not an inbox object, or already gone; ignored", "key", key)
+		return nil
 	}
 	return h.run(ctx, fn, functions.EventOf(ev))
 }

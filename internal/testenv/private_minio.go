@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,15 +46,32 @@ type MinIO struct {
 	user        string
 	password    string
 	logPath     string
+	env         []string // extra environment, from MinIOOptions
 
 	mu   sync.Mutex
 	proc *Process // nil while stopped
+}
+
+// MinIOOptions shape a private MinIO server.
+type MinIOOptions struct {
+	// Env is extra environment for the server, as NAME=value: for example
+	// MINIO_NOTIFY_WEBHOOK_ENABLE_PRIMARY=on and
+	// MINIO_NOTIFY_WEBHOOK_ENDPOINT_PRIMARY=URL for bucket notifications. It
+	// is added after the server's own settings (credentials, browser off),
+	// so it may override them, and it applies to every (re)start.
+	Env []string
 }
 
 // StartMinIO starts a private MinIO server on a free loopback port, with its
 // data in a temporary folder and random credentials, and makes a bucket on
 // it. It is killed and its data removed at t.Cleanup.
 func StartMinIO(t testing.TB) *MinIO {
+	t.Helper()
+	return StartMinIOWith(t, MinIOOptions{})
+}
+
+// StartMinIOWith is StartMinIO with options.
+func StartMinIOWith(t testing.TB, o MinIOOptions) *MinIO {
 	t.Helper()
 	bin, err := minioBin()
 	if err != nil {
@@ -70,6 +88,7 @@ func StartMinIO(t testing.TB) *MinIO {
 		user:     "kiln" + randomHex(4),
 		password: randomHex(16),
 		logPath:  filepath.Join(dir, "log"),
+		env:      slices.Clone(o.Env),
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -209,6 +228,7 @@ func (m *MinIO) start() error {
 		"MINIO_BROWSER=off",
 		"MINIO_UPDATE=off",
 	)
+	cmd.Env = append(cmd.Env, m.env...)
 	cmd.Stdout, cmd.Stderr = log, log
 	proc, err := startProcess(cmd, syscall.SIGKILL)
 	if err != nil {

@@ -72,6 +72,9 @@ CREATE TABLE inbox_objects (
     file_id    TEXT,
     batch_id   TEXT,
     created_at BIGINT NOT NULL,
+    -- Set once the object has left the inbox: the same bytes uploaded
+    -- again under the same key (same ETag on S3) are a new import.
+    released_at BIGINT,
     PRIMARY KEY (object_key, etag)
 );
 
