@@ -15,6 +15,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 
+	conquestschemas "github.com/kilnhq/kiln/conquest_schemas"
 	"github.com/kilnhq/kiln/functions"
 	"github.com/kilnhq/kiln/internal/apikey"
 	"github.com/kilnhq/kiln/internal/objectstore"
@@ -40,6 +41,8 @@ type Deps struct {
 	// DownloadRedirect answers file downloads with a redirect to a
 	// presigned URL of the object store.
 	DownloadRedirect bool
+	// Conquests are the conquest type definitions.
+	Conquests *conquestschemas.Registry
 	// Webhooks and Inbox are the functions the API manages.
 	Webhooks *functions.Webhooks
 	Inbox    *functions.Inbox
@@ -60,6 +63,7 @@ func New(d Deps) (http.Handler, huma.API) {
 	registerModels(api, d)
 	registerAgents(api, d)
 	registerWebhooks(api, d)
+	registerConquests(api, d)
 	if d.Extra != nil {
 		d.Extra(api, mux)
 	}

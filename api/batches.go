@@ -46,6 +46,8 @@ type Batch struct {
 	Priority int64 `json:"priority" doc:"kiln extension: the batch's priority among batches of its model."`
 	// StatusMessage is a kiln extension.
 	StatusMessage *string `json:"status_message" doc:"kiln extension: why a batch in progress is waiting, such as no live agent serving its model."`
+	// Conquest is a kiln extension.
+	Conquest *BatchConquest `json:"conquest" doc:"kiln extension: the conquest type the requests were built from, and how many outputs match its schema; null for other batches."`
 }
 
 // BatchErrors is Batch.errors.
@@ -74,6 +76,17 @@ type BatchUsage struct {
 	TotalTokens int64 `json:"total_tokens"`
 }
 
+// BatchConquest is Batch.conquest.
+type BatchConquest struct {
+	Type    string `json:"type"`
+	Version int64  `json:"version"`
+	// CheckedAt is when the outputs were checked, after the batch ended.
+	CheckedAt *int64 `json:"checked_at" doc:"When the outputs were checked against the schema; null until the batch ended and the check ran."`
+	Valid     int64  `json:"valid" doc:"Outputs that are JSON matching the output schema."`
+	Invalid   int64  `json:"invalid" doc:"Outputs that are not: see GET /v1/batches/{id}/conquest_outputs?valid=false."`
+	Error     string `json:"error,omitempty" doc:"Why no output could be checked (an unknown type or version)."`
+}
+
 func batchOf(b store.Batch) Batch {
 	out := Batch{
 		ID: b.ID, Object: "batch", Endpoint: b.Endpoint, InputFileID: b.InputFileID,
@@ -85,6 +98,7 @@ func batchOf(b store.Batch) Batch {
 		RequestCounts: BatchRequestCounts{Total: b.Total, Completed: b.Completed, Failed: b.Failed},
 		Metadata:      b.Metadata,
 		Priority:      b.Priority,
+		Conquest:      conquestOf(b.Conquest),
 	}
 	if b.Model != "" {
 		out.Model = &b.Model
@@ -262,4 +276,11 @@ func sentence(err error) string {
 		return m
 	}
 	return strings.ToUpper(m[:1]) + m[1:] + "."
+}
+
+func conquestOf(c store.Conquest) *BatchConquest {
+	if c.Type == "" {
+		return nil
+	}
+	return &BatchConquest{Type: c.Type, Version: c.Version, CheckedAt: c.CheckedAt, Valid: c.Valid, Invalid: c.Invalid, Error: c.Error}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/riverqueue/river"
 
+	conquestschemas "github.com/kilnhq/kiln/conquest_schemas"
 	"github.com/kilnhq/kiln/internal/batchline"
 	"github.com/kilnhq/kiln/internal/store"
 )
@@ -89,7 +90,14 @@ func (w *BatchValidateWorker) Work(ctx context.Context, job *river.Job[BatchVali
 	for i, sp := range sum.Shards {
 		shards[i] = store.Shard{FirstLine: int64(sp.FirstLine), LastLine: int64(sp.LastLine), Offset: sp.Offset, Requests: int64(sp.Requests)}
 	}
-	_, err = w.d.Store.BatchStart(ctx, id, int64(sum.Requests), sum.Model, shards)
+	// Requests built from a conquest type name it in their response
+	// format: the batch records it, and its outputs are checked once it
+	// ends.
+	var cq store.Conquest
+	if typ, version, ok := conquestschemas.ParseSchemaName(sum.SchemaName); ok {
+		cq = store.Conquest{Type: typ, Version: int64(version)}
+	}
+	_, err = w.d.Store.BatchStartConquest(ctx, id, int64(sum.Requests), sum.Model, cq, shards)
 	if errors.Is(err, store.ErrConflict) {
 		return nil
 	}

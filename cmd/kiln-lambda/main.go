@@ -21,6 +21,7 @@ import (
 	"github.com/alecthomas/kong"
 	awslambda "github.com/aws/aws-lambda-go/lambda"
 
+	conquestschemas "github.com/kilnhq/kiln/conquest_schemas"
 	"github.com/kilnhq/kiln/functions/lambda"
 	"github.com/kilnhq/kiln/internal/app"
 	"github.com/kilnhq/kiln/internal/config"
@@ -54,6 +55,10 @@ func setup(ctx context.Context, cfg config.Config) (*lambda.Handler, func(), err
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
+	schemas, err := conquestschemas.Load()
+	if err != nil {
+		return nil, nil, fmt.Errorf("conquest schemas: %w", err)
+	}
 	st, err := store.Open(ctx, cfg.DatabaseURL, log)
 	if err != nil {
 		return nil, nil, err
@@ -68,7 +73,7 @@ func setup(ctx context.Context, cfg config.Config) (*lambda.Handler, func(), err
 		return nil, nil, fmt.Errorf("object store: %w", err)
 	}
 	// No st.SetDispatcher: see package functions/lambda.
-	fns, err := app.NewFunctions(cfg, st, bucket, log)
+	fns, err := app.NewFunctions(cfg, st, bucket, schemas, log)
 	if err != nil {
 		_ = bucket.Close()
 		st.Close()

@@ -22,6 +22,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/kilnhq/kiln/api"
+	conquestschemas "github.com/kilnhq/kiln/conquest_schemas"
 	"github.com/kilnhq/kiln/functions"
 	"github.com/kilnhq/kiln/gpuagent"
 	"github.com/kilnhq/kiln/internal/apikey"
@@ -69,6 +70,8 @@ type App struct {
 	Sim *llmsim.Server
 	// Metrics is the process's Prometheus registry, served at /metrics.
 	Metrics *prometheus.Registry
+	// Conquests are the conquest type definitions.
+	Conquests *conquestschemas.Registry
 	// Functions routes events to functions; Webhooks and Inbox are two of
 	// them.
 	Functions *functions.Registry
@@ -93,8 +96,12 @@ func New(ctx context.Context, cfg config.Config, opts Options, log *slog.Logger)
 		return nil, err
 	}
 	a := &App{Cfg: cfg, Log: log, opts: opts, Metrics: prometheus.NewRegistry()}
-	a.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newGPUCollector())
 	var err error
+	// A broken definition stops start-up, naming its file and the path in it.
+	if a.Conquests, err = conquestschemas.Load(); err != nil {
+		return nil, fmt.Errorf("conquest schemas: %w", err)
+	}
+	a.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newGPUCollector())
 	if a.Store, err = store.Open(ctx, cfg.DatabaseURL, log); err != nil {
 		return nil, err
 	}
@@ -129,7 +136,7 @@ func New(ctx context.Context, cfg config.Config, opts Options, log *slog.Logger)
 	if opts.Serve {
 		a.Metrics.MustRegister(newBacklogCollector(a.Store, log))
 		a.Handler, a.API = api.New(api.Deps{
-			Webhooks: a.Webhooks, Inbox: a.Inbox, WebhookAllowPrivate: cfg.WebhookAllowPrivate,
+			Webhooks: a.Webhooks, Inbox: a.Inbox, WebhookAllowPrivate: cfg.WebhookAllowPrivate, Conquests: a.Conquests,
 			Store: a.Store, Bucket: a.Bucket, Log: log, Version: opts.Version,
 			Keys:         apikey.NewChecker(a.Store, cfg.APIKey),
 			MaxFileBytes: cfg.MaxFileBytes, MaxLineBytes: cfg.MaxLineBytes,
@@ -150,7 +157,7 @@ const eventWorkers = 100
 // Every process routes events, so that an event committed anywhere gets its
 // invocations; serving processes run them.
 func (a *App) newFunctions() error {
-	fns, err := NewFunctions(a.Cfg, a.Store, a.Bucket, a.Log)
+	fns, err := NewFunctions(a.Cfg, a.Store, a.Bucket, a.Conquests, a.Log)
 	if err != nil {
 		return err
 	}

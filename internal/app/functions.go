@@ -3,6 +3,7 @@ package app
 import (
 	"log/slog"
 
+	conquestschemas "github.com/kilnhq/kiln/conquest_schemas"
 	"github.com/kilnhq/kiln/functions"
 	"github.com/kilnhq/kiln/internal/config"
 	"github.com/kilnhq/kiln/internal/netguard"
@@ -13,9 +14,10 @@ import (
 // Functions are kiln's functions: the registry, and the webhooks and the
 // inbox it holds.
 type Functions struct {
-	Registry *functions.Registry
-	Webhooks *functions.Webhooks
-	Inbox    *functions.Inbox
+	Registry  *functions.Registry
+	Webhooks  *functions.Webhooks
+	Inbox     *functions.Inbox
+	Conquests *functions.Conquests
 }
 
 // NewFunctions builds kiln's functions from cfg. It does not route st's
@@ -24,7 +26,7 @@ type Functions struct {
 // (functions/lambda), must not, or every invocation would also be enqueued
 // for kiln serve to run a second time. cfg should have its defaults
 // (config.Config.WithDefaults).
-func NewFunctions(cfg config.Config, st *store.Store, bucket objectstore.Bucket, log *slog.Logger) (Functions, error) {
+func NewFunctions(cfg config.Config, st *store.Store, bucket objectstore.Bucket, schemas *conquestschemas.Registry, log *slog.Logger) (Functions, error) {
 	log = log.With("component", "functions")
 	wh := &functions.Webhooks{
 		Store: st, Log: log,
@@ -33,11 +35,12 @@ func NewFunctions(cfg config.Config, st *store.Store, bucket objectstore.Bucket,
 		Retry: functions.Retry{Base: cfg.RetryBase, Max: cfg.RetryMax, MaxAge: cfg.WebhookMaxAge, MaxAttempts: 100_000},
 	}
 	in := &functions.Inbox{Store: st, Bucket: bucket, Prefix: cfg.InboxPrefix, Log: log}
+	cq := &functions.Conquests{Store: st, Bucket: bucket, Schemas: schemas, Log: log}
 	reg, err := functions.NewRegistry(
 		functions.Retry{Base: cfg.RetryBase, Max: cfg.RetryMax, MaxAttempts: cfg.FunctionMaxAttempts, MaxAge: cfg.FunctionMaxAge},
-		wh.Function(), in.Function())
+		wh.Function(), in.Function(), cq.Function())
 	if err != nil {
 		return Functions{}, err
 	}
-	return Functions{Registry: reg, Webhooks: wh, Inbox: in}, nil
+	return Functions{Registry: reg, Webhooks: wh, Inbox: in, Conquests: cq}, nil
 }

@@ -2,6 +2,7 @@ package batchline
 
 import (
 	"cmp"
+	"encoding/json"
 	"fmt"
 	"hash/maphash"
 	"io"
@@ -35,6 +36,9 @@ type Summary struct {
 	Requests int
 	Model    string
 	Shards   []Span
+	// SchemaName is the first request's response_format.json_schema.name,
+	// which tells a conquest batch's type; "" when it has none.
+	SchemaName string
 }
 
 type idAt struct {
@@ -85,6 +89,9 @@ func Validate(open func() (io.ReadCloser, error), o ValidateOpts) (Summary, []Pr
 			continue
 		}
 		sum.Requests++
+		if sum.Requests == 1 {
+			sum.SchemaName = schemaName(in.Body)
+		}
 		if n := len(sum.Shards); n == 0 || sum.Shards[n-1].Requests == o.ShardSize {
 			sum.Shards = append(sum.Shards, Span{FirstLine: sc.Line(), Offset: sc.Offset()})
 		}
@@ -172,4 +179,19 @@ func duplicates(open func() (io.ReadCloser, error), ids []idAt, seed maphash.See
 		first[in.CustomID] = sc.Line()
 	}
 	return out, more, sc.Err()
+}
+
+// schemaName is a request body's response_format.json_schema.name.
+func schemaName(body json.RawMessage) string {
+	var b struct {
+		ResponseFormat *struct {
+			JSONSchema *struct {
+				Name string `json:"name"`
+			} `json:"json_schema"`
+		} `json:"response_format"`
+	}
+	if json.Unmarshal(body, &b) != nil || b.ResponseFormat == nil || b.ResponseFormat.JSONSchema == nil {
+		return ""
+	}
+	return b.ResponseFormat.JSONSchema.Name
 }

@@ -824,3 +824,18 @@ func containsString(list []string, s string) bool {
 	}
 	return false
 }
+
+// GenerateJSON returns a JSON document valid against the JSON Schema
+// schema (the subset kiln sim supports for response_format), drawn from
+// seed: what the simulator would answer. Tests use it for outputs.
+func GenerateJSON(schema []byte, seed uint64) ([]byte, error) {
+	root, err := decodeOrdered(schema)
+	if err != nil {
+		return nil, fmt.Errorf("schema: %w", err)
+	}
+	s, err := compileSchema(root)
+	if err != nil {
+		return nil, err
+	}
+	return generateJSON(s, rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)))
+}

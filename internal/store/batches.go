@@ -64,6 +64,21 @@ type Batch struct {
 	Priority         int64
 	ShardsTotal      int64
 	ShardsDone       int64
+	// Conquest is the conquest type the batch was built from, if any.
+	Conquest Conquest
+}
+
+// Conquest is what a batch knows of its conquest type and its outputs'
+// validity.
+type Conquest struct {
+	Type    string // "" when the batch is no conquest
+	Version int64
+	Valid   int64
+	Invalid int64
+	// CheckedAt is when the outputs were checked; nil before.
+	CheckedAt *int64
+	// Error says why the outputs could not be checked at all.
+	Error string
 }
 
 // Terminal reports whether the batch has reached a final status.
@@ -77,7 +92,8 @@ func (b Batch) Terminal() bool {
 
 const batchColumns = `id, endpoint, model, input_file_id, completion_window, status, output_file_id, error_file_id,
 	errors, metadata, created_at, in_progress_at, expires_at, finalizing_at, completed_at, failed_at, expired_at,
-	cancelling_at, cancelled_at, total, completed, failed, input_tokens, output_tokens, stop_reason, priority, shards_total, shards_done`
+	cancelling_at, cancelled_at, total, completed, failed, input_tokens, output_tokens, stop_reason, priority, shards_total, shards_done,
+	conquest_type, conquest_version, conquest_valid, conquest_invalid, conquest_checked_at, conquest_error`
 
 func scanBatch(r row) (Batch, error) {
 	var b Batch
@@ -85,7 +101,8 @@ func scanBatch(r row) (Batch, error) {
 	err := r.Scan(&b.ID, &b.Endpoint, &b.Model, &b.InputFileID, &b.CompletionWindow, &b.Status, &b.OutputFileID, &b.ErrorFileID,
 		&errs, &meta, &b.CreatedAt, &b.InProgressAt, &b.ExpiresAt, &b.FinalizingAt, &b.CompletedAt, &b.FailedAt, &b.ExpiredAt,
 		&b.CancellingAt, &b.CancelledAt, &b.Total, &b.Completed, &b.Failed, &b.InputTokens, &b.OutputTokens, &b.StopReason,
-		&b.Priority, &b.ShardsTotal, &b.ShardsDone)
+		&b.Priority, &b.ShardsTotal, &b.ShardsDone,
+		&b.Conquest.Type, &b.Conquest.Version, &b.Conquest.Valid, &b.Conquest.Invalid, &b.Conquest.CheckedAt, &b.Conquest.Error)
 	if err != nil {
 		return Batch{}, err
 	}
@@ -134,9 +151,11 @@ func insertBatch(ctx context.Context, q querier, b Batch) error {
 	if err != nil {
 		return err
 	}
-	_, err = q.exec(ctx, `INSERT INTO batches (id, endpoint, model, input_file_id, completion_window, status, metadata, created_at, expires_at, priority)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		b.ID, b.Endpoint, b.Model, b.InputFileID, b.CompletionWindow, b.Status, meta, b.CreatedAt, b.ExpiresAt, b.Priority)
+	_, err = q.exec(ctx, `INSERT INTO batches (id, endpoint, model, input_file_id, completion_window, status, metadata, created_at, expires_at, priority,
+		conquest_type, conquest_version)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+		b.ID, b.Endpoint, b.Model, b.InputFileID, b.CompletionWindow, b.Status, meta, b.CreatedAt, b.ExpiresAt, b.Priority,
+		b.Conquest.Type, b.Conquest.Version)
 	return err
 }
 
@@ -200,6 +219,12 @@ func (s *Store) BatchList(ctx context.Context, after string, limit int) ([]Batch
 // Jobs commit with it. A batch that was cancelled or expired meanwhile is
 // ErrConflict.
 func (s *Store) BatchStart(ctx context.Context, id string, total int64, model string, shards []Shard, jobs ...Job) (Batch, error) {
+	return s.BatchStartConquest(ctx, id, total, model, Conquest{}, shards, jobs...)
+}
+
+// BatchStartConquest is BatchStart that also records the conquest type the
+// batch's requests were built from, unless one was named at creation.
+func (s *Store) BatchStartConquest(ctx context.Context, id string, total int64, model string, cq Conquest, shards []Shard, jobs ...Job) (Batch, error) {
 	return s.transition(ctx, id, func(q querier, _ enqueue, b Batch) error {
 		if b.Status != BatchValidating || b.StopReason != "" {
 			return ErrConflict
@@ -216,6 +241,11 @@ func (s *Store) BatchStart(ctx context.Context, id string, total int64, model st
 			id, BatchInProgress, now(), total, model, len(shards))
 		if err != nil {
 			return err
+		}
+		if cq.Type != "" && b.Conquest.Type == "" {
+			if _, err := q.exec(ctx, `UPDATE batches SET conquest_type = $2, conquest_version = $3 WHERE id = $1`, id, cq.Type, cq.Version); err != nil {
+				return err
+			}
 		}
 		return s.d.notifyShards(ctx, q)
 	}, jobs)

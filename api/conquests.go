@@ -1,0 +1,229 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	conquestschemas "github.com/kilnhq/kiln/conquest_schemas"
+	"github.com/kilnhq/kiln/internal/ids"
+	"github.com/kilnhq/kiln/internal/store"
+	"github.com/kilnhq/kiln/jobs"
+)
+
+// ConquestSummary is a conquest type in GET /v1/conquests.
+type ConquestSummary struct {
+	ID          string `json:"id"`
+	Object      string `json:"object" enum:"conquest"`
+	Version     int    `json:"version" doc:"The newest version."`
+	Versions    []int  `json:"versions" doc:"Every version kiln knows; older ones stay readable."`
+	Title       string `json:"title"`
+	Description string `json:"description"`
+}
+
+// Conquest is one version of a conquest type, whole.
+type Conquest struct {
+	ConquestSummary
+	Data         []conquestschemas.Field    `json:"data"`
+	Questions    []conquestschemas.Question `json:"questions"`
+	OutputSchema map[string]any             `json:"output_schema"`
+	Prompt       conquestschemas.Prompt     `json:"prompt"`
+	Rendering    conquestschemas.Rendering  `json:"rendering"`
+}
+
+// ConquestRequests answers POST /v1/conquests/{type}/requests.
+type ConquestRequests struct {
+	Object   string                        `json:"object" enum:"conquest.requests"`
+	Type     string                        `json:"type"`
+	Version  int                           `json:"version"`
+	Requests []map[string]any              `json:"requests" doc:"Batch input lines for /v1/chat/completions, in record order."`
+	Errors   []conquestschemas.RecordError `json:"errors" doc:"Records left out, with their line (the record's position, from 1) and why."`
+	FileID   *string                       `json:"file_id" doc:"With file: true, the uploaded batch input file (purpose batch) holding the requests."`
+}
+
+// ConquestOutput is one output's validity.
+type ConquestOutput struct {
+	CustomID string `json:"custom_id"`
+	Line     int64  `json:"line" doc:"The line of the output file, from 1."`
+	Valid    bool   `json:"valid"`
+	Reason   string `json:"reason,omitempty" enum:"not_json,truncated,schema_violation,no_answer,request_failed," doc:"Why the output is invalid."`
+	Message  string `json:"message,omitempty"`
+}
+
+// ConquestOutputList is a page of output validities.
+type ConquestOutputList struct {
+	Object  string           `json:"object" enum:"list"`
+	Data    []ConquestOutput `json:"data"`
+	HasMore bool             `json:"has_more"`
+}
+
+func summaryOf(r *conquestschemas.Registry, d *conquestschemas.Definition) ConquestSummary {
+	return ConquestSummary{ID: d.ID, Object: "conquest", Version: d.Version, Versions: r.Versions(d.ID), Title: d.Title, Description: d.Description}
+}
+
+// conquestError maps a registry lookup error to the API's.
+func conquestError(err error) error {
+	switch {
+	case errors.Is(err, conquestschemas.ErrUnknownType):
+		return newError(http.StatusNotFound, typeInvalidRequest, "unknown_conquest_type", "type", sentence(err))
+	case errors.Is(err, conquestschemas.ErrUnknownVersion):
+		return newError(http.StatusNotFound, typeInvalidRequest, "unknown_conquest_version", "version", sentence(err))
+	}
+	return err
+}
+
+func registerConquests(api huma.API, d Deps) {
+	tags := []string{"Conquests (kiln extension)"}
+	huma.Register(api, huma.Operation{
+		OperationID: "listConquests", Method: http.MethodGet, Path: "/v1/conquests",
+		Summary: "List conquest types", Tags: tags,
+	}, func(ctx context.Context, _ *struct{}) (*struct {
+		Body struct {
+			Object string            `json:"object" enum:"list"`
+			Data   []ConquestSummary `json:"data"`
+		}
+	}, error) {
+		out := &struct {
+			Body struct {
+				Object string            `json:"object" enum:"list"`
+				Data   []ConquestSummary `json:"data"`
+			}
+		}{}
+		out.Body.Object = "list"
+		for _, def := range d.Conquests.Latest() {
+			out.Body.Data = append(out.Body.Data, summaryOf(d.Conquests, def))
+		}
+		return out, nil
+	})
+
+	huma.Register(api, huma.Operation{
+		OperationID: "retrieveConquest", Method: http.MethodGet, Path: "/v1/conquests/{type}",
+		Summary: "Retrieve a conquest type", Tags: tags,
+		Description: "The definition: data fields, questions, output JSON Schema, prompt templates and rendering hints.",
+	}, func(ctx context.Context, in *struct {
+		Type    string `path:"type"`
+		Version int    `query:"version" minimum:"0" doc:"A version; default the newest."`
+	}) (*struct{ Body Conquest }, error) {
+		def, err := d.Conquests.Get(in.Type, in.Version)
+		if err != nil {
+			return nil, conquestError(err)
+		}
+		out := Conquest{ConquestSummary: summaryOf(d.Conquests, def), Data: def.Data, Questions: def.Questions,
+			Prompt: def.Prompt, Rendering: def.Rendering}
+		out.Version = def.Version
+		if err := json.Unmarshal(def.OutputSchema, &out.OutputSchema); err != nil {
+			return nil, internal(ctx, d.Log, err)
+		}
+		return &struct{ Body Conquest }{out}, nil
+	})
+
+	type requestsInput struct {
+		Type string `path:"type"`
+		Body struct {
+			_           struct{}         `additionalProperties:"true"`
+			Records     []map[string]any `json:"records" maxItems:"100000" doc:"Data records: the type's fields, and optionally custom_id."`
+			Model       string           `json:"model" minLength:"1" doc:"The model every request names."`
+			Version     int              `json:"version,omitempty" minimum:"0" doc:"The type's version; default the newest."`
+			MaxTokens   int              `json:"max_tokens,omitempty" minimum:"0"`
+			Temperature *float64         `json:"temperature,omitempty" minimum:"0" maximum:"2"`
+			File        bool             `json:"file,omitempty" doc:"Also upload the requests as a batch input file, ready for POST /v1/batches."`
+		}
+	}
+	huma.Register(api, huma.Operation{
+		OperationID: "buildConquestRequests", Method: http.MethodPost, Path: "/v1/conquests/{type}/requests",
+		Summary: "Build batch requests from data records", Tags: tags,
+		Description: "Renders each record through the type's prompt templates into a /v1/chat/completions request whose " +
+			"response_format is the type's output schema (json_schema, strict). Bad records are left out and listed with their position; " +
+			"a batch of these requests records its conquest type, and its outputs are checked against the schema when it ends.",
+	}, func(ctx context.Context, in *requestsInput) (*struct{ Body ConquestRequests }, error) {
+		def, err := d.Conquests.Get(in.Type, in.Body.Version)
+		if err != nil {
+			return nil, conquestError(err)
+		}
+		var src bytes.Buffer
+		for _, rec := range in.Body.Records {
+			line, err := json.Marshal(rec)
+			if err != nil {
+				return nil, badRequest("records", err.Error())
+			}
+			src.Write(line)
+			src.WriteByte('\n')
+		}
+		var built bytes.Buffer
+		rep, err := def.Build(&src, &built, conquestschemas.BuildOptions{Model: in.Body.Model, MaxTokens: in.Body.MaxTokens, Temperature: in.Body.Temperature}, d.MaxLineBytes)
+		if err != nil {
+			return nil, badRequest("records", sentence(err))
+		}
+		if rep.Requests == 0 {
+			msg := "No record could become a request."
+			if len(rep.Errors) > 0 {
+				msg = fmt.Sprintf("No record could become a request; the first problem: %s.", rep.Errors[0].Error())
+			}
+			return nil, badRequest("records", msg)
+		}
+		out := ConquestRequests{Object: "conquest.requests", Type: def.ID, Version: def.Version, Errors: rep.Errors}
+		if out.Errors == nil {
+			out.Errors = []conquestschemas.RecordError{}
+		}
+		dec := json.NewDecoder(bytes.NewReader(built.Bytes()))
+		for dec.More() {
+			var line map[string]any
+			if err := dec.Decode(&line); err != nil {
+				return nil, internal(ctx, d.Log, err)
+			}
+			out.Requests = append(out.Requests, line)
+		}
+		if in.Body.File {
+			f := store.File{ID: ids.New(ids.File), Purpose: "batch", Filename: fmt.Sprintf("%s-v%d-%s.jsonl", def.ID, def.Version, strconv.FormatInt(time.Now().Unix(), 10)),
+				Bytes: int64(built.Len()), Status: store.FileProcessed, CreatedAt: time.Now().Unix()}
+			f.ObjectKey = jobs.FileKey(f.ID)
+			if _, err := d.Bucket.Put(ctx, f.ObjectKey, bytes.NewReader(built.Bytes()), int64(built.Len())); err != nil {
+				return nil, internal(ctx, d.Log, err)
+			}
+			if err := d.Store.FileCreate(ctx, f); err != nil {
+				_ = d.Bucket.Delete(context.WithoutCancel(ctx), f.ObjectKey)
+				return nil, internal(ctx, d.Log, err)
+			}
+			out.FileID = &f.ID
+		}
+		return &struct{ Body ConquestRequests }{out}, nil
+	})
+
+	huma.Register(api, huma.Operation{
+		OperationID: "listConquestOutputs", Method: http.MethodGet, Path: "/v1/batches/{batch_id}/conquest_outputs",
+		Summary: "List a conquest batch's output validity", Tags: tags,
+		Description: "Each output line of the batch, checked against its conquest type's schema when the batch ended, in output-file order.",
+	}, func(ctx context.Context, in *struct {
+		BatchID string `path:"batch_id"`
+		Valid   string `query:"valid" enum:"true,false," doc:"Only valid (true) or invalid (false) outputs."`
+		After   int64  `query:"after" minimum:"0" doc:"An output line: list the ones after it."`
+		Limit   int    `query:"limit" minimum:"1" maximum:"1000" default:"100"`
+	}) (*struct{ Body ConquestOutputList }, error) {
+		if _, err := d.Store.BatchGet(ctx, in.BatchID); err != nil {
+			return nil, storeError(ctx, d.Log, "batch", in.BatchID, err)
+		}
+		valid := -1
+		switch in.Valid {
+		case "true":
+			valid = 1
+		case "false":
+			valid = 0
+		}
+		list, more, err := d.Store.ConquestOutputList(ctx, in.BatchID, valid, in.After, in.Limit)
+		if err != nil {
+			return nil, internal(ctx, d.Log, err)
+		}
+		out := ConquestOutputList{Object: "list", Data: make([]ConquestOutput, len(list)), HasMore: more}
+		for i, o := range list {
+			out.Data[i] = ConquestOutput{CustomID: o.CustomID, Line: o.Line, Valid: o.Valid, Reason: o.Reason, Message: o.Message}
+		}
+		return &struct{ Body ConquestOutputList }{out}, nil
+	})
+}
