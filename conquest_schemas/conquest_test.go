@@ -266,7 +266,7 @@ func TestCheckOutput(t *testing.T) {
 	}{
 		{"prose", "Here is the JSON you asked for.", "stop", conquestschemas.ReasonNotJSON, ""},
 		{"truncated", string(valid[:len(valid)/2]), "length", conquestschemas.ReasonTruncated, "max_tokens"},
-		{"two values", string(valid) + " {}", "stop", conquestschemas.ReasonNotJSON, "more follows"},
+		{"two values", string(valid) + " {}", "stop", conquestschemas.ReasonNotJSON, "after top-level value"},
 		{"wrong type", string(offSchema), "stop", conquestschemas.ReasonSchema, "at /skills"},
 		{"missing", string(missing), "stop", conquestschemas.ReasonSchema, "summary"},
 	} {

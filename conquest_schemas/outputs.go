@@ -1,7 +1,6 @@
 package conquestschemas
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,33 +30,19 @@ func (e *OutputError) Error() string { return e.Reason + ": " + e.Message }
 // the output schema. finishReason "length" marks an answer cut short.
 // It returns the parsed answer when valid.
 func (d *Definition) CheckOutput(content, finishReason string) (any, *OutputError) {
-	dec := json.NewDecoder(strings.NewReader(content))
-	dec.UseNumber()
-	var v any
-	err := dec.Decode(&v)
-	if err == nil && dec.More() {
-		err = errors.New("more follows the JSON value")
-	}
+	// One decode, numbers kept exact, as the validator wants them; a
+	// second value after the first is an error.
+	v, err := jsonschema.UnmarshalJSON(strings.NewReader(content))
 	if err != nil {
 		if finishReason == "length" {
 			return nil, &OutputError{Reason: ReasonTruncated, Message: "the answer stopped at max_tokens before its JSON ended"}
 		}
 		return nil, &OutputError{Reason: ReasonNotJSON, Message: err.Error()}
 	}
-	if err := d.schema.Validate(jsonschemaValue(v)); err != nil {
+	if err := d.schema.Validate(v); err != nil {
 		return nil, &OutputError{Reason: ReasonSchema, Message: schemaMessage(err)}
 	}
 	return v, nil
-}
-
-// jsonschemaValue converts json.Number to what the validator expects.
-func jsonschemaValue(v any) any {
-	b, _ := json.Marshal(v)
-	out, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
-	if err != nil {
-		return v
-	}
-	return out
 }
 
 // schemaMessage is the first leaf of a validation error: where, and what.
