@@ -3,7 +3,7 @@
 #   make test   the whole suite, with its own Postgres and MinIO
 GO ?= go
 
-.PHONY: run build test test-short lint fmt openapi services-start services-stop clean
+.PHONY: run build test test-short lint fmt openapi services-start services-stop clean demo
 
 run:
 	$(GO) run ./cmd/kiln serve
@@ -31,6 +31,10 @@ fmt:
 # Regenerate the committed OpenAPI document (a test fails when it is stale).
 openapi:
 	$(GO) run ./cmd/kiln openapi > api/openapi.yaml
+
+# A whole kiln in-process (temp dir, simulator) runs every conquest type's samples.
+demo:
+	$(GO) run ./cmd/kiln conquest demo
 
 clean:
 	rm -rf bin data

@@ -39,14 +39,15 @@ func Version() string {
 }
 
 type cli struct {
-	Serve   serveCmd   `cmd:"" help:"Run the API and the job workers (and, on the embedded default, the GPU agent)."`
-	Agent   agentCmd   `cmd:"" help:"Run the GPU agent as its own long-lived process."`
-	Sim     simCmd     `cmd:"" help:"Run the vLLM-like LLM simulator."`
-	Batch   batchCmd   `cmd:"" help:"Submit batches and download their results, against any kiln."`
-	Migrate migrateCmd `cmd:"" help:"Migrate the database to the newest schema."`
-	Keys    keysCmd    `cmd:"" help:"Manage API keys."`
-	Openapi openapiCmd `cmd:"" name:"openapi" help:"Print the OpenAPI document (YAML)."`
-	Version versionCmd `cmd:"" help:"Print kiln's version."`
+	Serve    serveCmd    `cmd:"" help:"Run the API and the job workers (and, on the embedded default, the GPU agent)."`
+	Agent    agentCmd    `cmd:"" help:"Run the GPU agent as its own long-lived process."`
+	Sim      simCmd      `cmd:"" help:"Run the vLLM-like LLM simulator."`
+	Batch    batchCmd    `cmd:"" help:"Submit batches and download their results, against any kiln."`
+	Conquest conquestCmd `cmd:"" help:"Conquest types: list and show them, build batch requests from data records, run the demo."`
+	Migrate  migrateCmd  `cmd:"" help:"Migrate the database to the newest schema."`
+	Keys     keysCmd     `cmd:"" help:"Manage API keys."`
+	Openapi  openapiCmd  `cmd:"" name:"openapi" help:"Print the OpenAPI document (YAML)."`
+	Version  versionCmd  `cmd:"" help:"Print kiln's version."`
 }
 
 type env struct {
