@@ -103,7 +103,9 @@ func Config(version string) huma.Config {
 // authenticate requires a live API key on every /v1 route.
 func authenticate(d Deps, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !strings.HasPrefix(r.URL.Path, "/v1/") && r.URL.Path != "/v1" {
+		// Curation routes take curator keys and sessions, not API keys:
+		// they check them themselves.
+		if (!strings.HasPrefix(r.URL.Path, "/v1/") && r.URL.Path != "/v1") || strings.HasPrefix(r.URL.Path, "/v1/curation/") {
 			next.ServeHTTP(w, r)
 			return
 		}

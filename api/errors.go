@@ -156,3 +156,13 @@ func writeError(w http.ResponseWriter, e *Error) {
 	w.WriteHeader(e.status)
 	_ = jsonEncode(w, e)
 }
+
+// CodedError is an error in OpenAI's envelope with a code, for routes
+// other packages register on the API (curation).
+func CodedError(status int, code, msg string) error {
+	typ := typeInvalidRequest
+	if status >= 500 {
+		typ = typeServer
+	}
+	return newError(status, typ, code, "", msg)
+}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/kilnhq/kiln/api"
 	conquestschemas "github.com/kilnhq/kiln/conquest_schemas"
+	"github.com/kilnhq/kiln/curation"
 	"github.com/kilnhq/kiln/functions"
 	"github.com/kilnhq/kiln/gpuagent"
 	"github.com/kilnhq/kiln/internal/apikey"
@@ -72,6 +73,8 @@ type App struct {
 	Metrics *prometheus.Registry
 	// Conquests are the conquest type definitions.
 	Conquests *conquestschemas.Registry
+	// Importer imports batch outputs for curation.
+	Importer *curation.Importer
 	// Functions routes events to functions; Webhooks and Inbox are two of
 	// them.
 	Functions *functions.Registry
@@ -141,8 +144,12 @@ func New(ctx context.Context, cfg config.Config, opts Options, log *slog.Logger)
 			Keys:         apikey.NewChecker(a.Store, cfg.APIKey),
 			MaxFileBytes: cfg.MaxFileBytes, MaxLineBytes: cfg.MaxLineBytes,
 			MaxPartBytes: cfg.MaxPartBytes, UploadTTL: cfg.UploadTTL, DownloadRedirect: cfg.DownloadRedirect,
-			Extra: func(_ huma.API, mux *http.ServeMux) {
+			Extra: func(hapi huma.API, mux *http.ServeMux) {
 				mux.Handle("GET /metrics", promhttp.HandlerFor(a.Metrics, promhttp.HandlerOpts{}))
+				curation.Register(hapi, curation.Deps{Store: a.Store, Bucket: a.Bucket, Schemas: a.Conquests, Importer: a.Importer, Log: log})
+				ui := curation.UIHandler()
+				mux.Handle("/curation/", ui)
+				mux.Handle("GET /curation", http.RedirectHandler("/curation/", http.StatusFound))
 			},
 		})
 	}
@@ -161,7 +168,7 @@ func (a *App) newFunctions() error {
 	if err != nil {
 		return err
 	}
-	a.Functions, a.Webhooks, a.Inbox = fns.Registry, fns.Webhooks, fns.Inbox
+	a.Functions, a.Webhooks, a.Inbox, a.Importer = fns.Registry, fns.Webhooks, fns.Inbox, fns.Importer
 	a.Webhooks.Metrics = functions.NewMetrics(a.Metrics)
 	a.Store.SetDispatcher(fns.Registry)
 	return nil
@@ -174,6 +181,11 @@ func (a *App) Start(ctx context.Context) error {
 		if err := a.firstKey(ctx); err != nil {
 			return err
 		}
+		if a.opts.FirstKeyOut != nil {
+			if err := a.firstCurator(ctx); err != nil {
+				return err
+			}
+		}
 	}
 	if a.opts.Serve {
 		workers := river.NewWorkers()
@@ -181,6 +193,7 @@ func (a *App) Start(ctx context.Context) error {
 			MaxLineBytes: a.Cfg.MaxLineBytes, MaxRequests: a.Cfg.MaxRequests, ShardSize: a.Cfg.ShardSize,
 			EventRetention: a.Cfg.EventRetention})
 		functions.Register(workers, a.Functions, a.Store, a.Webhooks, a.Log.With("component", "functions"))
+		river.AddWorker(workers, &curation.ExportWorker{Exporter: &curation.Exporter{Store: a.Store, Bucket: a.Bucket, Log: a.Log.With("component", "curation")}})
 		if err := a.Store.StartWorkers(ctx, store.WorkerOpts{
 			Workers:      workers,
 			Queues:       map[string]int{jobs.QueueDefault: 10, functions.QueueEvents: eventWorkers},
@@ -332,6 +345,23 @@ func (a *App) firstKey(ctx context.Context) error {
 		fmt.Fprintf(a.opts.FirstKeyOut, "\nkiln made its first API key. It is shown only this once; keep it:\n\n    %s\n\nMore keys: kiln keys create --name NAME\n\n", secret)
 	}
 	a.Log.Info("first API key created", "prefix", secret[:len(apikey.Prefix)+4])
+	return nil
+}
+
+// firstCurator makes the first curator key (an admin) beside the first API
+// key, so that the workbench at /curation/ can be opened.
+func (a *App) firstCurator(ctx context.Context) error {
+	list, err := a.Store.CuratorList(ctx)
+	if err != nil || len(list) > 0 {
+		return err
+	}
+	_, secret, err := curation.CreateCurator(ctx, a.Store, "first curator", curation.RoleAdmin)
+	if err != nil {
+		return err
+	}
+	if a.opts.FirstKeyOut != nil {
+		fmt.Fprintf(a.opts.FirstKeyOut, "kiln made its first curator key, for the curation workbench at /curation/. It is shown only this once; keep it:\n\n    %s\n\nMore: kiln curators create --name NAME\n\n", secret)
+	}
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 
 	conquestschemas "github.com/kilnhq/kiln/conquest_schemas"
+	"github.com/kilnhq/kiln/curation"
 	"github.com/kilnhq/kiln/functions"
 	"github.com/kilnhq/kiln/internal/config"
 	"github.com/kilnhq/kiln/internal/netguard"
@@ -18,6 +19,7 @@ type Functions struct {
 	Webhooks  *functions.Webhooks
 	Inbox     *functions.Inbox
 	Conquests *functions.Conquests
+	Importer  *curation.Importer
 }
 
 // NewFunctions builds kiln's functions from cfg. It does not route st's
@@ -36,11 +38,12 @@ func NewFunctions(cfg config.Config, st *store.Store, bucket objectstore.Bucket,
 	}
 	in := &functions.Inbox{Store: st, Bucket: bucket, Prefix: cfg.InboxPrefix, Log: log}
 	cq := &functions.Conquests{Store: st, Bucket: bucket, Schemas: schemas, Log: log}
+	im := &curation.Importer{Store: st, Bucket: bucket, Schemas: schemas, Log: log}
 	reg, err := functions.NewRegistry(
 		functions.Retry{Base: cfg.RetryBase, Max: cfg.RetryMax, MaxAttempts: cfg.FunctionMaxAttempts, MaxAge: cfg.FunctionMaxAge},
-		wh.Function(), in.Function(), cq.Function())
+		wh.Function(), in.Function(), cq.Function(), im.Function())
 	if err != nil {
 		return Functions{}, err
 	}
-	return Functions{Registry: reg, Webhooks: wh, Inbox: in, Conquests: cq}, nil
+	return Functions{Registry: reg, Webhooks: wh, Inbox: in, Conquests: cq, Importer: im}, nil
 }

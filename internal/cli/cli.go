@@ -46,6 +46,7 @@ type cli struct {
 	Conquest conquestCmd `cmd:"" help:"Conquest types: list and show them, build batch requests from data records, run the demo."`
 	Migrate  migrateCmd  `cmd:"" help:"Migrate the database to the newest schema."`
 	Keys     keysCmd     `cmd:"" help:"Manage API keys."`
+	Curators curatorsCmd `cmd:"" help:"Manage curator keys (the curation workbench's, apart from API keys)."`
 	Openapi  openapiCmd  `cmd:"" name:"openapi" help:"Print the OpenAPI document (YAML)."`
 	Version  versionCmd  `cmd:"" help:"Print kiln's version."`
 }

@@ -27,6 +27,12 @@ const (
 	// webhooks in its dashboard, not through the API.
 	WebhookEndpoint = "we_"
 	Delivery        = "whdel_"
+	// Curation.
+	Task    = "task_"
+	Output  = "out_"
+	History = "hist_"
+	Export  = "export_"
+	Curator = "cur_"
 )
 
 var (

@@ -1,0 +1,257 @@
+package curation
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/kilnhq/kiln/internal/batchline"
+	"github.com/kilnhq/kiln/internal/store"
+)
+
+// BulkRecord is one line of an external JSONL import: a prompt and one
+// model's answer to it.
+type BulkRecord struct {
+	// Type is the conquest type (or any name for other tasks).
+	Type string `json:"type"`
+	// Key identifies the task within its type; default: the hash of the
+	// messages.
+	Key      string          `json:"key,omitempty"`
+	Messages json.RawMessage `json:"messages"`
+	Model    string          `json:"model"`
+	// Output is the model's answer: a string, or JSON (kept as JSON text).
+	Output json.RawMessage `json:"output"`
+	// Source tells outputs of one task and model apart (default
+	// "import"): one output per task and source.
+	Source string `json:"source,omitempty"`
+}
+
+// maxBulkLine bounds one line of a bulk import.
+const maxBulkLine = MaxOutputBytes + (1 << 20)
+
+func registerBulkImport(api huma.API, d Deps, tags []string, auth huma.Middlewares) {
+	huma.Register(api, huma.Operation{
+		OperationID: "importCurationJSONL", Method: http.MethodPost, Path: "/v1/curation/imports",
+		Summary: "Import external outputs (JSONL)", Tags: tags, Middlewares: auth, SkipValidateBody: true,
+		Description: "Each line: {`type`, `key`?, `messages`: [...], `model`, `output`: string or JSON, `source`?}. " +
+			"Outputs of conquest types are checked against their schema. Bad lines are listed with their number; the rest are imported; " +
+			"importing a line twice adds nothing.",
+	}, func(ctx context.Context, in *struct {
+		RawBody []byte `contentType:"application/jsonl"`
+	}) (*struct{ Body ImportResult }, error) {
+		items, res := d.parseBulk(in.RawBody)
+		r, err := d.Store.CurationImport(ctx, "", items)
+		if err != nil {
+			return nil, serverError(ctx, d.Log, err)
+		}
+		res.Tasks, res.Outputs = r.Tasks, r.Outputs
+		return &struct{ Body ImportResult }{res}, nil
+	})
+
+	huma.Register(api, huma.Operation{
+		OperationID: "importLabelStudio", Method: http.MethodPost, Path: "/v1/curation/imports/label_studio",
+		Summary: "Import a Label Studio JSON export", Tags: tags, Middlewares: auth, SkipValidateBody: true,
+		Description: "Label Studio's JSON export: each task's data (prompt, or messages) is the prompt, its predictions the outputs " +
+			"(model_version names the model), and an annotation with ground_truth becomes the gold star. Query type names the tasks' type.",
+	}, func(ctx context.Context, in *struct {
+		Type    string `query:"type" doc:"The tasks' type (default label_studio)."`
+		RawBody []byte `contentType:"application/json"`
+	}) (*struct{ Body ImportResult }, error) {
+		typ := in.Type
+		if typ == "" {
+			typ = "label_studio"
+		}
+		res, err := d.importLabelStudio(ctx, typ, in.RawBody)
+		if err != nil {
+			return nil, err
+		}
+		return &struct{ Body ImportResult }{res}, nil
+	})
+}
+
+func (d Deps) parseBulk(body []byte) ([]store.ImportItem, ImportResult) {
+	res := ImportResult{Object: "curation.import"}
+	fail := func(line int, msg string) {
+		if len(res.Errors) < 100 {
+			res.Errors = append(res.Errors, struct {
+				Line    int    `json:"line"`
+				Message string `json:"message"`
+			}{line, msg})
+		}
+	}
+	var items []store.ImportItem
+	sc := batchline.NewScanner(bytes.NewReader(body), maxBulkLine)
+	for sc.Next() {
+		if sc.TooLong() {
+			fail(sc.Line(), fmt.Sprintf("the line is longer than %d bytes", maxBulkLine))
+			continue
+		}
+		if batchline.Blank(sc.Bytes()) {
+			continue
+		}
+		var r BulkRecord
+		dec := json.NewDecoder(bytes.NewReader(sc.Bytes()))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&r); err != nil {
+			fail(sc.Line(), "not a record: "+err.Error())
+			continue
+		}
+		if r.Type == "" || r.Model == "" || len(r.Messages) == 0 || len(r.Output) == 0 {
+			fail(sc.Line(), "type, messages, model and output are required")
+			continue
+		}
+		var msgs []map[string]any
+		if json.Unmarshal(r.Messages, &msgs) != nil {
+			fail(sc.Line(), "messages must be an array of {role, content}")
+			continue
+		}
+		content := string(r.Output)
+		var s string
+		if json.Unmarshal(r.Output, &s) == nil {
+			content = s
+		}
+		key := r.Key
+		if key == "" {
+			key = KeyOf(r.Messages)
+		}
+		source := r.Source
+		if source == "" {
+			source = "import"
+		}
+		o := store.CurationOutput{BatchID: "import:" + source + ":" + r.Model, Model: r.Model, Content: content, Valid: true}
+		version := int64(0)
+		if def, err := d.Schemas.Get(r.Type, 0); err == nil {
+			version = int64(def.Version)
+			if _, e := def.CheckOutput(content, "stop"); e != nil {
+				o.Valid, o.Reason, o.Message = false, e.Reason, e.Message
+			}
+		}
+		input, _ := json.Marshal(map[string]json.RawMessage{"messages": r.Messages})
+		items = append(items, store.ImportItem{ConquestType: r.Type, ConquestVersion: version, Key: key, Input: input,
+			SearchText: SearchText(r.Messages), Output: o})
+	}
+	return items, res
+}
+
+// importLabelStudio imports Label Studio's JSON export.
+func (d Deps) importLabelStudio(ctx context.Context, typ string, body []byte) (ImportResult, error) {
+	var tasks []struct {
+		ID   any            `json:"id"`
+		Data map[string]any `json:"data"`
+		// Predictions and annotations share a shape.
+		Predictions []lsResult `json:"predictions"`
+		Annotations []lsResult `json:"annotations"`
+	}
+	if err := json.Unmarshal(body, &tasks); err != nil {
+		return ImportResult{}, withCode(http.StatusBadRequest, "invalid_label_studio", "The body is not a Label Studio JSON export (an array of tasks): "+err.Error())
+	}
+	res := ImportResult{Object: "curation.import"}
+	var items []store.ImportItem
+	gold := map[string]string{} // task key → gold answer text
+	for i, t := range tasks {
+		msgs := json.RawMessage(nil)
+		if m, ok := t.Data["messages"]; ok {
+			msgs, _ = json.Marshal(m)
+		} else {
+			prompt := ""
+			for _, k := range []string{"prompt", "text", "input"} {
+				if s, ok := t.Data[k].(string); ok {
+					prompt = s
+					break
+				}
+			}
+			if prompt == "" {
+				res.Errors = append(res.Errors, struct {
+					Line    int    `json:"line"`
+					Message string `json:"message"`
+				}{i + 1, "task has no data.prompt, data.text, data.input or data.messages"})
+				continue
+			}
+			msgs, _ = json.Marshal([]map[string]string{{"role": "user", "content": prompt}})
+		}
+		key := fmt.Sprint(t.Data["kiln_task_id"])
+		if t.Data["key"] != nil {
+			key = fmt.Sprint(t.Data["key"])
+		}
+		if key == "<nil>" || key == "" {
+			key = KeyOf(msgs)
+		}
+		input, _ := json.Marshal(map[string]json.RawMessage{"messages": msgs})
+		add := func(model, source, text string) {
+			items = append(items, store.ImportItem{ConquestType: typ, Key: key, Input: input, SearchText: SearchText(msgs),
+				Output: store.CurationOutput{BatchID: "label_studio:" + source, Model: model, Content: text, Valid: true}})
+		}
+		for j, p := range t.Predictions {
+			model := p.ModelVersion
+			if model == "" {
+				model = fmt.Sprintf("prediction-%d", j+1)
+			}
+			add(model, "prediction:"+model, p.text())
+		}
+		for j, a := range t.Annotations {
+			if a.GroundTruth {
+				add("annotator", fmt.Sprintf("annotation:%d", j), a.text())
+				gold[key] = a.text()
+			}
+		}
+	}
+	r, err := d.Store.CurationImport(ctx, "", items)
+	if err != nil {
+		return res, serverError(ctx, d.Log, err)
+	}
+	res.Tasks, res.Outputs = r.Tasks, r.Outputs
+	// Ground truth becomes the gold star (unless the task has one): the
+	// annotator's output.
+	for key := range gold {
+		id, err := d.Store.CurationTaskIDByKey(ctx, typ, key)
+		if err != nil {
+			return res, serverError(ctx, d.Log, err)
+		}
+		t, outs, _, err := d.Store.CurationTaskGet(ctx, id)
+		if err != nil {
+			return res, serverError(ctx, d.Log, err)
+		}
+		if t.GoldOutputID != nil {
+			continue
+		}
+		for _, o := range outs {
+			if strings.HasPrefix(o.BatchID, "label_studio:annotation:") {
+				g := o.ID
+				if err := d.Store.CurationAnnotate(ctx, t.ID, t.Version, "label-studio-import", store.Annotation{Gold: &g}); err != nil {
+					return res, serverError(ctx, d.Log, err)
+				}
+				break
+			}
+		}
+	}
+	return res, nil
+}
+
+type lsResult struct {
+	ModelVersion string `json:"model_version"`
+	GroundTruth  bool   `json:"ground_truth"`
+	Result       []struct {
+		Value map[string]any `json:"value"`
+	} `json:"result"`
+}
+
+// text is the answer a Label Studio result holds: a textarea's text, or
+// the value as JSON.
+func (r lsResult) text() string {
+	if len(r.Result) == 0 {
+		return ""
+	}
+	v := r.Result[0].Value
+	if t, ok := v["text"].([]any); ok && len(t) > 0 {
+		if s, ok := t[0].(string); ok {
+			return s
+		}
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}

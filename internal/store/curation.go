@@ -1,0 +1,676 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/kilnhq/kiln/internal/ids"
+)
+
+// Curation task statuses.
+const (
+	TaskPending  = "pending"
+	TaskReviewed = "reviewed"
+	TaskSkipped  = "skipped"
+)
+
+// CurationTask is one conquest input that models answered.
+type CurationTask struct {
+	ID              string
+	ConquestType    string
+	ConquestVersion int64
+	Key             string
+	Input           json.RawMessage
+	Status          string
+	GoldOutputID    *string
+	Notes           string
+	Version         int64
+	Curator         string
+	CreatedAt       int64
+	UpdatedAt       int64
+	// Outputs counts the task's outputs (in lists).
+	Outputs int64
+}
+
+// CurationOutput is one model's answer to a task, and its annotations.
+type CurationOutput struct {
+	ID               string
+	TaskID           string
+	BatchID          string
+	Model            string
+	Content          string
+	Valid            bool
+	Reason           string
+	Message          string
+	InputTokens      int64
+	OutputTokens     int64
+	Rating           *int64
+	Corrected        *string
+	CorrectedValid   *bool
+	CorrectedMessage string
+	CreatedAt        int64
+	UpdatedAt        int64
+}
+
+// HistoryEntry is one change of a task.
+type HistoryEntry struct {
+	ID      string
+	TaskID  string
+	Curator string
+	Action  string
+	Detail  json.RawMessage
+	At      int64
+}
+
+// ImportItem is one output to import, with its task.
+type ImportItem struct {
+	ConquestType    string
+	ConquestVersion int64
+	Key             string
+	Input           json.RawMessage
+	SearchText      string
+	Output          CurationOutput
+}
+
+// ImportResult is what an import added.
+type ImportResult struct {
+	Tasks, Outputs int64
+	// Already: the batch was imported before; nothing was added.
+	Already bool
+}
+
+// importChunk is how many outputs one import transaction writes.
+const importChunk = 500
+
+// CurationImported reports whether a batch was imported.
+func (s *Store) CurationImported(ctx context.Context, batchID string) (bool, error) {
+	var n int
+	if err := s.d.db().queryRow(ctx, `SELECT COUNT(*) FROM curation_imports WHERE batch_id = $1`, batchID).Scan(&n); err != nil {
+		return false, fmt.Errorf("store: curation import of %s: %w", batchID, err)
+	}
+	return n > 0, nil
+}
+
+// CurationImport adds items as tasks (one per conquest type and key) and
+// outputs (one per task and batch), in transactions of importChunk items;
+// the last records the batch as imported. Items already there are skipped,
+// so a run cut short can run again. batchID "" records nothing (an import
+// from elsewhere).
+func (s *Store) CurationImport(ctx context.Context, batchID string, items []ImportItem) (ImportResult, error) {
+	var res ImportResult
+	if batchID != "" {
+		done, err := s.CurationImported(ctx, batchID)
+		if err != nil || done {
+			return ImportResult{Already: done}, err
+		}
+	}
+	for start := 0; start < len(items) || start == 0; start += importChunk {
+		chunk := items[start:min(start+importChunk, len(items))]
+		last := start+importChunk >= len(items)
+		err := s.d.tx(ctx, func(q querier, _ enqueue) error {
+			t := now()
+			for _, it := range chunk {
+				n, err := q.exec(ctx, `INSERT INTO curation_tasks (id, conquest_type, conquest_version, task_key, input, search_text, created_at, updated_at)
+					VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (conquest_type, task_key) DO NOTHING`,
+					ids.New(ids.Task), it.ConquestType, it.ConquestVersion, it.Key, string(it.Input), it.SearchText, t)
+				if err != nil {
+					return err
+				}
+				res.Tasks += n
+				var taskID string
+				if err := q.queryRow(ctx, `SELECT id FROM curation_tasks WHERE conquest_type = $1 AND task_key = $2`, it.ConquestType, it.Key).Scan(&taskID); err != nil {
+					return err
+				}
+				o := it.Output
+				valid := 0
+				if o.Valid {
+					valid = 1
+				}
+				n, err = q.exec(ctx, `INSERT INTO curation_outputs (id, task_id, batch_id, model, content, valid, reason, message, input_tokens, output_tokens, created_at, updated_at)
+					VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) ON CONFLICT (task_id, batch_id) DO NOTHING`,
+					ids.New(ids.Output), taskID, o.BatchID, o.Model, o.Content, valid, o.Reason, o.Message, o.InputTokens, o.OutputTokens, t)
+				if err != nil {
+					return err
+				}
+				res.Outputs += n
+			}
+			if last && batchID != "" {
+				_, err := q.exec(ctx, `INSERT INTO curation_imports (batch_id, tasks, outputs, imported_at) VALUES ($1, $2, $3, $4)
+					ON CONFLICT (batch_id) DO NOTHING`, batchID, res.Tasks, res.Outputs, t)
+				return err
+			}
+			return nil
+		})
+		if err != nil {
+			return res, fmt.Errorf("store: curation import: %w", err)
+		}
+		if len(items) == 0 {
+			break
+		}
+	}
+	return res, nil
+}
+
+// TaskFilter selects tasks. Nil pointers and empty strings select all.
+type TaskFilter struct {
+	Type    string
+	Model   string
+	Gold    *bool
+	Rated   *bool
+	Invalid *bool
+	Status  string
+	// Text is searched for in the task's input, case-insensitively.
+	Text string
+	// IDs, when set, selects these tasks only.
+	IDs []string
+}
+
+func (f TaskFilter) where(args *[]any) string {
+	var conds []string
+	arg := func(v any) string {
+		*args = append(*args, v)
+		return fmt.Sprintf("$%d", len(*args))
+	}
+	if f.Type != "" {
+		conds = append(conds, "t.conquest_type = "+arg(f.Type))
+	}
+	if f.Status != "" {
+		conds = append(conds, "t.status = "+arg(f.Status))
+	}
+	if f.Model != "" {
+		conds = append(conds, "EXISTS (SELECT 1 FROM curation_outputs o WHERE o.task_id = t.id AND o.model = "+arg(f.Model)+")")
+	}
+	if f.Gold != nil {
+		if *f.Gold {
+			conds = append(conds, "t.gold_output_id IS NOT NULL")
+		} else {
+			conds = append(conds, "t.gold_output_id IS NULL")
+		}
+	}
+	exists := func(b *bool, cond string) {
+		if b == nil {
+			return
+		}
+		e := "EXISTS (SELECT 1 FROM curation_outputs o WHERE o.task_id = t.id AND " + cond + ")"
+		if !*b {
+			e = "NOT " + e
+		}
+		conds = append(conds, e)
+	}
+	exists(f.Rated, "o.rating IS NOT NULL")
+	exists(f.Invalid, "o.valid = 0")
+	if f.Text != "" {
+		conds = append(conds, "t.search_text LIKE "+arg("%"+escapeLike(strings.ToLower(f.Text))+"%")+" ESCAPE '\\'")
+	}
+	if len(f.IDs) > 0 {
+		ph := make([]string, len(f.IDs))
+		for i, id := range f.IDs {
+			ph[i] = arg(id)
+		}
+		conds = append(conds, "t.id IN ("+strings.Join(ph, ", ")+")")
+	}
+	if len(conds) == 0 {
+		return "1 = 1"
+	}
+	return strings.Join(conds, " AND ")
+}
+
+func escapeLike(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
+
+const taskColumns = `t.id, t.conquest_type, t.conquest_version, t.task_key, t.input, t.status, t.gold_output_id, t.notes, t.version,
+	t.curator, t.created_at, t.updated_at`
+
+func scanTask(r row, extra ...any) (CurationTask, error) {
+	var t CurationTask
+	var input string
+	err := r.Scan(append([]any{&t.ID, &t.ConquestType, &t.ConquestVersion, &t.Key, &input, &t.Status, &t.GoldOutputID, &t.Notes,
+		&t.Version, &t.Curator, &t.CreatedAt, &t.UpdatedAt}, extra...)...)
+	t.Input = json.RawMessage(input)
+	return t, err
+}
+
+// CurationTaskList lists tasks matching f, newest first, after the cursor
+// (a task ID), up to limit, and whether more follow: keyset pagination.
+func (s *Store) CurationTaskList(ctx context.Context, f TaskFilter, after string, limit int) ([]CurationTask, bool, error) {
+	var args []any
+	where := f.where(&args)
+	if after != "" {
+		args = append(args, after)
+		where += fmt.Sprintf(" AND t.id < $%d", len(args))
+	}
+	args = append(args, limit+1)
+	sql := `SELECT ` + taskColumns + `, (SELECT COUNT(*) FROM curation_outputs o WHERE o.task_id = t.id)
+		FROM curation_tasks t WHERE ` + where + fmt.Sprintf(` ORDER BY t.id DESC LIMIT $%d`, len(args))
+	out, err := collect(ctx, s.d.db(), func(r row) (CurationTask, error) {
+		var n int64
+		t, err := scanTask(r, &n)
+		t.Outputs = n
+		return t, err
+	}, sql, args...)
+	if err != nil {
+		return nil, false, fmt.Errorf("store: list tasks: %w", err)
+	}
+	return page(out, limit)
+}
+
+const outputColumns = `id, task_id, batch_id, model, content, valid, reason, message, input_tokens, output_tokens, rating, corrected,
+	corrected_valid, corrected_message, created_at, updated_at`
+
+func scanOutput(r row) (CurationOutput, error) {
+	var o CurationOutput
+	var valid int64
+	var cv *int64
+	err := r.Scan(&o.ID, &o.TaskID, &o.BatchID, &o.Model, &o.Content, &valid, &o.Reason, &o.Message, &o.InputTokens, &o.OutputTokens,
+		&o.Rating, &o.Corrected, &cv, &o.CorrectedMessage, &o.CreatedAt, &o.UpdatedAt)
+	o.Valid = valid == 1
+	if cv != nil {
+		b := *cv == 1
+		o.CorrectedValid = &b
+	}
+	return o, err
+}
+
+// CurationTaskGet returns a task with its outputs (by model) and history
+// (oldest first).
+func (s *Store) CurationTaskGet(ctx context.Context, id string) (CurationTask, []CurationOutput, []HistoryEntry, error) {
+	t, err := scanTask(s.d.db().queryRow(ctx, `SELECT `+taskColumns+` FROM curation_tasks t WHERE t.id = $1`, id))
+	if err != nil {
+		return CurationTask{}, nil, nil, fmt.Errorf("store: get task %s: %w", id, err)
+	}
+	outs, err := collect(ctx, s.d.db(), scanOutput, `SELECT `+outputColumns+` FROM curation_outputs WHERE task_id = $1 ORDER BY model, id`, id)
+	if err != nil {
+		return CurationTask{}, nil, nil, fmt.Errorf("store: task %s outputs: %w", id, err)
+	}
+	hist, err := collect(ctx, s.d.db(), func(r row) (HistoryEntry, error) {
+		var h HistoryEntry
+		var detail string
+		err := r.Scan(&h.ID, &h.TaskID, &h.Curator, &h.Action, &detail, &h.At)
+		h.Detail = json.RawMessage(detail)
+		return h, err
+	}, `SELECT id, task_id, curator, action, detail, at FROM curation_history WHERE task_id = $1 ORDER BY id`, id)
+	if err != nil {
+		return CurationTask{}, nil, nil, fmt.Errorf("store: task %s history: %w", id, err)
+	}
+	t.Outputs = int64(len(outs))
+	return t, outs, hist, nil
+}
+
+// OutputAnnotation changes one output: nil fields stay as they are.
+type OutputAnnotation struct {
+	ID     string `json:"id"`
+	Rating *int64 `json:"rating,omitempty"`
+	// ClearRating removes the rating.
+	ClearRating bool `json:"clear_rating,omitempty"`
+	// Corrected is the corrected output; CorrectedValid and
+	// CorrectedMessage say whether it matched the schema.
+	Corrected        *string `json:"corrected,omitempty"`
+	CorrectedValid   bool    `json:"corrected_valid,omitempty"`
+	CorrectedMessage string  `json:"corrected_message,omitempty"`
+	// ClearCorrection removes the correction.
+	ClearCorrection bool `json:"clear_correction,omitempty"`
+}
+
+// Annotation changes a task: nil fields stay as they are.
+type Annotation struct {
+	Status *string `json:"status,omitempty"`
+	Notes  *string `json:"notes,omitempty"`
+	// Gold names the gold-star output; "" clears it.
+	Gold    *string            `json:"gold_output_id,omitempty"`
+	Outputs []OutputAnnotation `json:"outputs,omitempty"`
+}
+
+// ErrStale is a write that names a version other than the task's: someone
+// changed it meanwhile.
+var ErrStale = fmt.Errorf("%w: the task changed since it was read", ErrConflict)
+
+// CurationAnnotate applies a to the task if its version is still version,
+// records the change in its history, and bumps the version, in one
+// transaction.
+func (s *Store) CurationAnnotate(ctx context.Context, taskID string, version int64, curator string, a Annotation) error {
+	err := s.d.tx(ctx, func(q querier, _ enqueue) error {
+		var cur int64
+		if err := q.queryRow(ctx, `SELECT version FROM curation_tasks WHERE id = $1`+s.d.forUpdate(), taskID).Scan(&cur); err != nil {
+			return err
+		}
+		if cur != version {
+			return ErrStale
+		}
+		t := now()
+		for _, o := range a.Outputs {
+			sets, args := []string{"updated_at = $2"}, []any{o.ID, t, taskID}
+			set := func(col string, v any) {
+				args = append(args, v)
+				sets = append(sets, fmt.Sprintf("%s = $%d", col, len(args)))
+			}
+			switch {
+			case o.ClearRating:
+				sets = append(sets, "rating = NULL")
+			case o.Rating != nil:
+				set("rating", *o.Rating)
+			}
+			switch {
+			case o.ClearCorrection:
+				sets = append(sets, "corrected = NULL", "corrected_valid = NULL", "corrected_message = ''")
+			case o.Corrected != nil:
+				v := 0
+				if o.CorrectedValid {
+					v = 1
+				}
+				set("corrected", *o.Corrected)
+				set("corrected_valid", v)
+				set("corrected_message", o.CorrectedMessage)
+			}
+			n, err := q.exec(ctx, `UPDATE curation_outputs SET `+strings.Join(sets, ", ")+` WHERE id = $1 AND task_id = $3`, args...)
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				return fmt.Errorf("output %s of task %s: %w", o.ID, taskID, ErrNotFound)
+			}
+		}
+		sets, args := []string{"version = version + 1", "updated_at = $2", "curator = $3"}, []any{taskID, t, curator}
+		set := func(col string, v any) {
+			args = append(args, v)
+			sets = append(sets, fmt.Sprintf("%s = $%d", col, len(args)))
+		}
+		if a.Status != nil {
+			set("status", *a.Status)
+		}
+		if a.Notes != nil {
+			set("notes", *a.Notes)
+		}
+		if a.Gold != nil {
+			if *a.Gold == "" {
+				sets = append(sets, "gold_output_id = NULL")
+			} else {
+				var n int
+				if err := q.queryRow(ctx, `SELECT COUNT(*) FROM curation_outputs WHERE id = $1 AND task_id = $2`, *a.Gold, taskID).Scan(&n); err != nil {
+					return err
+				}
+				if n == 0 {
+					return fmt.Errorf("gold output %s of task %s: %w", *a.Gold, taskID, ErrNotFound)
+				}
+				set("gold_output_id", *a.Gold)
+			}
+		}
+		if _, err := q.exec(ctx, `UPDATE curation_tasks SET `+strings.Join(sets, ", ")+` WHERE id = $1`, args...); err != nil {
+			return err
+		}
+		detail, err := json.Marshal(a)
+		if err != nil {
+			return err
+		}
+		_, err = q.exec(ctx, `INSERT INTO curation_history (id, task_id, curator, action, detail, at) VALUES ($1, $2, $3, $4, $5, $6)`,
+			ids.New(ids.History), taskID, curator, "annotate", string(detail), t)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store: annotate task %s: %w", taskID, err)
+	}
+	return nil
+}
+
+// CurationStat is one conquest type and model's numbers.
+type CurationStat struct {
+	Type, Model string
+	Outputs     int64
+	Valid       int64
+	Rated       int64
+	MeanRating  *float64
+	Gold        int64
+	Corrected   int64
+}
+
+// CurationStats counts outputs per conquest type and model.
+func (s *Store) CurationStats(ctx context.Context) ([]CurationStat, error) {
+	out, err := collect(ctx, s.d.db(), func(r row) (CurationStat, error) {
+		var st CurationStat
+		err := r.Scan(&st.Type, &st.Model, &st.Outputs, &st.Valid, &st.Rated, &st.MeanRating, &st.Gold, &st.Corrected)
+		return st, err
+	}, `SELECT t.conquest_type, o.model, COUNT(*), SUM(o.valid), COUNT(o.rating), AVG(CAST(o.rating AS DOUBLE PRECISION)),
+		SUM(CASE WHEN t.gold_output_id = o.id THEN 1 ELSE 0 END), COUNT(o.corrected)
+		FROM curation_outputs o JOIN curation_tasks t ON t.id = o.task_id
+		GROUP BY t.conquest_type, o.model ORDER BY t.conquest_type, o.model`)
+	if err != nil {
+		return nil, fmt.Errorf("store: curation stats: %w", err)
+	}
+	return out, nil
+}
+
+// CurationEach calls fn for every task matching f, with its outputs, in
+// pages of 500, oldest first; an error from fn stops it.
+func (s *Store) CurationEach(ctx context.Context, f TaskFilter, fn func(CurationTask, []CurationOutput) error) error {
+	after := ""
+	for {
+		var args []any
+		where := f.where(&args)
+		if after != "" {
+			args = append(args, after)
+			where += fmt.Sprintf(" AND t.id > $%d", len(args))
+		}
+		tasks, err := collect(ctx, s.d.db(), func(r row) (CurationTask, error) { return scanTask(r) },
+			`SELECT `+taskColumns+` FROM curation_tasks t WHERE `+where+` ORDER BY t.id LIMIT 500`, args...)
+		if err != nil {
+			return fmt.Errorf("store: curation tasks: %w", err)
+		}
+		if len(tasks) == 0 {
+			return nil
+		}
+		idArgs := make([]any, len(tasks))
+		ph := make([]string, len(tasks))
+		for i, t := range tasks {
+			idArgs[i], ph[i] = t.ID, fmt.Sprintf("$%d", i+1)
+		}
+		outs, err := collect(ctx, s.d.db(), scanOutput, `SELECT `+outputColumns+` FROM curation_outputs WHERE task_id IN (`+
+			strings.Join(ph, ", ")+`) ORDER BY task_id, model, id`, idArgs...)
+		if err != nil {
+			return fmt.Errorf("store: curation outputs: %w", err)
+		}
+		byTask := map[string][]CurationOutput{}
+		for _, o := range outs {
+			byTask[o.TaskID] = append(byTask[o.TaskID], o)
+		}
+		for _, t := range tasks {
+			if err := fn(t, byTask[t.ID]); err != nil {
+				return err
+			}
+		}
+		after = tasks[len(tasks)-1].ID
+	}
+}
+
+// CurationCount counts the tasks matching f.
+func (s *Store) CurationCount(ctx context.Context, f TaskFilter) (int64, error) {
+	var args []any
+	where := f.where(&args)
+	var n int64
+	if err := s.d.db().queryRow(ctx, `SELECT COUNT(*) FROM curation_tasks t WHERE `+where, args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: count tasks: %w", err)
+	}
+	return n, nil
+}
+
+// Export statuses.
+const (
+	ExportQueued    = "queued"
+	ExportRunning   = "running"
+	ExportCompleted = "completed"
+	ExportFailed    = "failed"
+)
+
+// CurationExport is an export job and its outcome.
+type CurationExport struct {
+	ID          string
+	Format      string
+	Options     json.RawMessage
+	Status      string
+	Done, Total int64
+	Rows        int64
+	FileID      *string
+	Error       string
+	Curator     string
+	CreatedAt   int64
+	CompletedAt *int64
+}
+
+const exportColumns = `id, format, options, status, done, total, rows, file_id, error, curator, created_at, completed_at`
+
+func scanExport(r row) (CurationExport, error) {
+	var e CurationExport
+	var opts string
+	err := r.Scan(&e.ID, &e.Format, &opts, &e.Status, &e.Done, &e.Total, &e.Rows, &e.FileID, &e.Error, &e.Curator, &e.CreatedAt, &e.CompletedAt)
+	e.Options = json.RawMessage(opts)
+	return e, err
+}
+
+// ExportCreate records a queued export and enqueues its job.
+func (s *Store) ExportCreate(ctx context.Context, e CurationExport, job Job) error {
+	err := s.d.tx(ctx, func(q querier, enq enqueue) error {
+		if _, err := q.exec(ctx, `INSERT INTO curation_exports (id, format, options, status, curator, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+			e.ID, e.Format, string(e.Options), ExportQueued, e.Curator, e.CreatedAt); err != nil {
+			return err
+		}
+		return enq(ctx, job)
+	})
+	if err != nil {
+		return fmt.Errorf("store: create export: %w", err)
+	}
+	return nil
+}
+
+// ExportGet returns an export.
+func (s *Store) ExportGet(ctx context.Context, id string) (CurationExport, error) {
+	e, err := scanExport(s.d.db().queryRow(ctx, `SELECT `+exportColumns+` FROM curation_exports WHERE id = $1`, id))
+	if err != nil {
+		return CurationExport{}, fmt.Errorf("store: get export %s: %w", id, err)
+	}
+	return e, nil
+}
+
+// ExportList lists exports, newest first, up to limit.
+func (s *Store) ExportList(ctx context.Context, limit int) ([]CurationExport, error) {
+	out, err := collect(ctx, s.d.db(), scanExport, `SELECT `+exportColumns+` FROM curation_exports ORDER BY id DESC LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: list exports: %w", err)
+	}
+	return out, nil
+}
+
+// ExportProgress records an export's progress.
+func (s *Store) ExportProgress(ctx context.Context, id, status string, done, total, rows int64) error {
+	_, err := s.d.db().exec(ctx, `UPDATE curation_exports SET status = $2, done = $3, total = $4, rows = $5 WHERE id = $1`, id, status, done, total, rows)
+	if err != nil {
+		return fmt.Errorf("store: export %s progress: %w", id, err)
+	}
+	return nil
+}
+
+// ExportFinish records an export's end: its file, or its error, and its
+// file's row in one transaction.
+func (s *Store) ExportFinish(ctx context.Context, id string, rows int64, f *File, errMsg string) error {
+	err := s.d.tx(ctx, func(q querier, enq enqueue) error {
+		status := ExportCompleted
+		var fileID *string
+		if errMsg != "" {
+			status = ExportFailed
+		}
+		if f != nil {
+			if err := s.insertFile(ctx, q, enq, *f); err != nil {
+				return err
+			}
+			fileID = &f.ID
+		}
+		t := time.Now().Unix()
+		_, err := q.exec(ctx, `UPDATE curation_exports SET status = $2, rows = $3, file_id = $4, error = $5, completed_at = $6, done = total WHERE id = $1`,
+			id, status, rows, fileID, errMsg, t)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store: finish export %s: %w", id, err)
+	}
+	return nil
+}
+
+// Curator is a person who reviews outputs, with a key of their own.
+type Curator struct {
+	ID        string
+	Name      string
+	Role      string // curator or admin
+	Prefix    string
+	Hash      string
+	CreatedAt int64
+	RevokedAt *int64
+}
+
+// CuratorCreate stores a curator.
+func (s *Store) CuratorCreate(ctx context.Context, c Curator) error {
+	if _, err := s.d.db().exec(ctx, `INSERT INTO curators (id, name, role, prefix, hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+		c.ID, c.Name, c.Role, c.Prefix, c.Hash, c.CreatedAt); err != nil {
+		return fmt.Errorf("store: create curator: %w", err)
+	}
+	return nil
+}
+
+// CuratorByHash finds an unrevoked curator by the hash of their key.
+func (s *Store) CuratorByHash(ctx context.Context, hash string) (Curator, error) {
+	var c Curator
+	err := s.d.db().queryRow(ctx, `SELECT id, name, role, prefix, hash, created_at, revoked_at FROM curators WHERE hash = $1 AND revoked_at IS NULL`, hash).
+		Scan(&c.ID, &c.Name, &c.Role, &c.Prefix, &c.Hash, &c.CreatedAt, &c.RevokedAt)
+	if err != nil {
+		return Curator{}, fmt.Errorf("store: curator: %w", err)
+	}
+	return c, nil
+}
+
+// CuratorList lists curators.
+func (s *Store) CuratorList(ctx context.Context) ([]Curator, error) {
+	return collect(ctx, s.d.db(), func(r row) (Curator, error) {
+		var c Curator
+		err := r.Scan(&c.ID, &c.Name, &c.Role, &c.Prefix, &c.Hash, &c.CreatedAt, &c.RevokedAt)
+		return c, err
+	}, `SELECT id, name, role, prefix, hash, created_at, revoked_at FROM curators ORDER BY id`)
+}
+
+// SessionCreate stores a curator session by the hash of its token.
+func (s *Store) SessionCreate(ctx context.Context, hash, curatorID string, expires time.Time) error {
+	if _, err := s.d.db().exec(ctx, `INSERT INTO curator_sessions (hash, curator_id, created_at, expires_at) VALUES ($1, $2, $3, $4)`,
+		hash, curatorID, now(), expires.Unix()); err != nil {
+		return fmt.Errorf("store: create session: %w", err)
+	}
+	return nil
+}
+
+// SessionCurator returns the curator of a live session.
+func (s *Store) SessionCurator(ctx context.Context, hash string) (Curator, error) {
+	var c Curator
+	err := s.d.db().queryRow(ctx, `SELECT c.id, c.name, c.role, c.prefix, c.hash, c.created_at, c.revoked_at
+		FROM curator_sessions s JOIN curators c ON c.id = s.curator_id
+		WHERE s.hash = $1 AND s.expires_at > $2 AND c.revoked_at IS NULL`, hash, now()).
+		Scan(&c.ID, &c.Name, &c.Role, &c.Prefix, &c.Hash, &c.CreatedAt, &c.RevokedAt)
+	if err != nil {
+		return Curator{}, fmt.Errorf("store: session: %w", err)
+	}
+	return c, nil
+}
+
+// SessionDelete ends a session.
+func (s *Store) SessionDelete(ctx context.Context, hash string) error {
+	if _, err := s.d.db().exec(ctx, `DELETE FROM curator_sessions WHERE hash = $1`, hash); err != nil {
+		return fmt.Errorf("store: delete session: %w", err)
+	}
+	return nil
+}
+
+// CurationTaskIDByKey finds a task by its conquest type and key.
+func (s *Store) CurationTaskIDByKey(ctx context.Context, typ, key string) (string, error) {
+	var id string
+	if err := s.d.db().queryRow(ctx, `SELECT id FROM curation_tasks WHERE conquest_type = $1 AND task_key = $2`, typ, key).Scan(&id); err != nil {
+		return "", fmt.Errorf("store: task %s/%s: %w", typ, key, err)
+	}
+	return id, nil
+}
