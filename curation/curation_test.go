@@ -22,7 +22,7 @@ import (
 
 // client calls kiln's API with a bearer token.
 type client struct {
-	t     *testing.T
+	t     testing.TB
 	base  string
 	token string
 }

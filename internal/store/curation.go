@@ -112,31 +112,81 @@ func (s *Store) CurationImport(ctx context.Context, batchID string, items []Impo
 		last := start+importChunk >= len(items)
 		err := s.d.tx(ctx, func(q querier, _ enqueue) error {
 			t := now()
+			if len(chunk) == 0 {
+				return nil
+			}
+			// Tasks, in one statement; those that exist are kept.
+			var args []any
+			var vals []string
 			for _, it := range chunk {
-				n, err := q.exec(ctx, `INSERT INTO curation_tasks (id, conquest_type, conquest_version, task_key, input, search_text, created_at, updated_at)
-					VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (conquest_type, task_key) DO NOTHING`,
-					ids.New(ids.Task), it.ConquestType, it.ConquestVersion, it.Key, string(it.Input), it.SearchText, t)
+				n := len(args)
+				args = append(args, ids.New(ids.Task), it.ConquestType, it.ConquestVersion, it.Key, string(it.Input), it.SearchText, t)
+				vals = append(vals, fmt.Sprintf("($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+7))
+			}
+			n, err := q.exec(ctx, `INSERT INTO curation_tasks (id, conquest_type, conquest_version, task_key, input, search_text, created_at, updated_at)
+				VALUES `+strings.Join(vals, ", ")+` ON CONFLICT (conquest_type, task_key) DO NOTHING`, args...)
+			if err != nil {
+				return err
+			}
+			res.Tasks += n
+			// Their IDs, per type.
+			keys := map[string][]string{}
+			for _, it := range chunk {
+				keys[it.ConquestType] = append(keys[it.ConquestType], it.Key)
+			}
+			idOf := map[[2]string]string{}
+			for typ, ks := range keys {
+				args := []any{typ}
+				ph := make([]string, len(ks))
+				for i, k := range ks {
+					args = append(args, k)
+					ph[i] = fmt.Sprintf("$%d", i+2)
+				}
+				rs, err := q.query(ctx, `SELECT id, task_key FROM curation_tasks WHERE conquest_type = $1 AND task_key IN (`+strings.Join(ph, ", ")+`)`, args...)
 				if err != nil {
 					return err
 				}
-				res.Tasks += n
-				var taskID string
-				if err := q.queryRow(ctx, `SELECT id FROM curation_tasks WHERE conquest_type = $1 AND task_key = $2`, it.ConquestType, it.Key).Scan(&taskID); err != nil {
+				for rs.Next() {
+					var id, key string
+					if err := rs.Scan(&id, &key); err != nil {
+						rs.Close()
+						return err
+					}
+					idOf[[2]string{typ, key}] = id
+				}
+				rs.Close()
+				if err := rs.Err(); err != nil {
 					return err
 				}
+			}
+			// Outputs, in one statement; one per task and batch.
+			args, vals = args[:0], vals[:0]
+			seen := map[[2]string]bool{}
+			for _, it := range chunk {
 				o := it.Output
+				taskID := idOf[[2]string{it.ConquestType, it.Key}]
+				if seen[[2]string{taskID, o.BatchID}] {
+					continue // twice in one chunk: the first counts
+				}
+				seen[[2]string{taskID, o.BatchID}] = true
 				valid := 0
 				if o.Valid {
 					valid = 1
 				}
-				n, err = q.exec(ctx, `INSERT INTO curation_outputs (id, task_id, batch_id, model, content, valid, reason, message, input_tokens, output_tokens, created_at, updated_at)
-					VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) ON CONFLICT (task_id, batch_id) DO NOTHING`,
-					ids.New(ids.Output), taskID, o.BatchID, o.Model, o.Content, valid, o.Reason, o.Message, o.InputTokens, o.OutputTokens, t)
-				if err != nil {
-					return err
+				n := len(args)
+				args = append(args, ids.New(ids.Output), taskID, o.BatchID, o.Model, o.Content, valid, o.Reason, o.Message, o.InputTokens, o.OutputTokens, t)
+				ph := make([]string, 11)
+				for i := range ph {
+					ph[i] = fmt.Sprintf("$%d", n+i+1)
 				}
-				res.Outputs += n
+				vals = append(vals, "("+strings.Join(ph, ", ")+", $"+fmt.Sprint(n+11)+")")
 			}
+			n, err = q.exec(ctx, `INSERT INTO curation_outputs (id, task_id, batch_id, model, content, valid, reason, message, input_tokens, output_tokens, created_at, updated_at)
+				VALUES `+strings.Join(vals, ", ")+` ON CONFLICT (task_id, batch_id) DO NOTHING`, args...)
+			if err != nil {
+				return err
+			}
+			res.Outputs += n
 			if last && batchID != "" {
 				_, err := q.exec(ctx, `INSERT INTO curation_imports (batch_id, tasks, outputs, imported_at) VALUES ($1, $2, $3, $4)
 					ON CONFLICT (batch_id) DO NOTHING`, batchID, res.Tasks, res.Outputs, t)

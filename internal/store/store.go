@@ -245,3 +245,10 @@ func (s *Store) Enqueue(ctx context.Context, jobs ...Job) error {
 }
 
 func now() int64 { return time.Now().Unix() }
+
+// ExecForTest runs one statement on the store's database, for tests and
+// benchmarks that shape data beyond the store's API.
+func (s *Store) ExecForTest(ctx context.Context, sql string) error {
+	_, err := s.d.db().exec(ctx, sql)
+	return err
+}

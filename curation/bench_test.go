@@ -1,0 +1,197 @@
+package curation_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/kilnhq/kiln/curation"
+	"github.com/kilnhq/kiln/internal/kilntest"
+	"github.com/kilnhq/kiln/internal/store"
+)
+
+// items makes n outputs of distinct tasks of one type, as an import of a
+// 100,000-request batch would.
+func items(n int, batch, model string) []store.ImportItem {
+	out := make([]store.ImportItem, n)
+	for i := range out {
+		msgs := fmt.Sprintf(`[{"role":"system","content":"Evaluate the email."},{"role":"user","content":"Email %d: Dear candidate, we would love to talk about a role at Northwind Analytics."}]`, i)
+		out[i] = store.ImportItem{ConquestType: "email_evaluation", ConquestVersion: 1, Key: fmt.Sprintf("email-%07d", i),
+			Input: json.RawMessage(`{"messages":` + msgs + `}`), SearchText: strings.ToLower(msgs),
+			Output: store.CurationOutput{BatchID: batch, Model: model, Valid: true, InputTokens: 120, OutputTokens: 80,
+				Content: `{"overall_score":7,"clarity":{"score":8,"comment":"Clear and short."},"issues":[],"summary":"A good email."}`}}
+	}
+	return out
+}
+
+// BenchmarkImport imports 100,000 outputs (new tasks) and reports tasks/s.
+//
+//	go test -run '^$' -bench Import -benchtime 1x ./curation/
+func BenchmarkImport(b *testing.B) {
+	const n = 100_000
+	for _, backend := range kilntest.Backends {
+		b.Run(backend, func(b *testing.B) {
+			var rate float64
+			for i := range b.N {
+				env := kilntest.Start(b, backend, kilntest.Options{NoAgent: true})
+				its := items(n, fmt.Sprintf("batch_bench%d", i), "sim-model")
+				start := time.Now()
+				res, err := env.App.Store.CurationImport(context.Background(), fmt.Sprintf("batch_bench%d", i), its)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if res.Tasks != n || res.Outputs != n {
+					b.Fatalf("imported %d tasks, %d outputs", res.Tasks, res.Outputs)
+				}
+				rate = n / time.Since(start).Seconds()
+			}
+			b.ReportMetric(rate, "tasks/s")
+		})
+	}
+}
+
+// BenchmarkExport exports 100,000 gold examples as OpenAI chat
+// fine-tuning JSONL through the export job, and reports the time from the
+// request to the completed file.
+//
+//	go test -run '^$' -bench Export -benchtime 1x ./curation/
+func BenchmarkExport(b *testing.B) {
+	const n = 100_000
+	for _, backend := range kilntest.Backends {
+		b.Run(backend, func(b *testing.B) {
+			env := kilntest.Start(b, backend, kilntest.Options{NoAgent: true})
+			ctx := context.Background()
+			if _, err := env.App.Store.CurationImport(ctx, "batch_export", items(n, "batch_export", "sim-model")); err != nil {
+				b.Fatal(err)
+			}
+			markGold(b, env, backend)
+			_, secret, err := curation.CreateCurator(ctx, env.App.Store, "bench", curation.RoleAdmin)
+			if err != nil {
+				b.Fatal(err)
+			}
+			cur := client{t: b, base: strings.TrimSuffix(env.URL, "/v1"), token: secret}
+			var took time.Duration
+			for range b.N {
+				start := time.Now()
+				var ex struct {
+					ID     string `json:"id"`
+					Status string `json:"status"`
+					Rows   int    `json:"rows"`
+					Error  string `json:"error"`
+				}
+				cur.do(http.MethodPost, "/v1/curation/exports", map[string]any{"format": "openai_sft", "source": "gold"}, 200, &ex)
+				deadline := time.Now().Add(10 * time.Minute)
+				for ex.Status != "completed" && ex.Status != "failed" {
+					if time.Now().After(deadline) {
+						b.Fatal("export still running after 10 minutes")
+					}
+					<-time.After(20 * time.Millisecond)
+					cur.do(http.MethodGet, "/v1/curation/exports/"+ex.ID, nil, 200, &ex)
+				}
+				if ex.Status != "completed" || ex.Rows != n {
+					b.Fatalf("export %s with %d rows: %s", ex.Status, ex.Rows, ex.Error)
+				}
+				took = time.Since(start)
+			}
+			b.ReportMetric(took.Seconds(), "s/export")
+			b.ReportMetric(n/took.Seconds(), "examples/s")
+		})
+	}
+}
+
+// markGold stars every task's output, in one statement.
+func markGold(b *testing.B, env *kilntest.Env, backend string) {
+	sql := `UPDATE curation_tasks SET gold_output_id = (SELECT o.id FROM curation_outputs o WHERE o.task_id = curation_tasks.id LIMIT 1)`
+	if err := execSQL(env, backend, sql); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func execSQL(env *kilntest.Env, backend, sql string) error {
+	ctx := context.Background()
+	if backend != "postgres" {
+		return env.App.Store.ExecForTest(ctx, sql)
+	}
+	conn, err := pgx.Connect(ctx, env.App.Cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, sql)
+	return err
+}
+
+// BenchmarkTaskList measures the task list API's latency at 1,000,000
+// tasks (2,000,000 outputs of two models) on Postgres: 200 requests of
+// each of a few usual queries, first pages and pages deep in the list,
+// reporting the 95th percentile.
+//
+//	go test -run '^$' -bench TaskList -benchtime 1x -timeout 30m ./curation/
+func BenchmarkTaskList(b *testing.B) {
+	env := kilntest.Start(b, "postgres", kilntest.Options{NoAgent: true})
+	ctx := context.Background()
+	const tasks = 1_000_000
+	for _, sql := range []string{
+		fmt.Sprintf(`INSERT INTO curation_tasks (id, conquest_type, conquest_version, task_key, input, search_text, status, gold_output_id, created_at, updated_at)
+			SELECT 'task_' || lpad(g::text, 10, '0'), (ARRAY['cv_parsing','email_evaluation','quil_email','cartographer'])[1 + g %% 4], 1,
+				'key-' || g, '{"messages":[{"role":"user","content":"Resume ' || g || ': engineer at Bluefjord Systems"}]}',
+				'resume ' || g || ': engineer at bluefjord systems', (ARRAY['pending','reviewed','skipped'])[1 + g %% 3],
+				CASE WHEN g %% 10 = 0 THEN 'out_a_' || g END, 1795000000, 1795000000
+			FROM generate_series(1, %d) g`, tasks),
+		fmt.Sprintf(`INSERT INTO curation_outputs (id, task_id, batch_id, model, content, valid, rating, created_at, updated_at)
+			SELECT 'out_' || m || '_' || g, 'task_' || lpad(g::text, 10, '0'), 'batch_' || m, CASE m WHEN 'a' THEN 'google/gemma-3-4b-it' ELSE 'Qwen/Qwen2.5-3B-Instruct' END,
+				'{"score": 7}', CASE WHEN g %% 50 = 0 THEN 0 ELSE 1 END, CASE WHEN g %% 7 = 0 THEN 1 + g %% 5 END, 1795000000, 1795000000
+			FROM generate_series(1, %d) g, (VALUES ('a'), ('b')) AS v(m)`, tasks),
+		`ANALYZE curation_tasks`, `ANALYZE curation_outputs`,
+	} {
+		if err := execSQL(env, "postgres", sql); err != nil {
+			b.Fatal(err)
+		}
+	}
+	_, secret, err := curation.CreateCurator(ctx, env.App.Store, "bench", curation.RoleAdmin)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cur := client{t: b, base: strings.TrimSuffix(env.URL, "/v1"), token: secret}
+	queries := map[string]string{
+		"all":             "limit=50",
+		"type":            "type=cv_parsing&limit=50",
+		"status":          "status=pending&limit=50",
+		"gold":            "gold=true&limit=50",
+		"model+rated":     "model=Qwen/Qwen2.5-3B-Instruct&rated=true&limit=50",
+		"invalid":         "invalid=true&limit=50",
+		"deep page":       "after=task_0000500000&limit=50",
+		"type+deep":       "type=quil_email&after=task_0000300000&limit=50",
+		"search (1 page)": "q=resume%20999999&limit=50",
+	}
+	names := make([]string, 0, len(queries))
+	for k := range queries {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	for range b.N {
+		for _, name := range names {
+			var lat []time.Duration
+			for range 200 {
+				start := time.Now()
+				var list struct {
+					Data []json.RawMessage `json:"data"`
+				}
+				cur.do(http.MethodGet, "/v1/curation/tasks?"+queries[name], nil, 200, &list)
+				lat = append(lat, time.Since(start))
+				if len(list.Data) == 0 {
+					b.Fatalf("%s: no tasks", name)
+				}
+			}
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)*95/100].Microseconds())/1000, "ms-p95-"+strings.ReplaceAll(strings.ReplaceAll(name, " ", "_"), "+", "_"))
+		}
+	}
+}
