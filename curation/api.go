@@ -192,6 +192,7 @@ func (b boolQuery) ptr() *bool {
 func Register(api huma.API, d Deps) {
 	tags := []string{"Curation (kiln extension)"}
 	auth := huma.Middlewares{requireCurator(api, d.Store)}
+	admin := huma.Middlewares{requireCurator(api, d.Store), requireAdmin(api)}
 
 	type sessionBody struct {
 		Curator struct {
@@ -504,7 +505,7 @@ func Register(api huma.API, d Deps) {
 
 	huma.Register(api, huma.Operation{
 		OperationID: "importCurationBatch", Method: http.MethodPost, Path: "/v1/curation/imports/batches/{batch_id}",
-		Summary: "Import a batch now", Tags: tags, Middlewares: auth,
+		Summary: "Import a batch now", Tags: tags, Middlewares: admin,
 		Description: "Imports an ended batch's outputs (as the import function does when it ends); a batch imported before adds nothing.",
 	}, func(ctx context.Context, in *struct {
 		BatchID string `path:"batch_id"`
@@ -519,7 +520,7 @@ func Register(api huma.API, d Deps) {
 		return &struct{ Body ImportResult }{ImportResult{Object: "curation.import", Tasks: res.Tasks, Outputs: res.Outputs, Already: res.Already}}, nil
 	})
 
-	registerBulkImport(api, d, tags, auth)
+	registerBulkImport(api, d, tags, admin)
 }
 
 // ImportResult answers an import.

@@ -105,3 +105,15 @@ func requireCurator(api huma.API, st *store.Store) func(huma.Context, func(huma.
 		next(huma.WithValue(ctx, curatorKey{}, c))
 	}
 }
+
+// requireAdmin is the Huma middleware of routes that change what is
+// curated (imports): admins only.
+func requireAdmin(api huma.API) func(huma.Context, func(huma.Context)) {
+	return func(ctx huma.Context, next func(huma.Context)) {
+		if curatorOf(ctx.Context()).Role != RoleAdmin {
+			_ = huma.WriteErr(api, ctx, http.StatusForbidden, "Only a curation admin may import.")
+			return
+		}
+		next(ctx)
+	}
+}

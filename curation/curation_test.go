@@ -133,6 +133,9 @@ func testEndToEnd(t *testing.T, backend string) {
 	_, secret, err := curation.CreateCurator(context.Background(), env.App.Store, "Ada", curation.RoleCurator)
 	require.NoError(t, err)
 	cur := client{t: t, base: base, token: secret}
+	_, adminKey, err := curation.CreateCurator(context.Background(), env.App.Store, "Root", curation.RoleAdmin)
+	require.NoError(t, err)
+	admin := client{t: t, base: base, token: adminKey}
 
 	// Keys stay apart: an API key is no curator key, and the reverse.
 	api.do(http.MethodGet, "/v1/curation/tasks", nil, http.StatusUnauthorized, nil)
@@ -162,7 +165,8 @@ func testEndToEnd(t *testing.T, backend string) {
 		Tasks, Outputs int
 		Already        bool `json:"already_imported"`
 	}
-	cur.do(http.MethodPost, "/v1/curation/imports/batches/"+batchA, nil, 200, &imp)
+	cur.do(http.MethodPost, "/v1/curation/imports/batches/"+batchA, nil, http.StatusForbidden, nil) // curators annotate; admins import
+	admin.do(http.MethodPost, "/v1/curation/imports/batches/"+batchA, nil, 200, &imp)
 	require.True(t, imp.Already)
 	require.Zero(t, imp.Outputs)
 	_ = batchB
