@@ -18,6 +18,7 @@ import (
 
 	"github.com/kilnhq/kiln/curation"
 	"github.com/kilnhq/kiln/internal/kilntest"
+	"github.com/kilnhq/kiln/internal/store"
 )
 
 // client calls kiln's API with a bearer token.
@@ -451,4 +452,59 @@ func TestCurationBulkImport(t *testing.T) {
 	require.Equal(t, 1, res.Tasks)
 	cur.do(http.MethodGet, "/v1/curation/tasks?type=ls&gold=true", nil, 200, &list)
 	require.Len(t, list.Data, 1, "ground truth became the gold star")
+}
+
+// TestCurationLargeOutput: a batch output with a 100 MB answer is imported
+// without holding it: the output is kept as invalid (too_large), and the
+// other outputs of the batch come in whole.
+func TestCurationLargeOutput(t *testing.T) {
+	env := kilntest.Start(t, "sqlite", kilntest.Options{NoAgent: true})
+	ctx := context.Background()
+	st, bucket := env.App.Store, env.App.Bucket
+	put := func(id, body string) store.File {
+		f := store.File{ID: id, Purpose: "batch", Filename: id + ".jsonl", Bytes: int64(len(body)), ObjectKey: "files/" + id,
+			Status: store.FileProcessed, CreatedAt: time.Now().Unix()}
+		_, err := bucket.Put(ctx, f.ObjectKey, strings.NewReader(body), int64(len(body)))
+		require.NoError(t, err)
+		return f
+	}
+	line := func(id, content string) string {
+		b, _ := json.Marshal(map[string]any{"custom_id": id, "response": map[string]any{"status_code": 200, "body": map[string]any{
+			"model": "sim-model", "choices": []map[string]any{{"message": map[string]any{"content": content}, "finish_reason": "stop"}}}}})
+		return string(b) + "\n"
+	}
+	in := put("file-in", `{"custom_id":"big","method":"POST","url":"/v1/chat/completions","body":{"model":"sim-model","messages":[{"role":"user","content":"Write a lot"}]}}`+"\n"+
+		`{"custom_id":"small","method":"POST","url":"/v1/chat/completions","body":{"model":"sim-model","messages":[{"role":"user","content":"Write a little"}]}}`+"\n")
+	require.NoError(t, st.FileCreate(ctx, in))
+	huge := strings.Repeat("x", 100<<20)
+	outBody := line("big", huge) + line("small", `{"ok":true}`)
+	huge = ""
+	out := put("file-out", outBody)
+	outBody = ""
+	now := time.Now()
+	b := store.Batch{ID: "batch_large", Endpoint: "/v1/chat/completions", Model: "sim-model", InputFileID: in.ID, CompletionWindow: "24h",
+		Status: store.BatchValidating, CreatedAt: now.Unix(), ExpiresAt: now.Add(time.Hour).Unix(),
+		Metadata: map[string]string{curation.MetaImport: "true", curation.MetaType: "notes"}}
+	require.NoError(t, st.BatchCreate(ctx, b))
+	_, err := st.BatchComplete(ctx, b.ID, store.Outcome{Output: &out, Completed: 2})
+	require.NoError(t, err)
+	_, err = env.App.Importer.ImportBatch(ctx, b.ID)
+	require.NoError(t, err)
+
+	list, _, err := st.CurationTaskList(ctx, store.TaskFilter{Type: "notes"}, "", 10)
+	require.NoError(t, err)
+	require.Len(t, list, 2)
+	for _, tk := range list {
+		_, outs, _, err := st.CurationTaskGet(ctx, tk.ID)
+		require.NoError(t, err)
+		require.Len(t, outs, 1)
+		if tk.Key == "small" {
+			require.Equal(t, `{"ok":true}`, outs[0].Content)
+			require.True(t, outs[0].Valid)
+		} else {
+			require.Equal(t, curation.ReasonTooLarge, outs[0].Reason)
+			require.Empty(t, outs[0].Content)
+			require.False(t, outs[0].Valid)
+		}
+	}
 }
