@@ -82,8 +82,15 @@ type ImportResult struct {
 	Already bool
 }
 
-// importChunk is how many outputs one import transaction writes.
-const importChunk = 500
+// importChunk is how many outputs one import transaction writes: fewer on
+// SQLite, which looks each numbered parameter of a statement up by name,
+// so that its cost grows with the square of their number.
+func (s *Store) importChunk() int {
+	if s.d.name() == "sqlite" {
+		return 100
+	}
+	return 500
+}
 
 // CurationImported reports whether a batch was imported.
 func (s *Store) CurationImported(ctx context.Context, batchID string) (bool, error) {
@@ -95,7 +102,7 @@ func (s *Store) CurationImported(ctx context.Context, batchID string) (bool, err
 }
 
 // CurationImport adds items as tasks (one per conquest type and key) and
-// outputs (one per task and batch), in transactions of importChunk items;
+// outputs (one per task and batch), in transactions of a few hundred items;
 // the last records the batch as imported. Items already there are skipped,
 // so a run cut short can run again. batchID "" records nothing (an import
 // from elsewhere).
@@ -107,9 +114,10 @@ func (s *Store) CurationImport(ctx context.Context, batchID string, items []Impo
 			return ImportResult{Already: done}, err
 		}
 	}
-	for start := 0; start < len(items) || start == 0; start += importChunk {
-		chunk := items[start:min(start+importChunk, len(items))]
-		last := start+importChunk >= len(items)
+	size := s.importChunk()
+	for start := 0; start < len(items) || start == 0; start += size {
+		chunk := items[start:min(start+size, len(items))]
+		last := start+size >= len(items)
 		err := s.d.tx(ctx, func(q querier, _ enqueue) error {
 			t := now()
 			if len(chunk) == 0 {
