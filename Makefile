@@ -11,10 +11,13 @@ run:
 build:
 	$(GO) build -o bin/kiln ./cmd/kiln
 
-# The whole suite. scripts/test-services.sh starts a throwaway Postgres and
-# MinIO on free loopback ports, runs the tests against them and stops them.
+# The whole suite. scripts/install-chromium.sh installs Debian's Chromium
+# for the workbench's browser tests (once); scripts/test-services.sh starts a
+# throwaway Postgres and MinIO on free loopback ports, runs the tests
+# against them and stops them.
 test:
-	scripts/test-services.sh run -- $(GO) test -count=1 -timeout 20m ./...
+	scripts/install-chromium.sh
+	KILN_TEST_ARTIFACTS=$${KILN_TEST_ARTIFACTS:-$(CURDIR)/artifacts} scripts/test-services.sh run -- $(GO) test -count=1 -timeout 20m ./...
 
 # Only the tests that need no services (the rest skip, by request).
 test-short:

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+	"golang.org/x/text/language"
+	"golang.org/x/text/message"
 )
 
 // Output validity reasons.
@@ -45,6 +47,8 @@ func (d *Definition) CheckOutput(content, finishReason string) (any, *OutputErro
 	return v, nil
 }
 
+var english = message.NewPrinter(language.English)
+
 // schemaMessage is the first leaf of a validation error: where, and what.
 func schemaMessage(err error) string {
 	var ve *jsonschema.ValidationError
@@ -55,7 +59,7 @@ func schemaMessage(err error) string {
 		ve = ve.Causes[0]
 	}
 	at := "/" + strings.Join(ve.InstanceLocation, "/")
-	return fmt.Sprintf("at %s: %v", at, ve.ErrorKind)
+	return fmt.Sprintf("at %s: %s", at, ve.ErrorKind.LocalizedString(english))
 }
 
 // OutputLine is what CheckOutputLine learned from one line of a batch's

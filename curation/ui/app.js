@@ -263,6 +263,7 @@
     let t;
     try { t = await api('GET', `/tasks/${encodeURIComponent(id)}`); } catch (e) { fail(e); return; }
     S.editing = null; S.draft = ''; S.editError = null; S.notesDraft = null; S.stale = false;
+    if ($('#status').classList.contains('error')) $('#status').textContent = ''; // it was about the task before
     setTask(t, true);
     document.title = `${t.type} · ${t.key} · Kiln curation`;
     const active = document.activeElement;
@@ -321,7 +322,7 @@
           h('div', {},
             h('h1', { id: 'task-title', tabindex: '-1' }, `${t.type} · ${t.key}`),
             h('p', { class: 'task-meta' }, statusBadge(t.status), ` version ${t.version} · updated ${when(t.updated_at)}`)),
-          h('div', { class: 'toolbar', role: 'toolbar', 'aria-label': 'Task actions' },
+          h('div', { class: 'toolbar', role: 'group', 'aria-label': 'Task actions' },
             h('button', { type: 'button', class: 'btn btn-ghost-dark', 'data-key': 'prev', 'aria-keyshortcuts': 'k', onclick: () => step(-1) }, '← Previous'),
             h('button', { type: 'button', class: 'btn btn-ghost-dark', 'data-key': 'next', 'aria-keyshortcuts': 'j', onclick: () => step(1) }, 'Next →'),
             h('button', { type: 'button', class: 'btn btn-secondary toggle', 'data-key': 'blind', 'aria-pressed': String(S.blind), 'aria-keyshortcuts': 'b', onclick: toggleBlind }, 'Blind review'),
@@ -394,7 +395,7 @@
     h('div', { class: 'output-head' },
       h('div', {},
         h('h2', { id: headId }, name),
-        S.blind ? null : h('div', { class: 'output-sub' }, `${o.output_tokens ?? 0} tokens out · ${o.input_tokens ?? 0} in`)),
+        S.blind || !o.output_tokens ? null : h('div', { class: 'output-sub' }, `${o.output_tokens} tokens out · ${o.input_tokens} in`)),
       h('div', { class: 'toolbar' },
         o.valid ? h('span', { class: 'badge badge-good' }, 'valid') : h('span', { class: 'badge badge-bad' }, 'invalid'),
         o.corrected != null ? h('span', { class: 'badge badge-info' }, 'corrected') : null)),
@@ -501,7 +502,7 @@
     switch (hint.format) {
       case 'markdown': return typeof v === 'string' ? renderMarkdown(v) : renderJSON(v);
       case 'table': return renderTable(v, hint.columns);
-      case 'list': return renderList(v);
+      case 'list': return renderItems(v);
       case 'score': return renderScore(v, hint);
       case 'badge': return renderBadge(v);
       case 'json': return renderJSON(v);
@@ -544,14 +545,14 @@
   function renderTable(v, columns) {
     if (!Array.isArray(v)) return renderJSON(v);
     if (!v.length) return h('p', { class: 'muted' }, 'none');
-    if (!v.every((r) => r && typeof r === 'object' && !Array.isArray(r))) return renderList(v);
+    if (!v.every((r) => r && typeof r === 'object' && !Array.isArray(r))) return renderItems(v);
     const cols = columns && columns.length ? columns : [...new Set(v.flatMap((r) => Object.keys(r)))];
     return h('div', { class: 'table-wrap' }, h('table', { class: 'data-table' },
       h('thead', {}, h('tr', {}, cols.map((c) => h('th', { scope: 'col' }, c.replace(/_/g, ' '))))),
       h('tbody', {}, v.map((r) => h('tr', {}, cols.map((c) => h('td', {}, cell(r[c]))))))));
   }
 
-  function renderList(v) {
+  function renderItems(v) {
     if (!Array.isArray(v)) return renderText(v);
     if (!v.length) return h('p', { class: 'muted' }, 'none');
     return h('ul', { class: 'plain-list' }, v.map((x) => h('li', {}, cell(x))));
@@ -587,9 +588,14 @@
   // read; changes are sent one after another, each with the version the
   // previous one returned. It resolves to null on success, or the error.
   function annotate(patch, done) {
+    const taskID = S.task && S.task.id;
     const run = async () => {
       const t = S.task;
       if (!t) return null;
+      if (t.id !== taskID) { // the change was for a task left meanwhile
+        announce('Not saved: you moved to another task before the change was sent.', 'error');
+        return new Error('moved on');
+      }
       try {
         const r = await api('POST', `/tasks/${encodeURIComponent(t.id)}/annotations`, { version: t.version, ...patch });
         if (!S.task || S.task.id !== t.id) return null; // moved on meanwhile
@@ -765,9 +771,11 @@
     return href ? h('a', { class: 'download', href, download: '' }, text) : null;
   }
 
+  function rows(n) { return `${n} row${n === 1 ? '' : 's'}`; }
+
   function exportState(x) {
     switch (x.status) {
-      case 'completed': return `Completed: ${x.rows} row${x.rows === 1 ? '' : 's'}.`;
+      case 'completed': return `Completed: ${rows(x.rows)}.`;
       case 'failed': return `Failed: ${x.error || 'unknown error'}`;
       case 'running': return `Running: ${x.done} of ${x.total || '?'} tasks.`;
       default: return 'Queued…';
@@ -780,7 +788,7 @@
     const bar = $('#x-progress');
     bar.max = Math.max(Number(x.total) || 0, 1);
     bar.value = x.status === 'completed' ? bar.max : Number(x.done) || 0;
-    const link = downloadLink(x, `Download ${x.format} (${x.rows} rows)`);
+    const link = downloadLink(x, `Download ${x.format} (${rows(x.rows)})`);
     $('#x-download').replaceChildren(...(link ? [link] : []));
   }
 
@@ -813,7 +821,7 @@
       renderCurrentExport(x);
       if (x.status === 'completed' || x.status === 'failed') {
         $('#x-start').disabled = false;
-        announce(x.status === 'completed' ? `Export ready: ${x.rows} rows.` : `Export failed: ${x.error}`, x.status === 'failed' ? 'error' : '');
+        announce(x.status === 'completed' ? `Export ready: ${rows(x.rows)}.` : `Export failed: ${x.error}`, x.status === 'failed' ? 'error' : '');
         loadExports();
       } else {
         pollExport(id);
