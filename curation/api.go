@@ -64,6 +64,7 @@ type Output struct {
 	Message          string  `json:"message"`
 	InputTokens      int64   `json:"input_tokens"`
 	OutputTokens     int64   `json:"output_tokens"`
+	LatencyMS        *int64  `json:"latency_ms" doc:"How long the model took to answer; null when unknown (imports from elsewhere)."`
 	Rating           *int64  `json:"rating"`
 	Corrected        *string `json:"corrected"`
 	CorrectedValid   *bool   `json:"corrected_valid" doc:"false: saved although it does not match the schema."`
@@ -121,7 +122,7 @@ func (d Deps) taskOf(t store.CurationTask, outs []store.CurationOutput, hist []s
 			parsed = nil
 		}
 		out.Outputs[i] = Output{ID: o.ID, Model: o.Model, BatchID: o.BatchID, Content: o.Content, Parsed: parsed, Valid: o.Valid,
-			Reason: o.Reason, Message: o.Message, InputTokens: o.InputTokens, OutputTokens: o.OutputTokens, Rating: o.Rating,
+			Reason: o.Reason, Message: o.Message, InputTokens: o.InputTokens, OutputTokens: o.OutputTokens, LatencyMS: o.LatencyMS, Rating: o.Rating,
 			Corrected: o.Corrected, CorrectedValid: o.CorrectedValid, CorrectedMessage: o.CorrectedMessage}
 	}
 	for i, h := range hist {

@@ -106,6 +106,7 @@ type task struct {
 		Parsed         any     `json:"parsed"`
 		Content        string  `json:"content"`
 		Rating         *int    `json:"rating"`
+		LatencyMS      *int64  `json:"latency_ms"`
 		Corrected      *string `json:"corrected"`
 		CorrectedValid *bool   `json:"corrected_valid"`
 	} `json:"outputs"`
@@ -201,6 +202,8 @@ func testEndToEnd(t *testing.T, backend string) {
 		var a, b string
 		for _, o := range tk.Outputs {
 			require.True(t, o.Valid)
+			require.NotNil(t, o.LatencyMS, "the agent's latency is kept")
+			require.Positive(t, *o.LatencyMS)
 			if o.Model == "sim-model" {
 				a = o.ID
 			} else {

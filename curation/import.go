@@ -212,7 +212,8 @@ func parseOutput(line []byte, batchID, batchModel string, def *conquestschemas.D
 	var l struct {
 		CustomID string `json:"custom_id"`
 		Response *struct {
-			StatusCode int `json:"status_code"`
+			StatusCode int    `json:"status_code"`
+			LatencyMS  *int64 `json:"latency_ms"`
 			Body       struct {
 				Model   string `json:"model"`
 				Choices []struct {
@@ -236,6 +237,7 @@ func parseOutput(line []byte, batchID, batchModel string, def *conquestschemas.D
 			o.Model = l.Response.Body.Model
 		}
 		o.InputTokens, o.OutputTokens = l.Response.Body.Usage.PromptTokens, l.Response.Body.Usage.CompletionTokens
+		o.LatencyMS = l.Response.LatencyMS
 		if len(l.Response.Body.Choices) > 0 && l.Response.Body.Choices[0].Message.Content != nil {
 			o.Content = *l.Response.Body.Choices[0].Message.Content
 		}

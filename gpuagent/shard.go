@@ -352,14 +352,17 @@ func (r *request) run() {
 func (r *request) do(ctx context.Context) (rec batchline.Record, signal int, ok bool) {
 	a := r.sr.a
 	var (
-		status int
-		resp   []byte
-		err    error
+		status  int
+		resp    []byte
+		err     error
+		latency time.Duration
 	)
 	gen, _ := a.engine.Ready(ctx)
 	for attempt := 0; ; attempt++ {
 		reqCtx, cancel := context.WithTimeout(ctx, a.cfg.RequestTimeout)
+		began := time.Now()
 		status, resp, err = r.sr.backend.Do(reqCtx, r.sr.b.Endpoint, r.body)
+		latency = time.Since(began)
 		cancel()
 		if ctx.Err() != nil {
 			return batchline.Record{}, 0, false
@@ -414,7 +417,8 @@ func (r *request) do(ctx context.Context) (rec batchline.Record, signal int, ok 
 		code = "invalid_response"
 		out.Error = &batchline.LineError{Code: code, Message: fmt.Sprintf("the model server answered %d with a body that is not JSON", status)}
 	default:
-		out.Response = &batchline.Response{StatusCode: status, RequestID: ids.New(ids.Request), Body: resp}
+		out.Response = &batchline.Response{StatusCode: status, RequestID: ids.New(ids.Request), Body: resp,
+			LatencyMS: max(latency.Milliseconds(), 1)}
 		if status >= 300 {
 			code = fmt.Sprint(status)
 		}

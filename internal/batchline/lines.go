@@ -20,6 +20,9 @@ type Response struct {
 	StatusCode int             `json:"status_code"`
 	RequestID  string          `json:"request_id"`
 	Body       json.RawMessage `json:"body"`
+	// LatencyMS is a kiln extension: how long the model took to answer
+	// (the last attempt), in milliseconds.
+	LatencyMS int64 `json:"latency_ms,omitempty"`
 }
 
 // LineError is the error part of an error line, for failures that are not

@@ -47,6 +47,7 @@ type CurationOutput struct {
 	Message          string
 	InputTokens      int64
 	OutputTokens     int64
+	LatencyMS        *int64
 	Rating           *int64
 	Corrected        *string
 	CorrectedValid   *bool
@@ -182,14 +183,14 @@ func (s *Store) CurationImport(ctx context.Context, batchID string, items []Impo
 					valid = 1
 				}
 				n := len(args)
-				args = append(args, ids.New(ids.Output), taskID, o.BatchID, o.Model, o.Content, valid, o.Reason, o.Message, o.InputTokens, o.OutputTokens, t)
-				ph := make([]string, 11)
+				args = append(args, ids.New(ids.Output), taskID, o.BatchID, o.Model, o.Content, valid, o.Reason, o.Message, o.InputTokens, o.OutputTokens, o.LatencyMS, t)
+				ph := make([]string, 12)
 				for i := range ph {
 					ph[i] = fmt.Sprintf("$%d", n+i+1)
 				}
-				vals = append(vals, "("+strings.Join(ph, ", ")+", $"+fmt.Sprint(n+11)+")")
+				vals = append(vals, "("+strings.Join(ph, ", ")+", $"+fmt.Sprint(n+12)+")")
 			}
-			n, err = q.exec(ctx, `INSERT INTO curation_outputs (id, task_id, batch_id, model, content, valid, reason, message, input_tokens, output_tokens, created_at, updated_at)
+			n, err = q.exec(ctx, `INSERT INTO curation_outputs (id, task_id, batch_id, model, content, valid, reason, message, input_tokens, output_tokens, latency_ms, created_at, updated_at)
 				VALUES `+strings.Join(vals, ", ")+` ON CONFLICT (task_id, batch_id) DO NOTHING`, args...)
 			if err != nil {
 				return err
@@ -316,7 +317,7 @@ func (s *Store) CurationTaskList(ctx context.Context, f TaskFilter, after string
 	return page(out, limit)
 }
 
-const outputColumns = `id, task_id, batch_id, model, content, valid, reason, message, input_tokens, output_tokens, rating, corrected,
+const outputColumns = `id, task_id, batch_id, model, content, valid, reason, message, input_tokens, output_tokens, latency_ms, rating, corrected,
 	corrected_valid, corrected_message, created_at, updated_at`
 
 func scanOutput(r row) (CurationOutput, error) {
@@ -324,7 +325,7 @@ func scanOutput(r row) (CurationOutput, error) {
 	var valid int64
 	var cv *int64
 	err := r.Scan(&o.ID, &o.TaskID, &o.BatchID, &o.Model, &o.Content, &valid, &o.Reason, &o.Message, &o.InputTokens, &o.OutputTokens,
-		&o.Rating, &o.Corrected, &cv, &o.CorrectedMessage, &o.CreatedAt, &o.UpdatedAt)
+		&o.LatencyMS, &o.Rating, &o.Corrected, &cv, &o.CorrectedMessage, &o.CreatedAt, &o.UpdatedAt)
 	o.Valid = valid == 1
 	if cv != nil {
 		b := *cv == 1

@@ -38,6 +38,8 @@ CREATE TABLE curation_outputs (
     message           TEXT NOT NULL DEFAULT '',
     input_tokens      BIGINT NOT NULL DEFAULT 0,
     output_tokens     BIGINT NOT NULL DEFAULT 0,
+    -- How long the model took to answer, when known.
+    latency_ms        BIGINT,
     rating            BIGINT,
     corrected         TEXT,
     -- 1 when the correction matches the schema; 0 when the curator saved
