@@ -406,24 +406,46 @@ func Register(api huma.API, d Deps) {
 		Gold         int64    `json:"gold"`
 		Corrected    int64    `json:"corrected"`
 	}
+	type taskCount struct {
+		Type     string `json:"type"`
+		Total    int64  `json:"total"`
+		Pending  int64  `json:"pending"`
+		Reviewed int64  `json:"reviewed"`
+		Skipped  int64  `json:"skipped"`
+	}
+	type statsBody struct {
+		Data  []stat      `json:"data" doc:"Outputs per type and model."`
+		Tasks []taskCount `json:"tasks" doc:"Tasks per type, by status."`
+	}
 	huma.Register(api, huma.Operation{
 		OperationID: "curationStats", Method: http.MethodGet, Path: "/v1/curation/stats",
 		Summary: "Counts per conquest type and model", Tags: tags, Middlewares: auth,
-	}, func(ctx context.Context, _ *struct{}) (*struct {
-		Body struct {
-			Data []stat `json:"data"`
-		}
-	}, error) {
+	}, func(ctx context.Context, _ *struct{}) (*struct{ Body statsBody }, error) {
 		st, err := d.Store.CurationStats(ctx)
 		if err != nil {
 			return nil, serverError(ctx, d.Log, err)
 		}
-		out := &struct {
-			Body struct {
-				Data []stat `json:"data"`
+		counts, err := d.Store.CurationStatusCounts(ctx)
+		if err != nil {
+			return nil, serverError(ctx, d.Log, err)
+		}
+		out := &struct{ Body statsBody }{}
+		out.Body.Data, out.Body.Tasks = []stat{}, []taskCount{}
+		for _, c := range counts { // ordered by type
+			if n := len(out.Body.Tasks); n == 0 || out.Body.Tasks[n-1].Type != c.Type {
+				out.Body.Tasks = append(out.Body.Tasks, taskCount{Type: c.Type})
 			}
-		}{}
-		out.Body.Data = []stat{}
+			tc := &out.Body.Tasks[len(out.Body.Tasks)-1]
+			switch c.Status {
+			case store.TaskPending:
+				tc.Pending = c.Tasks
+			case store.TaskReviewed:
+				tc.Reviewed = c.Tasks
+			case store.TaskSkipped:
+				tc.Skipped = c.Tasks
+			}
+			tc.Total += c.Tasks
+		}
 		for _, s := range st {
 			x := stat{Type: s.Type, Model: s.Model, Outputs: s.Outputs, Valid: s.Valid, Rated: s.Rated, MeanRating: s.MeanRating, Gold: s.Gold, Corrected: s.Corrected}
 			if s.Outputs > 0 {

@@ -249,9 +249,17 @@ func testEndToEnd(t *testing.T, backend string) {
 			MeanRating   *float64 `json:"mean_rating"`
 			Gold         int      `json:"gold"`
 		} `json:"data"`
+		Tasks []struct {
+			Type     string `json:"type"`
+			Total    int    `json:"total"`
+			Reviewed int    `json:"reviewed"`
+		} `json:"tasks"`
 	}
 	cur.do(http.MethodGet, "/v1/curation/stats", nil, 200, &stats)
 	require.Len(t, stats.Data, 2)
+	require.Len(t, stats.Tasks, 1)
+	require.Equal(t, len(recs), stats.Tasks[0].Total)
+	require.Equal(t, len(recs), stats.Tasks[0].Reviewed)
 	for _, s := range stats.Data {
 		require.Equal(t, len(recs), s.Outputs)
 		require.Equal(t, 1.0, s.ValidityRate)

@@ -182,6 +182,9 @@
     const outputs = sum('outputs'), valid = sum('valid'), rated = sum('rated');
     const ratingSum = rows.reduce((n, x) => n + (Number(x.mean_rating) || 0) * (Number(x.rated) || 0), 0);
     const pct = (a, b) => (b ? `${Math.round((100 * a) / b)}%` : '—');
+    const tasks = r.tasks || [];
+    const taskSum = (k) => tasks.reduce((n, x) => n + (Number(x[k]) || 0), 0);
+    const total = taskSum('total'), reviewed = taskSum('reviewed'), skipped = taskSum('skipped');
     const stat = (label, value) => h('div', {}, h('dt', {}, label), h('dd', {}, value));
     const box = $('#progress');
     box.replaceChildren(
@@ -189,6 +192,9 @@
         stat('Outputs', outputs), stat('Valid', pct(valid, outputs)),
         stat('Rated', rated), stat('Mean rating', rated ? (ratingSum / rated).toFixed(2) : '—'),
         stat('Gold', sum('gold')), stat('Corrected', sum('corrected'))),
+      h('div', { class: 'progress-line' },
+        h('label', { for: 'reviewed-progress' }, `Reviewed ${reviewed} of ${total} tasks` + (skipped ? ` (${skipped} skipped)` : '')),
+        h('progress', { id: 'reviewed-progress', max: Math.max(total, 1), value: reviewed + skipped })),
       h('div', { class: 'progress-line' },
         h('label', { for: 'rated-progress' }, `Rated ${rated} of ${outputs} outputs`),
         h('progress', { id: 'rated-progress', max: Math.max(outputs, 1), value: rated })),

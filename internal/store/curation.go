@@ -733,3 +733,22 @@ func (s *Store) CurationTaskIDByKey(ctx context.Context, typ, key string) (strin
 	}
 	return id, nil
 }
+
+// TaskStatusCount is how many tasks of a type have a status.
+type TaskStatusCount struct {
+	Type, Status string
+	Tasks        int64
+}
+
+// CurationStatusCounts counts tasks per conquest type and status.
+func (s *Store) CurationStatusCounts(ctx context.Context) ([]TaskStatusCount, error) {
+	out, err := collect(ctx, s.d.db(), func(r row) (TaskStatusCount, error) {
+		var c TaskStatusCount
+		err := r.Scan(&c.Type, &c.Status, &c.Tasks)
+		return c, err
+	}, `SELECT conquest_type, status, COUNT(*) FROM curation_tasks GROUP BY conquest_type, status ORDER BY conquest_type, status`)
+	if err != nil {
+		return nil, fmt.Errorf("store: task counts: %w", err)
+	}
+	return out, nil
+}
