@@ -3,6 +3,8 @@ package conquestschemas
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,8 +23,18 @@ var funcs = template.FuncMap{
 }
 
 // CustomIDField is the record key, beside the data fields, that names the
-// request a record becomes. Without it, requests are named <type>-<line>.
+// request a record becomes. Without it, DefaultCustomID names it.
 const CustomIDField = "custom_id"
+
+// DefaultCustomID names a record's request by its content:
+// <type>-<12 hex digits of the SHA-256 of the record>. The same record
+// sent to several models gets the same ID, so curation lines their answers
+// up side by side; different records, in any batch, get different ones.
+func DefaultCustomID(typ string, rec map[string]any) string {
+	b, _ := json.Marshal(rec) // map keys sorted: the same record, the same bytes
+	sum := sha256.Sum256(b)
+	return typ + "-" + hex.EncodeToString(sum[:6])
+}
 
 // RecordError is a problem with one data record.
 type RecordError struct {
@@ -252,7 +264,7 @@ func (d *Definition) Build(r io.Reader, w io.Writer, o BuildOptions, maxLine int
 		}
 		id, _ := rec[CustomIDField].(string)
 		if id == "" {
-			id = fmt.Sprintf("%s-%d", d.ID, line)
+			id = DefaultCustomID(d.ID, rec)
 		}
 		if first, dup := seen[id]; dup {
 			report(RecordError{Line: line, Field: CustomIDField, Message: fmt.Sprintf("%q is also line %d's", id, first)})

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -145,14 +146,18 @@ func TestConquestBuildInvalid(t *testing.T) {
 func TestConquestBuildMixed(t *testing.T) {
 	good, err := os.ReadFile(filepath.Join(samplesDir, "cv_parsing.jsonl"))
 	require.NoError(t, err)
-	first, _, _ := bytes.Cut(good, []byte("\n"))
+	first, rest, _ := bytes.Cut(good, []byte("\n"))
+	second, _, _ := bytes.Cut(rest, []byte("\n"))
 	data := filepath.Join(t.TempDir(), "records.jsonl")
-	require.NoError(t, os.WriteFile(data, []byte(string(first)+"\n\n{\"candidate_id\":\"x\"}\n[1]\n"+string(first)+"\n"), 0o644))
+	require.NoError(t, os.WriteFile(data, []byte(string(first)+"\n\n{\"candidate_id\":\"x\"}\n[1]\n"+string(second)+"\n"), 0o644))
 	code, out, errOut := kiln(t, "conquest", "build", "--type", "cv_parsing", "--data", data)
 	require.Equal(t, 1, code, errOut)
 	require.Equal(t, 2, strings.Count(out, "\n"))
-	require.Contains(t, out, `"custom_id":"cv_parsing-1"`)
-	require.Contains(t, out, `"custom_id":"cv_parsing-5"`)
+	// Requests are named by their record's content.
+	require.Regexp(t, `"custom_id":"cv_parsing-[0-9a-f]{12}"`, out)
+	ids := regexp.MustCompile(`"custom_id":"(cv_parsing-[0-9a-f]{12})"`).FindAllStringSubmatch(out, -1)
+	require.Len(t, ids, 2)
+	require.NotEqual(t, ids[0][1], ids[1][1])
 	require.Contains(t, errOut, data+":3: resume_text: is required\n")
 	require.Contains(t, errOut, data+":4: a data record must be a JSON object, got an array\n")
 	require.Contains(t, errOut, "built 2 requests; 2 records left out\n")
