@@ -183,9 +183,6 @@ func TestConquestBuildUnknown(t *testing.T) {
 }
 
 func TestConquestDemo(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs a whole kiln")
-	}
 	start := time.Now()
 	code, out, errOut := kiln(t, "conquest", "demo", "--samples", samplesDir, "--dir", t.TempDir(), "--timeout", "45s")
 	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
