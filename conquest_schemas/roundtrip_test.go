@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -21,23 +20,7 @@ import (
 // api calls kiln's API with the test key and decodes the answer.
 func api(t *testing.T, env *kilntest.Env, method, path string, body any, want int, into any) {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, env.URL+path, rd)
-	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+env.Key)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	require.Equal(t, want, resp.StatusCode, "%s %s: %s", method, path, raw)
-	if into != nil {
-		require.NoError(t, json.Unmarshal(raw, into), string(raw))
-	}
+	kilntest.Call(t, env.Base(), env.Key, method, "/v1"+path, body, want, into)
 }
 
 type batchConquest struct {

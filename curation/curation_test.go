@@ -30,31 +30,7 @@ type client struct {
 
 func (c client) do(method, path string, body any, want int, into any) {
 	c.t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case []byte:
-		rd = bytes.NewReader(b)
-	default:
-		raw, _ := json.Marshal(b)
-		rd = bytes.NewReader(raw)
-	}
-	req, err := http.NewRequest(method, c.base+path, rd)
-	require.NoError(c.t, err)
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	if _, ok := body.([]byte); ok {
-		req.Header.Set("Content-Type", "application/jsonl")
-	} else {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(c.t, err)
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	require.Equal(c.t, want, resp.StatusCode, "%s %s: %s", method, path, raw)
-	if into != nil {
-		require.NoError(c.t, json.Unmarshal(raw, into), string(raw))
-	}
+	kilntest.Call(c.t, c.base, c.token, method, path, body, want, into)
 }
 
 func records(t *testing.T, typ string) []map[string]any {

@@ -5,6 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,5 +66,40 @@ func Eventually(t testing.TB, timeout time.Duration, cond func() bool, what stri
 			t.Fatalf("waited %s for "+what, append([]any{timeout}, args...)...)
 		}
 		<-time.After(20 * time.Millisecond)
+	}
+}
+
+// Base is the kiln's root URL, without /v1.
+func (e *Env) Base() string { return strings.TrimSuffix(e.URL, "/v1") }
+
+// Call calls a kiln at base (its root URL) with token as the bearer: body
+// is sent as JSON, or as JSONL when it is []byte. It fails the test unless
+// the answer has status want, and decodes the answer into into when not
+// nil.
+func Call(t testing.TB, base, token, method, path string, body any, want int, into any) {
+	t.Helper()
+	var rd io.Reader
+	contentType := "application/json"
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		rd, contentType = bytes.NewReader(b), "application/jsonl"
+	default:
+		raw, err := json.Marshal(b)
+		require.NoError(t, err)
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, base+path, rd)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", contentType)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, want, resp.StatusCode, "%s %s: %s", method, path, raw)
+	if into != nil {
+		require.NoError(t, json.Unmarshal(raw, into), string(raw))
 	}
 }
