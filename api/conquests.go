@@ -157,7 +157,18 @@ func registerConquests(api huma.API, d Deps) {
 			src.WriteByte('\n')
 		}
 		var built bytes.Buffer
-		rep, err := def.Build(&src, &built, conquestschemas.BuildOptions{Model: in.Body.Model, MaxTokens: in.Body.MaxTokens, Temperature: in.Body.Temperature}, d.MaxLineBytes)
+		// The records are kept, so that curators see each task's fields.
+		kept := map[string]json.RawMessage{}
+		rep, err := def.Build(&src, &built, conquestschemas.BuildOptions{Model: in.Body.Model, MaxTokens: in.Body.MaxTokens, Temperature: in.Body.Temperature,
+			OnRequest: func(id string, rec map[string]any) {
+				data := make(map[string]any, len(rec))
+				for k, v := range rec {
+					if k != conquestschemas.CustomIDField {
+						data[k] = v
+					}
+				}
+				kept[id], _ = json.Marshal(data)
+			}}, d.MaxLineBytes)
 		if err != nil {
 			return nil, badRequest("records", sentence(err))
 		}
@@ -167,6 +178,9 @@ func registerConquests(api huma.API, d Deps) {
 				msg = fmt.Sprintf("No record could become a request; the first problem: %s.", rep.Errors[0].Error())
 			}
 			return nil, badRequest("records", msg)
+		}
+		if err := d.Store.ConquestRecordsPut(ctx, def.ID, kept); err != nil {
+			return nil, internal(ctx, d.Log, err)
 		}
 		out := ConquestRequests{Object: "conquest.requests", Type: def.ID, Version: def.Version, Errors: rep.Errors}
 		if out.Errors == nil {

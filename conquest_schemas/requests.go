@@ -185,6 +185,9 @@ type BuildOptions struct {
 	MaxTokens int
 	// Temperature, when set, is sent as is.
 	Temperature *float64
+	// OnRequest, when set, is told each request built and the record it
+	// came from.
+	OnRequest func(customID string, rec map[string]any)
 }
 
 // Request is the batch input line (for /v1/chat/completions) of a checked
@@ -281,6 +284,9 @@ func (d *Definition) Build(r io.Reader, w io.Writer, o BuildOptions, maxLine int
 			return rep, err
 		}
 		rep.Requests++
+		if o.OnRequest != nil {
+			o.OnRequest(id, rec)
+		}
 	}
 	if err := sc.Err(); err != nil {
 		if errors.Is(err, bufio.ErrTooLong) {

@@ -134,6 +134,20 @@ func (d Deps) taskOf(t store.CurationTask, outs []store.CurationOutput, hist []s
 	return out
 }
 
+// withData adds the task's data record, when its requests were built
+// through the API.
+func (d Deps) withData(ctx context.Context, t Task) Task {
+	raw, err := d.Store.ConquestRecordGet(ctx, t.Type, t.Key)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			d.Log.WarnContext(ctx, "conquest record", "task", t.ID, "err", err)
+		}
+		return t
+	}
+	_ = json.Unmarshal(raw, &t.Data)
+	return t
+}
+
 // Export is an export as the API shows it.
 type Export struct {
 	ID          string  `json:"id"`
@@ -327,7 +341,7 @@ func Register(api huma.API, d Deps) {
 		if err != nil {
 			return nil, serverError(ctx, d.Log, err)
 		}
-		return &struct{ Body Task }{d.taskOf(t, outs, hist)}, nil
+		return &struct{ Body Task }{d.withData(ctx, d.taskOf(t, outs, hist))}, nil
 	})
 
 	type outputAnnotation struct {
@@ -392,7 +406,7 @@ func Register(api huma.API, d Deps) {
 		if err != nil {
 			return nil, serverError(ctx, d.Log, err)
 		}
-		return &struct{ Body Task }{d.taskOf(t, outs, hist)}, nil
+		return &struct{ Body Task }{d.withData(ctx, d.taskOf(t, outs, hist))}, nil
 	})
 
 	type stat struct {

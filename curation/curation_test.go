@@ -89,6 +89,7 @@ type task struct {
 	Rendering *struct {
 		Output []map[string]any `json:"output"`
 	} `json:"rendering"`
+	Data    map[string]any   `json:"data"`
 	History []map[string]any `json:"history"`
 }
 
@@ -175,6 +176,7 @@ func testEndToEnd(t *testing.T, backend string) {
 		cur.do(http.MethodGet, "/v1/curation/tasks/"+x.ID, nil, 200, &tk)
 		require.Len(t, tk.Outputs, 2)
 		require.NotNil(t, tk.Rendering)
+		require.NotEmpty(t, tk.Data, "the record the requests were built from")
 		var a, b string
 		for _, o := range tk.Outputs {
 			require.True(t, o.Valid)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -751,4 +752,40 @@ func (s *Store) CurationStatusCounts(ctx context.Context) ([]TaskStatusCount, er
 		return nil, fmt.Errorf("store: task counts: %w", err)
 	}
 	return out, nil
+}
+
+// ConquestRecordsPut keeps data records by conquest type and custom_id; a
+// record kept before stays as it is (the custom_id names its content).
+func (s *Store) ConquestRecordsPut(ctx context.Context, typ string, records map[string]json.RawMessage) error {
+	ids := make([]string, 0, len(records))
+	for id := range records {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	size := s.importChunk()
+	for start := 0; start < len(ids); start += size {
+		chunk := ids[start:min(start+size, len(ids))]
+		var args []any
+		var vals []string
+		t := now()
+		for _, id := range chunk {
+			n := len(args)
+			args = append(args, typ, id, string(records[id]), t)
+			vals = append(vals, fmt.Sprintf("($%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4))
+		}
+		if _, err := s.d.db().exec(ctx, `INSERT INTO conquest_records (conquest_type, custom_id, data, created_at) VALUES `+
+			strings.Join(vals, ", ")+` ON CONFLICT (conquest_type, custom_id) DO NOTHING`, args...); err != nil {
+			return fmt.Errorf("store: keep conquest records: %w", err)
+		}
+	}
+	return nil
+}
+
+// ConquestRecordGet returns a kept data record; none is ErrNotFound.
+func (s *Store) ConquestRecordGet(ctx context.Context, typ, customID string) (json.RawMessage, error) {
+	var data string
+	if err := s.d.db().queryRow(ctx, `SELECT data FROM conquest_records WHERE conquest_type = $1 AND custom_id = $2`, typ, customID).Scan(&data); err != nil {
+		return nil, fmt.Errorf("store: conquest record %s/%s: %w", typ, customID, err)
+	}
+	return json.RawMessage(data), nil
 }

@@ -108,3 +108,13 @@ CREATE TABLE curator_sessions (
     created_at BIGINT NOT NULL,
     expires_at BIGINT NOT NULL
 );
+
+-- The data records of requests built through the API, by conquest type and
+-- custom_id, so that curators see a task's fields as its type renders them.
+CREATE TABLE conquest_records (
+    conquest_type TEXT NOT NULL,
+    custom_id     TEXT NOT NULL,
+    data          TEXT NOT NULL,
+    created_at    BIGINT NOT NULL,
+    PRIMARY KEY (conquest_type, custom_id)
+);
