@@ -94,40 +94,94 @@ func (im *Importer) ImportBatch(ctx context.Context, batchID string) (store.Impo
 	if b.Conquest.Type != "" {
 		def, _ = im.Schemas.Get(typ, int(version)) // unknown: outputs are kept, checked as JSON only
 	}
-	inputs, err := im.inputs(ctx, b.InputFileID)
-	if err != nil {
-		return store.ImportResult{}, err
-	}
-	var items []store.ImportItem
-	err = im.eachLine(ctx, *b.OutputFileID, MaxOutputBytes, func(line []byte, tooLong bool, n int) error {
-		if tooLong {
-			// Too large to keep, and too large to read its custom_id:
-			// recorded under its line.
-			items = append(items, im.item(typ, version, fmt.Sprintf("%s-output-line-%d", b.ID, n), nil, store.CurationOutput{
-				BatchID: b.ID, Model: b.Model, Valid: false, Reason: ReasonTooLarge,
-				Message: fmt.Sprintf("the output is larger than %d bytes; it is not kept", MaxOutputBytes)}))
-			return nil
+	// Three streaming passes, so that memory holds the batch's custom_ids
+	// and one chunk, never its files: which requests have an output; their
+	// tasks, with their prompts; then the outputs.
+	answered := map[string]bool{}
+	err = im.eachLine(ctx, *b.OutputFileID, MaxOutputBytes, func(line []byte, tooLong bool, _ int) error {
+		if !tooLong {
+			if id := customIDOf(line); id != "" {
+				answered[id] = true
+			}
 		}
-		o, customID := parseOutput(line, b.ID, b.Model, def)
-		if customID == "" {
-			return nil
-		}
-		in, ok := inputs[customID]
-		if !ok {
-			in = input{Messages: json.RawMessage("[]")}
-		}
-		items = append(items, im.item(typ, version, customID, &in, o))
 		return nil
 	})
 	if err != nil {
 		return store.ImportResult{}, err
 	}
-	res, err := im.Store.CurationImport(ctx, b.ID, items)
-	if err != nil {
-		return res, err
+	var total store.ImportResult
+	var chunk []store.ImportItem
+	flush := func() error {
+		if len(chunk) == 0 {
+			return nil
+		}
+		res, err := im.Store.CurationImport(ctx, "", chunk)
+		total.Tasks += res.Tasks
+		total.Outputs += res.Outputs
+		chunk = chunk[:0]
+		return err
 	}
-	im.Log.InfoContext(ctx, "batch imported for curation", "batch", b.ID, "type", typ, "tasks", res.Tasks, "outputs", res.Outputs)
-	return res, nil
+	add := func(it store.ImportItem) error {
+		chunk = append(chunk, it)
+		if len(chunk) >= importBatch {
+			return flush()
+		}
+		return nil
+	}
+	err = im.eachLine(ctx, b.InputFileID, maxInputLine, func(line []byte, tooLong bool, _ int) error {
+		if tooLong {
+			return nil
+		}
+		id, in, ok := parseInput(line)
+		if !ok || !answered[id] {
+			return nil
+		}
+		return add(im.item(typ, version, id, &in, store.CurationOutput{}))
+	})
+	if err == nil {
+		err = flush()
+	}
+	if err != nil {
+		return total, err
+	}
+	err = im.eachLine(ctx, *b.OutputFileID, MaxOutputBytes, func(line []byte, tooLong bool, n int) error {
+		if tooLong {
+			// Too large to keep, and too large to read its custom_id:
+			// recorded under its line.
+			return add(im.item(typ, version, fmt.Sprintf("%s-output-line-%d", b.ID, n), nil, store.CurationOutput{
+				BatchID: b.ID, Model: b.Model, Valid: false, Reason: ReasonTooLarge,
+				Message: fmt.Sprintf("the output is larger than %d bytes; it is not kept", MaxOutputBytes)}))
+		}
+		o, customID := parseOutput(line, b.ID, b.Model, def)
+		if customID == "" {
+			return nil
+		}
+		return add(im.item(typ, version, customID, nil, o))
+	})
+	if err == nil {
+		err = flush()
+	}
+	if err != nil {
+		return total, err
+	}
+	// Recorded last: a run cut short runs again, and adds what is missing.
+	if _, err := im.Store.CurationImport(ctx, b.ID, nil); err != nil {
+		return total, err
+	}
+	im.Log.InfoContext(ctx, "batch imported for curation", "batch", b.ID, "type", typ, "tasks", total.Tasks, "outputs", total.Outputs)
+	return total, nil
+}
+
+// importBatch is how many items one CurationImport call takes.
+const importBatch = 2000
+
+// customIDOf reads an output line's custom_id.
+func customIDOf(line []byte) string {
+	var l struct {
+		CustomID string `json:"custom_id"`
+	}
+	_ = json.Unmarshal(line, &l)
+	return l.CustomID
 }
 
 type input struct {
@@ -144,35 +198,27 @@ func (im *Importer) item(typ string, version int64, key string, in *input, o sto
 	return it
 }
 
-// inputs reads a batch's input file: each request's messages and their
-// text for search, by custom_id.
-func (im *Importer) inputs(ctx context.Context, fileID string) (map[string]input, error) {
-	out := map[string]input{}
-	err := im.eachLine(ctx, fileID, maxInputLine, func(line []byte, tooLong bool, _ int) error {
-		if tooLong {
-			return nil
-		}
-		var l struct {
-			CustomID string `json:"custom_id"`
-			Body     struct {
-				Messages json.RawMessage `json:"messages"`
-				Prompt   json.RawMessage `json:"prompt"`
-			} `json:"body"`
-		}
-		if json.Unmarshal(line, &l) != nil || l.CustomID == "" {
-			return nil
-		}
-		msgs := l.Body.Messages
-		if len(msgs) == 0 && len(l.Body.Prompt) > 0 {
-			msgs, _ = json.Marshal([]map[string]json.RawMessage{{"role": json.RawMessage(`"user"`), "content": l.Body.Prompt}})
-		}
-		if len(msgs) == 0 {
-			msgs = json.RawMessage("[]")
-		}
-		out[l.CustomID] = input{Messages: msgs, Search: SearchText(msgs)}
-		return nil
-	})
-	return out, err
+// parseInput reads one input line: its custom_id, and its prompt's
+// messages with their text for search.
+func parseInput(line []byte) (string, input, bool) {
+	var l struct {
+		CustomID string `json:"custom_id"`
+		Body     struct {
+			Messages json.RawMessage `json:"messages"`
+			Prompt   json.RawMessage `json:"prompt"`
+		} `json:"body"`
+	}
+	if json.Unmarshal(line, &l) != nil || l.CustomID == "" {
+		return "", input{}, false
+	}
+	msgs := l.Body.Messages
+	if len(msgs) == 0 && len(l.Body.Prompt) > 0 {
+		msgs, _ = json.Marshal([]map[string]json.RawMessage{{"role": json.RawMessage(`"user"`), "content": l.Body.Prompt}})
+	}
+	if len(msgs) == 0 {
+		msgs = json.RawMessage("[]")
+	}
+	return l.CustomID, input{Messages: msgs, Search: SearchText(msgs)}, true
 }
 
 // SearchText is the lower-cased text of messages, cut to searchBytes.

@@ -67,7 +67,8 @@ type HistoryEntry struct {
 	At      int64
 }
 
-// ImportItem is one output to import, with its task.
+// ImportItem is one output to import, with its task; an item whose
+// Output has no BatchID adds the task alone.
 type ImportItem struct {
 	ConquestType    string
 	ConquestVersion int64
@@ -123,7 +124,7 @@ func (s *Store) CurationImport(ctx context.Context, batchID string, items []Impo
 		err := s.d.tx(ctx, func(q querier, _ enqueue) error {
 			t := now()
 			if len(chunk) == 0 {
-				return nil
+				return s.markImported(ctx, q, batchID, last, res, t)
 			}
 			// Tasks, in one statement; those that exist are kept.
 			var args []any
@@ -174,6 +175,9 @@ func (s *Store) CurationImport(ctx context.Context, batchID string, items []Impo
 			seen := map[[2]string]bool{}
 			for _, it := range chunk {
 				o := it.Output
+				if o.BatchID == "" {
+					continue // a task without an output (yet)
+				}
 				taskID := idOf[[2]string{it.ConquestType, it.Key}]
 				if seen[[2]string{taskID, o.BatchID}] {
 					continue // twice in one chunk: the first counts
@@ -191,18 +195,15 @@ func (s *Store) CurationImport(ctx context.Context, batchID string, items []Impo
 				}
 				vals = append(vals, "("+strings.Join(ph, ", ")+", $"+fmt.Sprint(n+12)+")")
 			}
-			n, err = q.exec(ctx, `INSERT INTO curation_outputs (id, task_id, batch_id, model, content, valid, reason, message, input_tokens, output_tokens, latency_ms, created_at, updated_at)
-				VALUES `+strings.Join(vals, ", ")+` ON CONFLICT (task_id, batch_id) DO NOTHING`, args...)
-			if err != nil {
-				return err
+			if len(vals) > 0 {
+				n, err = q.exec(ctx, `INSERT INTO curation_outputs (id, task_id, batch_id, model, content, valid, reason, message, input_tokens, output_tokens, latency_ms, created_at, updated_at)
+					VALUES `+strings.Join(vals, ", ")+` ON CONFLICT (task_id, batch_id) DO NOTHING`, args...)
+				if err != nil {
+					return err
+				}
+				res.Outputs += n
 			}
-			res.Outputs += n
-			if last && batchID != "" {
-				_, err := q.exec(ctx, `INSERT INTO curation_imports (batch_id, tasks, outputs, imported_at) VALUES ($1, $2, $3, $4)
-					ON CONFLICT (batch_id) DO NOTHING`, batchID, res.Tasks, res.Outputs, t)
-				return err
-			}
-			return nil
+			return s.markImported(ctx, q, batchID, last, res, t)
 		})
 		if err != nil {
 			return res, fmt.Errorf("store: curation import: %w", err)
@@ -212,6 +213,16 @@ func (s *Store) CurationImport(ctx context.Context, batchID string, items []Impo
 		}
 	}
 	return res, nil
+}
+
+// markImported records, with the last chunk, that a batch was imported.
+func (s *Store) markImported(ctx context.Context, q querier, batchID string, last bool, res ImportResult, t int64) error {
+	if !last || batchID == "" {
+		return nil
+	}
+	_, err := q.exec(ctx, `INSERT INTO curation_imports (batch_id, tasks, outputs, imported_at) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (batch_id) DO NOTHING`, batchID, res.Tasks, res.Outputs, t)
+	return err
 }
 
 // TaskFilter selects tasks. Nil pointers and empty strings select all.
