@@ -14,6 +14,7 @@ import (
 
 	"github.com/kilnhq/kiln/curation"
 	"github.com/kilnhq/kiln/internal/kilntest"
+	"github.com/kilnhq/kiln/internal/llmsim"
 	"github.com/kilnhq/kiln/internal/store"
 )
 
@@ -193,5 +194,87 @@ func BenchmarkTaskList(b *testing.B) {
 			slices.Sort(lat)
 			b.ReportMetric(float64(lat[len(lat)*95/100].Microseconds())/1000, "ms-p95-"+strings.ReplaceAll(strings.ReplaceAll(name, " ", "_"), "+", "_"))
 		}
+	}
+}
+
+// BenchmarkImportBatch measures the import function's whole path for a
+// batch of 100,000 requests: streaming its input and output files,
+// checking each answer against the conquest schema, and writing tasks and
+// outputs; it reports tasks/s.
+//
+//	go test -run '^$' -bench ImportBatch -benchtime 1x ./curation/
+func BenchmarkImportBatch(b *testing.B) {
+	const n = 100_000
+	for _, backend := range kilntest.Backends {
+		b.Run(backend, func(b *testing.B) {
+			var rate float64
+			for i := range b.N {
+				env := kilntest.Start(b, backend, kilntest.Options{NoAgent: true})
+				// The import is what is measured: the function must not run it
+				// first when the batch completes.
+				if err := env.App.Store.StopWorkers(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+				id := fmt.Sprintf("batch_bench%d", i)
+				seedBatch(b, env, id, n)
+				start := time.Now()
+				res, err := env.App.Importer.ImportBatch(context.Background(), id)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if res.Tasks != n || res.Outputs != n {
+					b.Fatalf("imported %d tasks, %d outputs", res.Tasks, res.Outputs)
+				}
+				rate = n / time.Since(start).Seconds()
+			}
+			b.ReportMetric(rate, "tasks/s")
+		})
+	}
+}
+
+// seedBatch stores a completed email_evaluation batch of n requests with
+// schema-valid outputs, without running it.
+func seedBatch(b *testing.B, env *kilntest.Env, id string, n int) {
+	ctx := context.Background()
+	st := env.App.Store
+	def, err := env.App.Conquests.Get("email_evaluation", 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	answer, err := llmsim.GenerateJSON(def.OutputSchema, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var in, out strings.Builder
+	for i := range n {
+		cid := fmt.Sprintf("email-%07d", i)
+		fmt.Fprintf(&in, `{"custom_id":%q,"method":"POST","url":"/v1/chat/completions","body":{"model":"sim-model","messages":[{"role":"system","content":"Evaluate the email."},{"role":"user","content":"Email %d: Dear candidate, we would love to talk about a role at Northwind Analytics."}],"response_format":{"type":"json_schema","json_schema":{"name":"conquest-email_evaluation-v1","schema":{},"strict":true}}}}`+"\n", cid, i)
+		line, _ := json.Marshal(map[string]any{"id": "batch_req_" + cid, "custom_id": cid, "error": nil, "response": map[string]any{
+			"status_code": 200, "request_id": "req_" + cid, "latency_ms": 120, "body": map[string]any{"model": "sim-model",
+				"choices": []map[string]any{{"index": 0, "finish_reason": "stop", "message": map[string]any{"role": "assistant", "content": string(answer)}}},
+				"usage":   map[string]any{"prompt_tokens": 120, "completion_tokens": 80}}}})
+		out.Write(line)
+		out.WriteByte('\n')
+	}
+	put := func(fid, body string) store.File {
+		f := store.File{ID: fid, Purpose: "batch", Filename: fid, Bytes: int64(len(body)), ObjectKey: "files/" + fid, Status: store.FileProcessed, CreatedAt: time.Now().Unix()}
+		if _, err := env.App.Bucket.Put(ctx, f.ObjectKey, strings.NewReader(body), int64(len(body))); err != nil {
+			b.Fatal(err)
+		}
+		return f
+	}
+	inFile, outFile := put("file-in-"+id, in.String()), put("file-out-"+id, out.String())
+	if err := st.FileCreate(ctx, inFile); err != nil {
+		b.Fatal(err)
+	}
+	now := time.Now()
+	bt := store.Batch{ID: id, Endpoint: "/v1/chat/completions", Model: "sim-model", InputFileID: inFile.ID, CompletionWindow: "24h",
+		Status: store.BatchValidating, CreatedAt: now.Unix(), ExpiresAt: now.Add(time.Hour).Unix(),
+		Conquest: store.Conquest{Type: "email_evaluation", Version: 1}}
+	if err := st.BatchCreate(ctx, bt); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := st.BatchComplete(ctx, id, store.Outcome{Output: &outFile, Completed: int64(n)}); err != nil {
+		b.Fatal(err)
 	}
 }

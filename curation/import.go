@@ -109,6 +109,7 @@ func (im *Importer) ImportBatch(ctx context.Context, batchID string) (store.Impo
 	if err != nil {
 		return store.ImportResult{}, err
 	}
+	tasked := map[string]bool{} // custom_ids whose task the inputs made
 	var total store.ImportResult
 	var chunk []store.ImportItem
 	flush := func() error {
@@ -136,6 +137,7 @@ func (im *Importer) ImportBatch(ctx context.Context, batchID string) (store.Impo
 		if !ok || !answered[id] {
 			return nil
 		}
+		tasked[id] = true
 		return add(im.item(typ, version, id, &in, store.CurationOutput{}))
 	})
 	if err == nil {
@@ -156,7 +158,11 @@ func (im *Importer) ImportBatch(ctx context.Context, batchID string) (store.Impo
 		if customID == "" {
 			return nil
 		}
-		return add(im.item(typ, version, customID, nil, o))
+		it := im.item(typ, version, customID, nil, o)
+		if tasked[customID] {
+			it.Input = nil // its task exists
+		}
+		return add(it)
 	})
 	if err == nil {
 		err = flush()

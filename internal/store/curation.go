@@ -68,7 +68,8 @@ type HistoryEntry struct {
 }
 
 // ImportItem is one output to import, with its task; an item whose
-// Output has no BatchID adds the task alone.
+// Output has no BatchID adds the task alone, and one with a nil Input
+// adds an output to a task that exists.
 type ImportItem struct {
 	ConquestType    string
 	ConquestVersion int64
@@ -130,14 +131,21 @@ func (s *Store) CurationImport(ctx context.Context, batchID string, items []Impo
 			var args []any
 			var vals []string
 			for _, it := range chunk {
+				if it.Input == nil {
+					continue // the task exists: only its output is new
+				}
 				n := len(args)
 				args = append(args, ids.New(ids.Task), it.ConquestType, it.ConquestVersion, it.Key, string(it.Input), it.SearchText, t)
 				vals = append(vals, fmt.Sprintf("($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+7))
 			}
-			n, err := q.exec(ctx, `INSERT INTO curation_tasks (id, conquest_type, conquest_version, task_key, input, search_text, created_at, updated_at)
-				VALUES `+strings.Join(vals, ", ")+` ON CONFLICT (conquest_type, task_key) DO NOTHING`, args...)
-			if err != nil {
-				return err
+			var n int64
+			var err error
+			if len(vals) > 0 {
+				n, err = q.exec(ctx, `INSERT INTO curation_tasks (id, conquest_type, conquest_version, task_key, input, search_text, created_at, updated_at)
+					VALUES `+strings.Join(vals, ", ")+` ON CONFLICT (conquest_type, task_key) DO NOTHING`, args...)
+				if err != nil {
+					return err
+				}
 			}
 			res.Tasks += n
 			// Their IDs, per type.
@@ -178,7 +186,10 @@ func (s *Store) CurationImport(ctx context.Context, batchID string, items []Impo
 				if o.BatchID == "" {
 					continue // a task without an output (yet)
 				}
-				taskID := idOf[[2]string{it.ConquestType, it.Key}]
+				taskID, ok := idOf[[2]string{it.ConquestType, it.Key}]
+				if !ok {
+					return fmt.Errorf("output of task %s/%s, which does not exist: %w", it.ConquestType, it.Key, ErrNotFound)
+				}
 				if seen[[2]string{taskID, o.BatchID}] {
 					continue // twice in one chunk: the first counts
 				}
