@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -186,23 +187,12 @@ func (s *Store) EventGet(ctx context.Context, id string) (Event, error) {
 // EventList lists events newest first, of one type or all (""), after the
 // cursor, up to limit, and whether more follow.
 func (s *Store) EventList(ctx context.Context, typ, after string, limit int) ([]Event, bool, error) {
-	sql := `SELECT ` + eventColumns + ` FROM events WHERE 1 = 1`
-	var args []any
-	if typ != "" {
-		args = append(args, typ)
-		sql += fmt.Sprintf(` AND type = $%d`, len(args))
-	}
-	if after != "" {
-		args = append(args, after)
-		sql += fmt.Sprintf(` AND id < $%d`, len(args))
-	}
-	args = append(args, limit+1)
-	sql += fmt.Sprintf(` ORDER BY id DESC LIMIT $%d`, len(args))
-	out, err := collect(ctx, s.d.db(), scanEvent, sql, args...)
+	out, more, err := newestPage(ctx, s.d.db(), scanEvent, `SELECT `+eventColumns+` FROM events`, nil,
+		[][2]string{{"type", typ}}, after, limit)
 	if err != nil {
 		return nil, false, fmt.Errorf("store: list events: %w", err)
 	}
-	return page(out, limit)
+	return out, more, nil
 }
 
 const invocationColumns = `id, event_id, function, status, attempts, last_error, created_at, updated_at`
@@ -225,23 +215,12 @@ func (s *Store) InvocationGet(ctx context.Context, id string) (Invocation, error
 // InvocationList lists invocations newest first, with one status or all
 // (""), after the cursor, up to limit, and whether more follow.
 func (s *Store) InvocationList(ctx context.Context, status, after string, limit int) ([]Invocation, bool, error) {
-	sql := `SELECT ` + invocationColumns + ` FROM function_invocations WHERE 1 = 1`
-	var args []any
-	if status != "" {
-		args = append(args, status)
-		sql += fmt.Sprintf(` AND status = $%d`, len(args))
-	}
-	if after != "" {
-		args = append(args, after)
-		sql += fmt.Sprintf(` AND id < $%d`, len(args))
-	}
-	args = append(args, limit+1)
-	sql += fmt.Sprintf(` ORDER BY id DESC LIMIT $%d`, len(args))
-	out, err := collect(ctx, s.d.db(), scanInvocation, sql, args...)
+	out, more, err := newestPage(ctx, s.d.db(), scanInvocation, `SELECT `+invocationColumns+` FROM function_invocations`, nil,
+		[][2]string{{"status", status}}, after, limit)
 	if err != nil {
 		return nil, false, fmt.Errorf("store: list invocations: %w", err)
 	}
-	return page(out, limit)
+	return out, more, nil
 }
 
 // InvocationRecord records an attempt of a pending invocation: its count,
@@ -304,6 +283,31 @@ func collect[T any](ctx context.Context, q querier, scan func(row) (T, error), s
 		out = append(out, v)
 	}
 	return out, rs.Err()
+}
+
+// newestPage runs base (a SELECT without WHERE) for the rows that match
+// every column = value of eq whose value is not "", and the conditions of
+// where (with their args as $1…), newest first (by id) after the cursor,
+// up to limit, and reports whether more follow.
+func newestPage[T any](ctx context.Context, q querier, scan func(row) (T, error), base string, where []string, eq [][2]string,
+	after string, limit int, args ...any) ([]T, bool, error) {
+	conds := append([]string{"1 = 1"}, where...)
+	for _, c := range eq {
+		if c[1] != "" {
+			args = append(args, c[1])
+			conds = append(conds, fmt.Sprintf("%s = $%d", c[0], len(args)))
+		}
+	}
+	if after != "" {
+		args = append(args, after)
+		conds = append(conds, fmt.Sprintf("id < $%d", len(args)))
+	}
+	args = append(args, limit+1)
+	out, err := collect(ctx, q, scan, base+` WHERE `+strings.Join(conds, " AND ")+fmt.Sprintf(` ORDER BY id DESC LIMIT $%d`, len(args)), args...)
+	if err != nil {
+		return nil, false, err
+	}
+	return page(out, limit)
 }
 
 // page cuts a query's limit+1 rows to limit and reports whether more follow.

@@ -214,23 +214,12 @@ func (s *Store) DeliveryGet(ctx context.Context, id string) (Delivery, error) {
 // DeliveryList lists an endpoint's deliveries newest first, with one
 // status or all (""), after the cursor, up to limit, and whether more follow.
 func (s *Store) DeliveryList(ctx context.Context, endpointID, status, after string, limit int) ([]Delivery, bool, error) {
-	sql := `SELECT ` + deliveryColumns + ` FROM webhook_deliveries WHERE endpoint_id = $1`
-	args := []any{endpointID}
-	if status != "" {
-		args = append(args, status)
-		sql += fmt.Sprintf(` AND status = $%d`, len(args))
-	}
-	if after != "" {
-		args = append(args, after)
-		sql += fmt.Sprintf(` AND id < $%d`, len(args))
-	}
-	args = append(args, limit+1)
-	sql += fmt.Sprintf(` ORDER BY id DESC LIMIT $%d`, len(args))
-	out, err := collect(ctx, s.d.db(), scanDelivery, sql, args...)
+	out, more, err := newestPage(ctx, s.d.db(), scanDelivery, `SELECT `+deliveryColumns+` FROM webhook_deliveries`, []string{"endpoint_id = $1"},
+		[][2]string{{"status", status}}, after, limit, endpointID)
 	if err != nil {
 		return nil, false, fmt.Errorf("store: list deliveries: %w", err)
 	}
-	return page(out, limit)
+	return out, more, nil
 }
 
 // DeliveryAttempt is the outcome of one attempt.
