@@ -170,15 +170,10 @@ func registerBatches(api huma.API, d Deps) {
 		if err != nil {
 			return nil, internal(ctx, d.Log, err)
 		}
-		out := BatchList{Object: "list", Data: make([]Batch, len(list)), HasMore: more}
-		for i, b := range list {
-			out.Data[i] = batchOf(b)
-		}
+		out := BatchList{Object: "list", HasMore: more}
+		out.Data, out.FirstID, out.LastID = pageOf(list, batchOf, func(b store.Batch) string { return b.ID })
 		if err := withStatusMessages(ctx, d, out.Data); err != nil {
 			return nil, internal(ctx, d.Log, err)
-		}
-		if len(list) > 0 {
-			out.FirstID, out.LastID = &list[0].ID, &list[len(list)-1].ID
 		}
 		return &struct{ Body BatchList }{out}, nil
 	})

@@ -100,6 +100,8 @@ type Event struct {
 	Data      json.RawMessage `json:"data"`
 }
 
+func eventOf(ev store.Event) Event { return Event(functions.EventOf(ev)) }
+
 // EventList is a page of events.
 type EventList struct {
 	Object  string  `json:"object" enum:"list"`
@@ -209,12 +211,18 @@ type PageParams struct {
 	Limit int    `query:"limit" minimum:"1" maximum:"100" default:"20" doc:"How many to return."`
 }
 
-func firstLast[T any](list []T, id func(T) string) (*string, *string) {
-	if len(list) == 0 {
-		return nil, nil
+// pageOf converts a page of stored items for a list answer: its data, and
+// the IDs of its first and last items (nil when empty).
+func pageOf[S, T any](list []S, conv func(S) T, id func(S) string) (data []T, first, last *string) {
+	data = make([]T, len(list))
+	for i, x := range list {
+		data[i] = conv(x)
 	}
-	f, l := id(list[0]), id(list[len(list)-1])
-	return &f, &l
+	if len(list) > 0 {
+		f, l := id(list[0]), id(list[len(list)-1])
+		first, last = &f, &l
+	}
+	return data, first, last
 }
 
 var batchEventTypes = []string{store.EventBatchCompleted, store.EventBatchFailed, store.EventBatchExpired, store.EventBatchCancelled}
@@ -257,11 +265,8 @@ func registerWebhooks(api huma.API, d Deps) {
 		if err != nil {
 			return nil, internal(ctx, d.Log, err)
 		}
-		out := WebhookEndpointList{Object: "list", Data: make([]WebhookEndpoint, len(list)), HasMore: more}
-		for i, e := range list {
-			out.Data[i] = endpointOf(e)
-		}
-		out.FirstID, out.LastID = firstLast(list, func(e store.WebhookEndpoint) string { return e.ID })
+		out := WebhookEndpointList{Object: "list", HasMore: more}
+		out.Data, out.FirstID, out.LastID = pageOf(list, endpointOf, func(e store.WebhookEndpoint) string { return e.ID })
 		return &struct{ Body WebhookEndpointList }{out}, nil
 	})
 
@@ -380,11 +385,8 @@ func registerWebhooks(api huma.API, d Deps) {
 		if err != nil {
 			return nil, internal(ctx, d.Log, err)
 		}
-		out := WebhookDeliveryList{Object: "list", Data: make([]WebhookDelivery, len(list)), HasMore: more}
-		for i, x := range list {
-			out.Data[i] = deliveryOf(x)
-		}
-		out.FirstID, out.LastID = firstLast(list, func(x store.Delivery) string { return x.ID })
+		out := WebhookDeliveryList{Object: "list", HasMore: more}
+		out.Data, out.FirstID, out.LastID = pageOf(list, deliveryOf, func(x store.Delivery) string { return x.ID })
 		return &struct{ Body WebhookDeliveryList }{out}, nil
 	})
 
@@ -430,11 +432,8 @@ func registerWebhooks(api huma.API, d Deps) {
 		if err != nil {
 			return nil, internal(ctx, d.Log, err)
 		}
-		out := EventList{Object: "list", Data: make([]Event, len(list)), HasMore: more}
-		for i, ev := range list {
-			out.Data[i] = Event(functions.EventOf(ev))
-		}
-		out.FirstID, out.LastID = firstLast(list, func(e store.Event) string { return e.ID })
+		out := EventList{Object: "list", HasMore: more}
+		out.Data, out.FirstID, out.LastID = pageOf(list, eventOf, func(e store.Event) string { return e.ID })
 		return &struct{ Body EventList }{out}, nil
 	})
 
@@ -448,7 +447,7 @@ func registerWebhooks(api huma.API, d Deps) {
 		if err != nil {
 			return nil, storeError(ctx, d.Log, "event", in.EventID, err)
 		}
-		return &struct{ Body Event }{Event(functions.EventOf(ev))}, nil
+		return &struct{ Body Event }{eventOf(ev)}, nil
 	})
 
 	type invocationsInput struct {
@@ -464,11 +463,8 @@ func registerWebhooks(api huma.API, d Deps) {
 		if err != nil {
 			return nil, internal(ctx, d.Log, err)
 		}
-		out := FunctionInvocationList{Object: "list", Data: make([]FunctionInvocation, len(list)), HasMore: more}
-		for i, x := range list {
-			out.Data[i] = invocationOf(x)
-		}
-		out.FirstID, out.LastID = firstLast(list, func(x store.Invocation) string { return x.ID })
+		out := FunctionInvocationList{Object: "list", HasMore: more}
+		out.Data, out.FirstID, out.LastID = pageOf(list, invocationOf, func(x store.Invocation) string { return x.ID })
 		return &struct{ Body FunctionInvocationList }{out}, nil
 	})
 
