@@ -202,6 +202,23 @@ func (b boolQuery) ptr() *bool {
 	return nil
 }
 
+// ConquestType is a conquest type as the workbench lists it.
+type ConquestType struct {
+	ID      string `json:"id"`
+	Title   string `json:"title"`
+	Version int    `json:"version"`
+}
+
+// listOf is a plain list answer.
+type listOf[T any] struct {
+	Data []T `json:"data"`
+}
+
+// sessionCookie is the UI's session cookie: HttpOnly, SameSite=Strict.
+func sessionCookie(token string, expires time.Time) http.Cookie {
+	return http.Cookie{Name: CookieName, Value: token, Path: "/", Expires: expires, HttpOnly: true, SameSite: http.SameSiteStrictMode}
+}
+
 // Register adds the curation routes to api. Every route but the login
 // needs a curator (a session cookie or a curator key).
 func Register(api huma.API, d Deps) {
@@ -221,6 +238,11 @@ func Register(api huma.API, d Deps) {
 		b.Curator.ID, b.Curator.Name, b.Curator.Role = c.ID, c.Name, c.Role
 		return b
 	}
+	// sessionOutput answers sign-in and sign-out: the cookie, and who.
+	type sessionOutput struct {
+		SetCookie http.Cookie `header:"Set-Cookie"`
+		Body      sessionBody
+	}
 	huma.Register(api, huma.Operation{
 		OperationID: "curationLogin", Method: http.MethodPost, Path: "/v1/curation/session",
 		Summary: "Sign in with a curator key", Tags: tags,
@@ -229,10 +251,7 @@ func Register(api huma.API, d Deps) {
 		Body struct {
 			Key string `json:"key" minLength:"1"`
 		}
-	}) (*struct {
-		SetCookie http.Cookie `header:"Set-Cookie"`
-		Body      sessionBody
-	}, error) {
+	}) (*sessionOutput, error) {
 		c, err := d.Store.CuratorByHash(ctx, apikey.Hash(strings.TrimSpace(in.Body.Key)))
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, huma.Error401Unauthorized("That is not a curator key.")
@@ -245,11 +264,7 @@ func Register(api huma.API, d Deps) {
 		if err := d.Store.SessionCreate(ctx, apikey.Hash(token), c.ID, exp); err != nil {
 			return nil, serverError(ctx, d.Log, err)
 		}
-		return &struct {
-			SetCookie http.Cookie `header:"Set-Cookie"`
-			Body      sessionBody
-		}{SetCookie: http.Cookie{Name: CookieName, Value: token, Path: "/", Expires: exp, HttpOnly: true, SameSite: http.SameSiteStrictMode},
-			Body: sessionOf(c)}, nil
+		return &sessionOutput{SetCookie: sessionCookie(token, exp), Body: sessionOf(c)}, nil
 	})
 
 	huma.Register(api, huma.Operation{
@@ -264,34 +279,24 @@ func Register(api huma.API, d Deps) {
 		Summary: "Sign out", Tags: tags, Middlewares: auth,
 	}, func(ctx context.Context, in *struct {
 		Session http.Cookie `cookie:"kiln_curation"`
-	}) (*struct {
-		SetCookie http.Cookie `header:"Set-Cookie"`
-	}, error) {
+	}) (*sessionOutput, error) {
 		if in.Session.Value != "" {
 			if err := d.Store.SessionDelete(ctx, apikey.Hash(in.Session.Value)); err != nil {
 				return nil, serverError(ctx, d.Log, err)
 			}
 		}
-		return &struct {
-			SetCookie http.Cookie `header:"Set-Cookie"`
-		}{http.Cookie{Name: CookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode}}, nil
+		gone := sessionCookie("", time.Time{})
+		gone.MaxAge = -1
+		return &sessionOutput{SetCookie: gone}, nil
 	})
 
 	huma.Register(api, huma.Operation{
 		OperationID: "curationTypes", Method: http.MethodGet, Path: "/v1/curation/types",
 		Summary: "Conquest types", Tags: tags, Middlewares: auth,
-	}, func(ctx context.Context, _ *struct{}) (*struct {
-		Body struct {
-			Data []map[string]any `json:"data"`
-		}
-	}, error) {
-		out := &struct {
-			Body struct {
-				Data []map[string]any `json:"data"`
-			}
-		}{}
+	}, func(ctx context.Context, _ *struct{}) (*struct{ Body listOf[ConquestType] }, error) {
+		out := &struct{ Body listOf[ConquestType] }{}
 		for _, def := range d.Schemas.Latest() {
-			out.Body.Data = append(out.Body.Data, map[string]any{"id": def.ID, "title": def.Title, "version": def.Version})
+			out.Body.Data = append(out.Body.Data, ConquestType{ID: def.ID, Title: def.Title, Version: def.Version})
 		}
 		return out, nil
 	})
@@ -519,20 +524,12 @@ func Register(api huma.API, d Deps) {
 	huma.Register(api, huma.Operation{
 		OperationID: "listCurationExports", Method: http.MethodGet, Path: "/v1/curation/exports",
 		Summary: "Recent exports", Tags: tags, Middlewares: auth,
-	}, func(ctx context.Context, _ *struct{}) (*struct {
-		Body struct {
-			Data []Export `json:"data"`
-		}
-	}, error) {
+	}, func(ctx context.Context, _ *struct{}) (*struct{ Body listOf[Export] }, error) {
 		list, err := d.Store.ExportList(ctx, 50)
 		if err != nil {
 			return nil, serverError(ctx, d.Log, err)
 		}
-		out := &struct {
-			Body struct {
-				Data []Export `json:"data"`
-			}
-		}{}
+		out := &struct{ Body listOf[Export] }{}
 		out.Body.Data = []Export{}
 		for _, e := range list {
 			out.Body.Data = append(out.Body.Data, d.exportOf(ctx, e))
@@ -571,3 +568,7 @@ type ImportResult struct {
 		Message string `json:"message"`
 	} `json:"errors,omitempty"`
 }
+
+// SpecRoutes registers the curation routes for the OpenAPI document only:
+// their dependencies are empty.
+func SpecRoutes(api huma.API) { Register(api, Deps{}) }
