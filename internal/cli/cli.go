@@ -17,6 +17,7 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/kilnhq/kiln/api"
+	"github.com/kilnhq/kiln/curation"
 	"github.com/kilnhq/kiln/internal/apikey"
 	"github.com/kilnhq/kiln/internal/app"
 	"github.com/kilnhq/kiln/internal/config"
@@ -277,7 +278,7 @@ func (c *keysRevokeCmd) Run(e *env) error {
 type openapiCmd struct{}
 
 func (c *openapiCmd) Run(e *env) error {
-	doc, err := api.Spec()
+	doc, err := api.Spec(curation.SpecRoutes)
 	if err != nil {
 		return err
 	}
