@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +20,7 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/minio/minio-go/v7/pkg/notification"
 	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/packages/pagination"
 	"github.com/stretchr/testify/require"
 
 	"github.com/kilnhq/kiln/functions"
@@ -68,49 +70,32 @@ func gone(t *testing.T, env *kilntest.Env, key string) bool {
 	return false
 }
 
-func files(t *testing.T, c openai.Client) []openai.FileObject {
+// all reads every page of an SDK list.
+func all[T any](t *testing.T, it *pagination.CursorPageAutoPager[T]) []T {
 	t.Helper()
-	var out []openai.FileObject
-	it := c.Files.ListAutoPaging(context.Background(), openai.FileListParams{})
+	var out []T
 	for it.Next() {
 		out = append(out, it.Current())
 	}
 	require.NoError(t, it.Err())
 	return out
+}
+
+func files(t *testing.T, c openai.Client) []openai.FileObject {
+	return all(t, c.Files.ListAutoPaging(context.Background(), openai.FileListParams{}))
 }
 
 func filesNamed(t *testing.T, c openai.Client, name string) []openai.FileObject {
-	t.Helper()
-	var out []openai.FileObject
-	for _, f := range files(t, c) {
-		if f.Filename == name {
-			out = append(out, f)
-		}
-	}
-	return out
+	return slices.DeleteFunc(files(t, c), func(f openai.FileObject) bool { return f.Filename != name })
 }
 
 func batches(t *testing.T, c openai.Client) []openai.Batch {
-	t.Helper()
-	var out []openai.Batch
-	it := c.Batches.ListAutoPaging(context.Background(), openai.BatchListParams{})
-	for it.Next() {
-		out = append(out, it.Current())
-	}
-	require.NoError(t, it.Err())
-	return out
+	return all(t, c.Batches.ListAutoPaging(context.Background(), openai.BatchListParams{}))
 }
 
 // batchesOf lists the batches whose input is fileID.
 func batchesOf(t *testing.T, c openai.Client, fileID string) []openai.Batch {
-	t.Helper()
-	var out []openai.Batch
-	for _, b := range batches(t, c) {
-		if b.InputFileID == fileID {
-			out = append(out, b)
-		}
-	}
-	return out
+	return slices.DeleteFunc(batches(t, c), func(b openai.Batch) bool { return b.InputFileID != fileID })
 }
 
 // waitFile waits until exactly one file named name exists and returns it.
