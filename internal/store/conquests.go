@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 )
 
 // ConquestOutput is the validity of one output of a conquest batch.
@@ -23,16 +24,24 @@ func (s *Store) ConquestRecord(ctx context.Context, batchID string, outs []Conqu
 			return err
 		}
 		var valid, invalid int64
-		for _, o := range outs {
-			v := 0
-			if o.Valid {
-				v = 1
-				valid++
-			} else {
-				invalid++
+		size := s.importChunk()
+		for start := 0; start < len(outs); start += size {
+			var args []any
+			var vals []string
+			for _, o := range outs[start:min(start+size, len(outs))] {
+				v := 0
+				if o.Valid {
+					v = 1
+					valid++
+				} else {
+					invalid++
+				}
+				n := len(args)
+				args = append(args, batchID, o.CustomID, o.Line, v, o.Reason, o.Message)
+				vals = append(vals, fmt.Sprintf("($%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6))
 			}
-			if _, err := q.exec(ctx, `INSERT INTO conquest_outputs (batch_id, custom_id, line, valid, reason, message) VALUES ($1, $2, $3, $4, $5, $6)
-				ON CONFLICT (batch_id, custom_id) DO NOTHING`, batchID, o.CustomID, o.Line, v, o.Reason, o.Message); err != nil {
+			if _, err := q.exec(ctx, `INSERT INTO conquest_outputs (batch_id, custom_id, line, valid, reason, message) VALUES `+
+				strings.Join(vals, ", ")+` ON CONFLICT (batch_id, custom_id) DO NOTHING`, args...); err != nil {
 				return err
 			}
 		}
