@@ -15,7 +15,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 
-	conquestschemas "github.com/kilnhq/kiln/conquest_schemas"
+	"github.com/kilnhq/kiln/conquest_schemas/conquest"
 	"github.com/kilnhq/kiln/functions"
 	"github.com/kilnhq/kiln/internal/apikey"
 	"github.com/kilnhq/kiln/internal/objectstore"
@@ -42,7 +42,7 @@ type Deps struct {
 	// presigned URL of the object store.
 	DownloadRedirect bool
 	// Conquests are the conquest type definitions.
-	Conquests *conquestschemas.Registry
+	Conquests *conquest.Registry
 	// Webhooks and Inbox are the functions the API manages.
 	Webhooks *functions.Webhooks
 	Inbox    *functions.Inbox

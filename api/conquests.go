@@ -12,7 +12,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
-	conquestschemas "github.com/kilnhq/kiln/conquest_schemas"
+	"github.com/kilnhq/kiln/conquest_schemas/conquest"
 	"github.com/kilnhq/kiln/internal/ids"
 	"github.com/kilnhq/kiln/internal/store"
 	"github.com/kilnhq/kiln/jobs"
@@ -31,21 +31,21 @@ type ConquestSummary struct {
 // Conquest is one version of a conquest type, whole.
 type Conquest struct {
 	ConquestSummary
-	Data         []conquestschemas.Field    `json:"data"`
-	Questions    []conquestschemas.Question `json:"questions"`
-	OutputSchema map[string]any             `json:"output_schema"`
-	Prompt       conquestschemas.Prompt     `json:"prompt"`
-	Rendering    conquestschemas.Rendering  `json:"rendering"`
+	Data         []conquest.Field    `json:"data"`
+	Questions    []conquest.Question `json:"questions"`
+	OutputSchema map[string]any      `json:"output_schema"`
+	Prompt       conquest.Prompt     `json:"prompt"`
+	Rendering    conquest.Rendering  `json:"rendering"`
 }
 
 // ConquestRequests answers POST /v1/conquests/{type}/requests.
 type ConquestRequests struct {
-	Object   string                        `json:"object" enum:"conquest.requests"`
-	Type     string                        `json:"type"`
-	Version  int                           `json:"version"`
-	Requests []map[string]any              `json:"requests" doc:"Batch input lines for /v1/chat/completions, in record order."`
-	Errors   []conquestschemas.RecordError `json:"errors" doc:"Records left out, with their line (the record's position, from 1) and why."`
-	FileID   *string                       `json:"file_id" doc:"With file: true, the uploaded batch input file (purpose batch) holding the requests."`
+	Object   string                 `json:"object" enum:"conquest.requests"`
+	Type     string                 `json:"type"`
+	Version  int                    `json:"version"`
+	Requests []map[string]any       `json:"requests" doc:"Batch input lines for /v1/chat/completions, in record order."`
+	Errors   []conquest.RecordError `json:"errors" doc:"Records left out, with their line (the record's position, from 1) and why."`
+	FileID   *string                `json:"file_id" doc:"With file: true, the uploaded batch input file (purpose batch) holding the requests."`
 }
 
 // ConquestOutput is one output's validity.
@@ -64,16 +64,16 @@ type ConquestOutputList struct {
 	HasMore bool             `json:"has_more"`
 }
 
-func summaryOf(r *conquestschemas.Registry, d *conquestschemas.Definition) ConquestSummary {
+func summaryOf(r *conquest.Registry, d *conquest.Definition) ConquestSummary {
 	return ConquestSummary{ID: d.ID, Object: "conquest", Version: d.Version, Versions: r.Versions(d.ID), Title: d.Title, Description: d.Description}
 }
 
 // conquestError maps a registry lookup error to the API's.
 func conquestError(err error) error {
 	switch {
-	case errors.Is(err, conquestschemas.ErrUnknownType):
+	case errors.Is(err, conquest.ErrUnknownType):
 		return newError(http.StatusNotFound, typeInvalidRequest, "unknown_conquest_type", "type", sentence(err))
-	case errors.Is(err, conquestschemas.ErrUnknownVersion):
+	case errors.Is(err, conquest.ErrUnknownVersion):
 		return newError(http.StatusNotFound, typeInvalidRequest, "unknown_conquest_version", "version", sentence(err))
 	}
 	return err
@@ -159,11 +159,11 @@ func registerConquests(api huma.API, d Deps) {
 		var built bytes.Buffer
 		// The records are kept, so that curators see each task's fields.
 		kept := map[string]json.RawMessage{}
-		rep, err := def.Build(&src, &built, conquestschemas.BuildOptions{Model: in.Body.Model, MaxTokens: in.Body.MaxTokens, Temperature: in.Body.Temperature,
+		rep, err := def.Build(&src, &built, conquest.BuildOptions{Model: in.Body.Model, MaxTokens: in.Body.MaxTokens, Temperature: in.Body.Temperature,
 			OnRequest: func(id string, rec map[string]any) {
 				data := make(map[string]any, len(rec))
 				for k, v := range rec {
-					if k != conquestschemas.CustomIDField {
+					if k != conquest.CustomIDField {
 						data[k] = v
 					}
 				}
@@ -184,7 +184,7 @@ func registerConquests(api huma.API, d Deps) {
 		}
 		out := ConquestRequests{Object: "conquest.requests", Type: def.ID, Version: def.Version, Errors: rep.Errors}
 		if out.Errors == nil {
-			out.Errors = []conquestschemas.RecordError{}
+			out.Errors = []conquest.RecordError{}
 		}
 		dec := json.NewDecoder(bytes.NewReader(built.Bytes()))
 		for dec.More() {

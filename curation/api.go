@@ -14,7 +14,7 @@ import (
 	"github.com/riverqueue/river"
 
 	kilnapi "github.com/kilnhq/kiln/api"
-	conquestschemas "github.com/kilnhq/kiln/conquest_schemas"
+	"github.com/kilnhq/kiln/conquest_schemas/conquest"
 	"github.com/kilnhq/kiln/internal/apikey"
 	"github.com/kilnhq/kiln/internal/ids"
 	"github.com/kilnhq/kiln/internal/objectstore"
@@ -25,7 +25,7 @@ import (
 type Deps struct {
 	Store    *store.Store
 	Bucket   objectstore.Bucket
-	Schemas  *conquestschemas.Registry
+	Schemas  *conquest.Registry
 	Importer *Importer
 	Log      *slog.Logger
 }
@@ -83,12 +83,12 @@ type History struct {
 // Task is a task with its outputs side by side.
 type Task struct {
 	TaskSummary
-	Notes     string                     `json:"notes"`
-	Input     json.RawMessage            `json:"input"`
-	Data      map[string]any             `json:"data" doc:"The data record, when known; null otherwise."`
-	Outputs   []Output                   `json:"outputs"`
-	History   []History                  `json:"history"`
-	Rendering *conquestschemas.Rendering `json:"rendering" doc:"The conquest type's hints for curators; null for other types."`
+	Notes     string              `json:"notes"`
+	Input     json.RawMessage     `json:"input"`
+	Data      map[string]any      `json:"data" doc:"The data record, when known; null otherwise."`
+	Outputs   []Output            `json:"outputs"`
+	History   []History           `json:"history"`
+	Rendering *conquest.Rendering `json:"rendering" doc:"The conquest type's hints for curators; null for other types."`
 }
 
 func preview(input json.RawMessage) string {

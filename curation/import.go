@@ -10,7 +10,7 @@ import (
 	"log/slog"
 	"strings"
 
-	conquestschemas "github.com/kilnhq/kiln/conquest_schemas"
+	"github.com/kilnhq/kiln/conquest_schemas/conquest"
 	"github.com/kilnhq/kiln/functions"
 	"github.com/kilnhq/kiln/internal/batchline"
 	"github.com/kilnhq/kiln/internal/objectstore"
@@ -45,7 +45,7 @@ const searchBytes = 16 << 10
 type Importer struct {
 	Store   *store.Store
 	Bucket  objectstore.Bucket
-	Schemas *conquestschemas.Registry
+	Schemas *conquest.Registry
 	Log     *slog.Logger
 }
 
@@ -90,7 +90,7 @@ func (im *Importer) ImportBatch(ctx context.Context, batchID string) (store.Impo
 	if done, err := im.Store.CurationImported(ctx, b.ID); err != nil || done {
 		return store.ImportResult{Already: done}, err
 	}
-	var def *conquestschemas.Definition
+	var def *conquest.Definition
 	if b.Conquest.Type != "" {
 		def, _ = im.Schemas.Get(typ, int(version)) // unknown: outputs are kept, checked as JSON only
 	}
@@ -260,7 +260,7 @@ func KeyOf(messages json.RawMessage) string {
 
 // parseOutput reads one output line: the answer, the model that gave it,
 // its tokens and its validity.
-func parseOutput(line []byte, batchID, batchModel string, def *conquestschemas.Definition) (store.CurationOutput, string) {
+func parseOutput(line []byte, batchID, batchModel string, def *conquest.Definition) (store.CurationOutput, string) {
 	var l struct {
 		CustomID string `json:"custom_id"`
 		Response *struct {
@@ -299,7 +299,7 @@ func parseOutput(line []byte, batchID, batchModel string, def *conquestschemas.D
 			o.Valid, o.Reason, o.Message = false, res.Err.Reason, res.Err.Message
 		}
 	} else if l.Response == nil || l.Response.StatusCode != 200 {
-		o.Valid, o.Reason, o.Message = false, conquestschemas.ReasonRequestFail, "the request got no successful answer"
+		o.Valid, o.Reason, o.Message = false, conquest.ReasonRequestFail, "the request got no successful answer"
 	}
 	return o, l.CustomID
 }

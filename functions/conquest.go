@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 
-	conquestschemas "github.com/kilnhq/kiln/conquest_schemas"
+	"github.com/kilnhq/kiln/conquest_schemas/conquest"
 	"github.com/kilnhq/kiln/internal/batchline"
 	"github.com/kilnhq/kiln/internal/objectstore"
 	"github.com/kilnhq/kiln/internal/store"
@@ -27,7 +27,7 @@ const maxOutputLine = 80 << 20
 type Conquests struct {
 	Store   *store.Store
 	Bucket  objectstore.Bucket
-	Schemas *conquestschemas.Registry
+	Schemas *conquest.Registry
 	Log     *slog.Logger
 }
 
@@ -77,7 +77,7 @@ func (c *Conquests) check(ctx context.Context, ev Event) error {
 
 // CheckFile checks every line of an output file (none when fileID is
 // nil), streaming it.
-func (c *Conquests) CheckFile(ctx context.Context, def *conquestschemas.Definition, fileID *string) ([]store.ConquestOutput, error) {
+func (c *Conquests) CheckFile(ctx context.Context, def *conquest.Definition, fileID *string) ([]store.ConquestOutput, error) {
 	if fileID == nil {
 		return nil, nil
 	}
@@ -101,7 +101,7 @@ func (c *Conquests) CheckFile(ctx context.Context, def *conquestschemas.Definiti
 		}
 		o := store.ConquestOutput{Line: int64(sc.Line())}
 		if sc.TooLong() {
-			o.Reason, o.Message = conquestschemas.ReasonNotJSON, "the output line is too long to check"
+			o.Reason, o.Message = conquest.ReasonNotJSON, "the output line is too long to check"
 			outs = append(outs, o)
 			continue
 		}

@@ -8,7 +8,7 @@ import (
 
 	"github.com/riverqueue/river"
 
-	conquestschemas "github.com/kilnhq/kiln/conquest_schemas"
+	"github.com/kilnhq/kiln/conquest_schemas/conquest"
 	"github.com/kilnhq/kiln/internal/batchline"
 	"github.com/kilnhq/kiln/internal/store"
 )
@@ -94,7 +94,7 @@ func (w *BatchValidateWorker) Work(ctx context.Context, job *river.Job[BatchVali
 	// format: the batch records it, and its outputs are checked once it
 	// ends.
 	var cq store.Conquest
-	if typ, version, ok := conquestschemas.ParseSchemaName(sum.SchemaName); ok {
+	if typ, version, ok := conquest.ParseSchemaName(sum.SchemaName); ok {
 		cq = store.Conquest{Type: typ, Version: int64(version)}
 	}
 	_, err = w.d.Store.BatchStartConquest(ctx, id, int64(sum.Requests), sum.Model, cq, shards)

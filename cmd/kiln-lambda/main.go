@@ -21,7 +21,7 @@ import (
 	"github.com/alecthomas/kong"
 	awslambda "github.com/aws/aws-lambda-go/lambda"
 
-	conquestschemas "github.com/kilnhq/kiln/conquest_schemas"
+	"github.com/kilnhq/kiln/conquest_schemas/conquest"
 	"github.com/kilnhq/kiln/functions/lambda"
 	"github.com/kilnhq/kiln/internal/app"
 	"github.com/kilnhq/kiln/internal/config"
@@ -55,7 +55,7 @@ func setup(ctx context.Context, cfg config.Config) (*lambda.Handler, func(), err
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
-	schemas, err := conquestschemas.Load()
+	schemas, err := conquest.Load()
 	if err != nil {
 		return nil, nil, fmt.Errorf("conquest schemas: %w", err)
 	}

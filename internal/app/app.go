@@ -22,7 +22,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/kilnhq/kiln/api"
-	conquestschemas "github.com/kilnhq/kiln/conquest_schemas"
+	"github.com/kilnhq/kiln/conquest_schemas/conquest"
 	"github.com/kilnhq/kiln/curation"
 	"github.com/kilnhq/kiln/functions"
 	"github.com/kilnhq/kiln/gpuagent"
@@ -72,7 +72,7 @@ type App struct {
 	// Metrics is the process's Prometheus registry, served at /metrics.
 	Metrics *prometheus.Registry
 	// Conquests are the conquest type definitions.
-	Conquests *conquestschemas.Registry
+	Conquests *conquest.Registry
 	// Importer imports batch outputs for curation.
 	Importer *curation.Importer
 	// Functions routes events to functions; Webhooks and Inbox are two of
@@ -101,7 +101,7 @@ func New(ctx context.Context, cfg config.Config, opts Options, log *slog.Logger)
 	a := &App{Cfg: cfg, Log: log, opts: opts, Metrics: prometheus.NewRegistry()}
 	var err error
 	// A broken definition stops start-up, naming its file and the path in it.
-	if a.Conquests, err = conquestschemas.Load(); err != nil {
+	if a.Conquests, err = conquest.Load(); err != nil {
 		return nil, fmt.Errorf("conquest schemas: %w", err)
 	}
 	a.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newGPUCollector())

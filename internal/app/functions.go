@@ -3,7 +3,7 @@ package app
 import (
 	"log/slog"
 
-	conquestschemas "github.com/kilnhq/kiln/conquest_schemas"
+	"github.com/kilnhq/kiln/conquest_schemas/conquest"
 	"github.com/kilnhq/kiln/curation"
 	"github.com/kilnhq/kiln/functions"
 	"github.com/kilnhq/kiln/internal/config"
@@ -28,7 +28,7 @@ type Functions struct {
 // (functions/lambda), must not, or every invocation would also be enqueued
 // for kiln serve to run a second time. cfg should have its defaults
 // (config.Config.WithDefaults).
-func NewFunctions(cfg config.Config, st *store.Store, bucket objectstore.Bucket, schemas *conquestschemas.Registry, log *slog.Logger) (Functions, error) {
+func NewFunctions(cfg config.Config, st *store.Store, bucket objectstore.Bucket, schemas *conquest.Registry, log *slog.Logger) (Functions, error) {
 	log = log.With("component", "functions")
 	wh := &functions.Webhooks{
 		Store: st, Log: log,

@@ -19,7 +19,7 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 
-	conquestschemas "github.com/kilnhq/kiln/conquest_schemas"
+	"github.com/kilnhq/kiln/conquest_schemas/conquest"
 	"github.com/kilnhq/kiln/internal/apikey"
 	"github.com/kilnhq/kiln/internal/app"
 	"github.com/kilnhq/kiln/internal/config"
@@ -37,8 +37,8 @@ type conquestCmd struct {
 var stdin io.Reader = os.Stdin
 
 // conquests loads the embedded definitions.
-func conquests() (*conquestschemas.Registry, error) {
-	r, err := conquestschemas.Load()
+func conquests() (*conquest.Registry, error) {
+	r, err := conquest.Load()
 	if err != nil {
 		return nil, fmt.Errorf("conquest schemas: %w", err)
 	}
@@ -47,12 +47,12 @@ func conquests() (*conquestschemas.Registry, error) {
 
 // conquestDef looks up a type's version (0: the newest), with an error
 // that lists what there is.
-func conquestDef(r *conquestschemas.Registry, id string, version int) (*conquestschemas.Definition, error) {
+func conquestDef(r *conquest.Registry, id string, version int) (*conquest.Definition, error) {
 	d, err := r.Get(id, version)
 	switch {
-	case errors.Is(err, conquestschemas.ErrUnknownType):
+	case errors.Is(err, conquest.ErrUnknownType):
 		return nil, fmt.Errorf("unknown conquest type %q; the types are: %s", id, strings.Join(r.IDs(), ", "))
-	case errors.Is(err, conquestschemas.ErrUnknownVersion):
+	case errors.Is(err, conquest.ErrUnknownVersion):
 		vs := make([]string, 0)
 		for _, v := range r.Versions(id) {
 			vs = append(vs, strconv.Itoa(v))
@@ -148,7 +148,7 @@ func (c *conquestBuildCmd) Run(e *env) error {
 		defer file.Close()
 		out = file
 	}
-	rep, err := d.Build(in, out, conquestschemas.BuildOptions{Model: c.Model, MaxTokens: c.MaxTokens, Temperature: c.Temperature}, config.MaxLineBytesDefault)
+	rep, err := d.Build(in, out, conquest.BuildOptions{Model: c.Model, MaxTokens: c.MaxTokens, Temperature: c.Temperature}, config.MaxLineBytesDefault)
 	if err == nil && file != nil {
 		err = file.Close()
 	}
@@ -168,7 +168,7 @@ func (c *conquestBuildCmd) Run(e *env) error {
 
 // reportRecords writes a build's record problems as name:LINE: field:
 // message and returns how many records were left out.
-func reportRecords(w io.Writer, name string, rep conquestschemas.BuildReport) int {
+func reportRecords(w io.Writer, name string, rep conquest.BuildReport) int {
 	for _, p := range rep.Errors {
 		if p.Field != "" {
 			fmt.Fprintf(w, "%s:%d: %s: %s\n", name, p.Line, p.Field, p.Message)
@@ -251,7 +251,7 @@ func (c *conquestDemoCmd) Run(e *env) error {
 			return err
 		}
 		var built bytes.Buffer
-		rep, err := d.Build(bytes.NewReader(data), &built, conquestschemas.BuildOptions{Model: c.Model}, config.MaxLineBytesDefault)
+		rep, err := d.Build(bytes.NewReader(data), &built, conquest.BuildOptions{Model: c.Model}, config.MaxLineBytesDefault)
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}

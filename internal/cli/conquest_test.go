@@ -14,7 +14,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	conquestschemas "github.com/kilnhq/kiln/conquest_schemas"
+	"github.com/kilnhq/kiln/conquest_schemas/conquest"
 )
 
 // samplesDir is the conquest sample data, from this package's folder.
@@ -30,7 +30,7 @@ func kiln(t *testing.T, args ...string) (int, string, string) {
 
 func conquestTypes(t *testing.T) []string {
 	t.Helper()
-	r, err := conquestschemas.Load()
+	r, err := conquest.Load()
 	require.NoError(t, err)
 	require.Len(t, r.IDs(), 6)
 	return r.IDs()

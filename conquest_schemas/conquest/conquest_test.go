@@ -1,4 +1,4 @@
-package conquestschemas_test
+package conquest_test
 
 import (
 	"bufio"
@@ -15,16 +15,16 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	conquestschemas "github.com/kilnhq/kiln/conquest_schemas"
+	"github.com/kilnhq/kiln/conquest_schemas/conquest"
 	"github.com/kilnhq/kiln/internal/batchline"
 	"github.com/kilnhq/kiln/internal/llmsim"
 )
 
 var types = []string{"candidate_evaluation", "cartographer", "cv_parsing", "email_evaluation", "quil_email", "report_evaluation"}
 
-func registry(t testing.TB) *conquestschemas.Registry {
+func registry(t testing.TB) *conquest.Registry {
 	t.Helper()
-	r, err := conquestschemas.Load()
+	r, err := conquest.Load()
 	require.NoError(t, err)
 	return r
 }
@@ -36,12 +36,12 @@ func TestLoad(t *testing.T) {
 		require.Equal(t, 1, d.Version)
 		require.NotEmpty(t, d.Rendering.Output, d.ID)
 		require.Equal(t, "conquest-"+d.ID+"-v1", d.SchemaName())
-		id, v, ok := conquestschemas.ParseSchemaName(d.SchemaName())
+		id, v, ok := conquest.ParseSchemaName(d.SchemaName())
 		require.True(t, ok)
 		require.Equal(t, d.ID, id)
 		require.Equal(t, 1, v)
 	}
-	_, _, ok := conquestschemas.ParseSchemaName("my-schema")
+	_, _, ok := conquest.ParseSchemaName("my-schema")
 	require.False(t, ok)
 }
 
@@ -54,11 +54,11 @@ func TestBuildSamples(t *testing.T) {
 		t.Run(id, func(t *testing.T) {
 			d, err := r.Get(id, 0)
 			require.NoError(t, err)
-			in, err := os.ReadFile(filepath.Join("testdata", id+".jsonl"))
+			in, err := os.ReadFile(filepath.Join("..", "testdata", id+".jsonl"))
 			require.NoError(t, err)
 			records := bytes.Count(bytes.TrimSpace(in), []byte("\n")) + 1
 			var out bytes.Buffer
-			rep, err := d.Build(bytes.NewReader(in), &out, conquestschemas.BuildOptions{Model: "sim-model", MaxTokens: 2048}, 1<<20)
+			rep, err := d.Build(bytes.NewReader(in), &out, conquest.BuildOptions{Model: "sim-model", MaxTokens: 2048}, 1<<20)
 			require.NoError(t, err)
 			require.Empty(t, rep.Errors)
 			require.Equal(t, records, rep.Requests)
@@ -113,7 +113,7 @@ func TestBuildInvalidRecords(t *testing.T) {
 		t.Run(id, func(t *testing.T) {
 			d, err := r.Get(id, 0)
 			require.NoError(t, err)
-			in, err := os.ReadFile(filepath.Join("testdata", "invalid", id+".jsonl"))
+			in, err := os.ReadFile(filepath.Join("..", "testdata", "invalid", id+".jsonl"))
 			require.NoError(t, err)
 			lines := 0
 			sc := bufio.NewScanner(bytes.NewReader(in))
@@ -122,7 +122,7 @@ func TestBuildInvalidRecords(t *testing.T) {
 				lines++
 			}
 			var out bytes.Buffer
-			rep, err := d.Build(bytes.NewReader(in), &out, conquestschemas.BuildOptions{Model: "m"}, 1<<20)
+			rep, err := d.Build(bytes.NewReader(in), &out, conquest.BuildOptions{Model: "m"}, 1<<20)
 			require.NoError(t, err)
 			require.Zero(t, rep.Requests)
 			require.Zero(t, out.Len())
@@ -144,7 +144,7 @@ func TestBuildInvalidRecords(t *testing.T) {
 		{`{"candidate_id":"c1","resume_text":"x"} {}`, "more follows"},
 	} {
 		var out bytes.Buffer
-		rep, err := d.Build(strings.NewReader("\n"+tc.line+"\n"), &out, conquestschemas.BuildOptions{Model: "m"}, 1<<20)
+		rep, err := d.Build(strings.NewReader("\n"+tc.line+"\n"), &out, conquest.BuildOptions{Model: "m"}, 1<<20)
 		require.NoError(t, err)
 		require.Len(t, rep.Errors, 1, tc.line)
 		require.Equal(t, 2, rep.Errors[0].Line, "line numbers count blank lines")
@@ -152,7 +152,7 @@ func TestBuildInvalidRecords(t *testing.T) {
 	}
 	// Duplicate custom_ids are refused, as the batch validator would.
 	var out bytes.Buffer
-	rep, err := d.Build(strings.NewReader(`{"candidate_id":"a","resume_text":"x","custom_id":"r1"}`+"\n"+`{"candidate_id":"b","resume_text":"y","custom_id":"r1"}`), &out, conquestschemas.BuildOptions{Model: "m"}, 1<<20)
+	rep, err := d.Build(strings.NewReader(`{"candidate_id":"a","resume_text":"x","custom_id":"r1"}`+"\n"+`{"candidate_id":"b","resume_text":"y","custom_id":"r1"}`), &out, conquest.BuildOptions{Model: "m"}, 1<<20)
 	require.NoError(t, err)
 	require.Equal(t, 1, rep.Requests)
 	require.Contains(t, rep.Errors[0].Message, `"r1" is also line 1's`)
@@ -173,7 +173,7 @@ const minimal = `{
 // TestBrokenDefinitions: a broken definition fails loading with its file
 // and the path inside it.
 func TestBrokenDefinitions(t *testing.T) {
-	_, err := conquestschemas.LoadFS(fstest.MapFS{"toy.v1.json": {Data: []byte(minimal)}}, ".")
+	_, err := conquest.LoadFS(fstest.MapFS{"toy.v1.json": {Data: []byte(minimal)}}, ".")
 	require.NoError(t, err)
 	for _, tc := range []struct {
 		name, file, old, new, want string
@@ -200,7 +200,7 @@ func TestBrokenDefinitions(t *testing.T) {
 				require.Contains(t, body, tc.old)
 				body = strings.Replace(body, tc.old, tc.new, 1)
 			}
-			_, err := conquestschemas.LoadFS(fstest.MapFS{tc.file: {Data: []byte(body)}}, ".")
+			_, err := conquest.LoadFS(fstest.MapFS{tc.file: {Data: []byte(body)}}, ".")
 			require.Error(t, err)
 			require.Contains(t, err.Error(), "conquest_schemas/"+tc.file)
 			require.Contains(t, err.Error(), tc.want)
@@ -212,7 +212,7 @@ func TestBrokenDefinitions(t *testing.T) {
 // are named errors.
 func TestVersions(t *testing.T) {
 	v2 := strings.Replace(strings.Replace(minimal, `"version": 1`, `"version": 2`, 1), `"title": "Toy"`, `"title": "Toy 2"`, 1)
-	r, err := conquestschemas.LoadFS(fstest.MapFS{"toy.v1.json": {Data: []byte(minimal)}, "toy.v2.json": {Data: []byte(v2)}}, ".")
+	r, err := conquest.LoadFS(fstest.MapFS{"toy.v1.json": {Data: []byte(minimal)}, "toy.v2.json": {Data: []byte(v2)}}, ".")
 	require.NoError(t, err)
 	d, err := r.Get("toy", 0)
 	require.NoError(t, err)
@@ -222,9 +222,9 @@ func TestVersions(t *testing.T) {
 	require.Equal(t, "Toy", d.Title)
 	require.Equal(t, []int{1, 2}, r.Versions("toy"))
 	_, err = r.Get("toy", 3)
-	require.True(t, errors.Is(err, conquestschemas.ErrUnknownVersion))
+	require.True(t, errors.Is(err, conquest.ErrUnknownVersion))
 	_, err = r.Get("tool", 0)
-	require.True(t, errors.Is(err, conquestschemas.ErrUnknownType))
+	require.True(t, errors.Is(err, conquest.ErrUnknownType))
 	require.Contains(t, err.Error(), "toy")
 }
 
@@ -264,11 +264,11 @@ func TestCheckOutput(t *testing.T) {
 	for _, tc := range []struct {
 		name, content, finish, reason, msg string
 	}{
-		{"prose", "Here is the JSON you asked for.", "stop", conquestschemas.ReasonNotJSON, ""},
-		{"truncated", string(valid[:len(valid)/2]), "length", conquestschemas.ReasonTruncated, "max_tokens"},
-		{"two values", string(valid) + " {}", "stop", conquestschemas.ReasonNotJSON, "after top-level value"},
-		{"wrong type", string(offSchema), "stop", conquestschemas.ReasonSchema, "at /skills"},
-		{"missing", string(missing), "stop", conquestschemas.ReasonSchema, "summary"},
+		{"prose", "Here is the JSON you asked for.", "stop", conquest.ReasonNotJSON, ""},
+		{"truncated", string(valid[:len(valid)/2]), "length", conquest.ReasonTruncated, "max_tokens"},
+		{"two values", string(valid) + " {}", "stop", conquest.ReasonNotJSON, "after top-level value"},
+		{"wrong type", string(offSchema), "stop", conquest.ReasonSchema, "at /skills"},
+		{"missing", string(missing), "stop", conquest.ReasonSchema, "summary"},
 	} {
 		res := d.CheckOutputLine(outputLine("r1", tc.content, tc.finish))
 		require.NotNil(t, res.Err, tc.name)
@@ -276,12 +276,12 @@ func TestCheckOutput(t *testing.T) {
 		require.Contains(t, res.Err.Message, tc.msg, tc.name)
 	}
 	res := d.CheckOutputLine([]byte(`{"custom_id":"r2","response":{"status_code":500,"body":{}}}`))
-	require.Equal(t, conquestschemas.ReasonRequestFail, res.Err.Reason)
+	require.Equal(t, conquest.ReasonRequestFail, res.Err.Reason)
 	res = d.CheckOutputLine([]byte(`{"custom_id":"r3","response":{"status_code":200,"body":{"choices":[{"message":{"refusal":"no"}}]}}}`))
-	require.Equal(t, conquestschemas.ReasonNoAnswer, res.Err.Reason)
+	require.Equal(t, conquest.ReasonNoAnswer, res.Err.Reason)
 	require.Contains(t, res.Err.Message, "refused")
 	res = d.CheckOutputLine([]byte(`{"custom_id":`))
-	require.Equal(t, conquestschemas.ReasonNotJSON, res.Err.Reason)
+	require.Equal(t, conquest.ReasonNotJSON, res.Err.Reason)
 }
 
 // BenchmarkCheckCVParsing measures output validation throughput for

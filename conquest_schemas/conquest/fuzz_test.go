@@ -1,4 +1,4 @@
-package conquestschemas_test
+package conquest_test
 
 import (
 	"bytes"
@@ -7,7 +7,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	conquestschemas "github.com/kilnhq/kiln/conquest_schemas"
+	"github.com/kilnhq/kiln/conquest_schemas/conquest"
 	"github.com/kilnhq/kiln/internal/batchline"
 	"github.com/kilnhq/kiln/internal/llmsim"
 )
@@ -17,7 +17,7 @@ import (
 //
 //	go test -run '^$' -fuzz FuzzCheckOutput ./conquest_schemas/
 func FuzzCheckOutput(f *testing.F) {
-	r, err := conquestschemas.Load()
+	r, err := conquest.Load()
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func FuzzCheckOutput(f *testing.F) {
 //
 //	go test -run '^$' -fuzz FuzzRender ./conquest_schemas/
 func FuzzRender(f *testing.F) {
-	r, err := conquestschemas.Load()
+	r, err := conquest.Load()
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -79,14 +79,14 @@ func FuzzRender(f *testing.F) {
 			rec["target_language"] = lang
 		}
 		if customID != "" {
-			rec[conquestschemas.CustomIDField] = customID
+			rec[conquest.CustomIDField] = customID
 		}
 		line, err := json.Marshal(rec)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var out bytes.Buffer
-		rep, err := d.Build(bytes.NewReader(line), &out, conquestschemas.BuildOptions{Model: "m"}, 1<<20)
+		rep, err := d.Build(bytes.NewReader(line), &out, conquest.BuildOptions{Model: "m"}, 1<<20)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -118,7 +118,7 @@ func FuzzRender(f *testing.F) {
 // FuzzBuildLine: any input line becomes one request or one reported
 // problem, never a panic.
 func FuzzBuildLine(f *testing.F) {
-	r, err := conquestschemas.Load()
+	r, err := conquest.Load()
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func FuzzBuildLine(f *testing.F) {
 	f.Fuzz(func(t *testing.T, line []byte) {
 		line = bytes.ReplaceAll(line, []byte("\n"), nil)
 		var out bytes.Buffer
-		rep, err := d.Build(bytes.NewReader(line), &out, conquestschemas.BuildOptions{Model: "m"}, 1<<20)
+		rep, err := d.Build(bytes.NewReader(line), &out, conquest.BuildOptions{Model: "m"}, 1<<20)
 		if err != nil {
 			t.Fatal(err)
 		}

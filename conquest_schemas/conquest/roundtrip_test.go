@@ -1,4 +1,4 @@
-package conquestschemas_test
+package conquest_test
 
 import (
 	"bytes"
@@ -86,7 +86,7 @@ func TestRoundTrip(t *testing.T) {
 			batches := map[string]string{}
 			sizes := map[string]int{}
 			for _, typ := range types {
-				recs := records(t, filepath.Join("testdata", typ+".jsonl"))
+				recs := records(t, filepath.Join("..", "testdata", typ+".jsonl"))
 				var b built
 				api(t, env, http.MethodPost, "/conquests/"+typ+"/requests",
 					map[string]any{"records": recs, "model": "sim-model", "file": true}, http.StatusOK, &b)
@@ -139,7 +139,7 @@ func TestConquestBadInput(t *testing.T) {
 	require.Equal(t, "unknown_conquest_version", e.Error.Code)
 
 	// Bad records are left out with their position; none good is a 400.
-	good := records(t, filepath.Join("testdata", "cv_parsing.jsonl"))[0]
+	good := records(t, filepath.Join("..", "testdata", "cv_parsing.jsonl"))[0]
 	bad := []map[string]any{good, {"candidate_id": "c9"}, {"candidate_id": 5, "resume_text": "x"}}
 	var b built
 	api(t, env, http.MethodPost, "/conquests/cv_parsing/requests", map[string]any{"records": bad, "model": "sim-model"}, http.StatusOK, &b)

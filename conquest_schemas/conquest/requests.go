@@ -1,4 +1,4 @@
-package conquestschemas
+package conquest
 
 import (
 	"bufio"

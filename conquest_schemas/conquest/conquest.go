@@ -1,14 +1,14 @@
-// Package conquestschemas loads the conquest type definitions kept beside
-// it (one JSON file per type and version, <id>.v<N>.json) and does what
+// Package conquest loads the conquest type definitions kept in
+// conquest_schemas/ (one JSON file per type and version, <id>.v<N>.json,
+// embedded by the root package) and does what
 // they drive: the prompts sent to the model, the JSON Schema the model's
 // answer must match (sent as a strict json_schema response format, which
 // vLLM enforces), the checks on data records and on what came back, and
 // the rendering hints curators see.
-package conquestschemas
+package conquest
 
 import (
 	"bytes"
-	"embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,10 +22,9 @@ import (
 	"text/template"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
-)
 
-//go:embed *.json
-var embedded embed.FS
+	kiln "github.com/kilnhq/kiln"
+)
 
 // Field types of data records: JSON's.
 var fieldTypes = []string{"string", "integer", "number", "boolean", "array", "object"}
@@ -121,7 +120,7 @@ type Registry struct {
 }
 
 // Load reads and checks the embedded definitions.
-func Load() (*Registry, error) { return LoadFS(embedded, ".") }
+func Load() (*Registry, error) { return LoadFS(kiln.ConquestSchemas, "conquest_schemas") }
 
 var fileRE = regexp.MustCompile(`^([a-z][a-z0-9_]*)\.v([0-9]+)\.json$`)
 
