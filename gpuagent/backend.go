@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/kilnhq/kiln/internal/config"
 )
 
 // Backend is the LLM engine the agent drives: vLLM's OpenAI-compatible
@@ -37,8 +39,9 @@ type Model struct {
 const SimOwner = "kiln-sim"
 
 // MaxResponseBytesDefault bounds one response body; a larger answer is an
-// error line (response_too_large), not an out-of-memory agent.
-const MaxResponseBytesDefault = 64 << 20
+// error line (response_too_large), not an out-of-memory agent. It is kiln's
+// configuration default, named here for the backend's users.
+const MaxResponseBytesDefault = config.MaxResponseBytesDefault
 
 // ErrResponseTooLarge is an answer over the backend's limit.
 var ErrResponseTooLarge = errors.New("response too large")

@@ -21,13 +21,15 @@ import (
 	"syscall"
 	"text/template"
 	"time"
+
+	"github.com/kilnhq/kiln/internal/config"
 )
 
-// Defaults of ManagedConfig's fields.
+// Defaults of ManagedConfig's fields; MaxNumSeqs's is
+// config.AgentConcurrencyDefault, vLLM's max_num_seqs default.
 const (
 	ManagedCommandDefault        = "vllm serve {{.Model}} --host {{.Host}} --port {{.Port}} --max-num-seqs {{.MaxNumSeqs}} --gpu-memory-utilization 0.90"
 	ManagedSleepFlag             = "--enable-sleep-mode" // appended to the default command in sleep mode
-	ManagedMaxNumSeqsDefault     = 256
 	ManagedHostDefault           = "127.0.0.1"
 	ManagedBasePortDefault       = 8100
 	ManagedStartTimeoutDefault   = 10 * time.Minute
@@ -125,7 +127,7 @@ func (c ManagedConfig) WithDefaults() ManagedConfig {
 			c.Command += " " + ManagedSleepFlag
 		}
 	}
-	c.MaxNumSeqs = cmp.Or(c.MaxNumSeqs, ManagedMaxNumSeqsDefault)
+	c.MaxNumSeqs = cmp.Or(c.MaxNumSeqs, config.AgentConcurrencyDefault)
 	c.Host = cmp.Or(c.Host, ManagedHostDefault)
 	c.BasePort = cmp.Or(c.BasePort, ManagedBasePortDefault)
 	c.StartTimeout = cmp.Or(c.StartTimeout, ManagedStartTimeoutDefault)

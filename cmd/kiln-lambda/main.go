@@ -36,7 +36,8 @@ type cli struct {
 func main() {
 	var c cli
 	kong.Parse(&c, kong.Name("kiln-lambda"),
-		kong.Description("kiln's functions as an AWS Lambda handler, configured by KILN_* variables as kiln serve is."))
+		kong.Description("kiln's functions as an AWS Lambda handler, configured by KILN_* variables as kiln serve is."),
+		config.KongVars())
 	h, closeAll, err := setup(context.Background(), c.Config)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "kiln-lambda:", err)

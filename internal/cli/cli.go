@@ -67,6 +67,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		kong.Writers(stdout, stderr),
 		kong.Exit(func(code int) { panic(exitCode(code)) }),
 		kong.UsageOnError(),
+		config.KongVars(),
 	)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -178,7 +179,7 @@ func noDelay(d time.Duration) time.Duration {
 }
 
 type dbFlags struct {
-	DatabaseURL string `name:"database-url" env:"KILN_DATABASE_URL" default:"sqlite://./data/kiln.db" help:"postgres://... or sqlite:///path."`
+	DatabaseURL string `name:"database-url" env:"KILN_DATABASE_URL" default:"${database_url_default}" help:"postgres://... or sqlite:///path."`
 }
 
 func (f dbFlags) open(ctx context.Context, stderr io.Writer) (*store.Store, error) {

@@ -6,43 +6,102 @@ import (
 	"cmp"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/alecthomas/kong"
 )
 
-// Defaults. Each field of Config documents its default; these are the values.
+// Defaults of Config's fields, in field order: each default is defined here
+// once. WithDefaults fills the fields from them, and the kong tags read them
+// through KongVars, so the flags, the environment and a Config built in code
+// agree; gpuagent uses them for the same settings of its agent.
 const (
-	AddrDefault             = ":4080"
-	DatabaseURLDefault      = "sqlite://./data/kiln.db"
-	ObjectStoreDefault      = "file://./data/objects"
-	MaxFileBytesDefault     = 2 << 30 // 2 GiB
-	MaxLineBytesDefault     = 10 << 20
-	MaxRequestsDefault      = 1_000_000
-	AgentConcurrencyDefault = 256
-	RequestTimeoutDefault   = 10 * time.Minute
-	ChunkLinesDefault       = 256
-	ChunkIntervalDefault    = time.Second
-	PollIntervalDefault     = 50 * time.Millisecond
-	ShutdownTimeoutDefault  = 30 * time.Second
-	ShardSizeDefault        = 500
-	LeaseTTLDefault         = 30 * time.Second
-	StarvationBoundDefault  = 10 * time.Minute
+	AddrDefault                = ":4080"
+	DatabaseURLDefault         = "sqlite://./data/kiln.db"
+	ObjectStoreDefault         = "file://./data/objects"
+	AgentDefault               = "auto"
+	AgentConcurrencyDefault    = 256 // vLLM's max_num_seqs default
+	ShardSizeDefault           = 500
+	LeaseTTLDefault            = 30 * time.Second
+	StarvationBoundDefault     = 10 * time.Minute
+	MetricsAddrDefault         = ":9464"
+	MaxResponseBytesDefault    = 64 << 20 // 64 MiB
+	RequestTimeoutDefault      = 10 * time.Minute
+	ChunkLinesDefault          = 256
+	ChunkIntervalDefault       = time.Second
+	MaxFileBytesDefault        = 2 << 30  // 2 GiB
+	MaxPartBytesDefault        = 64 << 20 // 64 MiB, OpenAI's
+	UploadTTLDefault           = time.Hour
+	MaxLineBytesDefault        = 10 << 20 // 10 MiB
+	MaxRequestsDefault         = 1_000_000
+	PollIntervalDefault        = 50 * time.Millisecond
+	ShutdownTimeoutDefault     = 30 * time.Second
+	WebhookTimeoutDefault      = 10 * time.Second
+	WebhookMaxAgeDefault       = 24 * time.Hour
+	RetryBaseDefault           = time.Second
+	RetryMaxDefault            = time.Hour
+	FunctionMaxAttemptsDefault = 25
+	FunctionMaxAgeDefault      = 24 * time.Hour
+	InboxPollIntervalDefault   = 10 * time.Second
+	EventRetentionDefault      = 30 * 24 * time.Hour // 720h
+	LogLevelDefault            = "info"
 )
+
+// KongVars are the defaults as kong variables, for the ${xxx_default}
+// interpolations in Config's default tags. Every kong parser of a Config
+// needs them: kong.New fails on an undefined variable.
+func KongVars() kong.Vars {
+	return kong.Vars{
+		"addr_default":                  AddrDefault,
+		"database_url_default":          DatabaseURLDefault,
+		"object_store_default":          ObjectStoreDefault,
+		"agent_default":                 AgentDefault,
+		"agent_concurrency_default":     strconv.Itoa(AgentConcurrencyDefault),
+		"shard_size_default":            strconv.Itoa(ShardSizeDefault),
+		"lease_ttl_default":             LeaseTTLDefault.String(),
+		"starvation_bound_default":      StarvationBoundDefault.String(),
+		"metrics_addr_default":          MetricsAddrDefault,
+		"max_response_bytes_default":    strconv.FormatInt(MaxResponseBytesDefault, 10),
+		"request_timeout_default":       RequestTimeoutDefault.String(),
+		"chunk_lines_default":           strconv.Itoa(ChunkLinesDefault),
+		"chunk_interval_default":        ChunkIntervalDefault.String(),
+		"max_file_bytes_default":        strconv.FormatInt(MaxFileBytesDefault, 10),
+		"max_part_bytes_default":        strconv.FormatInt(MaxPartBytesDefault, 10),
+		"upload_ttl_default":            UploadTTLDefault.String(),
+		"max_line_bytes_default":        strconv.Itoa(MaxLineBytesDefault),
+		"max_requests_default":          strconv.Itoa(MaxRequestsDefault),
+		"poll_interval_default":         PollIntervalDefault.String(),
+		"shutdown_timeout_default":      ShutdownTimeoutDefault.String(),
+		"webhook_timeout_default":       WebhookTimeoutDefault.String(),
+		"webhook_max_age_default":       WebhookMaxAgeDefault.String(),
+		"retry_base_default":            RetryBaseDefault.String(),
+		"retry_max_default":             RetryMaxDefault.String(),
+		"function_max_attempts_default": strconv.Itoa(FunctionMaxAttemptsDefault),
+		"function_max_age_default":      FunctionMaxAgeDefault.String(),
+		"inbox_poll_interval_default":   InboxPollIntervalDefault.String(),
+		"event_retention_default":       EventRetentionDefault.String(),
+		"log_level_default":             LogLevelDefault,
+	}
+}
 
 // Config is kiln's configuration. The zero value plus WithDefaults is the
 // embedded default: SQLite and a local folder under ./data, and the built-in
-// LLM simulator.
+// LLM simulator. A zero field means its default, whether the Config comes
+// from kong or is built in code; where a field can be turned off, a negative
+// value does it.
 type Config struct {
 	// Addr is the API's listen address. Default: ":4080".
-	Addr string `name:"addr" env:"KILN_ADDR" default:":4080" help:"API listen address."`
+	Addr string `name:"addr" env:"KILN_ADDR" default:"${addr_default}" help:"API listen address."`
 
 	// DatabaseURL selects the store: postgres://... or sqlite:///path.
 	// Default: "sqlite://./data/kiln.db".
-	DatabaseURL string `name:"database-url" env:"KILN_DATABASE_URL" default:"sqlite://./data/kiln.db" help:"postgres://... or sqlite:///path."`
+	DatabaseURL string `name:"database-url" env:"KILN_DATABASE_URL" default:"${database_url_default}" help:"postgres://... or sqlite:///path."`
 
 	// ObjectStore selects the object store: s3://bucket?endpoint=host:port&region=...&secure=false
 	// or file:///path. Default: "file://./data/objects".
-	ObjectStore string `name:"object-store" env:"KILN_OBJECT_STORE" default:"file://./data/objects" help:"s3://bucket?endpoint=host:port or file:///path."`
+	ObjectStore string `name:"object-store" env:"KILN_OBJECT_STORE" default:"${object_store_default}" help:"s3://bucket?endpoint=host:port or file:///path."`
 
 	// LLMURL is the OpenAI-compatible base URL of the LLM backend (vLLM), for
 	// example http://127.0.0.1:8000/v1. When empty, the built-in simulator runs
@@ -55,7 +114,7 @@ type Config struct {
 
 	// Agent runs the GPU agent inside kiln serve: "auto" (on for SQLite, off
 	// for Postgres), "on" or "off". Default: "auto".
-	Agent string `name:"agent" env:"KILN_AGENT" default:"auto" enum:"auto,on,off" help:"Run the GPU agent in-process: auto, on or off."`
+	Agent string `name:"agent" env:"KILN_AGENT" default:"${agent_default}" enum:"auto,on,off" help:"Run the GPU agent in-process: auto, on or off."`
 
 	// Endpoints attach the agent to one OpenAI-compatible endpoint per
 	// model, as model=url (KILN_ENDPOINTS is comma-separated). Default: none.
@@ -80,42 +139,42 @@ type Config struct {
 	// AgentConcurrency is the most requests the agent keeps in flight: the
 	// engine's capacity (its max_num_seqs). Adaptive concurrency stays at or
 	// below it. Default: 256 (vLLM's max_num_seqs default).
-	AgentConcurrency int `name:"agent-concurrency" env:"KILN_AGENT_CONCURRENCY" default:"256" help:"Most requests in flight per agent (the engine's max_num_seqs)."`
+	AgentConcurrency int `name:"agent-concurrency" env:"KILN_AGENT_CONCURRENCY" default:"${agent_concurrency_default}" help:"Most requests in flight per agent (the engine's max_num_seqs)."`
 
 	// ShardSize is the most requests in one shard, the unit agents claim.
 	// Default: 500.
-	ShardSize int `name:"shard-size" env:"KILN_SHARD_SIZE" default:"500" help:"Most requests per shard."`
+	ShardSize int `name:"shard-size" env:"KILN_SHARD_SIZE" default:"${shard_size_default}" help:"Most requests per shard."`
 
 	// LeaseTTL is how long a shard's lease lasts unrenewed: a dead agent's
 	// shards return to the queue after it. Default: 30s.
-	LeaseTTL time.Duration `name:"lease-ttl" env:"KILN_LEASE_TTL" default:"30s" help:"Shard lease; a dead agent's shards return after it."`
+	LeaseTTL time.Duration `name:"lease-ttl" env:"KILN_LEASE_TTL" default:"${lease_ttl_default}" help:"Shard lease; a dead agent's shards return after it."`
 
 	// StarvationBound is how long work for another model may wait while the
 	// loaded model still has work. Default: 10m.
-	StarvationBound time.Duration `name:"starvation-bound" env:"KILN_STARVATION_BOUND" default:"10m" help:"Longest wait of another model's work before a switch."`
+	StarvationBound time.Duration `name:"starvation-bound" env:"KILN_STARVATION_BOUND" default:"${starvation_bound_default}" help:"Longest wait of another model's work before a switch."`
 
 	// MetricsAddr is where kiln agent serves /metrics and /healthz (kiln
 	// serve serves them on Addr). Default: ":9464".
-	MetricsAddr string `name:"metrics-addr" env:"KILN_METRICS_ADDR" default:":9464" help:"kiln agent's /metrics address."`
+	MetricsAddr string `name:"metrics-addr" env:"KILN_METRICS_ADDR" default:"${metrics_addr_default}" help:"kiln agent's /metrics address."`
 
 	// MaxResponseBytes bounds one answer of the LLM backend; a larger one
 	// becomes an error line (response_too_large). Default: 64 MiB.
-	MaxResponseBytes int64 `name:"max-response-bytes" env:"KILN_MAX_RESPONSE_BYTES" default:"67108864" help:"Largest accepted answer of the LLM backend, in bytes."`
+	MaxResponseBytes int64 `name:"max-response-bytes" env:"KILN_MAX_RESPONSE_BYTES" default:"${max_response_bytes_default}" help:"Largest accepted answer of the LLM backend, in bytes."`
 
 	// RequestTimeout bounds one request to the LLM backend. Default: 10m.
-	RequestTimeout time.Duration `name:"request-timeout" env:"KILN_REQUEST_TIMEOUT" default:"10m" help:"Timeout of one LLM request."`
+	RequestTimeout time.Duration `name:"request-timeout" env:"KILN_REQUEST_TIMEOUT" default:"${request_timeout_default}" help:"Timeout of one LLM request."`
 
 	// ChunkLines flushes a result chunk to the object store after this many
 	// results. Default: 256.
-	ChunkLines int `name:"chunk-lines" env:"KILN_CHUNK_LINES" default:"256" help:"Results per durable chunk."`
+	ChunkLines int `name:"chunk-lines" env:"KILN_CHUNK_LINES" default:"${chunk_lines_default}" help:"Results per durable chunk."`
 
 	// ChunkInterval flushes a result chunk at least this often, which is also
 	// how often request_counts move. Default: 1s.
-	ChunkInterval time.Duration `name:"chunk-interval" env:"KILN_CHUNK_INTERVAL" default:"1s" help:"Longest time between chunk flushes."`
+	ChunkInterval time.Duration `name:"chunk-interval" env:"KILN_CHUNK_INTERVAL" default:"${chunk_interval_default}" help:"Longest time between chunk flushes."`
 
 	// MaxFileBytes is the largest file accepted by POST /v1/files.
 	// Default: 2 GiB.
-	MaxFileBytes int64 `name:"max-file-bytes" env:"KILN_MAX_FILE_BYTES" default:"2147483648" help:"Largest accepted upload, in bytes."`
+	MaxFileBytes int64 `name:"max-file-bytes" env:"KILN_MAX_FILE_BYTES" default:"${max_file_bytes_default}" help:"Largest accepted upload, in bytes."`
 
 	// DownloadRedirect answers GET /v1/files/{id}/content with a 307 to a
 	// presigned URL of the object store, so bytes skip kiln; ?redirect=true
@@ -133,99 +192,104 @@ type Config struct {
 	SigningKey string `name:"signing-key" env:"KILN_SIGNING_KEY" help:"Key for the folder store's presigned URLs (32+ bytes)."`
 
 	// MaxPartBytes is the largest upload part. Default: 64 MiB (OpenAI's).
-	MaxPartBytes int64 `name:"max-part-bytes" env:"KILN_MAX_PART_BYTES" default:"67108864" help:"Largest upload part, in bytes."`
+	MaxPartBytes int64 `name:"max-part-bytes" env:"KILN_MAX_PART_BYTES" default:"${max_part_bytes_default}" help:"Largest upload part, in bytes."`
 
 	// UploadTTL is how long an upload takes parts before it expires and its
 	// parts are removed. Default: 1h.
-	UploadTTL time.Duration `name:"upload-ttl" env:"KILN_UPLOAD_TTL" default:"1h" help:"Uploads expire after this."`
+	UploadTTL time.Duration `name:"upload-ttl" env:"KILN_UPLOAD_TTL" default:"${upload_ttl_default}" help:"Uploads expire after this."`
 
 	// MaxLineBytes is the longest accepted batch input line. Default: 10 MiB.
-	MaxLineBytes int `name:"max-line-bytes" env:"KILN_MAX_LINE_BYTES" default:"10485760" help:"Longest accepted batch input line, in bytes."`
+	MaxLineBytes int `name:"max-line-bytes" env:"KILN_MAX_LINE_BYTES" default:"${max_line_bytes_default}" help:"Longest accepted batch input line, in bytes."`
 
 	// MaxRequests is the most requests one batch may hold. Default: 1000000.
-	MaxRequests int `name:"max-requests" env:"KILN_MAX_REQUESTS" default:"1000000" help:"Most requests per batch."`
+	MaxRequests int `name:"max-requests" env:"KILN_MAX_REQUESTS" default:"${max_requests_default}" help:"Most requests per batch."`
 
 	// PollInterval is how often job workers poll for work where the database
 	// cannot notify them (SQLite). Default: 50ms.
-	PollInterval time.Duration `name:"poll-interval" env:"KILN_POLL_INTERVAL" default:"50ms" help:"Job poll interval where the database cannot notify."`
+	PollInterval time.Duration `name:"poll-interval" env:"KILN_POLL_INTERVAL" default:"${poll_interval_default}" help:"Job poll interval where the database cannot notify."`
 
 	// ShutdownTimeout is how long a graceful stop waits for work in flight.
 	// Default: 30s.
-	ShutdownTimeout time.Duration `name:"shutdown-timeout" env:"KILN_SHUTDOWN_TIMEOUT" default:"30s" help:"Grace period on shutdown."`
+	ShutdownTimeout time.Duration `name:"shutdown-timeout" env:"KILN_SHUTDOWN_TIMEOUT" default:"${shutdown_timeout_default}" help:"Grace period on shutdown."`
 
 	// WebhookTimeout bounds one webhook delivery attempt. Default: 10s.
-	WebhookTimeout time.Duration `name:"webhook-timeout" env:"KILN_WEBHOOK_TIMEOUT" default:"10s" help:"Timeout of one webhook delivery attempt."`
+	WebhookTimeout time.Duration `name:"webhook-timeout" env:"KILN_WEBHOOK_TIMEOUT" default:"${webhook_timeout_default}" help:"Timeout of one webhook delivery attempt."`
 
 	// WebhookMaxAge is how long kiln keeps retrying a webhook delivery
 	// before it is marked failed. Default: 24h.
-	WebhookMaxAge time.Duration `name:"webhook-max-age" env:"KILN_WEBHOOK_MAX_AGE" default:"24h" help:"How long a webhook delivery is retried."`
+	WebhookMaxAge time.Duration `name:"webhook-max-age" env:"KILN_WEBHOOK_MAX_AGE" default:"${webhook_max_age_default}" help:"How long a webhook delivery is retried."`
 
 	// WebhookAllowPrivate lets webhooks reach loopback, private and
-	// link-local addresses, which are refused by default (SSRF guard).
+	// link-local addresses, which are otherwise refused (SSRF guard).
+	// Default: false.
 	WebhookAllowPrivate bool `name:"webhook-allow-private" env:"KILN_WEBHOOK_ALLOW_PRIVATE" help:"Allow webhooks to private, loopback and link-local addresses."`
 
 	// RetryBase is the first retry delay of functions and webhook
 	// deliveries; each retry doubles it, up to RetryMax, with jitter.
 	// Default: 1s.
-	RetryBase time.Duration `name:"retry-base" env:"KILN_RETRY_BASE" default:"1s" help:"First retry delay of functions and webhooks."`
+	RetryBase time.Duration `name:"retry-base" env:"KILN_RETRY_BASE" default:"${retry_base_default}" help:"First retry delay of functions and webhooks."`
 
 	// RetryMax caps the retry delay. Default: 1h.
-	RetryMax time.Duration `name:"retry-max" env:"KILN_RETRY_MAX" default:"1h" help:"Longest retry delay of functions and webhooks."`
+	RetryMax time.Duration `name:"retry-max" env:"KILN_RETRY_MAX" default:"${retry_max_default}" help:"Longest retry delay of functions and webhooks."`
 
 	// FunctionMaxAttempts is how many times a function runs for one event
 	// before the invocation becomes a dead letter. Default: 25.
-	FunctionMaxAttempts int `name:"function-max-attempts" env:"KILN_FUNCTION_MAX_ATTEMPTS" default:"25" help:"Attempts of a function before its dead letter."`
+	FunctionMaxAttempts int `name:"function-max-attempts" env:"KILN_FUNCTION_MAX_ATTEMPTS" default:"${function_max_attempts_default}" help:"Attempts of a function before its dead letter."`
 
 	// FunctionMaxAge is how long after an event a failing function is still
 	// retried. Default: 24h.
-	FunctionMaxAge time.Duration `name:"function-max-age" env:"KILN_FUNCTION_MAX_AGE" default:"24h" help:"How long a failing function is retried."`
+	FunctionMaxAge time.Duration `name:"function-max-age" env:"KILN_FUNCTION_MAX_AGE" default:"${function_max_age_default}" help:"How long a failing function is retried."`
 
 	// InboxPrefix is the bucket prefix whose objects become files (and
-	// batches, with a sidecar). Empty: no inbox. Example: "inbox/".
+	// batches, with a sidecar), such as "inbox/". Default: "" (no inbox).
 	InboxPrefix string `name:"inbox-prefix" env:"KILN_INBOX_PREFIX" help:"Bucket prefix whose objects become files, e.g. inbox/."`
 
 	// InboxPollInterval is how often the inbox is listed, for stores that
-	// send no notifications; 0 relies on notifications alone. Default: 10s.
-	InboxPollInterval time.Duration `name:"inbox-poll-interval" env:"KILN_INBOX_POLL_INTERVAL" default:"10s" help:"How often the inbox is listed (0: notifications only)."`
+	// send no notifications. A negative value (-1s) turns listing off and
+	// relies on notifications alone; 0, as in every field, is the default,
+	// so that a Config built in code polls as the CLI does. Default: 10s.
+	InboxPollInterval time.Duration `name:"inbox-poll-interval" env:"KILN_INBOX_POLL_INTERVAL" default:"${inbox_poll_interval_default}" help:"How often the inbox is listed (negative: notifications only)."`
 
 	// EventRetention is how long events, with their finished function
 	// invocations and webhook deliveries, are kept. Default: 720h (30 days).
-	EventRetention time.Duration `name:"event-retention" env:"KILN_EVENT_RETENTION" default:"720h" help:"How long events and their delivery logs are kept."`
+	EventRetention time.Duration `name:"event-retention" env:"KILN_EVENT_RETENTION" default:"${event_retention_default}" help:"How long events and their delivery logs are kept."`
 
 	// LogLevel is debug, info, warn or error. Default: "info".
-	LogLevel string `name:"log-level" env:"KILN_LOG_LEVEL" default:"info" enum:"debug,info,warn,error" help:"Log level."`
+	LogLevel string `name:"log-level" env:"KILN_LOG_LEVEL" default:"${log_level_default}" enum:"debug,info,warn,error" help:"Log level."`
 }
 
-// WithDefaults returns a copy of c with every unset field set to its default.
+// WithDefaults returns a copy of c with every zero field that has a default
+// set to it.
 func (c Config) WithDefaults() Config {
 	c.Addr = cmp.Or(c.Addr, AddrDefault)
 	c.DatabaseURL = cmp.Or(c.DatabaseURL, DatabaseURLDefault)
 	c.ObjectStore = cmp.Or(c.ObjectStore, ObjectStoreDefault)
-	c.Agent = cmp.Or(c.Agent, "auto")
+	c.Agent = cmp.Or(c.Agent, AgentDefault)
 	c.AgentConcurrency = cmp.Or(c.AgentConcurrency, AgentConcurrencyDefault)
-	c.RequestTimeout = cmp.Or(c.RequestTimeout, RequestTimeoutDefault)
-	c.MaxResponseBytes = cmp.Or(c.MaxResponseBytes, 64<<20)
-	c.ChunkLines = cmp.Or(c.ChunkLines, ChunkLinesDefault)
-	c.ChunkInterval = cmp.Or(c.ChunkInterval, ChunkIntervalDefault)
-	c.MaxFileBytes = cmp.Or(c.MaxFileBytes, MaxFileBytesDefault)
-	c.MaxLineBytes = cmp.Or(c.MaxLineBytes, MaxLineBytesDefault)
-	c.MaxPartBytes = cmp.Or(c.MaxPartBytes, 64<<20)
-	c.UploadTTL = cmp.Or(c.UploadTTL, time.Hour)
-	c.MaxRequests = cmp.Or(c.MaxRequests, MaxRequestsDefault)
-	c.PollInterval = cmp.Or(c.PollInterval, PollIntervalDefault)
-	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, ShutdownTimeoutDefault)
 	c.ShardSize = cmp.Or(c.ShardSize, ShardSizeDefault)
 	c.LeaseTTL = cmp.Or(c.LeaseTTL, LeaseTTLDefault)
 	c.StarvationBound = cmp.Or(c.StarvationBound, StarvationBoundDefault)
-	c.MetricsAddr = cmp.Or(c.MetricsAddr, ":9464")
-	c.LogLevel = cmp.Or(c.LogLevel, "info")
-	c.WebhookTimeout = cmp.Or(c.WebhookTimeout, 10*time.Second)
-	c.WebhookMaxAge = cmp.Or(c.WebhookMaxAge, 24*time.Hour)
-	c.RetryBase = cmp.Or(c.RetryBase, time.Second)
-	c.RetryMax = cmp.Or(c.RetryMax, time.Hour)
-	c.FunctionMaxAttempts = cmp.Or(c.FunctionMaxAttempts, 25)
-	c.FunctionMaxAge = cmp.Or(c.FunctionMaxAge, 24*time.Hour)
-	c.EventRetention = cmp.Or(c.EventRetention, 30*24*time.Hour)
+	c.MetricsAddr = cmp.Or(c.MetricsAddr, MetricsAddrDefault)
+	c.MaxResponseBytes = cmp.Or(c.MaxResponseBytes, MaxResponseBytesDefault)
+	c.RequestTimeout = cmp.Or(c.RequestTimeout, RequestTimeoutDefault)
+	c.ChunkLines = cmp.Or(c.ChunkLines, ChunkLinesDefault)
+	c.ChunkInterval = cmp.Or(c.ChunkInterval, ChunkIntervalDefault)
+	c.MaxFileBytes = cmp.Or(c.MaxFileBytes, MaxFileBytesDefault)
+	c.MaxPartBytes = cmp.Or(c.MaxPartBytes, MaxPartBytesDefault)
+	c.UploadTTL = cmp.Or(c.UploadTTL, UploadTTLDefault)
+	c.MaxLineBytes = cmp.Or(c.MaxLineBytes, MaxLineBytesDefault)
+	c.MaxRequests = cmp.Or(c.MaxRequests, MaxRequestsDefault)
+	c.PollInterval = cmp.Or(c.PollInterval, PollIntervalDefault)
+	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, ShutdownTimeoutDefault)
+	c.WebhookTimeout = cmp.Or(c.WebhookTimeout, WebhookTimeoutDefault)
+	c.WebhookMaxAge = cmp.Or(c.WebhookMaxAge, WebhookMaxAgeDefault)
+	c.RetryBase = cmp.Or(c.RetryBase, RetryBaseDefault)
+	c.RetryMax = cmp.Or(c.RetryMax, RetryMaxDefault)
+	c.FunctionMaxAttempts = cmp.Or(c.FunctionMaxAttempts, FunctionMaxAttemptsDefault)
+	c.FunctionMaxAge = cmp.Or(c.FunctionMaxAge, FunctionMaxAgeDefault)
+	c.InboxPollInterval = cmp.Or(c.InboxPollInterval, InboxPollIntervalDefault)
+	c.EventRetention = cmp.Or(c.EventRetention, EventRetentionDefault)
+	c.LogLevel = cmp.Or(c.LogLevel, LogLevelDefault)
 	return c
 }
 
@@ -259,8 +323,6 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: KILN_LEASE_TTL must be at least 1s, got %s", c.LeaseTTL)
 	case c.RetryMax < c.RetryBase:
 		return fmt.Errorf("config: KILN_RETRY_MAX (%s) must not be below KILN_RETRY_BASE (%s)", c.RetryMax, c.RetryBase)
-	case c.InboxPollInterval < 0:
-		return fmt.Errorf("config: KILN_INBOX_POLL_INTERVAL must not be negative")
 	}
 	if c.InboxPrefix != "" && (strings.HasPrefix(c.InboxPrefix, "/") || !strings.HasSuffix(c.InboxPrefix, "/")) {
 		return fmt.Errorf("config: KILN_INBOX_PREFIX %q: want a prefix such as inbox/ (no leading /, a trailing /)", c.InboxPrefix)
