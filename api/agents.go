@@ -54,11 +54,11 @@ func registerAgents(api huma.API, d Deps) {
 	}, func(ctx context.Context, _ *struct{}) (*struct{ Body AgentList }, error) {
 		agents, err := d.Store.AgentList(ctx, time.Now().Add(-agentLiveness).Unix())
 		if err != nil {
-			return nil, internal(ctx, d.Log, err)
+			return nil, err
 		}
 		backlog, err := d.Store.ShardBacklog(ctx)
 		if err != nil {
-			return nil, internal(ctx, d.Log, err)
+			return nil, err
 		}
 		out := AgentList{Object: "list", Data: []Agent{}, Queue: []QueuedModel{}}
 		served := servedModels(agents)

@@ -17,17 +17,21 @@ import (
 
 	"github.com/kilnhq/kiln/conquest_schemas/conquest"
 	"github.com/kilnhq/kiln/functions"
+	"github.com/kilnhq/kiln/internal/apierror"
 	"github.com/kilnhq/kiln/internal/apikey"
+	"github.com/kilnhq/kiln/internal/batch"
 	"github.com/kilnhq/kiln/internal/objectstore"
 	"github.com/kilnhq/kiln/internal/store"
 )
 
 // Deps are what the routes need.
 type Deps struct {
-	Store  *store.Store
-	Bucket objectstore.Bucket
-	Keys   *apikey.Checker
-	Log    *slog.Logger
+	// Batches is the lifecycle of batches, files and uploads.
+	Batches *batch.Service
+	Store   *store.Store
+	Bucket  objectstore.Bucket
+	Keys    *apikey.Checker
+	Log     *slog.Logger
 	// Version is kiln's version, shown in the OpenAPI document.
 	Version string
 	// MaxFileBytes bounds an upload through POST /v1/files.
@@ -54,9 +58,11 @@ type Deps struct {
 
 // New builds the HTTP handler and the Huma API (for the OpenAPI document).
 func New(d Deps) (http.Handler, huma.API) {
-	useOpenAIErrors()
 	mux := http.NewServeMux()
-	api := humago.New(mux, Config(d.Version))
+	cfg := Config(d.Version)
+	install := useOpenAIErrors(&cfg, d.Log)
+	api := humago.New(mux, cfg)
+	install(api)
 	registerFiles(api, d)
 	registerUploads(api, d)
 	registerBatches(api, d)
@@ -67,6 +73,7 @@ func New(d Deps) (http.Handler, huma.API) {
 	if d.Extra != nil {
 		d.Extra(api, mux)
 	}
+	documentErrors(api)
 	// The folder object store's presigned URLs: the signature is the
 	// credential, so no API key.
 	mux.Handle(objectstore.SignedPath, objectstore.Handler(d.Bucket))
@@ -79,10 +86,9 @@ func New(d Deps) (http.Handler, huma.API) {
 			http.Redirect(w, r, "/docs", http.StatusFound)
 			return
 		}
-		writeError(w, newError(http.StatusNotFound, typeInvalidRequest, "unknown_url", "",
-			"Invalid URL ("+r.Method+" "+r.URL.Path+")"))
+		apierror.Write(w, apierror.New(http.StatusNotFound, "unknown_url", "", "Invalid URL ("+r.Method+" "+r.URL.Path+")"))
 	})
-	return authenticate(d, mux), api
+	return withRequestID(authenticate(d, mux)), api
 }
 
 // Config is the Huma configuration: OpenAPI 3.1, docs at /docs, the
@@ -112,18 +118,16 @@ func authenticate(d Deps, next http.Handler) http.Handler {
 		// The scheme is case-insensitive (RFC 7235).
 		scheme, secret, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(secret) == "" {
-			writeError(w, newError(http.StatusUnauthorized, typeInvalidRequest, "missing_api_key", "",
-				"You didn't provide an API key. Provide it in the Authorization header as 'Bearer YOUR_KEY'."))
+			apierror.Write(w, apierror.New(http.StatusUnauthorized, "missing_api_key", "", "You didn't provide an API key. Provide it in the Authorization header as 'Bearer YOUR_KEY'."))
 			return
 		}
 		switch err := d.Keys.Check(r.Context(), strings.TrimSpace(secret)); {
 		case err == nil:
 			next.ServeHTTP(w, r)
 		case err == apikey.ErrInvalid:
-			writeError(w, newError(http.StatusUnauthorized, typeInvalidRequest, "invalid_api_key", "",
-				"Incorrect API key provided: "+masked(secret)+"."))
+			apierror.Write(w, apierror.New(http.StatusUnauthorized, "invalid_api_key", "", "Incorrect API key provided: "+masked(secret)+"."))
 		default:
-			writeError(w, internal(r.Context(), d.Log, err))
+			apierror.Write(w, internalError(r, d.Log, err))
 		}
 	})
 }

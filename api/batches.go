@@ -2,19 +2,12 @@ package api
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"net/http"
-	"strings"
-	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 
-	"github.com/kilnhq/kiln/functions"
-	"github.com/kilnhq/kiln/internal/batchline"
-	"github.com/kilnhq/kiln/internal/ids"
+	"github.com/kilnhq/kiln/internal/batch"
 	"github.com/kilnhq/kiln/internal/store"
-	"github.com/kilnhq/kiln/jobs"
 )
 
 // Batch is OpenAI's Batch object. Optional fields are null until set, as
@@ -90,7 +83,7 @@ type BatchConquest struct {
 func batchOf(b store.Batch) Batch {
 	out := Batch{
 		ID: b.ID, Object: "batch", Endpoint: b.Endpoint, InputFileID: b.InputFileID,
-		CompletionWindow: b.CompletionWindow, Status: b.Status,
+		CompletionWindow: b.CompletionWindow, Status: string(b.Status),
 		OutputFileID: b.OutputFileID, ErrorFileID: b.ErrorFileID,
 		CreatedAt: b.CreatedAt, InProgressAt: b.InProgressAt, ExpiresAt: &b.ExpiresAt,
 		FinalizingAt: b.FinalizingAt, CompletedAt: b.CompletedAt, FailedAt: b.FailedAt,
@@ -155,7 +148,9 @@ func registerBatches(api huma.API, d Deps) {
 		Summary: "Create a batch", Tags: []string{"Batch"},
 		Description: "Creates a batch from an uploaded JSONL file of requests. It is validated, then run by the GPU agents.",
 	}, func(ctx context.Context, in *batchCreateInput) (*batchOutput, error) {
-		b, err := createBatch(ctx, d, in)
+		body := in.Body
+		b, err := d.Batches.Create(ctx, batch.CreateParams{InputFileID: body.InputFileID, Endpoint: body.Endpoint,
+			CompletionWindow: body.CompletionWindow, Metadata: body.Metadata, Priority: body.Priority})
 		if err != nil {
 			return nil, err
 		}
@@ -168,12 +163,12 @@ func registerBatches(api huma.API, d Deps) {
 	}, func(ctx context.Context, in *batchListInput) (*struct{ Body BatchList }, error) {
 		list, more, err := d.Store.BatchList(ctx, in.After, in.Limit)
 		if err != nil {
-			return nil, internal(ctx, d.Log, err)
+			return nil, err
 		}
 		out := BatchList{Object: "list", HasMore: more}
 		out.Data, out.FirstID, out.LastID = pageOf(list, batchOf, func(b store.Batch) string { return b.ID })
 		if err := withStatusMessages(ctx, d, out.Data); err != nil {
-			return nil, internal(ctx, d.Log, err)
+			return nil, err
 		}
 		return &struct{ Body BatchList }{out}, nil
 	})
@@ -182,13 +177,13 @@ func registerBatches(api huma.API, d Deps) {
 		OperationID: "retrieveBatch", Method: http.MethodGet, Path: "/v1/batches/{batch_id}",
 		Summary: "Retrieve a batch", Tags: []string{"Batch"},
 	}, func(ctx context.Context, in *batchIDInput) (*batchOutput, error) {
-		b, err := d.Store.BatchGet(ctx, in.BatchID)
+		b, err := d.Batches.Get(ctx, in.BatchID)
 		if err != nil {
-			return nil, storeError(ctx, d.Log, "batch", in.BatchID, err)
+			return nil, err
 		}
 		out := []Batch{batchOf(b)}
 		if err := withStatusMessages(ctx, d, out); err != nil {
-			return nil, internal(ctx, d.Log, err)
+			return nil, err
 		}
 		return &batchOutput{Body: out[0]}, nil
 	})
@@ -199,78 +194,12 @@ func registerBatches(api huma.API, d Deps) {
 		Description: "The batch is cancelling until its running requests stop (within seconds), then cancelled. " +
 			"Finished results are kept; the other requests go to the error file as batch_cancelled.",
 	}, func(ctx context.Context, in *batchIDInput) (*batchOutput, error) {
-		b, err := d.Store.BatchRequestStop(ctx, in.BatchID, store.StopCancelled, jobs.FinalizeJob(in.BatchID))
-		if errors.Is(err, store.ErrConflict) {
-			cur, gerr := d.Store.BatchGet(ctx, in.BatchID)
-			if gerr != nil {
-				return nil, storeError(ctx, d.Log, "batch", in.BatchID, gerr)
-			}
-			return nil, newError(http.StatusConflict, typeInvalidRequest, "batch_not_cancellable", "",
-				fmt.Sprintf("Cannot cancel a batch with status '%s'.", cur.Status))
-		}
+		b, err := d.Batches.Cancel(ctx, in.BatchID)
 		if err != nil {
-			return nil, storeError(ctx, d.Log, "batch", in.BatchID, err)
+			return nil, err
 		}
 		return &batchOutput{Body: batchOf(b)}, nil
 	})
-}
-
-func createBatch(ctx context.Context, d Deps, in *batchCreateInput) (store.Batch, error) {
-	body := in.Body
-	window, err := batchline.ParseWindow(body.CompletionWindow)
-	if err != nil {
-		return store.Batch{}, badRequest("completion_window", sentence(err))
-	}
-	if err := batchline.CheckMetadata(body.Metadata); err != nil {
-		return store.Batch{}, badRequest("metadata", sentence(err))
-	}
-	if err := batchline.CheckEndpoint(body.Endpoint); err != nil {
-		return store.Batch{}, badRequest("endpoint", sentence(err))
-	}
-	if target := body.Metadata[functions.MetadataWebhookURL]; target != "" {
-		if err := checkWebhookURL(ctx, d, target); err != nil {
-			return store.Batch{}, err
-		}
-	}
-	f, err := d.Store.FileGet(ctx, body.InputFileID)
-	if errors.Is(err, store.ErrNotFound) {
-		return store.Batch{}, newError(http.StatusNotFound, typeInvalidRequest, "", "input_file_id",
-			fmt.Sprintf("No file found with id '%s'.", body.InputFileID))
-	}
-	if err != nil {
-		return store.Batch{}, internal(ctx, d.Log, err)
-	}
-	if f.Purpose != "batch" {
-		return store.Batch{}, badRequest("input_file_id", fmt.Sprintf("File %s has purpose '%s'; a batch's input file must have purpose 'batch'.", f.ID, f.Purpose))
-	}
-	created := time.Now()
-	b := store.Batch{
-		ID:               ids.New(ids.Batch),
-		Endpoint:         body.Endpoint,
-		InputFileID:      f.ID,
-		CompletionWindow: body.CompletionWindow,
-		Status:           store.BatchValidating,
-		Metadata:         body.Metadata,
-		Priority:         body.Priority,
-		CreatedAt:        created.Unix(),
-		ExpiresAt:        created.Add(window).Unix(),
-	}
-	if err := d.Store.BatchCreate(ctx, b, jobs.ValidateJob(b.ID), jobs.ExpireJob(b.ID, created.Add(window))); err != nil {
-		return store.Batch{}, internal(ctx, d.Log, err)
-	}
-	// The batch as created: a re-read could already show the validator's
-	// verdict, which the client must learn by polling, as with OpenAI.
-	return b, nil
-}
-
-// sentence makes an error message a sentence: capitalised, with a full
-// stop.
-func sentence(err error) string {
-	m := err.Error()
-	if m == "" {
-		return m
-	}
-	return strings.ToUpper(m[:1]) + m[1:] + "."
 }
 
 func conquestOf(c store.Conquest) *BatchConquest {

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kilnhq/kiln/api"
+	"github.com/kilnhq/kiln/internal/apierror"
 	"github.com/kilnhq/kiln/internal/config"
 	"github.com/kilnhq/kiln/internal/kilntest"
 	"github.com/kilnhq/kiln/internal/llmsim"
@@ -84,7 +85,7 @@ func ok[T any](t *testing.T, r rawResponse, schema string) T {
 // requireAPIError checks that r is OpenAI's error envelope, exactly
 // {"error":{"message","type","param","code"}}, with status. A non-empty
 // code or param must match; "null" requires null.
-func requireAPIError(t *testing.T, r rawResponse, status int, code, param string) api.ErrorBody {
+func requireAPIError(t *testing.T, r rawResponse, status int, code, param string) apierror.Body {
 	t.Helper()
 	require.Equal(t, status, r.Status, "%s", r)
 	require.True(t, strings.HasPrefix(r.Header.Get("Content-Type"), "application/json"), "Content-Type %q: %s", r.Header.Get("Content-Type"), r)
@@ -93,7 +94,7 @@ func requireAPIError(t *testing.T, r rawResponse, status int, code, param string
 	require.NoError(t, json.Unmarshal(r.Body, &env), "%s", r)
 	require.Equal(t, []string{"error"}, slices.Sorted(maps.Keys(env)), "%s", r)
 	require.Equal(t, []string{"code", "message", "param", "type"}, slices.Sorted(maps.Keys(env["error"])), "%s", r)
-	var e struct{ Error api.ErrorBody }
+	var e struct{ Error apierror.Body }
 	require.NoError(t, json.Unmarshal(r.Body, &e))
 	require.NotEmpty(t, e.Error.Message, "%s", r)
 	require.NotEmpty(t, e.Error.Type, "%s", r)

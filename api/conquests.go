@@ -13,9 +13,8 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/kilnhq/kiln/conquest_schemas/conquest"
-	"github.com/kilnhq/kiln/internal/ids"
-	"github.com/kilnhq/kiln/internal/store"
-	"github.com/kilnhq/kiln/jobs"
+	"github.com/kilnhq/kiln/internal/apierror"
+	"github.com/kilnhq/kiln/internal/batch"
 )
 
 // ConquestSummary is a conquest type in GET /v1/conquests.
@@ -72,9 +71,9 @@ func summaryOf(r *conquest.Registry, d *conquest.Definition) ConquestSummary {
 func conquestError(err error) error {
 	switch {
 	case errors.Is(err, conquest.ErrUnknownType):
-		return newError(http.StatusNotFound, typeInvalidRequest, "unknown_conquest_type", "type", sentence(err))
+		return apierror.New(http.StatusNotFound, "unknown_conquest_type", "type", apierror.Sentence(err))
 	case errors.Is(err, conquest.ErrUnknownVersion):
-		return newError(http.StatusNotFound, typeInvalidRequest, "unknown_conquest_version", "version", sentence(err))
+		return apierror.New(http.StatusNotFound, "unknown_conquest_version", "version", apierror.Sentence(err))
 	}
 	return err
 }
@@ -119,7 +118,7 @@ func registerConquests(api huma.API, d Deps) {
 			Prompt: def.Prompt, Rendering: def.Rendering}
 		out.Version = def.Version
 		if err := json.Unmarshal(def.OutputSchema, &out.OutputSchema); err != nil {
-			return nil, internal(ctx, d.Log, err)
+			return nil, err
 		}
 		return &struct{ Body Conquest }{out}, nil
 	})
@@ -151,7 +150,7 @@ func registerConquests(api huma.API, d Deps) {
 		for _, rec := range in.Body.Records {
 			line, err := json.Marshal(rec)
 			if err != nil {
-				return nil, badRequest("records", err.Error())
+				return nil, apierror.Invalid("records", err.Error())
 			}
 			src.Write(line)
 			src.WriteByte('\n')
@@ -170,17 +169,17 @@ func registerConquests(api huma.API, d Deps) {
 				kept[id], _ = json.Marshal(data)
 			}}, d.MaxLineBytes)
 		if err != nil {
-			return nil, badRequest("records", sentence(err))
+			return nil, apierror.Invalid("records", apierror.Sentence(err))
 		}
 		if rep.Requests == 0 {
 			msg := "No record could become a request."
 			if len(rep.Errors) > 0 {
 				msg = fmt.Sprintf("No record could become a request; the first problem: %s.", rep.Errors[0].Error())
 			}
-			return nil, badRequest("records", msg)
+			return nil, apierror.Invalid("records", msg)
 		}
 		if err := d.Store.ConquestRecordsPut(ctx, def.ID, kept); err != nil {
-			return nil, internal(ctx, d.Log, err)
+			return nil, err
 		}
 		out := ConquestRequests{Object: "conquest.requests", Type: def.ID, Version: def.Version, Errors: rep.Errors}
 		if out.Errors == nil {
@@ -190,20 +189,15 @@ func registerConquests(api huma.API, d Deps) {
 		for dec.More() {
 			var line map[string]any
 			if err := dec.Decode(&line); err != nil {
-				return nil, internal(ctx, d.Log, err)
+				return nil, err
 			}
 			out.Requests = append(out.Requests, line)
 		}
 		if in.Body.File {
-			f := store.File{ID: ids.New(ids.File), Purpose: "batch", Filename: fmt.Sprintf("%s-v%d-%s.jsonl", def.ID, def.Version, strconv.FormatInt(time.Now().Unix(), 10)),
-				Bytes: int64(built.Len()), Status: store.FileProcessed, CreatedAt: time.Now().Unix()}
-			f.ObjectKey = jobs.FileKey(f.ID)
-			if _, err := d.Bucket.Put(ctx, f.ObjectKey, bytes.NewReader(built.Bytes()), int64(built.Len())); err != nil {
-				return nil, internal(ctx, d.Log, err)
-			}
-			if err := d.Store.FileCreate(ctx, f); err != nil {
-				_ = d.Bucket.Delete(context.WithoutCancel(ctx), f.ObjectKey)
-				return nil, internal(ctx, d.Log, err)
+			name := fmt.Sprintf("%s-v%d-%s.jsonl", def.ID, def.Version, strconv.FormatInt(time.Now().Unix(), 10))
+			f, err := d.Batches.CreateFile(ctx, batch.PurposeBatch, name, bytes.NewReader(built.Bytes()))
+			if err != nil {
+				return nil, err
 			}
 			out.FileID = &f.ID
 		}
@@ -221,7 +215,7 @@ func registerConquests(api huma.API, d Deps) {
 		Limit   int    `query:"limit" minimum:"1" maximum:"1000" default:"100"`
 	}) (*struct{ Body ConquestOutputList }, error) {
 		if _, err := d.Store.BatchGet(ctx, in.BatchID); err != nil {
-			return nil, storeError(ctx, d.Log, "batch", in.BatchID, err)
+			return nil, notFoundOr(err, "batch", in.BatchID)
 		}
 		valid := -1
 		switch in.Valid {
@@ -232,7 +226,7 @@ func registerConquests(api huma.API, d Deps) {
 		}
 		list, more, err := d.Store.ConquestOutputList(ctx, in.BatchID, valid, in.After, in.Limit)
 		if err != nil {
-			return nil, internal(ctx, d.Log, err)
+			return nil, err
 		}
 		out := ConquestOutputList{Object: "list", Data: make([]ConquestOutput, len(list)), HasMore: more}
 		for i, o := range list {

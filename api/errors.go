@@ -1,111 +1,118 @@
 package api
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"strings"
-	"sync"
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/kilnhq/kiln/internal/apierror"
+	"github.com/kilnhq/kiln/internal/ids"
 	"github.com/kilnhq/kiln/internal/store"
 )
 
-// Error is OpenAI's error envelope: {"error":{"message","type","param","code"}}.
-// Every /v1 route answers with it.
-type Error struct {
-	status int
-	Body   ErrorBody `json:"error"`
-}
+// The one place where errors become responses. Handlers (and the domain
+// under them) return *apierror.Error for what a client should see, which
+// Huma writes as it is, and any other error for a failure of kiln's own.
+// Huma turns the latter, and the errors it raises itself (validation, bad
+// JSON, too-large bodies), into an *huma.ErrorModel; renderErrors rewrites
+// those in OpenAI's envelope, and logs a 5xx's details with the request's
+// ID instead of sending them. This is set per API, not process-wide: two
+// APIs in one process (tests) do not share it.
 
-// ErrorBody is the inside of the envelope. param and code are always
-// present, null when they do not apply.
-type ErrorBody struct {
-	Message string  `json:"message"`
-	Type    string  `json:"type"`
-	Param   *string `json:"param"`
-	Code    *string `json:"code"`
-}
-
-func (e *Error) Error() string  { return e.Body.Message }
-func (e *Error) GetStatus() int { return e.status }
-
-// Error types, as OpenAI names them.
-const (
-	typeInvalidRequest = "invalid_request_error"
-	typeServer         = "server_error"
-)
-
-func newError(status int, typ, code, param, msg string) *Error {
-	e := &Error{status: status, Body: ErrorBody{Message: msg, Type: typ}}
-	if code != "" {
-		e.Body.Code = &code
+// useOpenAIErrors installs the rendering on a new API's config and the
+// API.
+func useOpenAIErrors(cfg *huma.Config, log *slog.Logger) func(huma.API) {
+	cfg.Transformers = append(cfg.Transformers, renderErrors(log))
+	return func(api huma.API) {
+		api.UseMiddleware(func(ctx huma.Context, next func(huma.Context)) { next(openAIStatus{ctx}) })
 	}
-	if param != "" {
-		e.Body.Param = &param
+}
+
+// hctx lets openAIStatus embed a huma.Context without its field's name
+// clashing with the interface's Context method.
+type hctx = huma.Context
+
+// openAIStatus answers 400 where Huma answers 422: OpenAI has no 422.
+type openAIStatus struct{ hctx }
+
+func (c openAIStatus) SetStatus(code int) {
+	if code == http.StatusUnprocessableEntity {
+		code = http.StatusBadRequest
 	}
-	return e
+	c.hctx.SetStatus(code)
 }
 
-func badRequest(param, msg string) *Error {
-	return newError(http.StatusBadRequest, typeInvalidRequest, "", param, msg)
-}
-
-func notFound(kind, id string) *Error {
-	return newError(http.StatusNotFound, typeInvalidRequest, "", "", fmt.Sprintf("No %s found with id '%s'.", kind, id))
-}
-
-var installErrors sync.Once
-
-// useOpenAIErrors makes Huma write OpenAI's envelope for every error it
-// raises itself: validation (422 becomes OpenAI's 400), bad JSON, too-large
-// bodies.
-func useOpenAIErrors() {
-	installErrors.Do(func() {
-		huma.NewError = func(status int, msg string, errs ...error) huma.StatusError {
-			param := ""
-			var details []string
-			for _, err := range errs {
-				var d *huma.ErrorDetail
-				if errors.As(err, &d) {
-					p := paramOf(d.Location)
-					// Huma places a missing property at its parent object;
-					// OpenAI names the property itself.
-					if name, ok := missingProperty(d.Message); ok {
-						p = strings.TrimPrefix(p+"."+name, ".")
-					}
-					if param == "" {
-						param = p
-					}
-					if p != "" {
-						details = append(details, p+": "+d.Message)
-					} else {
-						details = append(details, d.Message)
-					}
-					continue
-				}
-				if err != nil {
-					details = append(details, err.Error())
-				}
-			}
-			if status == http.StatusUnprocessableEntity {
-				status = http.StatusBadRequest
-			}
-			typ := typeInvalidRequest
-			if status >= 500 {
-				typ = typeServer
-				details = nil // never send internals
-				msg = "The server had an error while processing your request."
-			}
-			if len(details) > 0 {
-				msg = strings.TrimSuffix(msg, ".") + ": " + strings.Join(details, "; ")
-			}
-			return newError(status, typ, "", param, msg)
+// renderErrors is the API's transformer: it rewrites Huma's error model in
+// OpenAI's envelope.
+func renderErrors(log *slog.Logger) huma.Transformer {
+	return func(ctx huma.Context, _ string, v any) (any, error) {
+		var e *apierror.Error
+		switch m := v.(type) {
+		case *apierror.Error:
+			e = m
+		case *huma.ErrorModel:
+			e = fromHuma(ctx, log, m)
+		default:
+			return v, nil
 		}
-	})
+		ctx.SetHeader("Content-Type", "application/json")
+		return e, nil
+	}
+}
+
+// fromHuma is OpenAI's envelope for an error Huma raised: the param is the
+// first field at fault, the message lists every fault.
+func fromHuma(ctx huma.Context, log *slog.Logger, m *huma.ErrorModel) *apierror.Error {
+	if m.Status >= 500 {
+		var details []string
+		for _, d := range m.Errors {
+			if d != nil {
+				details = append(details, d.Message)
+			}
+		}
+		log.ErrorContext(ctx.Context(), "request failed", "request_id", apierror.RequestID(ctx.Context()),
+			"method", ctx.Method(), "path", ctx.URL().Path, "status", m.Status, "err", strings.Join(details, "; "))
+		e := apierror.Internal(ctx.Context())
+		e.Status = m.Status
+		return e
+	}
+	param := ""
+	var details []string
+	for _, d := range m.Errors {
+		if d == nil {
+			continue
+		}
+		p := paramOf(d.Location)
+		// Huma places a missing property at its parent object; OpenAI
+		// names the property itself.
+		if name, ok := missingProperty(d.Message); ok {
+			p = strings.TrimPrefix(p+"."+name, ".")
+		}
+		if param == "" {
+			param = p
+		}
+		if p != "" {
+			details = append(details, p+": "+d.Message)
+		} else {
+			details = append(details, d.Message)
+		}
+	}
+	msg := m.Detail
+	if msg == "" {
+		msg = m.Title
+	}
+	if len(details) > 0 {
+		msg = strings.TrimSuffix(msg, ".") + ": " + strings.Join(details, "; ")
+	}
+	status := m.Status
+	if status == http.StatusUnprocessableEntity {
+		status = http.StatusBadRequest
+	}
+	return apierror.New(status, "", param, msg)
 }
 
 // missingProperty returns the property that Huma's "expected required
@@ -131,38 +138,61 @@ func paramOf(location string) string {
 	return location
 }
 
-// storeError maps a store error onto an API error: not found is 404, a
-// conflict is 409, and anything else is a 500 whose details go to the log
-// only.
-func storeError(ctx context.Context, log *slog.Logger, kind, id string, err error) error {
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return notFound(kind, id)
-	case errors.Is(err, context.Canceled):
-		return newError(499, typeInvalidRequest, "", "", "The client closed the request.")
-	default:
-		return internal(ctx, log, err)
+// withRequestID gives every request an ID, in the X-Request-Id header of
+// its response and in its context, where a 5xx's log line and message
+// find it.
+func withRequestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := ids.New(ids.Request)
+		w.Header().Set("X-Request-Id", id)
+		next.ServeHTTP(w, r.WithContext(apierror.WithRequestID(r.Context(), id)))
+	})
+}
+
+// internalError logs err with the request's ID and returns the 500 the
+// client sees, for failures outside Huma (middleware).
+func internalError(r *http.Request, log *slog.Logger, err error) *apierror.Error {
+	log.ErrorContext(r.Context(), "request failed", "request_id", apierror.RequestID(r.Context()),
+		"method", r.Method, "path", r.URL.Path, "err", err)
+	return apierror.Internal(r.Context())
+}
+
+// notFoundOr maps the store's ErrNotFound onto a 404 for the kind and ID;
+// other errors stay as they are.
+func notFoundOr(err error, kind, id string) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return apierror.NotFound(kind, id)
 	}
+	return err
 }
 
-func internal(ctx context.Context, log *slog.Logger, err error) *Error {
-	log.ErrorContext(ctx, "request failed", "err", err)
-	return newError(http.StatusInternalServerError, typeServer, "", "", "The server had an error while processing your request.")
+// Error documents OpenAI's error envelope in the OpenAPI document: every
+// error response is one (an *apierror.Error, written by its MarshalJSON).
+type Error struct {
+	Body ErrorBody `json:"error"`
 }
 
-// writeError writes an envelope outside Huma (middleware, unknown routes).
-func writeError(w http.ResponseWriter, e *Error) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(e.status)
-	_ = jsonEncode(w, e)
-}
+// ErrorBody documents the inside of the envelope.
+type ErrorBody apierror.Body
 
-// CodedError is an error in OpenAI's envelope with a code, for routes
-// other packages register on the API (curation).
-func CodedError(status int, code, msg string) error {
-	typ := typeInvalidRequest
-	if status >= 500 {
-		typ = typeServer
+// documentErrors makes every error response of the document OpenAI's
+// envelope, where Huma documents its own error model.
+func documentErrors(api huma.API) {
+	doc := api.OpenAPI()
+	schema := doc.Components.Schemas.Schema(reflect.TypeOf(Error{}), true, "Error")
+	for _, item := range doc.Paths {
+		for _, op := range []*huma.Operation{item.Get, item.Put, item.Post, item.Delete, item.Options, item.Head, item.Patch, item.Trace} {
+			if op == nil {
+				continue
+			}
+			for _, r := range op.Responses {
+				if _, ok := r.Content["application/problem+json"]; ok {
+					delete(r.Content, "application/problem+json")
+					r.Content["application/json"] = &huma.MediaType{Schema: schema}
+				}
+			}
+		}
 	}
-	return newError(status, typ, code, "", msg)
+	delete(doc.Components.Schemas.Map(), "ErrorModel")
+	delete(doc.Components.Schemas.Map(), "ErrorDetail")
 }

@@ -1,9 +1,7 @@
 package api
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,9 +14,9 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
-	"github.com/kilnhq/kiln/internal/ids"
+	"github.com/kilnhq/kiln/internal/apierror"
+	"github.com/kilnhq/kiln/internal/batch"
 	"github.com/kilnhq/kiln/internal/store"
-	"github.com/kilnhq/kiln/jobs"
 )
 
 // File is OpenAI's File object.
@@ -37,9 +35,6 @@ func fileOf(f store.File) File {
 	return File{ID: f.ID, Object: "file", Bytes: f.Bytes, CreatedAt: f.CreatedAt, ExpiresAt: f.ExpiresAt,
 		Filename: f.Filename, Purpose: f.Purpose, Status: f.Status}
 }
-
-// uploadPurposes are the purposes a client may upload, as OpenAI's.
-var uploadPurposes = []string{"assistants", "batch", "fine-tune", "vision", "user_data", "evals"}
 
 type fileUploadInput struct {
 	ContentType string `header:"Content-Type"`
@@ -106,7 +101,7 @@ func registerFiles(api huma.API, d Deps) {
 			Required: []string{"file", "purpose"},
 			Properties: map[string]*huma.Schema{
 				"file":    {Type: "string", Format: "binary", Description: "The file."},
-				"purpose": {Type: "string", Enum: anySlice(uploadPurposes), Description: "What the file is for."},
+				"purpose": {Type: "string", Enum: anySlice(batch.UploadPurposes), Description: "What the file is for."},
 			},
 		}},
 	}}
@@ -117,7 +112,7 @@ func registerFiles(api huma.API, d Deps) {
 	}, func(ctx context.Context, in *fileListInput) (*struct{ Body FileList }, error) {
 		files, more, err := d.Store.FileList(ctx, store.FileListParams{Purpose: in.Purpose, After: in.After, Limit: in.Limit, Asc: in.Order == "asc"})
 		if err != nil {
-			return nil, internal(ctx, d.Log, err)
+			return nil, err
 		}
 		out := FileList{Object: "list", Data: make([]File, len(files)), HasMore: more}
 		for i, f := range files {
@@ -135,7 +130,7 @@ func registerFiles(api huma.API, d Deps) {
 	}, func(ctx context.Context, in *fileIDInput) (*fileOutput, error) {
 		f, err := d.Store.FileGet(ctx, in.FileID)
 		if err != nil {
-			return nil, storeError(ctx, d.Log, "file", in.FileID, err)
+			return nil, notFoundOr(err, "file", in.FileID)
 		}
 		return &fileOutput{Body: fileOf(f)}, nil
 	})
@@ -144,12 +139,9 @@ func registerFiles(api huma.API, d Deps) {
 		OperationID: "deleteFile", Method: http.MethodDelete, Path: "/v1/files/{file_id}",
 		Summary: "Delete a file", Tags: []string{"Files"},
 	}, func(ctx context.Context, in *fileIDInput) (*struct{ Body FileDeleted }, error) {
-		f, err := d.Store.FileDelete(ctx, in.FileID)
+		f, err := d.Batches.DeleteFile(ctx, in.FileID)
 		if err != nil {
-			return nil, storeError(ctx, d.Log, "file", in.FileID, err)
-		}
-		if err := d.Bucket.Delete(ctx, f.ObjectKey); err != nil {
-			d.Log.WarnContext(ctx, "deleted file's object remains", "file", f.ID, "err", err)
+			return nil, err
 		}
 		return &struct{ Body FileDeleted }{FileDeleted{ID: f.ID, Object: "file", Deleted: true}}, nil
 	})
@@ -167,7 +159,7 @@ func registerFiles(api huma.API, d Deps) {
 	}, func(ctx context.Context, in *fileContentInput) (*huma.StreamResponse, error) {
 		f, err := d.Store.FileGet(ctx, in.FileID)
 		if err != nil {
-			return nil, storeError(ctx, d.Log, "file", in.FileID, err)
+			return nil, notFoundOr(err, "file", in.FileID)
 		}
 		if redirect := in.Redirect || d.DownloadRedirect; redirect && in.Range == "" {
 			url, err := d.Bucket.PresignGet(ctx, f.ObjectKey, downloadURLTTL, f.Filename)
@@ -178,18 +170,17 @@ func registerFiles(api huma.API, d Deps) {
 				}}, nil
 			}
 			if in.Redirect {
-				return nil, internal(ctx, d.Log, fmt.Errorf("presign download: %w", err))
+				return nil, fmt.Errorf("presign download: %w", err)
 			}
 			// Configured, but this store cannot presign: stream instead.
 		}
 		start, length, ok := parseRange(in.Range, f.Bytes)
 		if !ok {
-			return nil, newError(http.StatusRequestedRangeNotSatisfiable, typeInvalidRequest, "invalid_range", "Range",
-				fmt.Sprintf("Range %q does not fit a file of %d bytes; use one range, bytes=first-last.", in.Range, f.Bytes))
+			return nil, apierror.New(http.StatusRequestedRangeNotSatisfiable, "invalid_range", "Range", fmt.Sprintf("Range %q does not fit a file of %d bytes; use one range, bytes=first-last.", in.Range, f.Bytes))
 		}
 		rc, err := d.Bucket.GetRange(ctx, f.ObjectKey, start, length)
 		if err != nil {
-			return nil, storeError(ctx, d.Log, "file", in.FileID, err)
+			return nil, notFoundOr(err, "file", in.FileID)
 		}
 		return &huma.StreamResponse{Body: func(hctx huma.Context) {
 			defer rc.Close()
@@ -253,172 +244,64 @@ func parseRange(h string, size int64) (start, length int64, ok bool) {
 	return a, b - a + 1, true
 }
 
-var errTooLarge = errors.New("file too large")
-
 // upload streams a multipart upload into the object store. Whatever fails,
 // no object and no row is left behind.
 func upload(ctx context.Context, d Deps, in *fileUploadInput) (store.File, error) {
-	mt, params, err := mime.ParseMediaType(in.ContentType)
-	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
-		return store.File{}, badRequest("", "The request must be multipart/form-data with a boundary.")
-	}
-	mr := multipart.NewReader(in.body, params["boundary"])
-	f := store.File{ID: ids.New(ids.File), Status: store.FileProcessed, CreatedAt: time.Now().Unix()}
-	f.ObjectKey = jobs.FileKey(f.ID)
-	stored := false
-	cleanup := func() {
-		if stored {
-			_ = d.Bucket.Delete(context.WithoutCancel(ctx), f.ObjectKey)
-		}
-	}
-	var sniff *jsonlSniffer
-	for {
-		part, err := mr.NextPart()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			cleanup()
-			return store.File{}, badRequest("", "Malformed multipart body: "+err.Error())
-		}
+	var draft *batch.Draft
+	purpose := ""
+	err := eachFormPart(in.ContentType, in.body, func(part *multipart.Part) error {
 		switch part.FormName() {
 		case "purpose":
 			b, err := io.ReadAll(io.LimitReader(part, 256))
 			if err != nil {
-				cleanup()
-				return store.File{}, badRequest("purpose", "Malformed multipart body: "+err.Error())
+				return apierror.Invalid("purpose", "Malformed multipart body: "+err.Error())
 			}
-			f.Purpose = strings.TrimSpace(string(b))
+			purpose = strings.TrimSpace(string(b))
 		case "file":
-			if stored {
-				cleanup()
-				return store.File{}, badRequest("file", "Only one file may be uploaded per request.")
+			if draft != nil {
+				return apierror.Invalid("file", "Only one file may be uploaded per request.")
 			}
-			f.Filename = part.FileName()
-			if f.Filename == "" {
-				f.Filename = "file"
-			}
-			sniff = &jsonlSniffer{max: d.MaxLineBytes}
-			lr := &limitReader{r: io.TeeReader(part, sniff), left: d.MaxFileBytes}
-			info, err := d.Bucket.Put(ctx, f.ObjectKey, lr, -1)
-			if err != nil {
-				if errors.Is(err, errTooLarge) {
-					return store.File{}, newError(http.StatusRequestEntityTooLarge, typeInvalidRequest, "file_too_large", "file",
-						fmt.Sprintf("The file is larger than the limit of %d bytes.", d.MaxFileBytes))
-				}
-				if ctx.Err() != nil {
-					return store.File{}, storeError(ctx, d.Log, "file", f.ID, ctx.Err())
-				}
-				if lr.srcErr != nil { // the client's body broke off or is malformed
-					return store.File{}, badRequest("file", "Malformed multipart body: "+lr.srcErr.Error())
-				}
-				return store.File{}, internal(ctx, d.Log, err)
-			}
-			stored = true
-			f.Bytes = info.Size
-		default:
-			_, _ = io.Copy(io.Discard, part) // unknown fields are ignored, as OpenAI does
+			var err error
+			draft, err = d.Batches.PutFile(ctx, part.FileName(), part, "file")
+			return err
+		}
+		return nil // unknown fields are ignored, as OpenAI does
+	})
+	if err != nil {
+		if draft != nil {
+			draft.Discard(ctx)
+		}
+		return store.File{}, err
+	}
+	if draft == nil {
+		return store.File{}, apierror.Invalid("file", "Missing required parameter: 'file'.")
+	}
+	return draft.Commit(ctx, purpose)
+}
+
+// eachFormPart calls fn with each part of a multipart/form-data body, in
+// order, and skips what fn leaves unread.
+func eachFormPart(contentType string, body io.Reader, fn func(*multipart.Part) error) error {
+	mt, params, err := mime.ParseMediaType(contentType)
+	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
+		return apierror.Invalid("", "The request must be multipart/form-data with a boundary.")
+	}
+	mr := multipart.NewReader(body, params["boundary"])
+	for {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return apierror.Invalid("", "Malformed multipart body: "+err.Error())
+		}
+		if err := fn(part); err != nil {
+			return err
+		}
+		if _, err := io.Copy(io.Discard, part); err != nil {
+			return apierror.Invalid("", "Malformed multipart body: "+err.Error())
 		}
 	}
-	switch {
-	case !stored:
-		return store.File{}, badRequest("file", "Missing required parameter: 'file'.")
-	case f.Purpose == "":
-		cleanup()
-		return store.File{}, badRequest("purpose", "Missing required parameter: 'purpose'.")
-	case !contains(uploadPurposes, f.Purpose):
-		cleanup()
-		return store.File{}, badRequest("purpose", fmt.Sprintf("'%s' is not one of %s - 'purpose'", f.Purpose, strings.Join(uploadPurposes, ", ")))
-	case f.Purpose == "batch":
-		if err := sniff.verdict(); err != nil {
-			cleanup()
-			return store.File{}, newError(http.StatusBadRequest, typeInvalidRequest, "invalid_file_format", "file",
-				"Invalid file format for Batch API. Must be .jsonl: "+err.Error())
-		}
-	}
-	if err := d.Store.FileCreate(ctx, f); err != nil {
-		cleanup()
-		return store.File{}, internal(ctx, d.Log, err)
-	}
-	return f, nil
-}
-
-// limitReader fails with errTooLarge once more than left bytes were read, so
-// the object store aborts the upload. It remembers the source's own error,
-// which tells a broken request from a storage failure.
-type limitReader struct {
-	r      io.Reader
-	left   int64
-	srcErr error
-}
-
-func (l *limitReader) Read(p []byte) (int, error) {
-	n, err := l.r.Read(p)
-	if err != nil && !errors.Is(err, io.EOF) {
-		l.srcErr = err
-	}
-	l.left -= int64(n)
-	if l.left < 0 {
-		return n, errTooLarge
-	}
-	return n, err
-}
-
-// jsonlSniffer checks, as the upload streams by, that a file looks like
-// JSONL: not empty, and its first non-blank line is a JSON object. Later
-// lines are the batch validator's business, which reports them with line
-// numbers. It keeps at most one line of max bytes.
-type jsonlSniffer struct {
-	max     int
-	line    []byte
-	decided bool
-	err     error
-	seen    bool
-}
-
-func (s *jsonlSniffer) Write(p []byte) (int, error) {
-	n := len(p)
-	for !s.decided && len(p) > 0 {
-		i := bytes.IndexByte(p, '\n')
-		end := len(p)
-		if i >= 0 {
-			end = i
-		}
-		if len(s.line)+end > s.max {
-			s.decided = true // too long to judge here; validation will
-			s.line = nil
-			break
-		}
-		s.line = append(s.line, p[:end]...)
-		if i < 0 {
-			break
-		}
-		p = p[i+1:]
-		s.judge()
-	}
-	return n, nil
-}
-
-func (s *jsonlSniffer) judge() {
-	t := bytes.TrimSpace(s.line)
-	s.line = s.line[:0]
-	if len(t) == 0 {
-		return
-	}
-	s.seen, s.decided = true, true
-	if t[0] != '{' || !json.Valid(t) {
-		s.err = errors.New("its first line is not a JSON object")
-	}
-}
-
-func (s *jsonlSniffer) verdict() error {
-	if !s.decided && len(bytes.TrimSpace(s.line)) > 0 {
-		s.judge()
-	}
-	if !s.decided && !s.seen {
-		return errors.New("the file is empty")
-	}
-	return s.err
 }
 
 func contains(list []string, s string) bool {

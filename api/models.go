@@ -40,7 +40,7 @@ func registerModels(api huma.API, d Deps) {
 	}, func(ctx context.Context, _ *struct{}) (*struct{ Body ModelList }, error) {
 		agents, err := d.Store.AgentList(ctx, time.Now().Add(-agentLiveness).Unix())
 		if err != nil {
-			return nil, internal(ctx, d.Log, err)
+			return nil, err
 		}
 		byID := map[string]*Model{}
 		for _, a := range agents {

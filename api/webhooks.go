@@ -13,6 +13,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/kilnhq/kiln/functions"
+	"github.com/kilnhq/kiln/internal/apierror"
 	"github.com/kilnhq/kiln/internal/ids"
 	"github.com/kilnhq/kiln/internal/netguard"
 	"github.com/kilnhq/kiln/internal/store"
@@ -193,7 +194,7 @@ type WebhookEndpointTestResult struct {
 func checkEventTypes(types []string) error {
 	for _, t := range types {
 		if !slices.Contains(store.EventTypes, t) {
-			return badRequest("event_types", fmt.Sprintf("Unknown event type %q; kiln sends %v.", t, store.EventTypes))
+			return apierror.Invalid("event_types", fmt.Sprintf("Unknown event type %q; kiln sends %v.", t, store.EventTypes))
 		}
 	}
 	return nil
@@ -237,7 +238,7 @@ func registerWebhooks(api huma.API, d Deps) {
 	}, func(ctx context.Context, in *endpointCreateInput) (*struct{ Body WebhookEndpoint }, error) {
 		b := in.Body
 		if err := netguard.CheckURL(b.URL, d.WebhookAllowPrivate); err != nil {
-			return nil, badRequest("url", sentence(err))
+			return nil, apierror.Invalid("url", apierror.Sentence(err))
 		}
 		types := b.EventTypes
 		if len(types) == 0 {
@@ -250,7 +251,7 @@ func registerWebhooks(api huma.API, d Deps) {
 		e := store.WebhookEndpoint{ID: ids.New(ids.WebhookEndpoint), URL: b.URL, Name: b.Name, EventTypes: types,
 			Secret: functions.NewSecret(), CreatedAt: t, UpdatedAt: t}
 		if err := d.Store.WebhookEndpointCreate(ctx, e); err != nil {
-			return nil, internal(ctx, d.Log, err)
+			return nil, err
 		}
 		out := endpointOf(e)
 		out.SigningSecret = e.Secret
@@ -263,7 +264,7 @@ func registerWebhooks(api huma.API, d Deps) {
 	}, func(ctx context.Context, in *PageParams) (*struct{ Body WebhookEndpointList }, error) {
 		list, more, err := d.Store.WebhookEndpointList(ctx, in.After, in.Limit)
 		if err != nil {
-			return nil, internal(ctx, d.Log, err)
+			return nil, err
 		}
 		out := WebhookEndpointList{Object: "list", HasMore: more}
 		out.Data, out.FirstID, out.LastID = pageOf(list, endpointOf, func(e store.WebhookEndpoint) string { return e.ID })
@@ -276,7 +277,7 @@ func registerWebhooks(api huma.API, d Deps) {
 	}, func(ctx context.Context, in *EndpointIDParam) (*struct{ Body WebhookEndpoint }, error) {
 		e, err := d.Store.WebhookEndpointGet(ctx, in.EndpointID)
 		if err != nil {
-			return nil, storeError(ctx, d.Log, "webhook endpoint", in.EndpointID, err)
+			return nil, notFoundOr(err, "webhook endpoint", in.EndpointID)
 		}
 		return &struct{ Body WebhookEndpoint }{endpointOf(e)}, nil
 	})
@@ -287,11 +288,11 @@ func registerWebhooks(api huma.API, d Deps) {
 	}, func(ctx context.Context, in *endpointUpdateInput) (*struct{ Body WebhookEndpoint }, error) {
 		e, err := d.Store.WebhookEndpointGet(ctx, in.EndpointID)
 		if err != nil {
-			return nil, storeError(ctx, d.Log, "webhook endpoint", in.EndpointID, err)
+			return nil, notFoundOr(err, "webhook endpoint", in.EndpointID)
 		}
 		if in.Body.URL != nil {
 			if err := netguard.CheckURL(*in.Body.URL, d.WebhookAllowPrivate); err != nil {
-				return nil, badRequest("url", sentence(err))
+				return nil, apierror.Invalid("url", apierror.Sentence(err))
 			}
 			e.URL = *in.Body.URL
 		}
@@ -305,7 +306,7 @@ func registerWebhooks(api huma.API, d Deps) {
 			e.EventTypes = in.Body.EventTypes
 		}
 		if e, err = d.Store.WebhookEndpointUpdate(ctx, e); err != nil {
-			return nil, storeError(ctx, d.Log, "webhook endpoint", in.EndpointID, err)
+			return nil, notFoundOr(err, "webhook endpoint", in.EndpointID)
 		}
 		return &struct{ Body WebhookEndpoint }{endpointOf(e)}, nil
 	})
@@ -322,7 +323,7 @@ func registerWebhooks(api huma.API, d Deps) {
 		}
 		e, err := d.Store.WebhookEndpointRotate(ctx, in.EndpointID, functions.NewSecret(), keep)
 		if err != nil {
-			return nil, storeError(ctx, d.Log, "webhook endpoint", in.EndpointID, err)
+			return nil, notFoundOr(err, "webhook endpoint", in.EndpointID)
 		}
 		out := endpointOf(e)
 		out.SigningSecret = e.Secret
@@ -336,7 +337,7 @@ func registerWebhooks(api huma.API, d Deps) {
 	}, func(ctx context.Context, in *testInput) (*struct{ Body WebhookEndpointTestResult }, error) {
 		e, err := d.Store.WebhookEndpointGet(ctx, in.EndpointID)
 		if err != nil {
-			return nil, storeError(ctx, d.Log, "webhook endpoint", in.EndpointID, err)
+			return nil, notFoundOr(err, "webhook endpoint", in.EndpointID)
 		}
 		if err := checkEventTypes([]string{in.Body.EventType}); err != nil {
 			return nil, err
@@ -364,7 +365,7 @@ func registerWebhooks(api huma.API, d Deps) {
 		Description: "Nothing more is sent to it; its pending deliveries fail at their next attempt.",
 	}, func(ctx context.Context, in *EndpointIDParam) (*struct{ Body deleted }, error) {
 		if err := d.Store.WebhookEndpointDelete(ctx, in.EndpointID); err != nil {
-			return nil, storeError(ctx, d.Log, "webhook endpoint", in.EndpointID, err)
+			return nil, notFoundOr(err, "webhook endpoint", in.EndpointID)
 		}
 		return &struct{ Body deleted }{deleted{ID: in.EndpointID, Object: "webhook_endpoint.deleted", Deleted: true}}, nil
 	})
@@ -379,11 +380,11 @@ func registerWebhooks(api huma.API, d Deps) {
 		Summary: "List an endpoint's deliveries", Description: "The delivery log, newest first.", Tags: tags,
 	}, func(ctx context.Context, in *deliveriesInput) (*struct{ Body WebhookDeliveryList }, error) {
 		if _, err := d.Store.WebhookEndpointGet(ctx, in.EndpointID); err != nil {
-			return nil, storeError(ctx, d.Log, "webhook endpoint", in.EndpointID, err)
+			return nil, notFoundOr(err, "webhook endpoint", in.EndpointID)
 		}
 		list, more, err := d.Store.DeliveryList(ctx, in.EndpointID, in.Status, in.After, in.Limit)
 		if err != nil {
-			return nil, internal(ctx, d.Log, err)
+			return nil, err
 		}
 		out := WebhookDeliveryList{Object: "list", HasMore: more}
 		out.Data, out.FirstID, out.LastID = pageOf(list, deliveryOf, func(x store.Delivery) string { return x.ID })
@@ -404,17 +405,17 @@ func registerWebhooks(api huma.API, d Deps) {
 			err = store.ErrNotFound
 		}
 		if err != nil {
-			return nil, storeError(ctx, d.Log, "delivery", in.DeliveryID, err)
+			return nil, notFoundOr(err, "delivery", in.DeliveryID)
 		}
 		if _, err := d.Store.WebhookEndpointGet(ctx, in.EndpointID); err != nil {
-			return nil, storeError(ctx, d.Log, "webhook endpoint", in.EndpointID, err)
+			return nil, notFoundOr(err, "webhook endpoint", in.EndpointID)
 		}
 		out, err := d.Store.DeliveryRedeliver(ctx, in.DeliveryID, d.Webhooks.DeliveryJob)
 		if errors.Is(err, store.ErrConflict) {
-			return nil, newError(http.StatusConflict, typeInvalidRequest, "delivery_pending", "", "The delivery is still pending; it is being retried.")
+			return nil, apierror.New(http.StatusConflict, "delivery_pending", "", "The delivery is still pending; it is being retried.")
 		}
 		if err != nil {
-			return nil, storeError(ctx, d.Log, "delivery", in.DeliveryID, err)
+			return nil, notFoundOr(err, "delivery", in.DeliveryID)
 		}
 		return &struct{ Body WebhookDelivery }{deliveryOf(out)}, nil
 	})
@@ -430,7 +431,7 @@ func registerWebhooks(api huma.API, d Deps) {
 	}, func(ctx context.Context, in *eventsInput) (*struct{ Body EventList }, error) {
 		list, more, err := d.Store.EventList(ctx, in.Type, in.After, in.Limit)
 		if err != nil {
-			return nil, internal(ctx, d.Log, err)
+			return nil, err
 		}
 		out := EventList{Object: "list", HasMore: more}
 		out.Data, out.FirstID, out.LastID = pageOf(list, eventOf, func(e store.Event) string { return e.ID })
@@ -445,7 +446,7 @@ func registerWebhooks(api huma.API, d Deps) {
 	}) (*struct{ Body Event }, error) {
 		ev, err := d.Store.EventGet(ctx, in.EventID)
 		if err != nil {
-			return nil, storeError(ctx, d.Log, "event", in.EventID, err)
+			return nil, notFoundOr(err, "event", in.EventID)
 		}
 		return &struct{ Body Event }{eventOf(ev)}, nil
 	})
@@ -461,7 +462,7 @@ func registerWebhooks(api huma.API, d Deps) {
 	}, func(ctx context.Context, in *invocationsInput) (*struct{ Body FunctionInvocationList }, error) {
 		list, more, err := d.Store.InvocationList(ctx, in.Status, in.After, in.Limit)
 		if err != nil {
-			return nil, internal(ctx, d.Log, err)
+			return nil, err
 		}
 		out := FunctionInvocationList{Object: "list", HasMore: more}
 		out.Data, out.FirstID, out.LastID = pageOf(list, invocationOf, func(x store.Invocation) string { return x.ID })
@@ -476,10 +477,10 @@ func registerWebhooks(api huma.API, d Deps) {
 	}) (*struct{ Body FunctionInvocation }, error) {
 		inv, err := d.Store.InvocationRetry(ctx, in.InvocationID)
 		if errors.Is(err, store.ErrConflict) {
-			return nil, newError(http.StatusConflict, typeInvalidRequest, "invocation_not_dead", "", "Only a dead invocation can be retried.")
+			return nil, apierror.New(http.StatusConflict, "invocation_not_dead", "", "Only a dead invocation can be retried.")
 		}
 		if err != nil {
-			return nil, storeError(ctx, d.Log, "function invocation", in.InvocationID, err)
+			return nil, notFoundOr(err, "function invocation", in.InvocationID)
 		}
 		return &struct{ Body FunctionInvocation }{invocationOf(inv)}, nil
 	})
@@ -496,37 +497,21 @@ func registerWebhooks(api huma.API, d Deps) {
 		RawBody []byte `contentType:"application/json" maxLength:"10485760"`
 	}) (*struct{ Body ObjectEventsResult }, error) {
 		if d.Inbox == nil || d.Inbox.Prefix == "" {
-			return nil, newError(http.StatusConflict, typeInvalidRequest, "inbox_disabled", "", "kiln has no inbox: set KILN_INBOX_PREFIX.")
+			return nil, apierror.New(http.StatusConflict, "inbox_disabled", "", "kiln has no inbox: set KILN_INBOX_PREFIX.")
 		}
 		// Parsed here, not by the schema: S3 servers differ in which fields
 		// they send.
 		var note events.S3Event
 		if err := json.Unmarshal(in.RawBody, &note); err != nil {
-			return nil, badRequest("", "The body is not an S3 event notification: "+err.Error())
+			return nil, apierror.Invalid("", "The body is not an S3 event notification: "+err.Error())
 		}
 		n, err := d.Inbox.Notify(ctx, note)
 		if errors.Is(err, functions.ErrNotNotifiable) {
-			return nil, newError(http.StatusConflict, typeInvalidRequest, "notifications_unsupported", "", sentence(err))
+			return nil, apierror.New(http.StatusConflict, "notifications_unsupported", "", apierror.Sentence(err))
 		}
 		if err != nil {
-			return nil, internal(ctx, d.Log, err)
+			return nil, err
 		}
 		return &struct{ Body ObjectEventsResult }{ObjectEventsResult{Object: "object_events", Records: len(note.Records), Created: n}}, nil
 	})
-}
-
-// checkWebhookURL checks a batch's metadata webhook_url: it must fall under
-// a registered endpoint.
-func checkWebhookURL(ctx context.Context, d Deps, target string) error {
-	if err := netguard.CheckURL(target, d.WebhookAllowPrivate); err != nil {
-		return badRequest("metadata", "metadata.webhook_url: "+sentence(err))
-	}
-	eps, _, err := d.Store.WebhookEndpointList(ctx, "", 0)
-	if err != nil {
-		return internal(ctx, d.Log, err)
-	}
-	if _, ok := functions.CoveringEndpoint(eps, target); !ok {
-		return badRequest("metadata", "metadata.webhook_url must fall under the URL of a registered webhook endpoint (POST /v1/webhook_endpoints), whose secret signs its deliveries.")
-	}
-	return nil
 }

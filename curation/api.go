@@ -13,8 +13,8 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/riverqueue/river"
 
-	kilnapi "github.com/kilnhq/kiln/api"
 	"github.com/kilnhq/kiln/conquest_schemas/conquest"
+	"github.com/kilnhq/kiln/internal/apierror"
 	"github.com/kilnhq/kiln/internal/apikey"
 	"github.com/kilnhq/kiln/internal/ids"
 	"github.com/kilnhq/kiln/internal/objectstore"
@@ -177,16 +177,9 @@ func (d Deps) exportOf(ctx context.Context, e store.CurationExport) Export {
 	return out
 }
 
-func notFound(kind, id string) error {
-	return huma.Error404NotFound(fmt.Sprintf("No %s found with id '%s'.", kind, id))
-}
+func notFound(kind, id string) error { return apierror.NotFound(kind, id) }
 
-func serverError(ctx context.Context, log *slog.Logger, err error) error {
-	log.ErrorContext(ctx, "curation request failed", "err", err)
-	return huma.Error500InternalServerError("The server had an error while processing your request.")
-}
-
-func withCode(status int, code, msg string) error { return kilnapi.CodedError(status, code, msg) }
+func withCode(status int, code, msg string) error { return apierror.New(status, code, "", msg) }
 
 type boolQuery string
 
@@ -254,15 +247,15 @@ func Register(api huma.API, d Deps) {
 	}) (*sessionOutput, error) {
 		c, err := d.Store.CuratorByHash(ctx, apikey.Hash(strings.TrimSpace(in.Body.Key)))
 		if errors.Is(err, store.ErrNotFound) {
-			return nil, huma.Error401Unauthorized("That is not a curator key.")
+			return nil, apierror.New(http.StatusUnauthorized, "invalid_curator_key", "", "That is not a curator key.")
 		}
 		if err != nil {
-			return nil, serverError(ctx, d.Log, err)
+			return nil, err
 		}
 		token := randomToken(32)
 		exp := time.Now().Add(SessionTTL)
 		if err := d.Store.SessionCreate(ctx, apikey.Hash(token), c.ID, exp); err != nil {
-			return nil, serverError(ctx, d.Log, err)
+			return nil, err
 		}
 		return &sessionOutput{SetCookie: sessionCookie(token, exp), Body: sessionOf(c)}, nil
 	})
@@ -282,7 +275,7 @@ func Register(api huma.API, d Deps) {
 	}) (*sessionOutput, error) {
 		if in.Session.Value != "" {
 			if err := d.Store.SessionDelete(ctx, apikey.Hash(in.Session.Value)); err != nil {
-				return nil, serverError(ctx, d.Log, err)
+				return nil, err
 			}
 		}
 		gone := sessionCookie("", time.Time{})
@@ -320,7 +313,7 @@ func Register(api huma.API, d Deps) {
 			Invalid: in.Invalid.ptr(), Text: in.Q}
 		list, more, err := d.Store.CurationTaskList(ctx, f, in.After, in.Limit)
 		if err != nil {
-			return nil, serverError(ctx, d.Log, err)
+			return nil, err
 		}
 		out := TaskList{Object: "list", Data: make([]TaskSummary, len(list)), HasMore: more}
 		for i, t := range list {
@@ -344,7 +337,7 @@ func Register(api huma.API, d Deps) {
 			return nil, notFound("task", in.TaskID)
 		}
 		if err != nil {
-			return nil, serverError(ctx, d.Log, err)
+			return nil, err
 		}
 		return &struct{ Body Task }{d.withData(ctx, d.taskOf(t, outs, hist))}, nil
 	})
@@ -378,7 +371,7 @@ func Register(api huma.API, d Deps) {
 			return nil, notFound("task", in.TaskID)
 		}
 		if err != nil {
-			return nil, serverError(ctx, d.Log, err)
+			return nil, err
 		}
 		def, _ := d.Schemas.Get(t.ConquestType, int(t.ConquestVersion))
 		a := store.Annotation{Status: in.Body.Status, Notes: in.Body.Notes, Gold: in.Body.Gold}
@@ -405,11 +398,11 @@ func Register(api huma.API, d Deps) {
 		case errors.Is(err, store.ErrNotFound):
 			return nil, withCode(http.StatusBadRequest, "unknown_output", "An output named is not one of this task's.")
 		case err != nil:
-			return nil, serverError(ctx, d.Log, err)
+			return nil, err
 		}
 		t, outs, hist, err := d.Store.CurationTaskGet(ctx, in.TaskID)
 		if err != nil {
-			return nil, serverError(ctx, d.Log, err)
+			return nil, err
 		}
 		return &struct{ Body Task }{d.withData(ctx, d.taskOf(t, outs, hist))}, nil
 	})
@@ -442,11 +435,11 @@ func Register(api huma.API, d Deps) {
 	}, func(ctx context.Context, _ *struct{}) (*struct{ Body statsBody }, error) {
 		st, err := d.Store.CurationStats(ctx)
 		if err != nil {
-			return nil, serverError(ctx, d.Log, err)
+			return nil, err
 		}
 		counts, err := d.Store.CurationStatusCounts(ctx)
 		if err != nil {
-			return nil, serverError(ctx, d.Log, err)
+			return nil, err
 		}
 		out := &struct{ Body statsBody }{}
 		out.Body.Data, out.Body.Tasks = []stat{}, []taskCount{}
@@ -491,7 +484,7 @@ func Register(api huma.API, d Deps) {
 		filter := store.TaskFilter{Type: o.Type}
 		n, err := d.Store.CurationCount(ctx, filter)
 		if err != nil {
-			return nil, serverError(ctx, d.Log, err)
+			return nil, err
 		}
 		if n == 0 {
 			return nil, withCode(http.StatusBadRequest, "empty_export", "The selection holds no task: there is nothing to export.")
@@ -500,7 +493,7 @@ func Register(api huma.API, d Deps) {
 		e := store.CurationExport{ID: ids.New(ids.Export), Format: o.Format, Options: opts, Status: store.ExportQueued,
 			Curator: curatorOf(ctx).Name, CreatedAt: time.Now().Unix()}
 		if err := d.Store.ExportCreate(ctx, e, store.Job{Args: ExportArgs{ExportID: e.ID}, Opts: &river.InsertOpts{}}); err != nil {
-			return nil, serverError(ctx, d.Log, err)
+			return nil, err
 		}
 		return &struct{ Body Export }{d.exportOf(ctx, e)}, nil
 	})
@@ -516,7 +509,7 @@ func Register(api huma.API, d Deps) {
 			return nil, notFound("export", in.ExportID)
 		}
 		if err != nil {
-			return nil, serverError(ctx, d.Log, err)
+			return nil, err
 		}
 		return &struct{ Body Export }{d.exportOf(ctx, e)}, nil
 	})
@@ -527,7 +520,7 @@ func Register(api huma.API, d Deps) {
 	}, func(ctx context.Context, _ *struct{}) (*struct{ Body listOf[Export] }, error) {
 		list, err := d.Store.ExportList(ctx, 50)
 		if err != nil {
-			return nil, serverError(ctx, d.Log, err)
+			return nil, err
 		}
 		out := &struct{ Body listOf[Export] }{}
 		out.Body.Data = []Export{}
@@ -549,7 +542,7 @@ func Register(api huma.API, d Deps) {
 			return nil, notFound("batch", in.BatchID)
 		}
 		if err != nil {
-			return nil, serverError(ctx, d.Log, err)
+			return nil, err
 		}
 		return &struct{ Body ImportResult }{ImportResult{Object: "curation.import", Tasks: res.Tasks, Outputs: res.Outputs, Already: res.Already}}, nil
 	})

@@ -47,7 +47,7 @@ func registerBulkImport(api huma.API, d Deps, tags []string, auth huma.Middlewar
 		items, res := d.parseBulk(in.RawBody)
 		r, err := d.Store.CurationImport(ctx, "", items)
 		if err != nil {
-			return nil, serverError(ctx, d.Log, err)
+			return nil, err
 		}
 		res.Tasks, res.Outputs = r.Tasks, r.Outputs
 		return &struct{ Body ImportResult }{res}, nil
@@ -202,7 +202,7 @@ func (d Deps) importLabelStudio(ctx context.Context, typ string, body []byte) (I
 	}
 	r, err := d.Store.CurationImport(ctx, "", items)
 	if err != nil {
-		return res, serverError(ctx, d.Log, err)
+		return res, err
 	}
 	res.Tasks, res.Outputs = r.Tasks, r.Outputs
 	// Ground truth becomes the gold star (unless the task has one): the
@@ -210,11 +210,11 @@ func (d Deps) importLabelStudio(ctx context.Context, typ string, body []byte) (I
 	for key := range gold {
 		id, err := d.Store.CurationTaskIDByKey(ctx, typ, key)
 		if err != nil {
-			return res, serverError(ctx, d.Log, err)
+			return res, err
 		}
 		t, outs, _, err := d.Store.CurationTaskGet(ctx, id)
 		if err != nil {
-			return res, serverError(ctx, d.Log, err)
+			return res, err
 		}
 		if t.GoldOutputID != nil {
 			continue
@@ -223,7 +223,7 @@ func (d Deps) importLabelStudio(ctx context.Context, typ string, body []byte) (I
 			if strings.HasPrefix(o.BatchID, "label_studio:annotation:") {
 				g := o.ID
 				if err := d.Store.CurationAnnotate(ctx, t.ID, t.Version, "label-studio-import", store.Annotation{Gold: &g}); err != nil {
-					return res, serverError(ctx, d.Log, err)
+					return res, err
 				}
 				break
 			}

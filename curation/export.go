@@ -13,7 +13,7 @@ import (
 
 	"github.com/riverqueue/river"
 
-	"github.com/kilnhq/kiln/internal/ids"
+	"github.com/kilnhq/kiln/internal/batch"
 	"github.com/kilnhq/kiln/internal/objectstore"
 	"github.com/kilnhq/kiln/internal/store"
 )
@@ -113,12 +113,12 @@ func (e *Exporter) Run(ctx context.Context, exportID string, o ExportOptions) (*
 	if err := e.Store.ExportProgress(ctx, exportID, store.ExportRunning, 0, total, 0); err != nil {
 		return nil, 0, err
 	}
-	f := &store.File{ID: ids.New(ids.File), Purpose: "fine-tune", Filename: fmt.Sprintf("kiln-%s-%s.jsonl", o.Format, time.Now().UTC().Format("20060102-150405")),
-		Status: store.FileProcessed, CreatedAt: time.Now().Unix()}
+	name := fmt.Sprintf("kiln-%s-%s.jsonl", o.Format, time.Now().UTC().Format("20060102-150405"))
 	if o.Format == FormatLabelStudio {
-		f.Filename = fmt.Sprintf("kiln-label-studio-%s.json", time.Now().UTC().Format("20060102-150405"))
+		name = fmt.Sprintf("kiln-label-studio-%s.json", time.Now().UTC().Format("20060102-150405"))
 	}
-	f.ObjectKey = "files/" + f.ID
+	nf := batch.NewFile(batch.PurposeFineTune, name)
+	f := &nf
 	var rows, done int64
 	pr, pw := io.Pipe()
 	go func() {

@@ -238,10 +238,3 @@ func (w *InvokeWorker) finish(ctx context.Context, job *river.Job[InvokeArgs], f
 	}
 	return fnErr
 }
-
-// Register adds the workers of function invocations and webhook
-// deliveries.
-func Register(workers *river.Workers, r *Registry, s *store.Store, h *Webhooks, log *slog.Logger) {
-	river.AddWorker(workers, &InvokeWorker{Registry: r, Store: s, Log: log, Metrics: h.Metrics})
-	river.AddWorker(workers, &DeliverWorker{Webhooks: h})
-}

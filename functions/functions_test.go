@@ -93,7 +93,8 @@ func functionStore(t *testing.T, backend string, fns ...functions.Function) (*st
 	require.NoError(t, err)
 	s.SetDispatcher(r)
 	workers := river.NewWorkers()
-	functions.Register(workers, r, s, &functions.Webhooks{Store: s, Client: http.DefaultClient, Log: slog.Default()}, slog.Default())
+	river.AddWorker(workers, &functions.InvokeWorker{Registry: r, Store: s, Log: slog.Default()})
+	river.AddWorker(workers, &functions.DeliverWorker{Webhooks: &functions.Webhooks{Store: s, Client: http.DefaultClient, Log: slog.Default()}})
 	require.NoError(t, s.StartWorkers(context.Background(), store.WorkerOpts{Workers: workers,
 		Queues: map[string]int{functions.QueueEvents: 4}, PollInterval: 10 * time.Millisecond}))
 	t.Cleanup(func() { _ = s.StopWorkers(context.Background()) })

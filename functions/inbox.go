@@ -1,7 +1,6 @@
 package functions
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,11 +14,10 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/kilnhq/kiln/internal/batchline"
-	"github.com/kilnhq/kiln/internal/ids"
+	"github.com/kilnhq/kiln/internal/apierror"
+	"github.com/kilnhq/kiln/internal/batch"
 	"github.com/kilnhq/kiln/internal/objectstore"
 	"github.com/kilnhq/kiln/internal/store"
-	"github.com/kilnhq/kiln/jobs"
 )
 
 // InboxImportName is the inbox function's name.
@@ -62,8 +60,10 @@ type ObjectData struct {
 // the prefix (Poll); both emit one object.created event per object
 // version, and the inbox_import function does the rest.
 type Inbox struct {
-	Store  *store.Store
-	Bucket objectstore.Bucket
+	Store *store.Store
+	// Batches makes the files and batches.
+	Batches *batch.Service
+	Bucket  objectstore.Bucket
 	// Prefix is the inbox, e.g. "inbox/". Empty turns the inbox off.
 	Prefix string
 	Log    *slog.Logger
@@ -228,38 +228,27 @@ func (in *Inbox) importObject(ctx context.Context, ev Event) error {
 	if err != nil {
 		return err
 	}
-	created := time.Now()
-	f := store.File{ID: ids.New(ids.File), Purpose: "batch", Filename: path.Base(o.Key), Status: store.FileProcessed, CreatedAt: created.Unix()}
-	f.ObjectKey = jobs.FileKey(f.ID)
-	var b *store.Batch
-	var js []store.Job
+	var params *batch.CreateParams
 	if sc.Endpoint != "" {
-		window, err := batchline.ParseWindow(cmp.Or(sc.CompletionWindow, "24h"))
-		if err == nil {
-			err = batchline.CheckEndpoint(sc.Endpoint)
-		}
-		if err == nil {
-			err = batchline.CheckMetadata(sc.Metadata)
-		}
-		if err != nil {
-			return Permanent(fmt.Errorf("inbox object %s asks for a batch: %w", o.Key, err))
-		}
-		b = &store.Batch{ID: ids.New(ids.Batch), Endpoint: sc.Endpoint, Model: sc.Model, InputFileID: f.ID,
-			CompletionWindow: cmp.Or(sc.CompletionWindow, "24h"), Status: store.BatchValidating, Metadata: sc.Metadata,
-			Priority: sc.Priority, CreatedAt: created.Unix(), ExpiresAt: created.Add(window).Unix()}
-		js = []store.Job{jobs.ValidateJob(b.ID), jobs.ExpireJob(b.ID, created.Add(window))}
+		params = &batch.CreateParams{Endpoint: sc.Endpoint, Model: sc.Model, CompletionWindow: sc.CompletionWindow,
+			Metadata: sc.Metadata, Priority: sc.Priority}
 	}
-	copied, err := in.Bucket.Compose(ctx, f.ObjectKey, []string{o.Key})
+	imp, err := in.Batches.Import(ctx, o.Key, o.ETag, path.Base(o.Key), params)
+	if e, ok := apierror.As(err); ok {
+		// A request that breaks a rule never succeeds: no retry.
+		var cause error = e
+		if e.Cause != nil {
+			cause = e.Cause
+		}
+		return Permanent(fmt.Errorf("inbox object %s asks for a batch: %w", o.Key, cause))
+	}
 	if err != nil {
-		return fmt.Errorf("inbox: copy %s: %w", o.Key, err)
+		return fmt.Errorf("inbox: import %s: %w", o.Key, err)
 	}
-	f.Bytes = copied.Size
-	rec, isNew, err := in.Store.InboxImport(ctx, o.Key, o.ETag, f, b, js...)
-	if err != nil || !isNew {
-		// Failed, or imported meanwhile by another run: drop this copy.
-		_ = in.Bucket.Delete(context.WithoutCancel(ctx), f.ObjectKey)
-		return err
+	if !imp.New {
+		return nil // imported meanwhile by another run
 	}
+	rec, f := imp.InboxObject, imp.File
 	in.Log.InfoContext(ctx, "inbox object imported", "key", o.Key, "file", rec.FileID, "batch", rec.BatchID, "bytes", f.Bytes)
 	// The object is kiln's now; clear it from the inbox unless it changed
 	// meanwhile.

@@ -37,8 +37,8 @@ const waitFor = 30 * time.Second
 
 const chatSidecar = `{"endpoint":"/v1/chat/completions","metadata":{"source":"inbox"}}`
 
-// startInbox runs kiln with the inbox at "inbox/", listed every poll (0:
-// notifications only).
+// startInbox runs kiln with the inbox at "inbox/", listed every poll
+// (negative: notifications only).
 func startInbox(t *testing.T, backend string, poll time.Duration, configure func(*config.Config)) *kilntest.Env {
 	t.Helper()
 	return kilntest.Start(t, backend, kilntest.Options{Configure: func(c *config.Config) {
@@ -433,11 +433,11 @@ func TestInboxBucketNotifications(t *testing.T) {
 		// MinIO sends it as "Authorization: Bearer <token>".
 		"MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN_PRIMARY=" + kilntest.Key,
 	}})
-	env := startInbox(t, "postgres", 0, func(c *config.Config) {
+	env := startInbox(t, "postgres", -1, func(c *config.Config) {
 		c.Addr = "127.0.0.1:" + strconv.Itoa(port)
 		c.ObjectStore = m.URL()
 	})
-	require.Zero(t, env.App.Cfg.InboxPollInterval)
+	require.Negative(t, env.App.Cfg.InboxPollInterval)
 	c := env.Client()
 	ctx := context.Background()
 	client, bucket := s3Client(t, m.URL())

@@ -12,13 +12,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/riverqueue/river"
 
+	"github.com/kilnhq/kiln/internal/batch"
 	"github.com/kilnhq/kiln/internal/ids"
 	"github.com/kilnhq/kiln/internal/netguard"
 	"github.com/kilnhq/kiln/internal/store"
@@ -26,11 +26,6 @@ import (
 
 // WebhookName is the webhook function's name.
 const WebhookName = "webhook"
-
-// MetadataWebhookURL is the batch metadata key that names a batch's own
-// webhook URL. It must fall under a registered endpoint's URL, whose secret
-// signs the delivery.
-const MetadataWebhookURL = "webhook_url"
 
 // secretPrefix starts every webhook secret, as Standard Webhooks' secrets.
 const secretPrefix = "whsec_"
@@ -56,44 +51,6 @@ func Sign(secret, msgID string, timestamp int64, body []byte) (string, error) {
 	fmt.Fprintf(mac, "%s.%d.", msgID, timestamp)
 	mac.Write(body)
 	return "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil)), nil
-}
-
-// Covers reports whether target falls under an endpoint's URL: the same
-// scheme, host and port, and a path that is the endpoint's path or below
-// it.
-func Covers(endpointURL, target string) bool {
-	e, err1 := url.Parse(endpointURL)
-	t, err2 := url.Parse(target)
-	if err1 != nil || err2 != nil || t.User != nil {
-		return false
-	}
-	if !strings.EqualFold(e.Scheme, t.Scheme) || !strings.EqualFold(e.Hostname(), t.Hostname()) || portOf(e) != portOf(t) {
-		return false
-	}
-	ep, tp := strings.TrimSuffix(e.EscapedPath(), "/"), t.EscapedPath()
-	return tp == ep || strings.HasPrefix(tp, ep+"/")
-}
-
-func portOf(u *url.URL) string {
-	if p := u.Port(); p != "" {
-		return p
-	}
-	if strings.EqualFold(u.Scheme, "https") {
-		return "443"
-	}
-	return "80"
-}
-
-// CoveringEndpoint is the endpoint whose URL covers target most closely.
-func CoveringEndpoint(eps []store.WebhookEndpoint, target string) (store.WebhookEndpoint, bool) {
-	var best store.WebhookEndpoint
-	found := false
-	for _, e := range eps {
-		if Covers(e.URL, target) && (!found || len(e.URL) > len(best.URL)) {
-			best, found = e, true
-		}
-	}
-	return best, found
 }
 
 // Webhooks delivers events to registered endpoints, signed with their
@@ -149,8 +106,8 @@ func (h *Webhooks) fanOut(ctx context.Context, ev Event) error {
 		if err != nil {
 			return err
 		}
-		if target := b.Metadata[MetadataWebhookURL]; target != "" {
-			if e, ok := CoveringEndpoint(eps, target); ok {
+		if target := b.Metadata[batch.MetadataWebhookURL]; target != "" {
+			if e, ok := batch.CoveringEndpoint(eps, target); ok {
 				add(e, target)
 			} else {
 				h.Log.WarnContext(ctx, "batch webhook_url is under no registered endpoint; not delivered", "batch", b.ID, "url", target)

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kilnhq/kiln/internal/config"
 	"github.com/kilnhq/kiln/internal/objectstore"
 	"github.com/kilnhq/kiln/internal/store"
 )
@@ -60,23 +61,33 @@ type Config struct {
 	Synthetic bool
 }
 
+// Defaults of Config's fields that kiln's configuration does not set; the
+// others are config's: MaxInFlight's is config.AgentConcurrencyDefault, and
+// the rest share their field's name there.
+const (
+	MinInFlightDefault       = 4
+	RetriesDefault           = 3
+	PollIntervalDefault      = 100 * time.Millisecond
+	HeartbeatIntervalDefault = 2 * time.Second
+)
+
 // WithDefaults fills unset fields.
 func (c Config) WithDefaults() Config {
 	if c.ID == "" {
 		host, _ := os.Hostname()
 		c.ID = fmt.Sprintf("%s-%d-%04x", cmp.Or(host, "agent"), os.Getpid(), rand.IntN(1<<16))
 	}
-	c.MaxInFlight = cmp.Or(c.MaxInFlight, 256)
-	c.MinInFlight = min(cmp.Or(c.MinInFlight, 4), c.MaxInFlight)
-	c.RequestTimeout = cmp.Or(c.RequestTimeout, 10*time.Minute)
-	c.Retries = cmp.Or(c.Retries, 3)
-	c.ChunkLines = cmp.Or(c.ChunkLines, 256)
-	c.ChunkInterval = cmp.Or(c.ChunkInterval, time.Second)
-	c.LeaseTTL = cmp.Or(c.LeaseTTL, 30*time.Second)
-	c.StarvationBound = cmp.Or(c.StarvationBound, 10*time.Minute)
-	c.PollInterval = cmp.Or(c.PollInterval, 100*time.Millisecond)
-	c.HeartbeatInterval = cmp.Or(c.HeartbeatInterval, 2*time.Second)
-	c.MaxLineBytes = cmp.Or(c.MaxLineBytes, 10<<20)
+	c.MaxInFlight = cmp.Or(c.MaxInFlight, config.AgentConcurrencyDefault)
+	c.MinInFlight = min(cmp.Or(c.MinInFlight, MinInFlightDefault), c.MaxInFlight)
+	c.RequestTimeout = cmp.Or(c.RequestTimeout, config.RequestTimeoutDefault)
+	c.Retries = cmp.Or(c.Retries, RetriesDefault)
+	c.ChunkLines = cmp.Or(c.ChunkLines, config.ChunkLinesDefault)
+	c.ChunkInterval = cmp.Or(c.ChunkInterval, config.ChunkIntervalDefault)
+	c.LeaseTTL = cmp.Or(c.LeaseTTL, config.LeaseTTLDefault)
+	c.StarvationBound = cmp.Or(c.StarvationBound, config.StarvationBoundDefault)
+	c.PollInterval = cmp.Or(c.PollInterval, PollIntervalDefault)
+	c.HeartbeatInterval = cmp.Or(c.HeartbeatInterval, HeartbeatIntervalDefault)
+	c.MaxLineBytes = cmp.Or(c.MaxLineBytes, config.MaxLineBytesDefault)
 	return c
 }
 
@@ -91,7 +102,8 @@ const (
 // Agent runs shards against one engine.
 type Agent struct {
 	cfg     Config
-	store   *store.Store
+	store   Store
+	batches Lifecycle
 	bucket  objectstore.Bucket
 	engine  Engine
 	log     *slog.Logger
@@ -123,7 +135,7 @@ type Agent struct {
 }
 
 // New returns an agent; Start runs it.
-func New(cfg Config, st *store.Store, bucket objectstore.Bucket, engine Engine, metrics *Metrics, log *slog.Logger) *Agent {
+func New(cfg Config, st Store, batches Lifecycle, bucket objectstore.Bucket, engine Engine, metrics *Metrics, log *slog.Logger) *Agent {
 	cfg = cfg.WithDefaults()
 	runCtx, abort := context.WithCancel(context.Background())
 	feeding, drain := context.WithCancel(runCtx)
@@ -131,7 +143,7 @@ func New(cfg Config, st *store.Store, bucket objectstore.Bucket, engine Engine, 
 		metrics = NewMetrics(nil)
 	}
 	return &Agent{
-		cfg: cfg, store: st, bucket: bucket, engine: engine, metrics: metrics,
+		cfg: cfg, store: st, batches: batches, bucket: bucket, engine: engine, metrics: metrics,
 		log:     log.With("agent", cfg.ID),
 		started: time.Now().Unix(),
 		limit:   newLimiter(cfg.MaxInFlight, cfg.MinInFlight, time.Second),

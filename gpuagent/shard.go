@@ -12,10 +12,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kilnhq/kiln/internal/batch"
 	"github.com/kilnhq/kiln/internal/batchline"
 	"github.com/kilnhq/kiln/internal/ids"
 	"github.com/kilnhq/kiln/internal/store"
-	"github.com/kilnhq/kiln/jobs"
 )
 
 // shardKey names a shard.
@@ -183,7 +183,7 @@ func (sr *shardRun) finish() {
 		var b store.Batch
 		ferr := retry(ctx, func(ctx context.Context) error {
 			var err error
-			b, err = a.store.ShardFinish(ctx, sr.sh.BatchID, sr.sh.Idx, a.cfg.ID, jobs.FinalizeJob(sr.sh.BatchID))
+			b, err = a.batches.FinishShard(ctx, sr.sh.BatchID, sr.sh.Idx, a.cfg.ID)
 			return err
 		})
 		if ferr != nil {
@@ -219,7 +219,7 @@ func (sr *shardRun) collect() error {
 			return
 		}
 		c.BatchID, c.Shard, c.Seq = sr.sh.BatchID, sr.sh.Idx, sr.seq
-		c.ObjectKey = jobs.ChunkKey(c.BatchID, c.Shard, c.Seq)
+		c.ObjectKey = batch.ChunkKey(c.BatchID, c.Shard, c.Seq)
 		start := time.Now()
 		// The chunk must land even while the shard is being stopped: what
 		// finished is kept.
@@ -227,7 +227,7 @@ func (sr *shardRun) collect() error {
 			for _, o := range []struct {
 				key string
 				buf *bytes.Buffer
-			}{{jobs.ChunkOutputKey(c.ObjectKey), &out}, {jobs.ChunkErrorKey(c.ObjectKey), &errs}, {c.ObjectKey, &idx}} {
+			}{{batch.ChunkOutputKey(c.ObjectKey), &out}, {batch.ChunkErrorKey(c.ObjectKey), &errs}, {c.ObjectKey, &idx}} {
 				if o.buf.Len() == 0 {
 					continue
 				}

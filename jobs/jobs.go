@@ -1,74 +1,73 @@
-// Package jobs holds kiln's River job kinds and their workers: validate,
-// finalize and expire batches. Agents do not take jobs: they claim a
-// batch's shards under leases (see store.ShardClaim). Kinds are stable:
-// never rename one, jobs of the old name would never run.
+// Package jobs holds kiln's River job kinds and their workers, one file per
+// kind, and Register, the one place where every worker of a process is
+// added (the workers of functions and curation live beside their code, and
+// are added here too). The lifecycle jobs (validate, finalize, expire, upload expiry) are
+// thin: they call internal/batch, which owns the rules and enqueues them.
+// Agents do not take jobs: they claim a batch's shards under leases (see
+// store.ShardClaim). Kinds are stable: never rename one, jobs of the old
+// name would never run.
 package jobs
 
 import (
-	"context"
-	"fmt"
-	"io"
 	"log/slog"
 	"time"
 
 	"github.com/riverqueue/river"
 
-	"github.com/kilnhq/kiln/internal/objectstore"
+	"github.com/kilnhq/kiln/curation"
+	"github.com/kilnhq/kiln/functions"
+	"github.com/kilnhq/kiln/internal/batch"
 	"github.com/kilnhq/kiln/internal/store"
 )
 
-// QueueDefault is the queue of every job kind here.
-const QueueDefault = river.QueueDefault
+// Queues and how many jobs of each one process runs at once.
+const (
+	// QueueDefault holds the lifecycle jobs and curation exports.
+	QueueDefault = river.QueueDefault
+	// QueueDefaultWorkers is how many of them run at once.
+	QueueDefaultWorkers = 10
+	// QueueEvents holds function invocations and webhook deliveries, apart
+	// from the lifecycle jobs so that a slow receiver never delays a batch.
+	QueueEvents = functions.QueueEvents
+	// QueueEventsWorkers is how many of them run at once: deliveries
+	// mostly wait on receivers.
+	QueueEventsWorkers = 100
+)
+
+// Queues are the queues a serving process works, with their sizes.
+func Queues() map[string]int {
+	return map[string]int{QueueDefault: QueueDefaultWorkers, QueueEvents: QueueEventsWorkers}
+}
 
 // Deps are what the workers need.
 type Deps struct {
-	Store        *store.Store
-	Bucket       objectstore.Bucket
-	Log          *slog.Logger
-	MaxLineBytes int
-	MaxRequests  int
-	// ShardSize is the most requests per shard.
-	ShardSize int
+	Batches *batch.Service
+	Store   *store.Store
+	Log     *slog.Logger
 	// EventRetention is how long events, with their finished invocations
 	// and deliveries, are kept; 0 keeps them for good.
 	EventRetention time.Duration
+	// Functions runs the functions subscribed to events; Webhooks sends
+	// their deliveries.
+	Functions *functions.Registry
+	Webhooks  *functions.Webhooks
+	// Exporter writes curation exports.
+	Exporter *curation.Exporter
 }
 
-// Register adds the workers of the default queue to workers.
+// Register adds every worker of a serving process to workers. A new job
+// kind is added here.
 func Register(workers *river.Workers, d Deps) {
 	river.AddWorker(workers, &BatchValidateWorker{d: d})
 	river.AddWorker(workers, &BatchFinalizeWorker{d: d})
 	river.AddWorker(workers, &BatchExpireWorker{d: d})
 	river.AddWorker(workers, &UploadExpireWorker{d: d})
 	river.AddWorker(workers, &EventsPruneWorker{d: d})
+	river.AddWorker(workers, &functions.InvokeWorker{Registry: d.Functions, Store: d.Store,
+		Log: d.Log.With("component", "functions"), Metrics: d.Webhooks.Metrics})
+	river.AddWorker(workers, &functions.DeliverWorker{Webhooks: d.Webhooks})
+	river.AddWorker(workers, &curation.ExportWorker{Exporter: d.Exporter})
 }
 
 // Periodic are the jobs that run on a schedule.
 func Periodic() []*river.PeriodicJob { return []*river.PeriodicJob{EventsPrunePeriodic()} }
-
-// writeObject streams what write produces into key, never holding it whole.
-// If write fails, no object is left.
-func writeObject(ctx context.Context, b objectstore.Bucket, key string, write func(w io.Writer) error) (int64, error) {
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(write(pw)) }()
-	info, err := b.Put(ctx, key, pr, -1)
-	_ = pr.CloseWithError(err) // unblocks write if Put gave up early
-	if err != nil {
-		return 0, fmt.Errorf("write %s: %w", key, err)
-	}
-	return info.Size, nil
-}
-
-// ChunkKey is where a result chunk of a batch's shard lives.
-func ChunkKey(batchID string, shard, seq int64) string {
-	return fmt.Sprintf("batches/%s/chunks/%06d-%010d.idx", batchID, shard, seq)
-}
-
-// ChunkOutputKey is where a chunk's output lines live, beside its index.
-func ChunkOutputKey(chunkKey string) string { return chunkKey + ".out" }
-
-// ChunkErrorKey is where a chunk's error lines live, beside its index.
-func ChunkErrorKey(chunkKey string) string { return chunkKey + ".err" }
-
-// FileKey is where a file's bytes live.
-func FileKey(fileID string) string { return "files/" + fileID }

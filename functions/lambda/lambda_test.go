@@ -20,6 +20,7 @@ import (
 
 	"github.com/kilnhq/kiln/functions"
 	"github.com/kilnhq/kiln/functions/lambda"
+	"github.com/kilnhq/kiln/internal/batch"
 	"github.com/kilnhq/kiln/internal/ids"
 	"github.com/kilnhq/kiln/internal/netguard"
 	"github.com/kilnhq/kiln/internal/objectstore"
@@ -75,7 +76,7 @@ func newEnv(t *testing.T, backend, objects string) *env {
 
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	wh := &functions.Webhooks{Store: e.st, Log: log, Client: netguard.NewClient(netguard.Options{})}
-	in := &functions.Inbox{Store: e.st, Bucket: e.bucket, Prefix: inboxPrefix, Log: log}
+	in := &functions.Inbox{Store: e.st, Batches: batch.New(e.st, e.bucket, batch.Limits{}, log), Bucket: e.bucket, Prefix: inboxPrefix, Log: log}
 	recorder := functions.Function{Name: recorderName, Events: []string{store.EventFileCreated},
 		Handle: func(_ context.Context, ev functions.Event) error {
 			e.mu.Lock()

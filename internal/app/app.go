@@ -27,6 +27,7 @@ import (
 	"github.com/kilnhq/kiln/functions"
 	"github.com/kilnhq/kiln/gpuagent"
 	"github.com/kilnhq/kiln/internal/apikey"
+	"github.com/kilnhq/kiln/internal/batch"
 	"github.com/kilnhq/kiln/internal/config"
 	"github.com/kilnhq/kiln/internal/llmsim"
 	"github.com/kilnhq/kiln/internal/objectstore"
@@ -60,6 +61,8 @@ type App struct {
 	Log    *slog.Logger
 	Store  *store.Store
 	Bucket objectstore.Bucket
+	// Batches is the lifecycle of batches, files and uploads.
+	Batches *batch.Service
 	// Handler is the HTTP API (nil without Serve).
 	Handler http.Handler
 	// API is the Huma API, for the OpenAPI document (nil without Serve).
@@ -131,6 +134,7 @@ func New(ctx context.Context, cfg config.Config, opts Options, log *slog.Logger)
 		a.Store.Close()
 		return nil, fmt.Errorf("object store: %w", err)
 	}
+	a.Batches = NewBatches(cfg, a.Store, a.Bucket, log)
 	if err := a.newFunctions(); err != nil {
 		_ = a.Bucket.Close()
 		a.Store.Close()
@@ -140,7 +144,7 @@ func New(ctx context.Context, cfg config.Config, opts Options, log *slog.Logger)
 		a.Metrics.MustRegister(newBacklogCollector(a.Store, log))
 		a.Handler, a.API = api.New(api.Deps{
 			Webhooks: a.Webhooks, Inbox: a.Inbox, WebhookAllowPrivate: cfg.WebhookAllowPrivate, Conquests: a.Conquests,
-			Store: a.Store, Bucket: a.Bucket, Log: log, Version: opts.Version,
+			Batches: a.Batches, Store: a.Store, Bucket: a.Bucket, Log: log, Version: opts.Version,
 			Keys:         apikey.NewChecker(a.Store, cfg.APIKey),
 			MaxFileBytes: cfg.MaxFileBytes, MaxLineBytes: cfg.MaxLineBytes,
 			MaxPartBytes: cfg.MaxPartBytes, UploadTTL: cfg.UploadTTL, DownloadRedirect: cfg.DownloadRedirect,
@@ -155,10 +159,6 @@ func New(ctx context.Context, cfg config.Config, opts Options, log *slog.Logger)
 	}
 	return a, nil
 }
-
-// eventWorkers is how many invocations and webhook deliveries one process
-// runs at once: deliveries mostly wait on receivers.
-const eventWorkers = 100
 
 // newFunctions builds the functions and routes the store's events to them.
 // Every process routes events, so that an event committed anywhere gets its
@@ -189,14 +189,12 @@ func (a *App) Start(ctx context.Context) error {
 	}
 	if a.opts.Serve {
 		workers := river.NewWorkers()
-		jobs.Register(workers, jobs.Deps{Store: a.Store, Bucket: a.Bucket, Log: a.Log,
-			MaxLineBytes: a.Cfg.MaxLineBytes, MaxRequests: a.Cfg.MaxRequests, ShardSize: a.Cfg.ShardSize,
-			EventRetention: a.Cfg.EventRetention})
-		functions.Register(workers, a.Functions, a.Store, a.Webhooks, a.Log.With("component", "functions"))
-		river.AddWorker(workers, &curation.ExportWorker{Exporter: &curation.Exporter{Store: a.Store, Bucket: a.Bucket, Log: a.Log.With("component", "curation")}})
+		jobs.Register(workers, jobs.Deps{Batches: a.Batches, Store: a.Store, Log: a.Log,
+			EventRetention: a.Cfg.EventRetention, Functions: a.Functions, Webhooks: a.Webhooks,
+			Exporter: &curation.Exporter{Store: a.Store, Bucket: a.Bucket, Log: a.Log.With("component", "curation")}})
 		if err := a.Store.StartWorkers(ctx, store.WorkerOpts{
 			Workers:      workers,
-			Queues:       map[string]int{jobs.QueueDefault: 10, functions.QueueEvents: eventWorkers},
+			Queues:       jobs.Queues(),
 			PollInterval: a.Cfg.PollInterval,
 			RescueAfter:  a.Cfg.LeaseTTL,
 			Periodic:     jobs.Periodic(),
@@ -287,7 +285,7 @@ func (a *App) startAgent(ctx context.Context) error {
 		StarvationBound: a.Cfg.StarvationBound,
 		MaxLineBytes:    a.Cfg.MaxLineBytes,
 		Synthetic:       synthetic,
-	}, a.Store, a.Bucket, a.Engine, gpuagent.NewMetrics(a.Metrics), a.Log)
+	}, a.Store, a.Batches, a.Bucket, a.Engine, gpuagent.NewMetrics(a.Metrics), a.Log)
 	return a.Agent.Start(ctx)
 }
 

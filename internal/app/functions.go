@@ -6,6 +6,7 @@ import (
 	"github.com/kilnhq/kiln/conquest_schemas/conquest"
 	"github.com/kilnhq/kiln/curation"
 	"github.com/kilnhq/kiln/functions"
+	"github.com/kilnhq/kiln/internal/batch"
 	"github.com/kilnhq/kiln/internal/config"
 	"github.com/kilnhq/kiln/internal/netguard"
 	"github.com/kilnhq/kiln/internal/objectstore"
@@ -29,6 +30,7 @@ type Functions struct {
 // for kiln serve to run a second time. cfg should have its defaults
 // (config.Config.WithDefaults).
 func NewFunctions(cfg config.Config, st *store.Store, bucket objectstore.Bucket, schemas *conquest.Registry, log *slog.Logger) (Functions, error) {
+	batches := NewBatches(cfg, st, bucket, log)
 	log = log.With("component", "functions")
 	wh := &functions.Webhooks{
 		Store: st, Log: log,
@@ -36,7 +38,7 @@ func NewFunctions(cfg config.Config, st *store.Store, bucket objectstore.Bucket,
 		// Webhooks are bounded by age (24h by default), not attempts.
 		Retry: functions.Retry{Base: cfg.RetryBase, Max: cfg.RetryMax, MaxAge: cfg.WebhookMaxAge, MaxAttempts: 100_000},
 	}
-	in := &functions.Inbox{Store: st, Bucket: bucket, Prefix: cfg.InboxPrefix, Log: log}
+	in := &functions.Inbox{Store: st, Batches: batches, Bucket: bucket, Prefix: cfg.InboxPrefix, Log: log}
 	cq := &functions.Conquests{Store: st, Bucket: bucket, Schemas: schemas, Log: log}
 	im := &curation.Importer{Store: st, Bucket: bucket, Schemas: schemas, Log: log}
 	reg, err := functions.NewRegistry(
@@ -46,4 +48,14 @@ func NewFunctions(cfg config.Config, st *store.Store, bucket objectstore.Bucket,
 		return Functions{}, err
 	}
 	return Functions{Registry: reg, Webhooks: wh, Inbox: in, Conquests: cq, Importer: im}, nil
+}
+
+// NewBatches is the lifecycle of batches, files and uploads on st and
+// bucket, with cfg's limits.
+func NewBatches(cfg config.Config, st *store.Store, bucket objectstore.Bucket, log *slog.Logger) *batch.Service {
+	return batch.New(st, bucket, batch.Limits{
+		MaxFileBytes: cfg.MaxFileBytes, MaxPartBytes: cfg.MaxPartBytes, MaxLineBytes: cfg.MaxLineBytes,
+		MaxRequests: cfg.MaxRequests, ShardSize: cfg.ShardSize, UploadTTL: cfg.UploadTTL,
+		WebhookAllowPrivate: cfg.WebhookAllowPrivate,
+	}, log.With("component", "batch"))
 }

@@ -8,17 +8,31 @@ import (
 	"time"
 )
 
+// BatchStatus is a batch's place in OpenAI's lifecycle, as openai-go's
+// BatchStatus. Which transitions are allowed is internal/batch's rule; the
+// store carries them out.
+type BatchStatus string
+
 // Batch statuses: OpenAI's lifecycle.
 const (
-	BatchValidating = "validating"
-	BatchFailed     = "failed"
-	BatchInProgress = "in_progress"
-	BatchFinalizing = "finalizing"
-	BatchCompleted  = "completed"
-	BatchExpired    = "expired"
-	BatchCancelling = "cancelling"
-	BatchCancelled  = "cancelled"
+	BatchValidating BatchStatus = "validating"
+	BatchFailed     BatchStatus = "failed"
+	BatchInProgress BatchStatus = "in_progress"
+	BatchFinalizing BatchStatus = "finalizing"
+	BatchCompleted  BatchStatus = "completed"
+	BatchExpired    BatchStatus = "expired"
+	BatchCancelling BatchStatus = "cancelling"
+	BatchCancelled  BatchStatus = "cancelled"
 )
+
+// Terminal reports whether the status is final: the batch has ended.
+func (s BatchStatus) Terminal() bool {
+	switch s {
+	case BatchFailed, BatchCompleted, BatchExpired, BatchCancelled:
+		return true
+	}
+	return false
+}
 
 // Stop reasons: why a batch stops before all its requests ran.
 const (
@@ -41,7 +55,7 @@ type Batch struct {
 	Model            string
 	InputFileID      string
 	CompletionWindow string
-	Status           string
+	Status           BatchStatus
 	OutputFileID     *string
 	ErrorFileID      *string
 	Errors           []BatchError
@@ -82,13 +96,7 @@ type Conquest struct {
 }
 
 // Terminal reports whether the batch has reached a final status.
-func (b Batch) Terminal() bool {
-	switch b.Status {
-	case BatchFailed, BatchCompleted, BatchExpired, BatchCancelled:
-		return true
-	}
-	return false
-}
+func (b Batch) Terminal() bool { return b.Status.Terminal() }
 
 const batchColumns = `id, endpoint, model, input_file_id, completion_window, status, output_file_id, error_file_id,
 	errors, metadata, created_at, in_progress_at, expires_at, finalizing_at, completed_at, failed_at, expired_at,

@@ -133,7 +133,7 @@ func idData(id string) json.RawMessage {
 }
 
 // batchEvent is the event of a batch's terminal status, or "".
-func batchEvent(status string) string {
+func batchEvent(status BatchStatus) string {
 	switch status {
 	case BatchCompleted:
 		return EventBatchCompleted

@@ -111,15 +111,30 @@ func (s *Store) FileList(ctx context.Context, p FileListParams) ([]File, bool, e
 	return out, more, nil
 }
 
+// ErrFileInUse is FileDelete on the input file of a batch that has not
+// ended. It is an ErrConflict.
+var ErrFileInUse = fmt.Errorf("%w: the file is the input of a batch that has not ended", ErrConflict)
+
 // FileDelete marks a file deleted and returns it, so the caller can remove
-// its object. Deleting a deleted file is ErrNotFound.
+// its object. Deleting a deleted file is ErrNotFound; deleting the input
+// of a batch that has not ended is ErrFileInUse. (A batch made at the same
+// moment, before the delete commits, finds its file gone when it is
+// validated, and fails: it never waits on the file.)
 func (s *Store) FileDelete(ctx context.Context, id string) (File, error) {
 	var f File
 	err := s.d.tx(ctx, func(q querier, _ enqueue) error {
 		var err error
-		f, err = scanFile(q.queryRow(ctx, `SELECT `+fileColumns+` FROM files WHERE id = $1 AND deleted_at IS NULL`, id))
+		f, err = scanFile(q.queryRow(ctx, `SELECT `+fileColumns+` FROM files WHERE id = $1 AND deleted_at IS NULL`+s.d.forUpdate(), id))
 		if err != nil {
 			return err
+		}
+		var users int
+		if err := q.queryRow(ctx, `SELECT COUNT(*) FROM batches WHERE input_file_id = $1 AND status NOT IN ($2, $3, $4, $5)`,
+			id, BatchFailed, BatchCompleted, BatchExpired, BatchCancelled).Scan(&users); err != nil {
+			return err
+		}
+		if users > 0 {
+			return ErrFileInUse
 		}
 		_, err = q.exec(ctx, `UPDATE files SET deleted_at = $2 WHERE id = $1`, id, now())
 		return err

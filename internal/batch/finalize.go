@@ -1,0 +1,344 @@
+package batch
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/kilnhq/kiln/internal/batchline"
+	"github.com/kilnhq/kiln/internal/ids"
+	"github.com/kilnhq/kiln/internal/objectstore"
+	"github.com/kilnhq/kiln/internal/store"
+)
+
+// FinalizeWait is how long the finalizer waits for an agent that still
+// holds the batch's lease to let go, when Finalize says ErrLeased.
+const FinalizeWait = 500 * time.Millisecond
+
+// ErrLeased is Finalize on a batch an agent still holds a shard of: it has
+// yet to see the stop, or to write its last chunk. Try again after
+// FinalizeWait.
+var ErrLeased = errors.New("batch: an agent still holds a shard")
+
+// Finalize assembles a stopped or finished batch's output and error files
+// and ends it. It enforces the batch invariant: every request appears
+// exactly once, in the output file or in the error file. Chunks may
+// overlap after a crash; the first result of a line wins. Lines with no
+// result become error lines: batch_cancelled, batch_expired, or
+// batch_failed. A batch that has ended, or is not ready, is left alone.
+func (s *Service) Finalize(ctx context.Context, id string) error {
+	b, err := s.store.BatchGet(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if b.Terminal() || (b.Status != store.BatchFinalizing && b.StopReason == "") {
+		return nil
+	}
+	live, err := s.store.BatchLeasesLive(ctx, id)
+	if err != nil {
+		return err
+	}
+	if live > 0 {
+		return ErrLeased
+	}
+	start := time.Now()
+	var out store.Outcome
+	if b.InProgressAt != nil { // a batch stopped before validation ends with no files
+		out, err = s.assemble(ctx, b)
+		if err != nil {
+			return fmt.Errorf("finalize batch %s: %w", id, err)
+		}
+	}
+	b, err = s.store.BatchComplete(ctx, id, out)
+	if err != nil {
+		for _, f := range []*store.File{out.Output, out.Errors} {
+			if f != nil {
+				_ = s.bucket.Delete(context.WithoutCancel(ctx), f.ObjectKey)
+			}
+		}
+		if errors.Is(err, store.ErrConflict) {
+			return nil
+		}
+		return err
+	}
+	// The chunks are in the files now.
+	var chunkKeys []string
+	err = s.bucket.List(ctx, BatchPrefix(id), func(i objectstore.Info) error {
+		chunkKeys = append(chunkKeys, i.Key)
+		return nil
+	})
+	for _, k := range chunkKeys {
+		err = errors.Join(err, s.bucket.Delete(ctx, k))
+	}
+	if err != nil {
+		s.log.WarnContext(ctx, "batch's chunks remain", "batch", id, "err", err)
+	}
+	s.log.InfoContext(ctx, "batch ended", "batch", id, "status", b.Status,
+		"completed", b.Completed, "failed", b.Failed, "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// assemble writes the output and error files. Chunks of a batch never hold
+// the same line twice (a chunk is committed only under its shard's lease, and
+// a new holder skips the lines already committed), so the files are the
+// chunks' output and error objects concatenated server-side with Compose,
+// plus, for a batch that stopped early, the error lines of the requests that
+// never ran. Should chunks overlap all the same, the files are streamed
+// through a filter that keeps each line's first result.
+func (s *Service) assemble(ctx context.Context, b store.Batch) (store.Outcome, error) {
+	chunks, err := s.store.ChunkList(ctx, b.ID, -1)
+	if err != nil {
+		return store.Outcome{}, err
+	}
+	var done batchline.Bitmap
+	overlap := false
+	var o store.Outcome
+	var outKeys, errKeys []string
+	for _, c := range chunks {
+		if c.OutputLines > 0 {
+			outKeys = append(outKeys, ChunkOutputKey(c.ObjectKey))
+		}
+		if c.ErrorLines > 0 {
+			errKeys = append(errKeys, ChunkErrorKey(c.ObjectKey))
+		}
+		o.Completed += c.OutputLines
+		o.Failed += c.ErrorLines
+		err := s.readIndex(ctx, c, func(r batchline.Record) error {
+			overlap = overlap || done.Has(r.Line)
+			done.Set(r.Line)
+			return nil
+		})
+		if err != nil {
+			return o, err
+		}
+	}
+	if overlap {
+		s.log.WarnContext(ctx, "chunks overlap; keeping each line's first result", "batch", b.ID)
+		return s.assembleFiltered(ctx, b, chunks)
+	}
+	outFile, errFile := newFile(b.ID, "output"), newFile(b.ID, "error")
+	var cleanup []string
+	defer func() {
+		for _, k := range cleanup {
+			_ = s.bucket.Delete(context.WithoutCancel(ctx), k)
+		}
+	}()
+	if missing := b.Total - o.Completed - o.Failed; missing > 0 {
+		tail := missingKey(b.ID)
+		n, err := s.writeMissing(ctx, b, tail, done)
+		if err != nil {
+			return o, err
+		}
+		cleanup = append(cleanup, tail)
+		errKeys = append(errKeys, tail)
+		o.Failed += n
+	}
+	if len(outKeys) > 0 {
+		info, err := s.bucket.Compose(ctx, outFile.ObjectKey, outKeys)
+		if err != nil {
+			return o, fmt.Errorf("output file: %w", err)
+		}
+		outFile.Bytes, o.Output = info.Size, &outFile
+	}
+	if len(errKeys) > 0 {
+		info, err := s.bucket.Compose(ctx, errFile.ObjectKey, errKeys)
+		if err != nil {
+			if o.Output != nil {
+				_ = s.bucket.Delete(context.WithoutCancel(ctx), outFile.ObjectKey)
+			}
+			return o, fmt.Errorf("error file: %w", err)
+		}
+		errFile.Bytes, o.Errors = info.Size, &errFile
+	}
+	return o, nil
+}
+
+// writeMissing writes an error line for every request without a result to
+// key, and counts them.
+func (s *Service) writeMissing(ctx context.Context, b store.Batch, key string, done batchline.Bitmap) (int64, error) {
+	in, err := s.store.FileGet(ctx, b.InputFileID)
+	if err != nil {
+		return 0, fmt.Errorf("input file: %w", err)
+	}
+	code, message := missingReason(b)
+	var n int64
+	_, err = writeObject(ctx, s.bucket, key, func(dst io.Writer) error {
+		rc, err := s.bucket.Get(ctx, in.ObjectKey)
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		bw := bufio.NewWriterSize(dst, 256<<10)
+		sc := batchline.NewScanner(rc, s.limits.MaxLineBytes)
+		for sc.Next() {
+			if done.Has(sc.Line()) || sc.TooLong() || batchline.Blank(sc.Bytes()) {
+				continue
+			}
+			req, _, p := batchline.ParseInput(sc.Bytes(), b.Endpoint)
+			if p != nil {
+				continue
+			}
+			line, err := json.Marshal(batchline.Output{ID: ids.New(ids.BatchReq), CustomID: req.CustomID,
+				Error: &batchline.LineError{Code: code, Message: message}})
+			if err != nil {
+				return err
+			}
+			n++
+			if err := writeLine(bw, line); err != nil {
+				return err
+			}
+		}
+		if err := sc.Err(); err != nil {
+			return err
+		}
+		return bw.Flush()
+	})
+	return n, err
+}
+
+// assembleFiltered streams the files through kiln, keeping only the first
+// result of each line.
+func (s *Service) assembleFiltered(ctx context.Context, b store.Batch, chunks []store.Chunk) (store.Outcome, error) {
+	var o store.Outcome
+	var written batchline.Bitmap
+	write := func(file *store.File, ok bool, count *int64) error {
+		size, err := writeObject(ctx, s.bucket, file.ObjectKey, func(dst io.Writer) error {
+			bw := bufio.NewWriterSize(dst, 256<<10)
+			err := s.eachResult(ctx, chunks, func(r batchline.Record, line []byte) error {
+				if r.OK != ok || written.Has(r.Line) {
+					return nil
+				}
+				written.Set(r.Line)
+				*count++
+				return writeLine(bw, line)
+			})
+			if err != nil {
+				return err
+			}
+			return bw.Flush()
+		})
+		file.Bytes = size
+		return err
+	}
+	outFile, errFile := newFile(b.ID, "output"), newFile(b.ID, "error")
+	// Output lines win over error lines of the same request, whichever
+	// came first: the request did succeed.
+	if err := write(&outFile, true, &o.Completed); err != nil {
+		return o, err
+	}
+	if err := write(&errFile, false, &o.Failed); err != nil {
+		_ = s.bucket.Delete(context.WithoutCancel(ctx), outFile.ObjectKey)
+		return o, err
+	}
+	tail := missingKey(b.ID)
+	n, err := s.writeMissing(ctx, b, tail, written)
+	if err != nil {
+		return o, err
+	}
+	defer func() { _ = s.bucket.Delete(context.WithoutCancel(ctx), tail) }()
+	if n > 0 {
+		info, err := s.bucket.Compose(ctx, errFile.ObjectKey, []string{errFile.ObjectKey, tail})
+		if err != nil {
+			return o, err
+		}
+		errFile.Bytes = info.Size
+		o.Failed += n
+	}
+	if o.Completed > 0 {
+		o.Output = &outFile
+	} else {
+		_ = s.bucket.Delete(ctx, outFile.ObjectKey)
+	}
+	if o.Failed > 0 {
+		o.Errors = &errFile
+	} else {
+		_ = s.bucket.Delete(ctx, errFile.ObjectKey)
+	}
+	return o, nil
+}
+
+func missingReason(b store.Batch) (code, message string) {
+	switch b.StopReason {
+	case store.StopCancelled:
+		return batchline.CodeBatchCancelled, "This request was not executed because the batch was cancelled."
+	case store.StopExpired:
+		return batchline.CodeBatchExpired, "This request could not be executed before the completion window expired."
+	default:
+		return batchline.CodeBatchFailed, "This request was not executed."
+	}
+}
+
+// newFile is one of a batch's files: kind is output or error.
+func newFile(batchID, kind string) store.File {
+	return NewFile(PurposeBatchOutput, batchID+"_"+kind+".jsonl")
+}
+
+func writeLine(w *bufio.Writer, line []byte) error {
+	if _, err := w.Write(line); err != nil {
+		return err
+	}
+	return w.WriteByte('\n')
+}
+
+// readIndex streams a chunk's index records.
+func (s *Service) readIndex(ctx context.Context, c store.Chunk, fn func(batchline.Record) error) error {
+	rc, err := s.bucket.Get(ctx, c.ObjectKey)
+	if err != nil {
+		return fmt.Errorf("chunk %d/%d: %w", c.Shard, c.Seq, err)
+	}
+	defer rc.Close()
+	if err := batchline.ReadRecords(rc, fn); err != nil {
+		return fmt.Errorf("chunk %d/%d: %w", c.Shard, c.Seq, err)
+	}
+	return nil
+}
+
+// eachResult streams every result of every chunk with its finished line:
+// the index says, line by line, whether the next line comes from the
+// chunk's output or its error object.
+func (s *Service) eachResult(ctx context.Context, chunks []store.Chunk, fn func(batchline.Record, []byte) error) error {
+	open := func(key string, lines int64) (*batchline.Scanner, func(), error) {
+		if lines == 0 {
+			return nil, func() {}, nil
+		}
+		rc, err := s.bucket.Get(ctx, key)
+		if err != nil {
+			return nil, nil, err
+		}
+		return batchline.NewScanner(rc, 1<<30), func() { rc.Close() }, nil
+	}
+	for _, c := range chunks {
+		outs, closeOut, err := open(ChunkOutputKey(c.ObjectKey), c.OutputLines)
+		if err != nil {
+			return err
+		}
+		errs, closeErr, err := open(ChunkErrorKey(c.ObjectKey), c.ErrorLines)
+		if err != nil {
+			closeOut()
+			return err
+		}
+		err = s.readIndex(ctx, c, func(r batchline.Record) error {
+			src := errs
+			if r.OK {
+				src = outs
+			}
+			if src == nil || !src.Next() {
+				return fmt.Errorf("chunk %d/%d: index and lines disagree", c.Shard, c.Seq)
+			}
+			return fn(r, src.Bytes())
+		})
+		closeOut()
+		closeErr()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,74 @@
+package batch
+
+import (
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/kilnhq/kiln/internal/store"
+)
+
+// The follow-up jobs of the lifecycle. Their workers live in jobs/ and call
+// back into this package. Kinds are stable: never rename one, or jobs
+// already queued under the old name never run.
+
+// ValidateArgs asks to validate a new batch's input file.
+type ValidateArgs struct {
+	BatchID string `json:"batch_id"`
+}
+
+// Kind is stable; never rename it.
+func (ValidateArgs) Kind() string { return "batch_validate" }
+
+// FinalizeArgs asks to build a batch's output and error files from its
+// result chunks and end it.
+type FinalizeArgs struct {
+	BatchID string `json:"batch_id"`
+}
+
+// Kind is stable; never rename it.
+func (FinalizeArgs) Kind() string { return "batch_finalize" }
+
+// ExpireArgs fires at a batch's expires_at: a batch that has not ended by
+// then stops, keeps the results it has, and its other requests go to the
+// error file as batch_expired.
+type ExpireArgs struct {
+	BatchID string `json:"batch_id"`
+}
+
+// Kind is stable; never rename it.
+func (ExpireArgs) Kind() string { return "batch_expire" }
+
+// UploadExpireArgs fires at an upload's expires_at: a pending upload
+// expires and its parts are removed.
+type UploadExpireArgs struct {
+	UploadID string `json:"upload_id"`
+}
+
+// Kind is stable; never rename it.
+func (UploadExpireArgs) Kind() string { return "upload_expire" }
+
+// FinalizeMaxAttempts is how often the finalizer is tried before River
+// gives up on it.
+const FinalizeMaxAttempts = 25
+
+func validateJob(batchID string) store.Job {
+	return store.Job{Args: ValidateArgs{BatchID: batchID}, Opts: &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}}}
+}
+
+// finalizeJob is unique per batch: a cancel, an expiry and the last shard
+// may all ask for it.
+func finalizeJob(batchID string) store.Job {
+	return store.Job{Args: FinalizeArgs{BatchID: batchID}, Opts: &river.InsertOpts{
+		MaxAttempts: FinalizeMaxAttempts,
+		UniqueOpts:  river.UniqueOpts{ByArgs: true},
+	}}
+}
+
+func expireJob(batchID string, at time.Time) store.Job {
+	return store.Job{Args: ExpireArgs{BatchID: batchID}, Opts: &river.InsertOpts{ScheduledAt: at}}
+}
+
+func uploadExpireJob(uploadID string, at time.Time) store.Job {
+	return store.Job{Args: UploadExpireArgs{UploadID: uploadID}, Opts: &river.InsertOpts{ScheduledAt: at}}
+}

@@ -1,0 +1,92 @@
+package batch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/kilnhq/kiln/conquest_schemas/conquest"
+	"github.com/kilnhq/kiln/internal/batchline"
+	"github.com/kilnhq/kiln/internal/store"
+)
+
+// Validate streams a new batch's input file once, line by line, and moves
+// the batch to in_progress with its shards, which agents then claim, or to
+// failed with line-numbered errors. A batch that is no longer validating
+// (cancelled or expired while it waited) is left to the finalizer. An
+// error is worth retrying: the file could not be read, or the store
+// failed.
+func (s *Service) Validate(ctx context.Context, id string) error {
+	b, err := s.store.BatchGet(ctx, id)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		return err
+	}
+	if b.Status != store.BatchValidating || b.StopReason != "" {
+		return nil
+	}
+	fail := func(errs ...store.BatchError) error {
+		_, err := s.store.BatchFail(ctx, id, errs)
+		if errors.Is(err, store.ErrConflict) {
+			return nil
+		}
+		return err
+	}
+	f, err := s.store.FileGet(ctx, b.InputFileID)
+	if errors.Is(err, store.ErrNotFound) {
+		return fail(store.BatchError{Code: "file_not_found", Message: fmt.Sprintf("input file %s no longer exists", b.InputFileID), Param: ptr("input_file_id")})
+	}
+	if err != nil {
+		return err
+	}
+	open := func() (io.ReadCloser, error) { return s.bucket.Get(ctx, f.ObjectKey) }
+	sum, problems, err := batchline.Validate(open, batchline.ValidateOpts{
+		Endpoint:    b.Endpoint,
+		MaxLineSize: s.limits.MaxLineBytes,
+		MaxRequests: s.limits.MaxRequests,
+		ShardSize:   s.limits.ShardSize,
+		Model:       b.Model, // named at creation by an inbox sidecar; "" otherwise
+	})
+	if err != nil {
+		return fmt.Errorf("validate batch %s: %w", id, err)
+	}
+	if len(problems) > 0 {
+		errs := make([]store.BatchError, len(problems))
+		for i, p := range problems {
+			errs[i] = store.BatchError{Code: p.Code, Message: p.Message}
+			if p.Param != "" {
+				errs[i].Param = ptr(p.Param)
+			}
+			if p.Line > 0 {
+				errs[i].Line = ptr(p.Line)
+			}
+		}
+		s.log.InfoContext(ctx, "batch failed validation", "batch", id, "problems", len(problems))
+		return fail(errs...)
+	}
+	shards := make([]store.Shard, len(sum.Shards))
+	for i, sp := range sum.Shards {
+		shards[i] = store.Shard{FirstLine: int64(sp.FirstLine), LastLine: int64(sp.LastLine), Offset: sp.Offset, Requests: int64(sp.Requests)}
+	}
+	// Requests built from a conquest type name it in their response
+	// format: the batch records it, and its outputs are checked once it
+	// ends.
+	var cq store.Conquest
+	if typ, version, ok := conquest.ParseSchemaName(sum.SchemaName); ok {
+		cq = store.Conquest{Type: typ, Version: int64(version)}
+	}
+	_, err = s.store.BatchStartConquest(ctx, id, int64(sum.Requests), sum.Model, cq, shards)
+	if errors.Is(err, store.ErrConflict) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	s.log.InfoContext(ctx, "batch validated", "batch", id, "requests", sum.Requests, "model", sum.Model, "shards", len(shards))
+	return nil
+}
+
+func ptr[T any](v T) *T { return &v }
