@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"strings"
 )
 
 // ConquestOutput is the validity of one output of a conquest batch.
@@ -15,6 +14,11 @@ type ConquestOutput struct {
 	Message  string
 }
 
+// insertConquestOutputs is ConquestRecord's multi-row insert.
+var insertConquestOutputs = bulkInsert{table: "conquest_outputs",
+	columns: []string{"batch_id", "custom_id", "line", "valid", "reason", "message"},
+	suffix:  "ON CONFLICT (batch_id, custom_id) DO NOTHING"}
+
 // ConquestRecord replaces the recorded validity of a batch's outputs and
 // its counts, in one transaction, so that a check run twice leaves one
 // result. errMsg, when not empty, says why no output could be checked.
@@ -24,10 +28,10 @@ func (s *Store) ConquestRecord(ctx context.Context, batchID string, outs []Conqu
 			return err
 		}
 		var valid, invalid int64
+		var args []any
 		size := s.importChunk()
 		for start := 0; start < len(outs); start += size {
-			var args []any
-			var vals []string
+			args = args[:0]
 			for _, o := range outs[start:min(start+size, len(outs))] {
 				v := 0
 				if o.Valid {
@@ -36,12 +40,9 @@ func (s *Store) ConquestRecord(ctx context.Context, batchID string, outs []Conqu
 				} else {
 					invalid++
 				}
-				n := len(args)
 				args = append(args, batchID, o.CustomID, o.Line, v, o.Reason, o.Message)
-				vals = append(vals, fmt.Sprintf("($%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6))
 			}
-			if _, err := q.exec(ctx, `INSERT INTO conquest_outputs (batch_id, custom_id, line, valid, reason, message) VALUES `+
-				strings.Join(vals, ", ")+` ON CONFLICT (batch_id, custom_id) DO NOTHING`, args...); err != nil {
+			if _, err := insertConquestOutputs.exec(ctx, q, s.d.name(), size, args); err != nil {
 				return err
 			}
 		}

@@ -86,15 +86,30 @@ type ImportResult struct {
 	Already bool
 }
 
-// importChunk is how many outputs one import transaction writes: fewer on
-// SQLite, which looks each numbered parameter of a statement up by name,
-// so that its cost grows with the square of their number.
+// importChunk is how many outputs one import transaction writes, and how
+// many rows one multi-row insert holds: fewer on SQLite, where a statement
+// with numbered parameters costs the square of their number (placeholders
+// leaves the inserts' parameters unnumbered there).
 func (s *Store) importChunk() int {
 	if s.d.name() == "sqlite" {
 		return 100
 	}
 	return 500
 }
+
+// The multi-row inserts of an import and of kept data records.
+var (
+	insertTasks = bulkInsert{table: "curation_tasks",
+		columns: []string{"id", "conquest_type", "conquest_version", "task_key", "input", "search_text", "created_at", "updated_at"},
+		suffix:  "ON CONFLICT (conquest_type, task_key) DO NOTHING"}
+	insertOutputs = bulkInsert{table: "curation_outputs",
+		columns: []string{"id", "task_id", "batch_id", "model", "content", "valid", "reason", "message", "input_tokens", "output_tokens",
+			"latency_ms", "created_at", "updated_at"},
+		suffix: "ON CONFLICT (task_id, batch_id) DO NOTHING"}
+	insertRecords = bulkInsert{table: "conquest_records",
+		columns: []string{"conquest_type", "custom_id", "data", "created_at"},
+		suffix:  "ON CONFLICT (conquest_type, custom_id) DO NOTHING"}
+)
 
 // CurationImported reports whether a batch was imported.
 func (s *Store) CurationImported(ctx context.Context, batchID string) (bool, error) {
@@ -118,7 +133,7 @@ func (s *Store) CurationImport(ctx context.Context, batchID string, items []Impo
 			return ImportResult{Already: done}, err
 		}
 	}
-	size := s.importChunk()
+	size, dialect := s.importChunk(), s.d.name()
 	for start := 0; start < len(items) || start == 0; start += size {
 		chunk := items[start:min(start+size, len(items))]
 		last := start+size >= len(items)
@@ -129,23 +144,15 @@ func (s *Store) CurationImport(ctx context.Context, batchID string, items []Impo
 			}
 			// Tasks, in one statement; those that exist are kept.
 			var args []any
-			var vals []string
 			for _, it := range chunk {
 				if it.Input == nil {
 					continue // the task exists: only its output is new
 				}
-				n := len(args)
-				args = append(args, ids.New(ids.Task), it.ConquestType, it.ConquestVersion, it.Key, string(it.Input), it.SearchText, t)
-				vals = append(vals, fmt.Sprintf("($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+7))
+				args = append(args, ids.New(ids.Task), it.ConquestType, it.ConquestVersion, it.Key, string(it.Input), it.SearchText, t, t)
 			}
-			var n int64
-			var err error
-			if len(vals) > 0 {
-				n, err = q.exec(ctx, `INSERT INTO curation_tasks (id, conquest_type, conquest_version, task_key, input, search_text, created_at, updated_at)
-					VALUES `+strings.Join(vals, ", ")+` ON CONFLICT (conquest_type, task_key) DO NOTHING`, args...)
-				if err != nil {
-					return err
-				}
+			n, err := insertTasks.exec(ctx, q, dialect, size, args)
+			if err != nil {
+				return err
 			}
 			res.Tasks += n
 			// Their IDs, per type.
@@ -156,12 +163,11 @@ func (s *Store) CurationImport(ctx context.Context, batchID string, items []Impo
 			idOf := map[[2]string]string{}
 			for typ, ks := range keys {
 				args := []any{typ}
-				ph := make([]string, len(ks))
-				for i, k := range ks {
+				for _, k := range ks {
 					args = append(args, k)
-					ph[i] = fmt.Sprintf("$%d", i+2)
 				}
-				rs, err := q.query(ctx, `SELECT id, task_key FROM curation_tasks WHERE conquest_type = $1 AND task_key IN (`+strings.Join(ph, ", ")+`)`, args...)
+				rs, err := q.query(ctx, `SELECT id, task_key FROM curation_tasks WHERE conquest_type = `+placeholders(dialect, 1, 1)+
+					` AND task_key IN (`+placeholders(dialect, 2, len(ks))+`)`, args...)
 				if err != nil {
 					return err
 				}
@@ -179,7 +185,7 @@ func (s *Store) CurationImport(ctx context.Context, batchID string, items []Impo
 				}
 			}
 			// Outputs, in one statement; one per task and batch.
-			args, vals = args[:0], vals[:0]
+			args = args[:0]
 			seen := map[[2]string]bool{}
 			for _, it := range chunk {
 				o := it.Output
@@ -198,22 +204,13 @@ func (s *Store) CurationImport(ctx context.Context, batchID string, items []Impo
 				if o.Valid {
 					valid = 1
 				}
-				n := len(args)
-				args = append(args, ids.New(ids.Output), taskID, o.BatchID, o.Model, o.Content, valid, o.Reason, o.Message, o.InputTokens, o.OutputTokens, o.LatencyMS, t)
-				ph := make([]string, 12)
-				for i := range ph {
-					ph[i] = fmt.Sprintf("$%d", n+i+1)
-				}
-				vals = append(vals, "("+strings.Join(ph, ", ")+", $"+fmt.Sprint(n+12)+")")
+				args = append(args, ids.New(ids.Output), taskID, o.BatchID, o.Model, o.Content, valid, o.Reason, o.Message, o.InputTokens, o.OutputTokens, o.LatencyMS, t, t)
 			}
-			if len(vals) > 0 {
-				n, err = q.exec(ctx, `INSERT INTO curation_outputs (id, task_id, batch_id, model, content, valid, reason, message, input_tokens, output_tokens, latency_ms, created_at, updated_at)
-					VALUES `+strings.Join(vals, ", ")+` ON CONFLICT (task_id, batch_id) DO NOTHING`, args...)
-				if err != nil {
-					return err
-				}
-				res.Outputs += n
+			n, err = insertOutputs.exec(ctx, q, dialect, size, args)
+			if err != nil {
+				return err
 			}
+			res.Outputs += n
 			return s.markImported(ctx, q, batchID, last, res, t)
 		})
 		if err != nil {
@@ -784,19 +781,15 @@ func (s *Store) ConquestRecordsPut(ctx context.Context, typ string, records map[
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
+	var args []any
 	size := s.importChunk()
 	for start := 0; start < len(ids); start += size {
-		chunk := ids[start:min(start+size, len(ids))]
-		var args []any
-		var vals []string
+		args = args[:0]
 		t := now()
-		for _, id := range chunk {
-			n := len(args)
+		for _, id := range ids[start:min(start+size, len(ids))] {
 			args = append(args, typ, id, string(records[id]), t)
-			vals = append(vals, fmt.Sprintf("($%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4))
 		}
-		if _, err := s.d.db().exec(ctx, `INSERT INTO conquest_records (conquest_type, custom_id, data, created_at) VALUES `+
-			strings.Join(vals, ", ")+` ON CONFLICT (conquest_type, custom_id) DO NOTHING`, args...); err != nil {
+		if _, err := insertRecords.exec(ctx, s.d.db(), s.d.name(), size, args); err != nil {
 			return fmt.Errorf("store: keep conquest records: %w", err)
 		}
 	}

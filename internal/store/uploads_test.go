@@ -1,0 +1,173 @@
+package store_test
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/kilnhq/kiln/internal/ids"
+	"github.com/kilnhq/kiln/internal/store"
+)
+
+func testUploads(t *testing.T, setup setupFunc) {
+	// newUpload creates a pending upload that expires in an hour.
+	newUpload := func(t *testing.T, tb *testBundle, jobs ...store.Job) store.Upload {
+		t.Helper()
+		now := time.Now().Unix()
+		u := store.Upload{ID: ids.New(ids.Upload), Filename: "in.jsonl", Purpose: "batch", Bytes: 10, MimeType: "application/jsonl",
+			Status: store.UploadPending, CreatedAt: now, ExpiresAt: now + 3600}
+		require.NoError(t, tb.st.UploadCreate(tb.ctx, u, jobs...))
+		return u
+	}
+	part := func(u store.Upload, bytes int64) store.UploadPart {
+		return store.UploadPart{ID: ids.New(ids.Part), UploadID: u.ID, ObjectKey: "parts/" + u.ID, Bytes: bytes, CreatedAt: time.Now().Unix()}
+	}
+
+	t.Run("PartsAndComplete", func(t *testing.T) {
+		t.Parallel()
+		tb := setup(t)
+		w := startWorkers(t, tb)
+		u := newUpload(t, tb, noopJob("expire"))
+		require.Equal(t, []string{"expire"}, w.wait(t, 1))
+		got, err := tb.st.UploadGet(tb.ctx, u.ID)
+		require.NoError(t, err)
+		require.Equal(t, u, got)
+
+		now := time.Now().Unix()
+		p1, p2 := part(u, 4), part(u, 6)
+		require.NoError(t, tb.st.UploadPartAdd(tb.ctx, p1, now))
+		require.NoError(t, tb.st.UploadPartAdd(tb.ctx, p2, now))
+		parts, err := tb.st.UploadParts(tb.ctx, u.ID)
+		require.NoError(t, err)
+		require.Equal(t, []store.UploadPart{p1, p2}, parts)
+
+		got, err = tb.st.UploadTransition(tb.ctx, u.ID, []string{store.UploadPending}, store.UploadCompleting, now)
+		require.NoError(t, err)
+		require.Equal(t, store.UploadCompleting, got.Status)
+		require.ErrorIs(t, tb.st.UploadPartAdd(tb.ctx, part(u, 1), now), store.ErrConflict, "parts only go to a pending upload")
+		_, err = tb.st.UploadTransition(tb.ctx, u.ID, []string{store.UploadPending}, store.UploadCancelled, 0)
+		require.ErrorIs(t, err, store.ErrConflict, "a completion in progress cannot be cancelled")
+
+		f := store.File{ID: ids.New(ids.File), Purpose: "batch", Filename: "in.jsonl", Bytes: 10, ObjectKey: "files/in", Status: store.FileProcessed, CreatedAt: now}
+		got, err = tb.st.UploadComplete(tb.ctx, u.ID, f)
+		require.NoError(t, err)
+		require.Equal(t, store.UploadCompleted, got.Status)
+		require.Equal(t, f.ID, *got.FileID)
+		stored, err := tb.st.UploadGet(tb.ctx, u.ID)
+		require.NoError(t, err)
+		require.Equal(t, got, stored)
+		gotFile, err := tb.st.FileGet(tb.ctx, f.ID)
+		require.NoError(t, err)
+		require.Equal(t, f, gotFile)
+		_, err = tb.st.UploadComplete(tb.ctx, u.ID, store.File{ID: ids.New(ids.File)})
+		require.ErrorIs(t, err, store.ErrConflict)
+		_, err = tb.st.UploadComplete(tb.ctx, "upload_nope", f)
+		require.ErrorIs(t, err, store.ErrNotFound)
+	})
+
+	t.Run("Expiry", func(t *testing.T) {
+		t.Parallel()
+		tb := setup(t)
+		u := newUpload(t, tb)
+		require.ErrorIs(t, tb.st.UploadPartAdd(tb.ctx, part(u, 1), u.ExpiresAt), store.ErrConflict, "past its expiry")
+		_, err := tb.st.UploadTransition(tb.ctx, u.ID, []string{store.UploadPending}, store.UploadCompleting, u.ExpiresAt)
+		require.ErrorIs(t, err, store.ErrConflict)
+		// Without a time, the expiry does not matter: the expirer moves it.
+		got, err := tb.st.UploadTransition(tb.ctx, u.ID, []string{store.UploadPending, store.UploadCompleting}, store.UploadExpired, 0)
+		require.NoError(t, err)
+		require.Equal(t, store.UploadExpired, got.Status)
+		_, err = tb.st.UploadTransition(tb.ctx, u.ID, []string{store.UploadPending}, store.UploadCancelled, 0)
+		require.ErrorIs(t, err, store.ErrConflict)
+		_, err = tb.st.UploadTransition(tb.ctx, "upload_nope", []string{store.UploadPending}, store.UploadCancelled, 0)
+		require.ErrorIs(t, err, store.ErrNotFound)
+		_, err = tb.st.UploadGet(tb.ctx, "upload_nope")
+		require.ErrorIs(t, err, store.ErrNotFound)
+		require.ErrorIs(t, tb.st.UploadPartAdd(tb.ctx, store.UploadPart{ID: ids.New(ids.Part), UploadID: "upload_nope"}, 0), store.ErrNotFound)
+	})
+
+	t.Run("PresignParts", func(t *testing.T) {
+		t.Parallel()
+		tb := setup(t)
+		u := newUpload(t, tb)
+		now := time.Now().Unix()
+		sent := part(u, 5) // a part sent through kiln
+		require.NoError(t, tb.st.UploadPartAdd(tb.ctx, sent, now))
+		creates := 0
+		create := func() (string, error) {
+			creates++
+			return fmt.Sprintf("mpu-%d", creates), nil
+		}
+		newPart := func(n int) store.UploadPart {
+			return store.UploadPart{ID: ids.New(ids.Part), ObjectKey: fmt.Sprintf("mpu/%d", n), Bytes: -1, PartNumber: n, CreatedAt: now}
+		}
+		presign := func(count int) (store.Upload, []int, error) {
+			got, parts, err := tb.st.UploadPresignParts(tb.ctx, u.ID, count, 5, now, "file-mp", create, newPart)
+			var numbers []int
+			for _, p := range parts {
+				require.Equal(t, u.ID, p.UploadID)
+				require.True(t, p.Presigned)
+				numbers = append(numbers, p.PartNumber)
+			}
+			return got, numbers, err
+		}
+
+		got, numbers, err := presign(2)
+		require.NoError(t, err)
+		require.Equal(t, []int{1, 2}, numbers)
+		require.Equal(t, "mpu-1", *got.MultipartID)
+		require.Equal(t, "file-mp", *got.MultipartFileID)
+		got, numbers, err = presign(3)
+		require.NoError(t, err)
+		require.Equal(t, []int{3, 4, 5}, numbers, "numbered on from the last")
+		require.Equal(t, "mpu-1", *got.MultipartID)
+		require.Equal(t, 1, creates, "one multipart upload per upload")
+		_, _, err = presign(1)
+		require.ErrorIs(t, err, store.ErrTooManyParts)
+		stored, err := tb.st.UploadGet(tb.ctx, u.ID)
+		require.NoError(t, err)
+		require.Equal(t, "mpu-1", *stored.MultipartID)
+		parts, err := tb.st.UploadParts(tb.ctx, u.ID)
+		require.NoError(t, err)
+		require.Len(t, parts, 6)
+		require.Equal(t, sent, parts[0])
+		require.True(t, parts[5].Presigned)
+		require.Equal(t, 5, parts[5].PartNumber)
+		require.EqualValues(t, -1, parts[5].Bytes)
+
+		// Once the object store lost the multipart upload, the next
+		// presigned part starts another, from 1; parts sent through kiln
+		// stay.
+		require.NoError(t, tb.st.UploadMultipartReset(tb.ctx, u.ID))
+		stored, err = tb.st.UploadGet(tb.ctx, u.ID)
+		require.NoError(t, err)
+		require.Nil(t, stored.MultipartID)
+		require.Nil(t, stored.MultipartFileID)
+		parts, err = tb.st.UploadParts(tb.ctx, u.ID)
+		require.NoError(t, err)
+		require.Equal(t, []store.UploadPart{sent}, parts)
+		got, numbers, err = presign(1)
+		require.NoError(t, err)
+		require.Equal(t, []int{1}, numbers)
+		require.Equal(t, "mpu-2", *got.MultipartID)
+
+		// A failure to create the multipart upload records nothing.
+		require.NoError(t, tb.st.UploadMultipartReset(tb.ctx, u.ID))
+		boom := errors.New("boom")
+		_, _, err = tb.st.UploadPresignParts(tb.ctx, u.ID, 1, 5, now, "file-mp", func() (string, error) { return "", boom }, newPart)
+		require.ErrorIs(t, err, boom)
+		parts, err = tb.st.UploadParts(tb.ctx, u.ID)
+		require.NoError(t, err)
+		require.Len(t, parts, 1)
+
+		// Only a pending upload is presigned.
+		_, err = tb.st.UploadTransition(tb.ctx, u.ID, []string{store.UploadPending}, store.UploadCancelled, 0)
+		require.NoError(t, err)
+		_, _, err = presign(1)
+		require.ErrorIs(t, err, store.ErrConflict)
+		_, _, err = tb.st.UploadPresignParts(tb.ctx, "upload_nope", 1, 5, now, "file-mp", create, newPart)
+		require.ErrorIs(t, err, store.ErrNotFound)
+	})
+}

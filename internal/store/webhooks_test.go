@@ -1,0 +1,207 @@
+package store_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/kilnhq/kiln/internal/ids"
+	"github.com/kilnhq/kiln/internal/store"
+)
+
+// newEndpoint registers an endpoint for every event type.
+func newEndpoint(t *testing.T, tb *testBundle) store.WebhookEndpoint {
+	t.Helper()
+	e := store.WebhookEndpoint{ID: ids.New(ids.WebhookEndpoint), URL: "https://example.com/hook", Name: "hook",
+		EventTypes: store.EventTypes, Secret: "whsec_1", CreatedAt: 100}
+	require.NoError(t, tb.st.WebhookEndpointCreate(tb.ctx, e))
+	return e
+}
+
+func testWebhooks(t *testing.T, setup setupFunc) {
+	t.Run("Endpoints", func(t *testing.T) {
+		t.Parallel()
+		tb := setup(t)
+		e := newEndpoint(t, tb)
+		got, err := tb.st.WebhookEndpointGet(tb.ctx, e.ID)
+		require.NoError(t, err)
+		e.UpdatedAt = e.CreatedAt
+		require.Equal(t, e, got)
+
+		got, err = tb.st.WebhookEndpointUpdate(tb.ctx, store.WebhookEndpoint{ID: e.ID, URL: "https://example.com/v2", Name: "v2",
+			EventTypes: []string{store.EventBatchCompleted}, Secret: "ignored"})
+		require.NoError(t, err)
+		require.Equal(t, "https://example.com/v2", got.URL)
+		require.Equal(t, "v2", got.Name)
+		require.Equal(t, []string{store.EventBatchCompleted}, got.EventTypes)
+		require.Equal(t, "whsec_1", got.Secret, "an update leaves the secret")
+		require.EqualValues(t, 100, got.CreatedAt)
+		require.InDelta(t, time.Now().Unix(), got.UpdatedAt, 60)
+
+		// A rotation that keeps the old secret signs with both for a while.
+		got, err = tb.st.WebhookEndpointRotate(tb.ctx, e.ID, "whsec_2", time.Hour)
+		require.NoError(t, err)
+		require.Equal(t, "whsec_2", got.Secret)
+		require.Equal(t, "whsec_1", got.PreviousSecret)
+		require.InDelta(t, time.Now().Add(time.Hour).Unix(), got.PreviousExpiresAt, 60)
+		require.Equal(t, []string{"whsec_2", "whsec_1"}, got.Secrets())
+		got, err = tb.st.WebhookEndpointRotate(tb.ctx, e.ID, "whsec_3", 0)
+		require.NoError(t, err)
+		require.Equal(t, "whsec_3", got.Secret)
+		require.Empty(t, got.PreviousSecret)
+		require.Equal(t, []string{"whsec_3"}, got.Secrets())
+
+		require.NoError(t, tb.st.WebhookEndpointDelete(tb.ctx, e.ID))
+		_, err = tb.st.WebhookEndpointGet(tb.ctx, e.ID)
+		require.ErrorIs(t, err, store.ErrNotFound)
+		require.ErrorIs(t, tb.st.WebhookEndpointDelete(tb.ctx, e.ID), store.ErrNotFound)
+		_, err = tb.st.WebhookEndpointUpdate(tb.ctx, e)
+		require.ErrorIs(t, err, store.ErrNotFound)
+		_, err = tb.st.WebhookEndpointRotate(tb.ctx, e.ID, "whsec_4", 0)
+		require.ErrorIs(t, err, store.ErrNotFound)
+	})
+
+	t.Run("ListEndpoints", func(t *testing.T) {
+		t.Parallel()
+		tb := setup(t)
+		var made []string
+		for range 4 {
+			made = append(made, newEndpoint(t, tb).ID)
+		}
+		require.NoError(t, tb.st.WebhookEndpointDelete(tb.ctx, made[1]))
+		all, more, err := tb.st.WebhookEndpointList(tb.ctx, "", 0)
+		require.NoError(t, err)
+		require.False(t, more)
+		require.Equal(t, []string{made[3], made[2], made[0]}, endpointIDs(all), "newest first, without deleted ones")
+		page, more, err := tb.st.WebhookEndpointList(tb.ctx, "", 2)
+		require.NoError(t, err)
+		require.True(t, more)
+		require.Equal(t, []string{made[3], made[2]}, endpointIDs(page))
+		page, more, err = tb.st.WebhookEndpointList(tb.ctx, made[2], 2)
+		require.NoError(t, err)
+		require.False(t, more)
+		require.Equal(t, []string{made[0]}, endpointIDs(page))
+		page, more, err = tb.st.WebhookEndpointList(tb.ctx, made[2], 0)
+		require.NoError(t, err)
+		require.False(t, more)
+		require.Equal(t, []string{made[0]}, endpointIDs(page))
+	})
+
+	t.Run("Secrets", func(t *testing.T) {
+		t.Parallel()
+		now := time.Now().Unix()
+		e := store.WebhookEndpoint{Secret: "new", PreviousSecret: "old", PreviousExpiresAt: now + 60}
+		require.Equal(t, []string{"new", "old"}, e.Secrets())
+		e.PreviousExpiresAt = now - 1
+		require.Equal(t, []string{"new"}, e.Secrets(), "the old secret expired")
+		require.Equal(t, []string{"new"}, store.WebhookEndpoint{Secret: "new", PreviousExpiresAt: now + 60}.Secrets())
+	})
+
+	t.Run("Deliveries", func(t *testing.T) {
+		t.Parallel()
+		tb := setup(t)
+		w := startWorkers(t, tb)
+		e := newEndpoint(t, tb)
+		ev := &store.Event{Type: store.EventObjectCreated, Data: []byte(`{}`)}
+		_, err := tb.st.EventEmit(tb.ctx, ev)
+		require.NoError(t, err)
+		ds := []store.Delivery{
+			{ID: ids.New(ids.Delivery), EventID: ev.ID, EndpointID: e.ID, URL: e.URL, CreatedAt: 10},
+			{ID: ids.New(ids.Delivery), EventID: ev.ID, EndpointID: e.ID, URL: "https://example.com/second", CreatedAt: 10},
+		}
+		var jobs []string
+		job := func(d store.Delivery) store.Job {
+			jobs = append(jobs, d.ID)
+			return noopJob(d.ID)
+		}
+		require.NoError(t, tb.st.DeliveriesCreate(tb.ctx, ds, job))
+		require.ElementsMatch(t, []string{ds[0].ID, ds[1].ID}, w.wait(t, 2))
+		// Creating them again (under new IDs) is harmless: nothing is added.
+		again := []store.Delivery{ds[0], ds[1]}
+		again[0].ID, again[1].ID = ids.New(ids.Delivery), ids.New(ids.Delivery)
+		require.NoError(t, tb.st.DeliveriesCreate(tb.ctx, again, job))
+		require.Equal(t, []string{ds[0].ID, ds[1].ID}, jobs, "no job for a delivery that exists")
+		_, err = tb.st.DeliveryGet(tb.ctx, again[0].ID)
+		require.ErrorIs(t, err, store.ErrNotFound)
+
+		got, err := tb.st.DeliveryGet(tb.ctx, ds[0].ID)
+		require.NoError(t, err)
+		require.Equal(t, store.Delivery{ID: ds[0].ID, EventID: ev.ID, EndpointID: e.ID, URL: e.URL, Status: store.DeliveryPending,
+			CreatedAt: 10, UpdatedAt: 10}, got)
+
+		// A failed attempt that will be retried, then a success.
+		require.NoError(t, tb.st.DeliveryRecord(tb.ctx, ds[0].ID, store.DeliveryAttempt{Attempts: 1, Status: store.DeliveryPending,
+			ResponseStatus: 500, ResponseBody: "oops", Error: "HTTP 500"}))
+		got, err = tb.st.DeliveryGet(tb.ctx, ds[0].ID)
+		require.NoError(t, err)
+		require.Equal(t, store.DeliveryPending, got.Status)
+		require.EqualValues(t, 1, got.Attempts)
+		require.EqualValues(t, 500, got.ResponseStatus)
+		require.Equal(t, "oops", got.ResponseBody)
+		require.Equal(t, "HTTP 500", got.LastError)
+		require.Nil(t, got.DeliveredAt)
+		require.NoError(t, tb.st.DeliveryRecord(tb.ctx, ds[0].ID, store.DeliveryAttempt{Attempts: 2, Status: store.DeliverySucceeded, ResponseStatus: 200}))
+		got, err = tb.st.DeliveryGet(tb.ctx, ds[0].ID)
+		require.NoError(t, err)
+		require.Equal(t, store.DeliverySucceeded, got.Status)
+		require.NotNil(t, got.DeliveredAt)
+		require.Empty(t, got.LastError)
+		require.ErrorIs(t, tb.st.DeliveryRecord(tb.ctx, ds[0].ID, store.DeliveryAttempt{Attempts: 3, Status: store.DeliveryFailed}), store.ErrConflict,
+			"a finished delivery is left as it is")
+		require.NoError(t, tb.st.DeliveryRecord(tb.ctx, ds[1].ID, store.DeliveryAttempt{Attempts: 8, Status: store.DeliveryFailed, Error: "gone"}))
+
+		// Listing, by endpoint and status, newest first.
+		list, more, err := tb.st.DeliveryList(tb.ctx, e.ID, "", "", 10)
+		require.NoError(t, err)
+		require.False(t, more)
+		require.Equal(t, []string{ds[1].ID, ds[0].ID}, deliveryIDs(list))
+		list, more, err = tb.st.DeliveryList(tb.ctx, e.ID, "", "", 1)
+		require.NoError(t, err)
+		require.True(t, more)
+		require.Equal(t, []string{ds[1].ID}, deliveryIDs(list))
+		list, _, err = tb.st.DeliveryList(tb.ctx, e.ID, "", ds[1].ID, 10)
+		require.NoError(t, err)
+		require.Equal(t, []string{ds[0].ID}, deliveryIDs(list))
+		list, _, err = tb.st.DeliveryList(tb.ctx, e.ID, store.DeliveryFailed, "", 10)
+		require.NoError(t, err)
+		require.Equal(t, []string{ds[1].ID}, deliveryIDs(list))
+		list, _, err = tb.st.DeliveryList(tb.ctx, "we_other", "", "", 10)
+		require.NoError(t, err)
+		require.Empty(t, list)
+
+		// A finished delivery goes again, with a new job; a pending one
+		// does not.
+		got, err = tb.st.DeliveryRedeliver(tb.ctx, ds[1].ID, job)
+		require.NoError(t, err)
+		require.Equal(t, store.DeliveryPending, got.Status)
+		require.Equal(t, []string{ds[1].ID}, w.wait(t, 1))
+		got, err = tb.st.DeliveryGet(tb.ctx, ds[1].ID)
+		require.NoError(t, err)
+		require.Equal(t, store.DeliveryPending, got.Status)
+		require.EqualValues(t, 8, got.Attempts, "earlier attempts still count")
+		_, err = tb.st.DeliveryRedeliver(tb.ctx, ds[1].ID, job)
+		require.ErrorIs(t, err, store.ErrConflict)
+		_, err = tb.st.DeliveryRedeliver(tb.ctx, "whdel_nope", job)
+		require.ErrorIs(t, err, store.ErrNotFound)
+		_, err = tb.st.DeliveryGet(tb.ctx, "whdel_nope")
+		require.ErrorIs(t, err, store.ErrNotFound)
+		require.ErrorIs(t, tb.st.DeliveryRecord(tb.ctx, "whdel_nope", store.DeliveryAttempt{Status: store.DeliveryFailed}), store.ErrConflict)
+	})
+}
+
+func endpointIDs(es []store.WebhookEndpoint) []string {
+	out := make([]string, len(es))
+	for i, e := range es {
+		out[i] = e.ID
+	}
+	return out
+}
+
+func deliveryIDs(ds []store.Delivery) []string {
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i] = d.ID
+	}
+	return out
+}
