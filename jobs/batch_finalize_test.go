@@ -1,0 +1,91 @@
+package jobs
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/riverqueue/river/rivertype"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kilnhq/kiln/internal/batch"
+	"github.com/kilnhq/kiln/internal/batch/batchtest"
+	"github.com/kilnhq/kiln/internal/batchline"
+	"github.com/kilnhq/kiln/internal/objectstore"
+	"github.com/kilnhq/kiln/internal/store"
+)
+
+func TestBatchFinalizeWorker(t *testing.T) {
+	t.Parallel()
+	for _, backend := range batchtest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			tb := setup(t, backend)
+			w := &BatchFinalizeWorker{d: tb.deps}
+
+			t.Run("every request once, in the output or the error file", func(t *testing.T) {
+				const m = "finalize-model"
+				b := tb.CreateBatch(t, batchtest.ChatLines(m, 5))
+				require.NoError(t, tb.Batches.Validate(tb.ctx, b.ID))
+				tb.RunShards(t, m, func(line int) bool { return line != 2 })
+				b, err := tb.Store.BatchGet(tb.ctx, b.ID)
+				require.NoError(t, err)
+				require.Equal(t, store.BatchFinalizing, b.Status)
+
+				require.NoError(t, w.Work(tb.ctx, job(batch.FinalizeArgs{BatchID: b.ID})))
+				b, err = tb.Store.BatchGet(tb.ctx, b.ID)
+				require.NoError(t, err)
+				require.Equal(t, store.BatchCompleted, b.Status)
+				require.EqualValues(t, 4, b.Completed)
+				require.EqualValues(t, 1, b.Failed)
+				out, errs := tb.ReadFile(t, *b.OutputFileID), tb.ReadFile(t, *b.ErrorFileID)
+				for _, id := range []string{`"r1"`, `"r3"`, `"r4"`, `"r5"`} {
+					require.Equal(t, 1, strings.Count(out, id), id)
+				}
+				require.Equal(t, 1, strings.Count(errs, `"r2"`))
+				// The chunks are in the files now, and gone.
+				var left []string
+				require.NoError(t, tb.Bucket.List(tb.ctx, batch.BatchPrefix(b.ID), func(i objectstore.Info) error {
+					left = append(left, i.Key)
+					return nil
+				}))
+				require.Empty(t, left)
+
+				// A second run is a no-op.
+				require.NoError(t, w.Work(tb.ctx, job(batch.FinalizeArgs{BatchID: b.ID})))
+			})
+			t.Run("it waits while an agent holds a shard", func(t *testing.T) {
+				const m = "held-model"
+				b := tb.CreateBatch(t, batchtest.ChatLines(m, 2))
+				require.NoError(t, tb.Batches.Validate(tb.ctx, b.ID))
+				_, _, err := tb.Store.ShardClaim(tb.ctx, m, batchtest.Agent, time.Minute, 0)
+				require.NoError(t, err)
+				_, err = tb.Batches.Cancel(tb.ctx, b.ID)
+				require.NoError(t, err)
+
+				err = w.Work(tb.ctx, job(batch.FinalizeArgs{BatchID: b.ID}))
+				var snooze *rivertype.JobSnoozeError
+				require.True(t, errors.As(err, &snooze), "want a snooze, got %v", err)
+
+				require.NoError(t, tb.Store.ShardRelease(tb.ctx, b.ID, 0, batchtest.Agent))
+				require.NoError(t, w.Work(tb.ctx, job(batch.FinalizeArgs{BatchID: b.ID})))
+				b, err = tb.Store.BatchGet(tb.ctx, b.ID)
+				require.NoError(t, err)
+				require.Equal(t, store.BatchCancelled, b.Status)
+				require.Equal(t, 2, strings.Count(tb.ReadFile(t, *b.ErrorFileID), batchline.CodeBatchCancelled))
+			})
+			t.Run("a batch stopped before validation ends with no files", func(t *testing.T) {
+				b := tb.CreateBatch(t, batchtest.ChatLines(model, 1))
+				_, err := tb.Batches.Cancel(tb.ctx, b.ID)
+				require.NoError(t, err)
+				require.NoError(t, w.Work(tb.ctx, job(batch.FinalizeArgs{BatchID: b.ID})))
+				b, err = tb.Store.BatchGet(tb.ctx, b.ID)
+				require.NoError(t, err)
+				require.Equal(t, store.BatchCancelled, b.Status)
+				require.Nil(t, b.OutputFileID)
+				require.Nil(t, b.ErrorFileID)
+			})
+		})
+	}
+}
