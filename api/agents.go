@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"time"
 
@@ -45,43 +44,51 @@ type AgentList struct {
 	Queue  []QueuedModel `json:"queue" doc:"Work waiting for an agent, per model."`
 }
 
+type agentListOutput struct{ Body AgentList }
+
 func registerAgents(api huma.API, d Deps) {
 	huma.Register(api, huma.Operation{
 		OperationID: "listAgents", Method: http.MethodGet, Path: "/v1/agents",
 		Summary: "List GPU agents (kiln extension)", Tags: []string{"Agents"},
 		Description: "Live GPU agents (a heartbeat in the last minute) with their loaded model, load and throughput, " +
 			"and the work waiting per model, with whether any live agent serves it.",
-	}, func(ctx context.Context, _ *struct{}) (*struct{ Body AgentList }, error) {
-		agents, err := d.Store.AgentList(ctx, time.Now().Add(-agentLiveness).Unix())
-		if err != nil {
-			return nil, err
-		}
-		backlog, err := d.Store.ShardBacklog(ctx)
-		if err != nil {
-			return nil, err
-		}
-		out := AgentList{Object: "list", Data: []Agent{}, Queue: []QueuedModel{}}
-		served := servedModels(agents)
-		for _, a := range agents {
-			ag := Agent{ID: a.ID, Object: "agent", Hostname: a.Hostname, Models: a.Models, State: a.State,
-				Synthetic: a.Synthetic, InFlight: a.InFlight, Concurrency: a.Concurrency,
-				RequestsPerSec: a.RequestsPerSec, TokensPerSec: a.TokensPerSec, ModelSwitches: a.ModelSwitches,
-				StartedAt: a.StartedAt, LastHeartbeatAt: a.HeartbeatAt}
-			if ag.Models == nil {
-				ag.Models = []string{}
-			}
-			if a.LoadedModel != "" {
-				ag.LoadedModel = &a.LoadedModel
-			}
-			out.Data = append(out.Data, ag)
-		}
-		now := time.Now().UnixMilli()
-		for _, b := range backlog {
-			out.Queue = append(out.Queue, QueuedModel{Model: b.Model, Shards: b.Shards, Requests: b.Requests,
-				OldestS: float64(now-b.OldestReadyAt) / 1000, Served: served[b.Model]})
-		}
-		return &struct{ Body AgentList }{out}, nil
-	})
+	}, d.listAgents)
+}
+
+func (d Deps) listAgents(ctx context.Context, _ *struct{}) (*agentListOutput, error) {
+	agents, err := d.Store.AgentList(ctx, time.Now().Add(-agentLiveness).Unix())
+	if err != nil {
+		return nil, err
+	}
+	backlog, err := d.Store.ShardBacklog(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := AgentList{Object: "list", Data: []Agent{}, Queue: []QueuedModel{}}
+	served := servedModels(agents)
+	for _, a := range agents {
+		out.Data = append(out.Data, agentOf(a))
+	}
+	now := time.Now().UnixMilli()
+	for _, b := range backlog {
+		out.Queue = append(out.Queue, QueuedModel{Model: b.Model, Shards: b.Shards, Requests: b.Requests,
+			OldestS: float64(now-b.OldestReadyAt) / 1000, Served: served[b.Model]})
+	}
+	return &agentListOutput{Body: out}, nil
+}
+
+func agentOf(a store.Agent) Agent {
+	out := Agent{ID: a.ID, Object: "agent", Hostname: a.Hostname, Models: a.Models, State: a.State,
+		Synthetic: a.Synthetic, InFlight: a.InFlight, Concurrency: a.Concurrency,
+		RequestsPerSec: a.RequestsPerSec, TokensPerSec: a.TokensPerSec, ModelSwitches: a.ModelSwitches,
+		StartedAt: a.StartedAt, LastHeartbeatAt: a.HeartbeatAt}
+	if out.Models == nil {
+		out.Models = []string{}
+	}
+	if a.LoadedModel != "" {
+		out.LoadedModel = &a.LoadedModel
+	}
+	return out
 }
 
 func servedModels(agents []store.Agent) map[string]bool {
@@ -92,29 +99,4 @@ func servedModels(agents []store.Agent) map[string]bool {
 		}
 	}
 	return served
-}
-
-// withStatusMessages explains why batches in progress wait: no live agent
-// serves their model.
-func withStatusMessages(ctx context.Context, d Deps, batches []Batch) error {
-	waiting := false
-	for _, b := range batches {
-		waiting = waiting || (b.Status == "in_progress" && b.Model != nil)
-	}
-	if !waiting {
-		return nil
-	}
-	agents, err := d.Store.AgentList(ctx, time.Now().Add(-agentLiveness).Unix())
-	if err != nil {
-		return err
-	}
-	served := servedModels(agents)
-	for i, b := range batches {
-		if b.Status != "in_progress" || b.Model == nil || served[*b.Model] {
-			continue
-		}
-		msg := fmt.Sprintf("Waiting: no live agent serves model %q. The batch runs when one does, or expires at the end of its window.", *b.Model)
-		batches[i].StatusMessage = &msg
-	}
-	return nil
 }

@@ -5,7 +5,6 @@
 package api
 
 import (
-	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -69,6 +68,9 @@ func New(d Deps) (http.Handler, huma.API) {
 	registerModels(api, d)
 	registerAgents(api, d)
 	registerWebhooks(api, d)
+	registerEvents(api, d)
+	registerFunctionInvocations(api, d)
+	registerObjectEvents(api, d)
 	registerConquests(api, d)
 	if d.Extra != nil {
 		d.Extra(api, mux)
@@ -138,5 +140,3 @@ func masked(s string) string {
 	}
 	return s[:8] + "****" + s[len(s)-4:]
 }
-
-func jsonEncode(w io.Writer, v any) error { return json.NewEncoder(w).Encode(v) }

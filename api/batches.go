@@ -2,7 +2,9 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -142,64 +144,99 @@ type batchIDInput struct {
 	BatchID string `path:"batch_id" doc:"The batch's ID."`
 }
 
+type batchListOutput struct{ Body BatchList }
+
 func registerBatches(api huma.API, d Deps) {
 	huma.Register(api, huma.Operation{
 		OperationID: "createBatch", Method: http.MethodPost, Path: "/v1/batches",
 		Summary: "Create a batch", Tags: []string{"Batch"},
 		Description: "Creates a batch from an uploaded JSONL file of requests. It is validated, then run by the GPU agents.",
-	}, func(ctx context.Context, in *batchCreateInput) (*batchOutput, error) {
-		body := in.Body
-		b, err := d.Batches.Create(ctx, batch.CreateParams{InputFileID: body.InputFileID, Endpoint: body.Endpoint,
-			CompletionWindow: body.CompletionWindow, Metadata: body.Metadata, Priority: body.Priority})
-		if err != nil {
-			return nil, err
-		}
-		return &batchOutput{Body: batchOf(b)}, nil
-	})
+	}, d.createBatch)
 
 	huma.Register(api, huma.Operation{
 		OperationID: "listBatches", Method: http.MethodGet, Path: "/v1/batches",
 		Summary: "List batches", Description: "Newest first.", Tags: []string{"Batch"},
-	}, func(ctx context.Context, in *batchListInput) (*struct{ Body BatchList }, error) {
-		list, more, err := d.Store.BatchList(ctx, in.After, in.Limit)
-		if err != nil {
-			return nil, err
-		}
-		out := BatchList{Object: "list", HasMore: more}
-		out.Data, out.FirstID, out.LastID = pageOf(list, batchOf, func(b store.Batch) string { return b.ID })
-		if err := withStatusMessages(ctx, d, out.Data); err != nil {
-			return nil, err
-		}
-		return &struct{ Body BatchList }{out}, nil
-	})
+	}, d.listBatches)
 
 	huma.Register(api, huma.Operation{
 		OperationID: "retrieveBatch", Method: http.MethodGet, Path: "/v1/batches/{batch_id}",
 		Summary: "Retrieve a batch", Tags: []string{"Batch"},
-	}, func(ctx context.Context, in *batchIDInput) (*batchOutput, error) {
-		b, err := d.Batches.Get(ctx, in.BatchID)
-		if err != nil {
-			return nil, err
-		}
-		out := []Batch{batchOf(b)}
-		if err := withStatusMessages(ctx, d, out); err != nil {
-			return nil, err
-		}
-		return &batchOutput{Body: out[0]}, nil
-	})
+	}, d.retrieveBatch)
 
 	huma.Register(api, huma.Operation{
 		OperationID: "cancelBatch", Method: http.MethodPost, Path: "/v1/batches/{batch_id}/cancel",
 		Summary: "Cancel a batch", Tags: []string{"Batch"},
 		Description: "The batch is cancelling until its running requests stop (within seconds), then cancelled. " +
 			"Finished results are kept; the other requests go to the error file as batch_cancelled.",
-	}, func(ctx context.Context, in *batchIDInput) (*batchOutput, error) {
-		b, err := d.Batches.Cancel(ctx, in.BatchID)
-		if err != nil {
-			return nil, err
+	}, d.cancelBatch)
+}
+
+func (d Deps) createBatch(ctx context.Context, in *batchCreateInput) (*batchOutput, error) {
+	body := in.Body
+	b, err := d.Batches.Create(ctx, batch.CreateParams{InputFileID: body.InputFileID, Endpoint: body.Endpoint,
+		CompletionWindow: body.CompletionWindow, Metadata: body.Metadata, Priority: body.Priority})
+	if err != nil {
+		return nil, err
+	}
+	return &batchOutput{Body: batchOf(b)}, nil
+}
+
+func (d Deps) listBatches(ctx context.Context, in *batchListInput) (*batchListOutput, error) {
+	list, more, err := d.Store.BatchList(ctx, in.After, in.Limit)
+	if err != nil {
+		return nil, err
+	}
+	out := BatchList{Object: "list", HasMore: more}
+	out.Data, out.FirstID, out.LastID = pageOf(list, batchOf, func(b store.Batch) string { return b.ID })
+	if err := d.withStatusMessages(ctx, out.Data); err != nil {
+		return nil, err
+	}
+	return &batchListOutput{Body: out}, nil
+}
+
+func (d Deps) retrieveBatch(ctx context.Context, in *batchIDInput) (*batchOutput, error) {
+	b, err := d.Batches.Get(ctx, in.BatchID)
+	if err != nil {
+		return nil, err
+	}
+	out := []Batch{batchOf(b)}
+	if err := d.withStatusMessages(ctx, out); err != nil {
+		return nil, err
+	}
+	return &batchOutput{Body: out[0]}, nil
+}
+
+func (d Deps) cancelBatch(ctx context.Context, in *batchIDInput) (*batchOutput, error) {
+	b, err := d.Batches.Cancel(ctx, in.BatchID)
+	if err != nil {
+		return nil, err
+	}
+	return &batchOutput{Body: batchOf(b)}, nil
+}
+
+// withStatusMessages explains why batches in progress wait: no live agent
+// serves their model.
+func (d Deps) withStatusMessages(ctx context.Context, batches []Batch) error {
+	waiting := false
+	for _, b := range batches {
+		waiting = waiting || (b.Status == "in_progress" && b.Model != nil)
+	}
+	if !waiting {
+		return nil
+	}
+	agents, err := d.Store.AgentList(ctx, time.Now().Add(-agentLiveness).Unix())
+	if err != nil {
+		return err
+	}
+	served := servedModels(agents)
+	for i, b := range batches {
+		if b.Status != "in_progress" || b.Model == nil || served[*b.Model] {
+			continue
 		}
-		return &batchOutput{Body: batchOf(b)}, nil
-	})
+		msg := fmt.Sprintf("Waiting: no live agent serves model %q. The batch runs when one does, or expires at the end of its window.", *b.Model)
+		batches[i].StatusMessage = &msg
+	}
+	return nil
 }
 
 func conquestOf(c store.Conquest) *BatchConquest {

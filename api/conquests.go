@@ -78,160 +78,197 @@ func conquestError(err error) error {
 	return err
 }
 
+// ListConquestsResponse answers GET /v1/conquests. It has the name Huma
+// gave its schema when it was an anonymous type, so openapi.yaml keeps it.
+type ListConquestsResponse struct {
+	Object string            `json:"object" enum:"list"`
+	Data   []ConquestSummary `json:"data"`
+}
+
+type conquestListOutput struct{ Body ListConquestsResponse }
+
+type conquestInput struct {
+	Type    string `path:"type"`
+	Version int    `query:"version" minimum:"0" doc:"A version; default the newest."`
+}
+
+type conquestOutput struct{ Body Conquest }
+
+// requestsInput keeps its name: its body's schema is RequestsInputBody.
+type requestsInput struct {
+	Type string `path:"type"`
+	Body struct {
+		_           struct{}         `additionalProperties:"true"`
+		Records     []map[string]any `json:"records" maxItems:"100000" doc:"Data records: the type's fields, and optionally custom_id."`
+		Model       string           `json:"model" minLength:"1" doc:"The model every request names."`
+		Version     int              `json:"version,omitempty" minimum:"0" doc:"The type's version; default the newest."`
+		MaxTokens   int              `json:"max_tokens,omitempty" minimum:"0"`
+		Temperature *float64         `json:"temperature,omitempty" minimum:"0" maximum:"2"`
+		File        bool             `json:"file,omitempty" doc:"Also upload the requests as a batch input file, ready for POST /v1/batches."`
+	}
+}
+
+type conquestRequestsOutput struct{ Body ConquestRequests }
+
+type conquestOutputListInput struct {
+	BatchID string `path:"batch_id"`
+	Valid   string `query:"valid" enum:"true,false," doc:"Only valid (true) or invalid (false) outputs."`
+	After   int64  `query:"after" minimum:"0" doc:"An output line: list the ones after it."`
+	Limit   int    `query:"limit" minimum:"1" maximum:"1000" default:"100"`
+}
+
+type conquestOutputListOutput struct{ Body ConquestOutputList }
+
 func registerConquests(api huma.API, d Deps) {
 	tags := []string{"Conquests (kiln extension)"}
 	huma.Register(api, huma.Operation{
 		OperationID: "listConquests", Method: http.MethodGet, Path: "/v1/conquests",
 		Summary: "List conquest types", Tags: tags,
-	}, func(ctx context.Context, _ *struct{}) (*struct {
-		Body struct {
-			Object string            `json:"object" enum:"list"`
-			Data   []ConquestSummary `json:"data"`
-		}
-	}, error) {
-		out := &struct {
-			Body struct {
-				Object string            `json:"object" enum:"list"`
-				Data   []ConquestSummary `json:"data"`
-			}
-		}{}
-		out.Body.Object = "list"
-		for _, def := range d.Conquests.Latest() {
-			out.Body.Data = append(out.Body.Data, summaryOf(d.Conquests, def))
-		}
-		return out, nil
-	})
+	}, d.listConquests)
 
 	huma.Register(api, huma.Operation{
 		OperationID: "retrieveConquest", Method: http.MethodGet, Path: "/v1/conquests/{type}",
 		Summary: "Retrieve a conquest type", Tags: tags,
 		Description: "The definition: data fields, questions, output JSON Schema, prompt templates and rendering hints.",
-	}, func(ctx context.Context, in *struct {
-		Type    string `path:"type"`
-		Version int    `query:"version" minimum:"0" doc:"A version; default the newest."`
-	}) (*struct{ Body Conquest }, error) {
-		def, err := d.Conquests.Get(in.Type, in.Version)
-		if err != nil {
-			return nil, conquestError(err)
-		}
-		out := Conquest{ConquestSummary: summaryOf(d.Conquests, def), Data: def.Data, Questions: def.Questions,
-			Prompt: def.Prompt, Rendering: def.Rendering}
-		out.Version = def.Version
-		if err := json.Unmarshal(def.OutputSchema, &out.OutputSchema); err != nil {
-			return nil, err
-		}
-		return &struct{ Body Conquest }{out}, nil
-	})
+	}, d.retrieveConquest)
 
-	type requestsInput struct {
-		Type string `path:"type"`
-		Body struct {
-			_           struct{}         `additionalProperties:"true"`
-			Records     []map[string]any `json:"records" maxItems:"100000" doc:"Data records: the type's fields, and optionally custom_id."`
-			Model       string           `json:"model" minLength:"1" doc:"The model every request names."`
-			Version     int              `json:"version,omitempty" minimum:"0" doc:"The type's version; default the newest."`
-			MaxTokens   int              `json:"max_tokens,omitempty" minimum:"0"`
-			Temperature *float64         `json:"temperature,omitempty" minimum:"0" maximum:"2"`
-			File        bool             `json:"file,omitempty" doc:"Also upload the requests as a batch input file, ready for POST /v1/batches."`
-		}
-	}
 	huma.Register(api, huma.Operation{
 		OperationID: "buildConquestRequests", Method: http.MethodPost, Path: "/v1/conquests/{type}/requests",
 		Summary: "Build batch requests from data records", Tags: tags,
 		Description: "Renders each record through the type's prompt templates into a /v1/chat/completions request whose " +
 			"response_format is the type's output schema (json_schema, strict). Bad records are left out and listed with their position; " +
 			"a batch of these requests records its conquest type, and its outputs are checked against the schema when it ends.",
-	}, func(ctx context.Context, in *requestsInput) (*struct{ Body ConquestRequests }, error) {
-		def, err := d.Conquests.Get(in.Type, in.Body.Version)
-		if err != nil {
-			return nil, conquestError(err)
-		}
-		var src bytes.Buffer
-		for _, rec := range in.Body.Records {
-			line, err := json.Marshal(rec)
-			if err != nil {
-				return nil, apierror.Invalid("records", err.Error())
-			}
-			src.Write(line)
-			src.WriteByte('\n')
-		}
-		var built bytes.Buffer
-		// The records are kept, so that curators see each task's fields.
-		kept := map[string]json.RawMessage{}
-		rep, err := def.Build(&src, &built, conquest.BuildOptions{Model: in.Body.Model, MaxTokens: in.Body.MaxTokens, Temperature: in.Body.Temperature,
-			OnRequest: func(id string, rec map[string]any) {
-				data := make(map[string]any, len(rec))
-				for k, v := range rec {
-					if k != conquest.CustomIDField {
-						data[k] = v
-					}
-				}
-				kept[id], _ = json.Marshal(data)
-			}}, d.MaxLineBytes)
-		if err != nil {
-			return nil, apierror.Invalid("records", apierror.Sentence(err))
-		}
-		if rep.Requests == 0 {
-			msg := "No record could become a request."
-			if len(rep.Errors) > 0 {
-				msg = fmt.Sprintf("No record could become a request; the first problem: %s.", rep.Errors[0].Error())
-			}
-			return nil, apierror.Invalid("records", msg)
-		}
-		if err := d.Store.ConquestRecordsPut(ctx, def.ID, kept); err != nil {
-			return nil, err
-		}
-		out := ConquestRequests{Object: "conquest.requests", Type: def.ID, Version: def.Version, Errors: rep.Errors}
-		if out.Errors == nil {
-			out.Errors = []conquest.RecordError{}
-		}
-		dec := json.NewDecoder(bytes.NewReader(built.Bytes()))
-		for dec.More() {
-			var line map[string]any
-			if err := dec.Decode(&line); err != nil {
-				return nil, err
-			}
-			out.Requests = append(out.Requests, line)
-		}
-		if in.Body.File {
-			name := fmt.Sprintf("%s-v%d-%s.jsonl", def.ID, def.Version, strconv.FormatInt(time.Now().Unix(), 10))
-			f, err := d.Batches.CreateFile(ctx, batch.PurposeBatch, name, bytes.NewReader(built.Bytes()))
-			if err != nil {
-				return nil, err
-			}
-			out.FileID = &f.ID
-		}
-		return &struct{ Body ConquestRequests }{out}, nil
-	})
+	}, d.buildConquestRequests)
 
 	huma.Register(api, huma.Operation{
 		OperationID: "listConquestOutputs", Method: http.MethodGet, Path: "/v1/batches/{batch_id}/conquest_outputs",
 		Summary: "List a conquest batch's output validity", Tags: tags,
 		Description: "Each output line of the batch, checked against its conquest type's schema when the batch ended, in output-file order.",
-	}, func(ctx context.Context, in *struct {
-		BatchID string `path:"batch_id"`
-		Valid   string `query:"valid" enum:"true,false," doc:"Only valid (true) or invalid (false) outputs."`
-		After   int64  `query:"after" minimum:"0" doc:"An output line: list the ones after it."`
-		Limit   int    `query:"limit" minimum:"1" maximum:"1000" default:"100"`
-	}) (*struct{ Body ConquestOutputList }, error) {
-		if _, err := d.Store.BatchGet(ctx, in.BatchID); err != nil {
-			return nil, notFoundOr(err, "batch", in.BatchID)
-		}
-		valid := -1
-		switch in.Valid {
-		case "true":
-			valid = 1
-		case "false":
-			valid = 0
-		}
-		list, more, err := d.Store.ConquestOutputList(ctx, in.BatchID, valid, in.After, in.Limit)
+	}, d.listConquestOutputs)
+}
+
+func (d Deps) listConquests(ctx context.Context, _ *struct{}) (*conquestListOutput, error) {
+	out := ListConquestsResponse{Object: "list"}
+	for _, def := range d.Conquests.Latest() {
+		out.Data = append(out.Data, summaryOf(d.Conquests, def))
+	}
+	return &conquestListOutput{Body: out}, nil
+}
+
+func (d Deps) retrieveConquest(ctx context.Context, in *conquestInput) (*conquestOutput, error) {
+	def, err := d.Conquests.Get(in.Type, in.Version)
+	if err != nil {
+		return nil, conquestError(err)
+	}
+	out := Conquest{ConquestSummary: summaryOf(d.Conquests, def), Data: def.Data, Questions: def.Questions,
+		Prompt: def.Prompt, Rendering: def.Rendering}
+	out.Version = def.Version
+	if err := json.Unmarshal(def.OutputSchema, &out.OutputSchema); err != nil {
+		return nil, err
+	}
+	return &conquestOutput{Body: out}, nil
+}
+
+func (d Deps) buildConquestRequests(ctx context.Context, in *requestsInput) (*conquestRequestsOutput, error) {
+	def, err := d.Conquests.Get(in.Type, in.Body.Version)
+	if err != nil {
+		return nil, conquestError(err)
+	}
+	built, rep, kept, err := d.buildRequests(def, in)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.Store.ConquestRecordsPut(ctx, def.ID, kept); err != nil {
+		return nil, err
+	}
+	out := ConquestRequests{Object: "conquest.requests", Type: def.ID, Version: def.Version, Errors: rep.Errors}
+	if out.Errors == nil {
+		out.Errors = []conquest.RecordError{}
+	}
+	if out.Requests, err = requestLines(built); err != nil {
+		return nil, err
+	}
+	if in.Body.File {
+		name := fmt.Sprintf("%s-v%d-%s.jsonl", def.ID, def.Version, strconv.FormatInt(time.Now().Unix(), 10))
+		f, err := d.Batches.CreateFile(ctx, batch.PurposeBatch, name, bytes.NewReader(built))
 		if err != nil {
 			return nil, err
 		}
-		out := ConquestOutputList{Object: "list", Data: make([]ConquestOutput, len(list)), HasMore: more}
-		for i, o := range list {
-			out.Data[i] = ConquestOutput{CustomID: o.CustomID, Line: o.Line, Valid: o.Valid, Reason: o.Reason, Message: o.Message}
+		out.FileID = &f.ID
+	}
+	return &conquestRequestsOutput{Body: out}, nil
+}
+
+// buildRequests renders the input's records through def into batch input
+// lines, and keeps each request's record (less its custom_id) by custom_id,
+// so that curators see each task's fields.
+func (d Deps) buildRequests(def *conquest.Definition, in *requestsInput) (built []byte, rep conquest.BuildReport, kept map[string]json.RawMessage, err error) {
+	var src bytes.Buffer
+	for _, rec := range in.Body.Records {
+		line, err := json.Marshal(rec)
+		if err != nil {
+			return nil, rep, nil, apierror.Invalid("records", err.Error())
 		}
-		return &struct{ Body ConquestOutputList }{out}, nil
-	})
+		src.Write(line)
+		src.WriteByte('\n')
+	}
+	var out bytes.Buffer
+	kept = map[string]json.RawMessage{}
+	rep, err = def.Build(&src, &out, conquest.BuildOptions{Model: in.Body.Model, MaxTokens: in.Body.MaxTokens, Temperature: in.Body.Temperature,
+		OnRequest: func(id string, rec map[string]any) {
+			data := make(map[string]any, len(rec))
+			for k, v := range rec {
+				if k != conquest.CustomIDField {
+					data[k] = v
+				}
+			}
+			kept[id], _ = json.Marshal(data)
+		}}, d.MaxLineBytes)
+	if err != nil {
+		return nil, rep, nil, apierror.Invalid("records", apierror.Sentence(err))
+	}
+	if rep.Requests == 0 {
+		msg := "No record could become a request."
+		if len(rep.Errors) > 0 {
+			msg = fmt.Sprintf("No record could become a request; the first problem: %s.", rep.Errors[0].Error())
+		}
+		return nil, rep, nil, apierror.Invalid("records", msg)
+	}
+	return out.Bytes(), rep, kept, nil
+}
+
+// requestLines decodes built batch input lines for the answer.
+func requestLines(built []byte) ([]map[string]any, error) {
+	var lines []map[string]any
+	dec := json.NewDecoder(bytes.NewReader(built))
+	for dec.More() {
+		var line map[string]any
+		if err := dec.Decode(&line); err != nil {
+			return nil, err
+		}
+		lines = append(lines, line)
+	}
+	return lines, nil
+}
+
+func (d Deps) listConquestOutputs(ctx context.Context, in *conquestOutputListInput) (*conquestOutputListOutput, error) {
+	if _, err := d.Store.BatchGet(ctx, in.BatchID); err != nil {
+		return nil, notFoundOr(err, "batch", in.BatchID)
+	}
+	valid := -1
+	switch in.Valid {
+	case "true":
+		valid = 1
+	case "false":
+		valid = 0
+	}
+	list, more, err := d.Store.ConquestOutputList(ctx, in.BatchID, valid, in.After, in.Limit)
+	if err != nil {
+		return nil, err
+	}
+	out := ConquestOutputList{Object: "list", Data: make([]ConquestOutput, len(list)), HasMore: more}
+	for i, o := range list {
+		out.Data[i] = ConquestOutput{CustomID: o.CustomID, Line: o.Line, Valid: o.Valid, Reason: o.Reason, Message: o.Message}
+	}
+	return &conquestOutputListOutput{Body: out}, nil
 }

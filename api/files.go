@@ -76,6 +76,10 @@ type FileDeleted struct {
 	Deleted bool   `json:"deleted"`
 }
 
+type fileListOutput struct{ Body FileList }
+
+type fileDeletedOutput struct{ Body FileDeleted }
+
 func registerFiles(api huma.API, d Deps) {
 	huma.Register(api, huma.Operation{
 		OperationID: "createFile",
@@ -85,13 +89,7 @@ func registerFiles(api huma.API, d Deps) {
 		Description: "Multipart upload with fields `purpose` and `file`. The file streams to object storage and is never held whole in memory. " +
 			"Files for purpose `batch` must be JSONL. Files larger than the configured limit get 413.",
 		Tags: []string{"Files"},
-	}, func(ctx context.Context, in *fileUploadInput) (*fileOutput, error) {
-		f, err := upload(ctx, d, in)
-		if err != nil {
-			return nil, err
-		}
-		return &fileOutput{Body: fileOf(f)}, nil
-	})
+	}, d.createFile)
 	// The request body is documented after registration: declared before,
 	// Huma would read the whole body into memory instead of letting the
 	// handler stream it.
@@ -109,42 +107,17 @@ func registerFiles(api huma.API, d Deps) {
 	huma.Register(api, huma.Operation{
 		OperationID: "listFiles", Method: http.MethodGet, Path: "/v1/files",
 		Summary: "List files", Tags: []string{"Files"},
-	}, func(ctx context.Context, in *fileListInput) (*struct{ Body FileList }, error) {
-		files, more, err := d.Store.FileList(ctx, store.FileListParams{Purpose: in.Purpose, After: in.After, Limit: in.Limit, Asc: in.Order == "asc"})
-		if err != nil {
-			return nil, err
-		}
-		out := FileList{Object: "list", Data: make([]File, len(files)), HasMore: more}
-		for i, f := range files {
-			out.Data[i] = fileOf(f)
-		}
-		if len(files) > 0 {
-			out.FirstID, out.LastID = files[0].ID, files[len(files)-1].ID
-		}
-		return &struct{ Body FileList }{out}, nil
-	})
+	}, d.listFiles)
 
 	huma.Register(api, huma.Operation{
 		OperationID: "retrieveFile", Method: http.MethodGet, Path: "/v1/files/{file_id}",
 		Summary: "Retrieve a file", Tags: []string{"Files"},
-	}, func(ctx context.Context, in *fileIDInput) (*fileOutput, error) {
-		f, err := d.Store.FileGet(ctx, in.FileID)
-		if err != nil {
-			return nil, notFoundOr(err, "file", in.FileID)
-		}
-		return &fileOutput{Body: fileOf(f)}, nil
-	})
+	}, d.retrieveFile)
 
 	huma.Register(api, huma.Operation{
 		OperationID: "deleteFile", Method: http.MethodDelete, Path: "/v1/files/{file_id}",
 		Summary: "Delete a file", Tags: []string{"Files"},
-	}, func(ctx context.Context, in *fileIDInput) (*struct{ Body FileDeleted }, error) {
-		f, err := d.Batches.DeleteFile(ctx, in.FileID)
-		if err != nil {
-			return nil, err
-		}
-		return &struct{ Body FileDeleted }{FileDeleted{ID: f.ID, Object: "file", Deleted: true}}, nil
-	})
+	}, d.deleteFile)
 
 	huma.Register(api, huma.Operation{
 		OperationID: "downloadFile", Method: http.MethodGet, Path: "/v1/files/{file_id}/content",
@@ -156,47 +129,99 @@ func registerFiles(api huma.API, d Deps) {
 			"206": {Description: "The requested range of the file's bytes."},
 			"307": {Description: "kiln extension: the file at a presigned URL."},
 		},
-	}, func(ctx context.Context, in *fileContentInput) (*huma.StreamResponse, error) {
-		f, err := d.Store.FileGet(ctx, in.FileID)
-		if err != nil {
-			return nil, notFoundOr(err, "file", in.FileID)
+	}, d.downloadFile)
+}
+
+func (d Deps) createFile(ctx context.Context, in *fileUploadInput) (*fileOutput, error) {
+	f, err := upload(ctx, d, in)
+	if err != nil {
+		return nil, err
+	}
+	return &fileOutput{Body: fileOf(f)}, nil
+}
+
+func (d Deps) listFiles(ctx context.Context, in *fileListInput) (*fileListOutput, error) {
+	files, more, err := d.Store.FileList(ctx, store.FileListParams{Purpose: in.Purpose, After: in.After, Limit: in.Limit, Asc: in.Order == "asc"})
+	if err != nil {
+		return nil, err
+	}
+	out := FileList{Object: "list", Data: make([]File, len(files)), HasMore: more}
+	for i, f := range files {
+		out.Data[i] = fileOf(f)
+	}
+	if len(files) > 0 {
+		out.FirstID, out.LastID = files[0].ID, files[len(files)-1].ID
+	}
+	return &fileListOutput{Body: out}, nil
+}
+
+func (d Deps) retrieveFile(ctx context.Context, in *fileIDInput) (*fileOutput, error) {
+	f, err := d.Store.FileGet(ctx, in.FileID)
+	if err != nil {
+		return nil, notFoundOr(err, "file", in.FileID)
+	}
+	return &fileOutput{Body: fileOf(f)}, nil
+}
+
+func (d Deps) deleteFile(ctx context.Context, in *fileIDInput) (*fileDeletedOutput, error) {
+	f, err := d.Batches.DeleteFile(ctx, in.FileID)
+	if err != nil {
+		return nil, err
+	}
+	return &fileDeletedOutput{Body: FileDeleted{ID: f.ID, Object: "file", Deleted: true}}, nil
+}
+
+func (d Deps) downloadFile(ctx context.Context, in *fileContentInput) (*huma.StreamResponse, error) {
+	f, err := d.Store.FileGet(ctx, in.FileID)
+	if err != nil {
+		return nil, notFoundOr(err, "file", in.FileID)
+	}
+	if redirect := in.Redirect || d.DownloadRedirect; redirect && in.Range == "" {
+		url, err := d.Bucket.PresignGet(ctx, f.ObjectKey, downloadURLTTL, f.Filename)
+		if err == nil {
+			return redirectTo(url), nil
 		}
-		if redirect := in.Redirect || d.DownloadRedirect; redirect && in.Range == "" {
-			url, err := d.Bucket.PresignGet(ctx, f.ObjectKey, downloadURLTTL, f.Filename)
-			if err == nil {
-				return &huma.StreamResponse{Body: func(hctx huma.Context) {
-					hctx.SetHeader("Location", url)
-					hctx.SetStatus(http.StatusTemporaryRedirect)
-				}}, nil
-			}
-			if in.Redirect {
-				return nil, fmt.Errorf("presign download: %w", err)
-			}
-			// Configured, but this store cannot presign: stream instead.
+		if in.Redirect {
+			return nil, fmt.Errorf("presign download: %w", err)
 		}
-		start, length, ok := parseRange(in.Range, f.Bytes)
-		if !ok {
-			return nil, apierror.New(http.StatusRequestedRangeNotSatisfiable, "invalid_range", "Range", fmt.Sprintf("Range %q does not fit a file of %d bytes; use one range, bytes=first-last.", in.Range, f.Bytes))
+		// Configured, but this store cannot presign: stream instead.
+	}
+	return d.streamFile(ctx, f, in.Range)
+}
+
+// redirectTo answers 307 to url.
+func redirectTo(url string) *huma.StreamResponse {
+	return &huma.StreamResponse{Body: func(hctx huma.Context) {
+		hctx.SetHeader("Location", url)
+		hctx.SetStatus(http.StatusTemporaryRedirect)
+	}}
+}
+
+// streamFile answers the bytes of f that the Range header rng asks for:
+// all of them when it is empty.
+func (d Deps) streamFile(ctx context.Context, f store.File, rng string) (*huma.StreamResponse, error) {
+	start, length, ok := parseRange(rng, f.Bytes)
+	if !ok {
+		return nil, apierror.New(http.StatusRequestedRangeNotSatisfiable, "invalid_range", "Range", fmt.Sprintf("Range %q does not fit a file of %d bytes; use one range, bytes=first-last.", rng, f.Bytes))
+	}
+	rc, err := d.Bucket.GetRange(ctx, f.ObjectKey, start, length)
+	if err != nil {
+		return nil, notFoundOr(err, "file", f.ID)
+	}
+	return &huma.StreamResponse{Body: func(hctx huma.Context) {
+		defer rc.Close()
+		hctx.SetHeader("Content-Type", "application/octet-stream")
+		hctx.SetHeader("Accept-Ranges", "bytes")
+		hctx.SetHeader("Content-Length", strconv.FormatInt(length, 10))
+		hctx.SetHeader("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": f.Filename}))
+		if rng != "" {
+			hctx.SetHeader("Content-Range", fmt.Sprintf("bytes %d-%d/%d", start, start+length-1, f.Bytes))
+			hctx.SetStatus(http.StatusPartialContent)
 		}
-		rc, err := d.Bucket.GetRange(ctx, f.ObjectKey, start, length)
-		if err != nil {
-			return nil, notFoundOr(err, "file", in.FileID)
+		if _, err := io.Copy(hctx.BodyWriter(), rc); err != nil {
+			d.Log.WarnContext(ctx, "download cut short", "file", f.ID, "err", err)
 		}
-		return &huma.StreamResponse{Body: func(hctx huma.Context) {
-			defer rc.Close()
-			hctx.SetHeader("Content-Type", "application/octet-stream")
-			hctx.SetHeader("Accept-Ranges", "bytes")
-			hctx.SetHeader("Content-Length", strconv.FormatInt(length, 10))
-			hctx.SetHeader("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": f.Filename}))
-			if in.Range != "" {
-				hctx.SetHeader("Content-Range", fmt.Sprintf("bytes %d-%d/%d", start, start+length-1, f.Bytes))
-				hctx.SetStatus(http.StatusPartialContent)
-			}
-			if _, err := io.Copy(hctx.BodyWriter(), rc); err != nil {
-				d.Log.WarnContext(ctx, "download cut short", "file", f.ID, "err", err)
-			}
-		}}, nil
-	})
+	}}, nil
 }
 
 // downloadURLTTL is how long a download's presigned URL works.
@@ -302,15 +327,6 @@ func eachFormPart(contentType string, body io.Reader, fn func(*multipart.Part) e
 			return apierror.Invalid("", "Malformed multipart body: "+err.Error())
 		}
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 func anySlice(s []string) []any {

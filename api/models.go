@@ -4,9 +4,12 @@ import (
 	"context"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/kilnhq/kiln/internal/store"
 )
 
 // Model is OpenAI's Model object, with kiln's extension fields.
@@ -28,6 +31,8 @@ type ModelList struct {
 	Data   []Model `json:"data"`
 }
 
+type modelListOutput struct{ Body ModelList }
+
 // agentLiveness is how recent an agent's heartbeat must be for its models
 // to be listed.
 const agentLiveness = 60 * time.Second
@@ -37,40 +42,40 @@ func registerModels(api huma.API, d Deps) {
 		OperationID: "listModels", Method: http.MethodGet, Path: "/v1/models",
 		Summary: "List models", Tags: []string{"Models"},
 		Description: "The models that live GPU agents serve. Models served by the built-in simulator have owned_by `kiln-sim` and synthetic true.",
-	}, func(ctx context.Context, _ *struct{}) (*struct{ Body ModelList }, error) {
-		agents, err := d.Store.AgentList(ctx, time.Now().Add(-agentLiveness).Unix())
-		if err != nil {
-			return nil, err
-		}
-		byID := map[string]*Model{}
-		for _, a := range agents {
-			for _, m := range a.Models {
-				cur, ok := byID[m]
-				if !ok {
-					owner := "kiln"
-					if a.Synthetic {
-						owner = "kiln-sim"
-					}
-					cur = &Model{ID: m, Object: "model", Created: a.StartedAt, OwnedBy: owner, Synthetic: a.Synthetic}
-					byID[m] = cur
+	}, d.listModels)
+}
+
+func (d Deps) listModels(ctx context.Context, _ *struct{}) (*modelListOutput, error) {
+	agents, err := d.Store.AgentList(ctx, time.Now().Add(-agentLiveness).Unix())
+	if err != nil {
+		return nil, err
+	}
+	return &modelListOutput{Body: ModelList{Object: "list", Data: modelsOf(agents)}}, nil
+}
+
+// modelsOf lists the models that agents serve, by ID, each with the
+// earliest start of an agent serving it as its creation.
+func modelsOf(agents []store.Agent) []Model {
+	byID := map[string]*Model{}
+	for _, a := range agents {
+		for _, m := range a.Models {
+			cur, ok := byID[m]
+			if !ok {
+				owner := "kiln"
+				if a.Synthetic {
+					owner = "kiln-sim"
 				}
-				cur.Agents++
-				cur.Created = min(cur.Created, a.StartedAt)
+				cur = &Model{ID: m, Object: "model", Created: a.StartedAt, OwnedBy: owner, Synthetic: a.Synthetic}
+				byID[m] = cur
 			}
+			cur.Agents++
+			cur.Created = min(cur.Created, a.StartedAt)
 		}
-		out := ModelList{Object: "list", Data: []Model{}}
-		for _, m := range byID {
-			out.Data = append(out.Data, *m)
-		}
-		slices.SortFunc(out.Data, func(a, b Model) int {
-			if a.ID < b.ID {
-				return -1
-			}
-			if a.ID > b.ID {
-				return 1
-			}
-			return 0
-		})
-		return &struct{ Body ModelList }{out}, nil
-	})
+	}
+	out := []Model{}
+	for _, m := range byID {
+		out = append(out, *m)
+	}
+	slices.SortFunc(out, func(a, b Model) int { return strings.Compare(a.ID, b.ID) })
+	return out
 }

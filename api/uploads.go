@@ -62,6 +62,8 @@ type uploadIDInput struct {
 
 type uploadOutput struct{ Body Upload }
 
+type uploadPartOutput struct{ Body UploadPart }
+
 type partAddInput struct {
 	UploadID    string `path:"upload_id"`
 	ContentType string `header:"Content-Type"`
@@ -87,6 +89,8 @@ type PresignedParts struct {
 	Object string       `json:"object" enum:"list"`
 	Data   []UploadPart `json:"data"`
 }
+
+type presignedPartsOutput struct{ Body PresignedParts }
 
 type completeInput struct {
 	UploadID string `path:"upload_id"`
@@ -160,7 +164,7 @@ func (d Deps) createUpload(ctx context.Context, in *uploadCreateInput) (*uploadO
 	return d.uploadOutput(ctx, u)
 }
 
-func (d Deps) addUploadPart(ctx context.Context, in *partAddInput) (*struct{ Body UploadPart }, error) {
+func (d Deps) addUploadPart(ctx context.Context, in *partAddInput) (*uploadPartOutput, error) {
 	if _, err := d.Batches.PendingUpload(ctx, in.UploadID); err != nil {
 		return nil, err
 	}
@@ -185,10 +189,10 @@ func (d Deps) addUploadPart(ctx context.Context, in *partAddInput) (*struct{ Bod
 		}
 		return nil, err
 	}
-	return &struct{ Body UploadPart }{UploadPart{ID: p.ID, Object: "upload.part", CreatedAt: p.CreatedAt, UploadID: p.UploadID}}, nil
+	return &uploadPartOutput{Body: UploadPart{ID: p.ID, Object: "upload.part", CreatedAt: p.CreatedAt, UploadID: p.UploadID}}, nil
 }
 
-func (d Deps) presignUploadParts(ctx context.Context, in *presignInput) (*struct{ Body PresignedParts }, error) {
+func (d Deps) presignUploadParts(ctx context.Context, in *presignInput) (*presignedPartsOutput, error) {
 	presign := d.Batches.PresignParts
 	if in.Body.Multipart {
 		presign = d.Batches.PresignMultipartParts
@@ -206,7 +210,7 @@ func (d Deps) presignUploadParts(ctx context.Context, in *presignInput) (*struct
 			out.Data[i].PartNumber = &p.PartNumber
 		}
 	}
-	return &struct{ Body PresignedParts }{out}, nil
+	return &presignedPartsOutput{Body: out}, nil
 }
 
 func (d Deps) completeUpload(ctx context.Context, in *completeInput) (*uploadOutput, error) {
