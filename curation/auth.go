@@ -99,7 +99,9 @@ func requireCurator(api huma.API, st *store.Store) func(huma.Context, func(huma.
 				"Sign in: a curator key (ck-…) as 'Authorization: Bearer', or a session from POST /v1/curation/session. Batch API keys are not curator keys.")
 			return
 		case err != nil:
-			_ = huma.WriteErr(api, ctx, http.StatusInternalServerError, "The server had an error while processing your request.")
+			// The API's renderer logs err with the request's ID and sends
+			// only the ID.
+			_ = huma.WriteErr(api, ctx, http.StatusInternalServerError, "authenticate a curator", err)
 			return
 		}
 		next(huma.WithValue(ctx, curatorKey{}, c))
@@ -116,4 +118,15 @@ func requireAdmin(api huma.API) func(huma.Context, func(huma.Context)) {
 		}
 		next(ctx)
 	}
+}
+
+// curatorsOnly are the middlewares of every route but the login.
+func curatorsOnly(api huma.API, st *store.Store) huma.Middlewares {
+	return huma.Middlewares{requireCurator(api, st)}
+}
+
+// adminsOnly are the middlewares of the routes that change what is
+// curated (imports).
+func adminsOnly(api huma.API, st *store.Store) huma.Middlewares {
+	return huma.Middlewares{requireCurator(api, st), requireAdmin(api)}
 }

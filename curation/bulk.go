@@ -5,11 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"strings"
 
-	"github.com/danielgtaylor/huma/v2"
-
+	"github.com/kilnhq/kiln/internal/apierror"
 	"github.com/kilnhq/kiln/internal/batchline"
 	"github.com/kilnhq/kiln/internal/store"
 )
@@ -34,54 +32,11 @@ type BulkRecord struct {
 // maxBulkLine bounds one line of a bulk import.
 const maxBulkLine = MaxOutputBytes + (1 << 20)
 
-func registerBulkImport(api huma.API, d Deps, tags []string, auth huma.Middlewares) {
-	huma.Register(api, huma.Operation{
-		OperationID: "importCurationJSONL", Method: http.MethodPost, Path: "/v1/curation/imports",
-		Summary: "Import external outputs (JSONL)", Tags: tags, Middlewares: auth, SkipValidateBody: true,
-		Description: "Each line: {`type`, `key`?, `messages`: [...], `model`, `output`: string or JSON, `source`?}. " +
-			"Outputs of conquest types are checked against their schema. Bad lines are listed with their number; the rest are imported; " +
-			"importing a line twice adds nothing.",
-	}, func(ctx context.Context, in *struct {
-		RawBody []byte `contentType:"application/jsonl"`
-	}) (*struct{ Body ImportResult }, error) {
-		items, res := d.parseBulk(in.RawBody)
-		r, err := d.Store.CurationImport(ctx, "", items)
-		if err != nil {
-			return nil, err
-		}
-		res.Tasks, res.Outputs = r.Tasks, r.Outputs
-		return &struct{ Body ImportResult }{res}, nil
-	})
-
-	huma.Register(api, huma.Operation{
-		OperationID: "importLabelStudio", Method: http.MethodPost, Path: "/v1/curation/imports/label_studio",
-		Summary: "Import a Label Studio JSON export", Tags: tags, Middlewares: auth, SkipValidateBody: true,
-		Description: "Label Studio's JSON export: each task's data (prompt, or messages) is the prompt, its predictions the outputs " +
-			"(model_version names the model), and an annotation with ground_truth becomes the gold star. Query type names the tasks' type.",
-	}, func(ctx context.Context, in *struct {
-		Type    string `query:"type" doc:"The tasks' type (default label_studio)."`
-		RawBody []byte `contentType:"application/json"`
-	}) (*struct{ Body ImportResult }, error) {
-		typ := in.Type
-		if typ == "" {
-			typ = "label_studio"
-		}
-		res, err := d.importLabelStudio(ctx, typ, in.RawBody)
-		if err != nil {
-			return nil, err
-		}
-		return &struct{ Body ImportResult }{res}, nil
-	})
-}
-
 func (d Deps) parseBulk(body []byte) ([]store.ImportItem, ImportResult) {
 	res := ImportResult{Object: "curation.import"}
 	fail := func(line int, msg string) {
 		if len(res.Errors) < 100 {
-			res.Errors = append(res.Errors, struct {
-				Line    int    `json:"line"`
-				Message string `json:"message"`
-			}{line, msg})
+			res.Errors = append(res.Errors, importError{Line: line, Message: msg})
 		}
 	}
 	var items []store.ImportItem
@@ -138,8 +93,9 @@ func (d Deps) parseBulk(body []byte) ([]store.ImportItem, ImportResult) {
 	return items, res
 }
 
-// importLabelStudio imports Label Studio's JSON export.
-func (d Deps) importLabelStudio(ctx context.Context, typ string, body []byte) (ImportResult, error) {
+// importLabelStudioTasks imports Label Studio's JSON export as tasks of
+// type typ.
+func (d Deps) importLabelStudioTasks(ctx context.Context, typ string, body []byte) (ImportResult, error) {
 	var tasks []struct {
 		ID   any            `json:"id"`
 		Data map[string]any `json:"data"`
@@ -148,7 +104,7 @@ func (d Deps) importLabelStudio(ctx context.Context, typ string, body []byte) (I
 		Annotations []lsResult `json:"annotations"`
 	}
 	if err := json.Unmarshal(body, &tasks); err != nil {
-		return ImportResult{}, withCode(http.StatusBadRequest, "invalid_label_studio", "The body is not a Label Studio JSON export (an array of tasks): "+err.Error())
+		return ImportResult{}, apierror.InvalidCode("", "invalid_label_studio", "The body is not a Label Studio JSON export (an array of tasks): "+err.Error())
 	}
 	res := ImportResult{Object: "curation.import"}
 	var items []store.ImportItem
@@ -166,10 +122,7 @@ func (d Deps) importLabelStudio(ctx context.Context, typ string, body []byte) (I
 				}
 			}
 			if prompt == "" {
-				res.Errors = append(res.Errors, struct {
-					Line    int    `json:"line"`
-					Message string `json:"message"`
-				}{i + 1, "task has no data.prompt, data.text, data.input or data.messages"})
+				res.Errors = append(res.Errors, importError{Line: i + 1, Message: "task has no data.prompt, data.text, data.input or data.messages"})
 				continue
 			}
 			msgs, _ = json.Marshal([]map[string]string{{"role": "user", "content": prompt}})

@@ -1,0 +1,153 @@
+package curation
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/riverqueue/river"
+
+	"github.com/kilnhq/kiln/internal/apierror"
+	"github.com/kilnhq/kiln/internal/ids"
+	"github.com/kilnhq/kiln/internal/store"
+)
+
+// The export routes: start an export (a job, see export.go), follow its
+// progress and download it, and list recent ones.
+
+func registerExports(api huma.API, d Deps) {
+	huma.Register(api, huma.Operation{
+		OperationID: "createCurationExport", Method: http.MethodPost, Path: "/v1/curation/exports",
+		Summary: "Start an export", Tags: tags, Middlewares: curatorsOnly(api, d.Store),
+		Description: "Runs as a job; poll GET /v1/curation/exports/{id} for its progress and, once completed, a presigned download_url.",
+	}, d.createExport)
+
+	huma.Register(api, huma.Operation{
+		OperationID: "retrieveCurationExport", Method: http.MethodGet, Path: "/v1/curation/exports/{export_id}",
+		Summary: "An export's progress and download link", Tags: tags, Middlewares: curatorsOnly(api, d.Store),
+	}, d.getExport)
+
+	huma.Register(api, huma.Operation{
+		OperationID: "listCurationExports", Method: http.MethodGet, Path: "/v1/curation/exports",
+		Summary: "Recent exports", Tags: tags, Middlewares: curatorsOnly(api, d.Store),
+	}, d.listExports)
+}
+
+// exportFormat is an export's format, one of Formats.
+type exportFormat string
+
+// TransformSchema lists Formats as the schema's enum.
+func (exportFormat) TransformSchema(_ huma.Registry, s *huma.Schema) *huma.Schema {
+	return withEnum(s, Formats...)
+}
+
+// exportStatuses are an export's statuses, listed once: the schema's enum
+// comes from here.
+var exportStatuses = []string{store.ExportQueued, store.ExportRunning, store.ExportCompleted, store.ExportFailed}
+
+// exportStatus is an export's status.
+type exportStatus string
+
+// TransformSchema lists exportStatuses as the schema's enum.
+func (exportStatus) TransformSchema(_ huma.Registry, s *huma.Schema) *huma.Schema {
+	return withEnum(s, exportStatuses...)
+}
+
+// Export is an export as the API shows it.
+type Export struct {
+	ID          string       `json:"id"`
+	Object      string       `json:"object" enum:"curation.export"`
+	Format      string       `json:"format"`
+	Status      exportStatus `json:"status"`
+	Done        int64        `json:"done" doc:"Tasks read so far."`
+	Total       int64        `json:"total" doc:"Tasks to read."`
+	Rows        int64        `json:"rows" doc:"Examples written."`
+	FileID      *string      `json:"file_id"`
+	DownloadURL *string      `json:"download_url" doc:"A presigned URL of the file, valid 15 minutes; null until completed."`
+	Error       string       `json:"error"`
+	CreatedAt   int64        `json:"created_at"`
+	CompletedAt *int64       `json:"completed_at"`
+}
+
+func (d Deps) exportOf(ctx context.Context, e store.CurationExport) Export {
+	out := Export{ID: e.ID, Object: "curation.export", Format: e.Format, Status: exportStatus(e.Status), Done: e.Done, Total: e.Total, Rows: e.Rows,
+		FileID: e.FileID, Error: e.Error, CreatedAt: e.CreatedAt, CompletedAt: e.CompletedAt}
+	if e.FileID != nil {
+		if f, err := d.Store.FileGet(ctx, *e.FileID); err == nil {
+			if u, err := d.Bucket.PresignGet(ctx, f.ObjectKey, 15*time.Minute, f.Filename); err == nil {
+				out.DownloadURL = &u
+			}
+		}
+	}
+	return out
+}
+
+// createCurationExportRequest is named after its operation, as Huma names
+// an anonymous body in the OpenAPI document.
+type createCurationExportRequest struct {
+	Format  exportFormat `json:"format"`
+	Type    string       `json:"type,omitempty"`
+	Source  string       `json:"source,omitempty" enum:"gold,corrected,both,"`
+	PerType int          `json:"per_type,omitempty" minimum:"0" maximum:"1000"`
+}
+
+type createExportInput struct {
+	Body createCurationExportRequest
+}
+
+type exportOutput struct {
+	Body Export
+}
+
+func (d Deps) createExport(ctx context.Context, in *createExportInput) (*exportOutput, error) {
+	o := ExportOptions{Format: string(in.Body.Format), Type: in.Body.Type, Source: in.Body.Source, PerType: in.Body.PerType}
+	n, err := d.Store.CurationCount(ctx, store.TaskFilter{Type: o.Type})
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		return nil, apierror.InvalidCode("", "empty_export", "The selection holds no task: there is nothing to export.")
+	}
+	opts, _ := json.Marshal(o)
+	e := store.CurationExport{ID: ids.New(ids.Export), Format: o.Format, Options: opts, Status: store.ExportQueued,
+		Curator: curatorOf(ctx).Name, CreatedAt: time.Now().Unix()}
+	if err := d.Store.ExportCreate(ctx, e, store.Job{Args: ExportArgs{ExportID: e.ID}, Opts: &river.InsertOpts{}}); err != nil {
+		return nil, err
+	}
+	return &exportOutput{d.exportOf(ctx, e)}, nil
+}
+
+type exportInput struct {
+	ExportID string `path:"export_id"`
+}
+
+func (d Deps) getExport(ctx context.Context, in *exportInput) (*exportOutput, error) {
+	e, err := d.Store.ExportGet(ctx, in.ExportID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, apierror.NotFound("export", in.ExportID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &exportOutput{d.exportOf(ctx, e)}, nil
+}
+
+type exportListOutput struct {
+	Body listOf[Export]
+}
+
+func (d Deps) listExports(ctx context.Context, _ *struct{}) (*exportListOutput, error) {
+	list, err := d.Store.ExportList(ctx, 50)
+	if err != nil {
+		return nil, err
+	}
+	out := &exportListOutput{}
+	out.Body.Data = []Export{}
+	for _, e := range list {
+		out.Body.Data = append(out.Body.Data, d.exportOf(ctx, e))
+	}
+	return out, nil
+}
