@@ -44,6 +44,10 @@ type Deps struct {
 	// DownloadRedirect answers file downloads with a redirect to a
 	// presigned URL of the object store.
 	DownloadRedirect bool
+	// BodyIdleTimeout and BodyMinRate pace request bodies (guardBodies);
+	// an idle timeout of 0 turns the guard off.
+	BodyIdleTimeout time.Duration
+	BodyMinRate     int
 	// Conquests are the conquest type definitions.
 	Conquests *conquest.Registry
 	// Webhooks and Inbox are the functions the API manages.
@@ -77,8 +81,8 @@ func New(d Deps) (http.Handler, huma.API) {
 	}
 	documentErrors(api)
 	// The folder object store's presigned URLs: the signature is the
-	// credential, so no API key.
-	mux.Handle(objectstore.SignedPath, objectstore.Handler(d.Bucket))
+	// credential, so no API key; a part's URL dies with its upload.
+	mux.Handle(objectstore.SignedPath, objectstore.HandlerWith(d.Bucket, &objectstore.HandlerOpts{Authorize: d.Batches.AuthorizeObject}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = io.WriteString(w, "ok\n")
@@ -90,7 +94,7 @@ func New(d Deps) (http.Handler, huma.API) {
 		}
 		apierror.Write(w, apierror.New(http.StatusNotFound, "unknown_url", "", "Invalid URL ("+r.Method+" "+r.URL.Path+")"))
 	})
-	return withRequestID(authenticate(d, mux)), api
+	return withRequestID(authenticate(d, guardBodies(mux, d.BodyIdleTimeout, d.BodyMinRate))), api
 }
 
 // Config is the Huma configuration: OpenAPI 3.1, docs at /docs, the

@@ -302,6 +302,10 @@ func testBadLines(t *testing.T, c *rawClient) {
 		{name: "two models", input: chatLine("a") + "\n" + strings.Replace(chatLine("b"), `"sim-model"`, `"other-model"`, 1) + "\n", want: []lineError{{2, "mismatched_model"}}},
 		{name: "missing body", input: chatLine("a") + "\n" + `{"custom_id": "b", "method": "POST", "url": "/v1/chat/completions"}` + "\n", want: []lineError{{2, "missing_body"}}},
 		{name: "invalid UTF-8", input: chatLine("a") + "\n" + strings.Replace(chatLine("b"), "hi", "h\xffi", 1) + "\n", want: []lineError{{2, "invalid_utf8"}}},
+		// A NUL in a stored field used to leave the batch validating for
+		// good on PostgreSQL: the job retried SQLSTATE 22021 forever.
+		{name: "NUL in model", input: chatLine("a") + "\n" + strings.Replace(chatLine("b"), `"sim-model"`, `"sim\u0000model"`, 1) + "\n", want: []lineError{{2, "invalid_text"}}},
+		{name: "NUL in custom_id", input: chatLine("a") + "\n" + strings.Replace(chatLine("b-c"), "b-c", `b\u0000c`, 1) + "\n", want: []lineError{{2, "invalid_text"}}},
 		{name: "10.5 MiB line", input: chatLine("a") + "\n" + bigLine(maxLine+maxLine/20) + "\n" + chatLine("c") + "\n", want: []lineError{{2, "line_too_long"}}},
 		{name: "first line too long", input: bigLine(maxLine+1) + "\n" + chatLine("c") + "\n", want: []lineError{{1, "line_too_long"}}},
 		{name: "last line one byte too long without final newline", input: chatLine("a") + "\n" + bigLine(maxLine+1), want: []lineError{{2, "line_too_long"}}},

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
+	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -29,6 +30,7 @@ func useOpenAIErrors(cfg *huma.Config, log *slog.Logger) func(huma.API) {
 	cfg.Transformers = append(cfg.Transformers, renderErrors(log))
 	return func(api huma.API) {
 		api.UseMiddleware(func(ctx huma.Context, next func(huma.Context)) { next(openAIStatus{ctx}) })
+		api.UseMiddleware(checkText(api))
 	}
 }
 
@@ -38,6 +40,16 @@ type hctx = huma.Context
 
 // openAIStatus answers 400 where Huma answers 422: OpenAI has no 422.
 type openAIStatus struct{ hctx }
+
+// Unwrap is the wrapped context, for humago.Unwrap.
+func (c openAIStatus) Unwrap() huma.Context { return c.hctx }
+
+// SetReadDeadline does nothing: kiln's own guards own the read deadline
+// (checkText for JSON bodies, guardBodies for the rest), and clear it once
+// a body is read. Huma's would outlive the body: net/http's background
+// read after the body then times out, which cancels the request's context
+// in the middle of a long handler.
+func (c openAIStatus) SetReadDeadline(time.Time) error { return nil }
 
 func (c openAIStatus) SetStatus(code int) {
 	if code == http.StatusUnprocessableEntity {
@@ -145,6 +157,9 @@ func withRequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := ids.New(ids.Request)
 		w.Header().Set("X-Request-Id", id)
+		// Answers are JSON or files: never to be sniffed as something
+		// else by a browser.
+		w.Header().Set("X-Content-Type-Options", "nosniff")
 		next.ServeHTTP(w, r.WithContext(apierror.WithRequestID(r.Context(), id)))
 	})
 }

@@ -54,6 +54,7 @@ func TestErrorRendering(t *testing.T) {
 		require.NoError(t, err)
 		defer resp.Body.Close()
 		require.Equal(t, "application/json", resp.Header.Get("Content-Type"))
+		require.Equal(t, "nosniff", resp.Header.Get("X-Content-Type-Options"))
 		var env struct{ Error apierror.Body }
 		require.NoError(t, json.NewDecoder(resp.Body).Decode(&env))
 		return resp, env.Error

@@ -279,7 +279,7 @@ func upload(ctx context.Context, d Deps, in *fileUploadInput) (store.File, error
 		case "purpose":
 			b, err := io.ReadAll(io.LimitReader(part, 256))
 			if err != nil {
-				return apierror.Invalid("purpose", "Malformed multipart body: "+err.Error())
+				return apierror.BodyError("purpose", err)
 			}
 			purpose = strings.TrimSpace(string(b))
 		case "file":
@@ -318,13 +318,13 @@ func eachFormPart(contentType string, body io.Reader, fn func(*multipart.Part) e
 			return nil
 		}
 		if err != nil {
-			return apierror.Invalid("", "Malformed multipart body: "+err.Error())
+			return apierror.BodyError("", err)
 		}
 		if err := fn(part); err != nil {
 			return err
 		}
 		if _, err := io.Copy(io.Discard, part); err != nil {
-			return apierror.Invalid("", "Malformed multipart body: "+err.Error())
+			return apierror.BodyError("", err)
 		}
 	}
 }

@@ -17,6 +17,9 @@ type Deps struct {
 	Schemas  *conquest.Registry
 	Importer *Importer
 	Log      *slog.Logger
+	// SecureCookies marks the session cookie Secure: kiln is reached over
+	// https (its public URL says so).
+	SecureCookies bool
 }
 
 // Register adds the curation routes to api, one resource per file. Every
@@ -28,6 +31,7 @@ func Register(api huma.API, d Deps) {
 	registerStats(api, d)
 	registerExports(api, d)
 	registerImports(api, d)
+	registerCurators(api, d)
 }
 
 // SpecRoutes registers the curation routes for the OpenAPI document only:

@@ -108,12 +108,12 @@ func requireCurator(api huma.API, st *store.Store) func(huma.Context, func(huma.
 	}
 }
 
-// requireAdmin is the Huma middleware of routes that change what is
-// curated (imports): admins only.
-func requireAdmin(api huma.API) func(huma.Context, func(huma.Context)) {
+// requireAdmin is the Huma middleware of routes for admins only: without
+// the role, the answer is 403, saying that only an admin may do what.
+func requireAdmin(api huma.API, what string) func(huma.Context, func(huma.Context)) {
 	return func(ctx huma.Context, next func(huma.Context)) {
 		if curatorOf(ctx.Context()).Role != RoleAdmin {
-			_ = huma.WriteErr(api, ctx, http.StatusForbidden, "Only a curation admin may import.")
+			_ = huma.WriteErr(api, ctx, http.StatusForbidden, "Only a curation admin may "+what+".")
 			return
 		}
 		next(ctx)
@@ -128,5 +128,11 @@ func curatorsOnly(api huma.API, st *store.Store) huma.Middlewares {
 // adminsOnly are the middlewares of the routes that change what is
 // curated (imports).
 func adminsOnly(api huma.API, st *store.Store) huma.Middlewares {
-	return huma.Middlewares{requireCurator(api, st), requireAdmin(api)}
+	return adminsOnlyTo(api, st, "import")
+}
+
+// adminsOnlyTo are the middlewares of routes for admins only, which do
+// what (in the 403's message).
+func adminsOnlyTo(api huma.API, st *store.Store, what string) huma.Middlewares {
+	return huma.Middlewares{requireCurator(api, st), requireAdmin(api, what)}
 }

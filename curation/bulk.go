@@ -9,6 +9,7 @@ import (
 
 	"github.com/kilnhq/kiln/internal/apierror"
 	"github.com/kilnhq/kiln/internal/batchline"
+	"github.com/kilnhq/kiln/internal/dbtext"
 	"github.com/kilnhq/kiln/internal/store"
 )
 
@@ -49,6 +50,10 @@ func (d Deps) parseBulk(body []byte) ([]store.ImportItem, ImportResult) {
 		if batchline.Blank(sc.Bytes()) {
 			continue
 		}
+		if path, err := dbtext.CheckJSON(sc.Bytes()); err != nil {
+			fail(sc.Line(), fmt.Sprintf("%s: the value %v", path, err))
+			continue
+		}
 		var r BulkRecord
 		dec := json.NewDecoder(bytes.NewReader(sc.Bytes()))
 		dec.DisallowUnknownFields()
@@ -58,6 +63,10 @@ func (d Deps) parseBulk(body []byte) ([]store.ImportItem, ImportResult) {
 		}
 		if r.Type == "" || r.Model == "" || len(r.Messages) == 0 || len(r.Output) == 0 {
 			fail(sc.Line(), "type, messages, model and output are required")
+			continue
+		}
+		if err := checkTaskType(r.Type); err != nil {
+			fail(sc.Line(), err.Error())
 			continue
 		}
 		var msgs []map[string]any
@@ -105,6 +114,9 @@ func (d Deps) importLabelStudioTasks(ctx context.Context, typ string, body []byt
 	}
 	if err := json.Unmarshal(body, &tasks); err != nil {
 		return ImportResult{}, apierror.InvalidCode("", "invalid_label_studio", "The body is not a Label Studio JSON export (an array of tasks): "+err.Error())
+	}
+	if len(tasks) == 0 { // [] or null
+		return ImportResult{}, apierror.InvalidCode("", "invalid_label_studio", "The body holds no task: a Label Studio JSON export is an array of one task or more.")
 	}
 	res := ImportResult{Object: "curation.import"}
 	var items []store.ImportItem
@@ -207,4 +219,22 @@ func (r lsResult) text() string {
 	}
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// taskTypeLen bounds a task type's name.
+const taskTypeLen = 64
+
+// checkTaskType checks the name of a task type that an import gives: a
+// conquest type's ID or a name of the same shape (lower-case letters,
+// digits, _ and -), so that it is safe in URLs, file names and pages.
+func checkTaskType(typ string) error {
+	if typ == "" || len(typ) > taskTypeLen {
+		return fmt.Errorf("a type is 1 to %d characters", taskTypeLen)
+	}
+	for _, r := range typ {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			return fmt.Errorf("type %q may hold only lower-case letters, digits, _ and -", typ)
+		}
+	}
+	return nil
 }

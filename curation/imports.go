@@ -98,6 +98,9 @@ func (d Deps) importLabelStudio(ctx context.Context, in *labelStudioImportInput)
 	if typ == "" {
 		typ = "label_studio"
 	}
+	if err := checkTaskType(typ); err != nil {
+		return nil, apierror.Invalid("type", apierror.Sentence(err))
+	}
 	res, err := d.importLabelStudioTasks(ctx, typ, in.RawBody)
 	if err != nil {
 		return nil, err

@@ -79,7 +79,7 @@ func (d Deps) login(ctx context.Context, in *loginInput) (*sessionOutput, error)
 	if err := d.Store.SessionCreate(ctx, apikey.Hash(token), c.ID, exp); err != nil {
 		return nil, err
 	}
-	return &sessionOutput{SetCookie: sessionCookie(token, exp), Body: sessionOf(c)}, nil
+	return &sessionOutput{SetCookie: d.sessionCookie(token, exp), Body: sessionOf(c)}, nil
 }
 
 type currentSessionOutput struct {
@@ -100,12 +100,14 @@ func (d Deps) logout(ctx context.Context, in *logoutInput) (*sessionOutput, erro
 			return nil, err
 		}
 	}
-	gone := sessionCookie("", time.Time{})
+	gone := d.sessionCookie("", time.Time{})
 	gone.MaxAge = -1
 	return &sessionOutput{SetCookie: gone}, nil
 }
 
-// sessionCookie is the UI's session cookie: HttpOnly, SameSite=Strict.
-func sessionCookie(token string, expires time.Time) http.Cookie {
-	return http.Cookie{Name: CookieName, Value: token, Path: "/", Expires: expires, HttpOnly: true, SameSite: http.SameSiteStrictMode}
+// sessionCookie is the UI's session cookie: HttpOnly, SameSite=Strict,
+// and Secure when kiln is reached over https.
+func (d Deps) sessionCookie(token string, expires time.Time) http.Cookie {
+	return http.Cookie{Name: CookieName, Value: token, Path: "/", Expires: expires, HttpOnly: true, SameSite: http.SameSiteStrictMode,
+		Secure: d.SecureCookies}
 }

@@ -211,7 +211,8 @@ func (w *InvokeWorker) Work(ctx context.Context, job *river.Job[InvokeArgs]) err
 	err = fn.Handle(ctx, EventOf(ev))
 	w.Log.DebugContext(ctx, "function ran", "function", a.Function, "event", ev.ID, "type", ev.Type,
 		"attempt", job.Attempt, "took", time.Since(start), "err", err)
-	return w.finish(ctx, job, err, errors.As(err, new(permanentError)))
+	// A database refusing the data itself refuses it again: as permanent.
+	return w.finish(ctx, job, err, errors.As(err, new(permanentError)) || store.IsPermanent(err))
 }
 
 func (w *InvokeWorker) finish(ctx context.Context, job *river.Job[InvokeArgs], fnErr error, permanent bool) error {

@@ -182,7 +182,9 @@ func (w *DeliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) e
 		attempt.Status = store.DeliverySucceeded
 		h.Log.DebugContext(ctx, "webhook delivered", "delivery", d.ID, "event", ev.ID, "url", d.URL, "attempt", attempt.Attempts)
 		return h.record(ctx, d, attempt)
-	case h.Retry.exhausted(job.Attempt, job.CreatedAt):
+	case errors.As(sendErr, new(*RefusedError)), h.Retry.exhausted(job.Attempt, job.CreatedAt):
+		// A refusal by policy stays one until the configuration changes:
+		// retrying it for a day would only delay the news.
 		h.Metrics.delivery("failed", took)
 		attempt.Status, attempt.Error = store.DeliveryFailed, sendErr.Error()
 		h.Log.WarnContext(ctx, "webhook delivery gave up", "delivery", d.ID, "event", ev.ID, "url", d.URL, "attempts", attempt.Attempts, "err", sendErr)
@@ -208,6 +210,19 @@ func (h *Webhooks) record(ctx context.Context, d store.Delivery, a store.Deliver
 	}
 	return err
 }
+
+// RefusedError is a delivery the SSRF guard refused when it connected: the
+// target resolved to a private, loopback or otherwise non-public address.
+// Such a delivery fails at once, not retried.
+type RefusedError struct {
+	Blocked *netguard.BlockedError
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("refused: %s is not a public address; kiln delivers to private addresses only with %s", e.Blocked.Addr, netguard.AllowSetting)
+}
+
+func (e *RefusedError) Unwrap() error { return e.Blocked }
 
 // Send posts the event to target once, signed with the endpoint's
 // secrets, and fills in a's response fields; a 2xx answer is success.
@@ -241,7 +256,7 @@ func (h *Webhooks) Send(ctx context.Context, e store.WebhookEndpoint, target str
 	if err != nil {
 		var blocked *netguard.BlockedError
 		if errors.As(err, &blocked) {
-			return fmt.Errorf("refused: %s is not a public address (allow private targets in the configuration to deliver there)", blocked.Addr)
+			return &RefusedError{Blocked: blocked}
 		}
 		return err
 	}

@@ -19,9 +19,12 @@ import (
 	"github.com/openai/openai-go/v3/webhooks"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kilnhq/kiln/functions"
 	"github.com/kilnhq/kiln/internal/config"
+	"github.com/kilnhq/kiln/internal/ids"
 	"github.com/kilnhq/kiln/internal/kilntest"
 	"github.com/kilnhq/kiln/internal/openaispec"
+	"github.com/kilnhq/kiln/internal/store"
 )
 
 // received is one request a receiver got.
@@ -419,5 +422,135 @@ func TestWebhookRotationSignsWithBoth(t *testing.T) {
 	for _, secret := range []string{ep.SigningSecret, rot.SigningSecret} {
 		_, err := c.Webhooks.Unwrap(got[0].Body, got[0].Header, option.WithWebhookSecret(secret))
 		require.NoError(t, err)
+	}
+}
+
+// apiError is OpenAI's error envelope.
+type apiError struct {
+	Error struct {
+		Message string  `json:"message"`
+		Param   *string `json:"param"`
+	} `json:"error"`
+}
+
+// TestWebhookURLRefusedAtRegistration: every spelling of a loopback,
+// private or reserved address, a name that maps to one, an overlong host
+// or URL, and a path that could escape its endpoint's are refused with 400
+// naming url, when an endpoint is created or updated, and naming metadata
+// as a batch's webhook_url. Nothing is resolved through DNS: every host
+// here is numeric, localhost, or too long to be looked up.
+func TestWebhookURLRefusedAtRegistration(t *testing.T) {
+	env := kilntest.Start(t, "sqlite", kilntest.Options{NoAgent: true})
+	c := env.Client()
+	ctx := context.Background()
+	long := strings.Repeat("a", 63)
+	refused := []struct{ name, url, wantErr string }{
+		{"decimal", "http://2130706433/", "127.0.0.1"},
+		{"hex", "http://0x7f000001/", "127.0.0.1"},
+		{"hex-dotted", "http://0x7f.0.0.1/", "127.0.0.1"},
+		{"octal", "http://0177.0.0.1/", "127.0.0.1"},
+		{"short-2", "http://127.1/", "127.0.0.1"},
+		{"short-3", "http://127.0.1/", "127.0.0.1"},
+		{"mapped", "http://[::ffff:127.0.0.1]/", "127.0.0.1"},
+		{"mapped-hex", "http://[::ffff:7f00:1]/", "127.0.0.1"},
+		{"compatible", "http://[::127.0.0.1]/", "::7f00:1"},
+		{"ipv6-loopback", "http://[::1]/", "::1"},
+		{"localhost", "http://localhost/", "loopback"},
+		{"localhost-dot", "http://LocalHost./", "loopback"},
+		{"sub-localhost", "http://a.localhost/", "loopback"},
+		{"benchmarking", "http://198.18.0.1/", "198.18.0.1"},
+		{"benchmarking-top", "http://198.19.255.254/", "198.19.255.254"},
+		{"reserved", "http://240.0.0.1/", "240.0.0.1"},
+		{"this-network", "http://0.1.2.3/", "0.1.2.3"},
+		{"cgnat", "http://100.64.0.1/", "100.64.0.1"},
+		{"private-10", "http://10.0.0.1/", "10.0.0.1"},
+		{"private-172", "http://172.16.0.1/", "172.16.0.1"},
+		{"private-192", "http://192.168.1.1/", "192.168.1.1"},
+		{"private-decimal", "http://3232235777/", "192.168.1.1"},
+		{"metadata", "http://169.254.169.254/", "169.254.169.254"},
+		{"ula", "http://[fd00::1]/", "fd00::1"},
+		{"invalid-ipv4", "http://1.2.3.999/", "not a valid IPv4 address"},
+		{"long-host", "https://" + strings.Join([]string{long, long, long, long}, ".") + "/x", "longer than 253 characters"},
+		{"long-url", "https://aris.example.com/hooks/" + strings.Repeat("p", 2048), "longer than 2048 characters"},
+		{"dot-segment", "https://aris.example.com/hooks/../admin", "dot segments"},
+		{"encoded-dot-segment", "https://aris.example.com/hooks/%2E%2e/admin", "dot segments"},
+		{"encoded-slash", "https://aris.example.com/hooks%2f..%2fadmin", "encoded slashes"},
+		{"backslash", `https://aris.example.com/hooks/..\admin`, "backslashes"},
+	}
+	ep, err := c.Webhooks.New(ctx, webhooks.WebhookNewParams{URL: "https://aris.example.com/hooks", Name: "aris", EventTypes: []string{"batch.completed"}})
+	require.NoError(t, err)
+	f, err := c.Files.New(ctx, openai.FileNewParams{File: openai.File(bytes.NewReader(kilntest.ChatLines(1, 0)), "in.jsonl", "application/jsonl"), Purpose: openai.FilePurposeBatch})
+	require.NoError(t, err)
+	refusedAs := func(t *testing.T, method, path string, body any, param, wantErr string) {
+		t.Helper()
+		var got apiError
+		do(t, env, method, path, body, http.StatusBadRequest, &got)
+		require.NotNil(t, got.Error.Param)
+		require.Equal(t, param, *got.Error.Param)
+		require.Contains(t, got.Error.Message, wantErr)
+	}
+	for _, tt := range refused {
+		t.Run(tt.name, func(t *testing.T) {
+			refusedAs(t, http.MethodPost, "/webhook_endpoints", map[string]any{"url": tt.url, "event_types": []string{"batch.completed"}}, "url", tt.wantErr)
+			refusedAs(t, http.MethodPost, "/webhook_endpoints/"+ep.ID, map[string]any{"url": tt.url}, "url", tt.wantErr)
+			batchErr := tt.wantErr
+			if len(tt.url) > 512 {
+				batchErr = "at most 512 characters" // metadata's own limit comes first
+			}
+			refusedAs(t, http.MethodPost, "/batches", map[string]any{"input_file_id": f.ID, "endpoint": "/v1/chat/completions",
+				"completion_window": "24h", "metadata": map[string]string{"webhook_url": tt.url}}, "metadata", batchErr)
+		})
+	}
+	got, err := c.Webhooks.Get(ctx, ep.ID)
+	require.NoError(t, err)
+	require.Equal(t, "https://aris.example.com/hooks", got.URL, "no refused update changed the endpoint")
+
+	// Under the endpoint but for its dot segments: refused, not covered.
+	for _, target := range []string{"https://aris.example.com/hooks/a/../../admin", "https://aris.example.com/hooks/%2e%2e/admin"} {
+		refusedAs(t, http.MethodPost, "/batches", map[string]any{"input_file_id": f.ID, "endpoint": "/v1/chat/completions",
+			"completion_window": "24h", "metadata": map[string]string{"webhook_url": target}}, "metadata", "dot segments")
+	}
+}
+
+// TestWebhookRefusedAtDialFailsAtOnce: a delivery the SSRF guard refuses
+// when it connects (an endpoint registered while private addresses were
+// allowed, or a name that now resolves to one) fails at its first attempt,
+// with a reason naming the setting that would allow it, instead of being
+// retried for a day; the receiver sees nothing.
+func TestWebhookRefusedAtDialFailsAtOnce(t *testing.T) {
+	for _, backend := range kilntest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			env := kilntest.Start(t, backend, kilntest.Options{Configure: func(c *config.Config) {
+				c.RetryBase = 20 * time.Millisecond
+				c.RetryMax = 100 * time.Millisecond
+			}})
+			c := env.Client()
+			rc := newReceiver(t, nil)
+			// Stored as it was registered before: registration now refuses it.
+			ep := store.WebhookEndpoint{ID: ids.New(ids.WebhookEndpoint), URL: rc.URL + "/hooks", Name: "old", EventTypes: []string{"batch.completed"},
+				Secret: functions.NewSecret(), CreatedAt: time.Now().Unix()}
+			require.NoError(t, env.App.Store.WebhookEndpointCreate(context.Background(), ep))
+
+			id := runBatch(t, c, 2, nil)
+			require.Equal(t, openai.BatchStatusCompleted, kilntest.WaitBatch(t, c, id).Status)
+			kilntest.Eventually(t, 30*time.Second, func() bool {
+				ds := deliveries(t, env, ep.ID)
+				return len(ds) == 1 && ds[0]["status"] == "failed"
+			}, "the delivery to fail")
+			d := deliveries(t, env, ep.ID)[0]
+			require.EqualValues(t, 1, d["attempts"], "not retried")
+			require.Contains(t, d["last_error"], "127.0.0.1 is not a public address")
+			require.Contains(t, d["last_error"], "KILN_WEBHOOK_ALLOW_PRIVATE=true")
+			require.Contains(t, scrape(t, env), `kiln_webhook_deliveries_total{outcome="failed"} 1`)
+			require.NotContains(t, scrape(t, env), `kiln_webhook_deliveries_total{outcome="retry"}`)
+
+			// The test route says the same at once.
+			var res map[string]any
+			do(t, env, http.MethodPost, "/webhook_endpoints/"+ep.ID+"/test", map[string]any{"event_type": "batch.completed"}, http.StatusOK, &res)
+			require.Equal(t, false, res["success"])
+			require.Contains(t, res["error"], "KILN_WEBHOOK_ALLOW_PRIVATE=true")
+			require.Empty(t, rc.requests(), "nothing reached the receiver")
+		})
 	}
 }

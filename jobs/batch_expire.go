@@ -18,5 +18,5 @@ type BatchExpireWorker struct {
 // Work expires one batch.
 func (w *BatchExpireWorker) Work(ctx context.Context, job *river.Job[batch.ExpireArgs]) error {
 	_, err := w.d.Batches.Expire(ctx, job.Args.BatchID)
-	return err
+	return stopIfPermanent(err)
 }

@@ -23,5 +23,5 @@ func (w *BatchFinalizeWorker) Work(ctx context.Context, job *river.Job[batch.Fin
 	if errors.Is(err, batch.ErrLeased) {
 		return river.JobSnooze(batch.FinalizeWait)
 	}
-	return err
+	return stopIfPermanent(err)
 }

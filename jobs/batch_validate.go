@@ -17,5 +17,5 @@ type BatchValidateWorker struct {
 
 // Work validates one batch.
 func (w *BatchValidateWorker) Work(ctx context.Context, job *river.Job[batch.ValidateArgs]) error {
-	return w.d.Batches.Validate(ctx, job.Args.BatchID)
+	return stopIfPermanent(w.d.Batches.Validate(ctx, job.Args.BatchID))
 }

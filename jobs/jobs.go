@@ -53,6 +53,9 @@ type Deps struct {
 	Webhooks  *functions.Webhooks
 	// Exporter writes curation exports.
 	Exporter *curation.Exporter
+	// SweepMetrics count what the objects sweep removes; nil counts
+	// nothing.
+	SweepMetrics *SweepMetrics
 }
 
 // Register adds every worker of a serving process to workers. A new job
@@ -63,6 +66,7 @@ func Register(workers *river.Workers, d Deps) {
 	river.AddWorker(workers, &BatchExpireWorker{d: d})
 	river.AddWorker(workers, &UploadExpireWorker{d: d})
 	river.AddWorker(workers, &EventsPruneWorker{d: d})
+	river.AddWorker(workers, &ObjectsSweepWorker{d: d})
 	river.AddWorker(workers, &functions.InvokeWorker{Registry: d.Functions, Store: d.Store,
 		Log: d.Log.With("component", "functions"), Metrics: d.Webhooks.Metrics})
 	river.AddWorker(workers, &functions.DeliverWorker{Webhooks: d.Webhooks})
@@ -70,4 +74,17 @@ func Register(workers *river.Workers, d Deps) {
 }
 
 // Periodic are the jobs that run on a schedule.
-func Periodic() []*river.PeriodicJob { return []*river.PeriodicJob{EventsPrunePeriodic()} }
+func Periodic() []*river.PeriodicJob {
+	return []*river.PeriodicJob{EventsPrunePeriodic(), ObjectsSweepPeriodic()}
+}
+
+// stopIfPermanent turns an error the database would give again, however
+// often the job ran (store.IsPermanent: bad data, a broken constraint),
+// into River's cancellation: the job stops at once, with the error
+// recorded on it, instead of retrying to its last attempt.
+func stopIfPermanent(err error) error {
+	if store.IsPermanent(err) {
+		return river.JobCancel(err)
+	}
+	return err
+}

@@ -27,5 +27,5 @@ func (w *UploadExpireWorker) Work(ctx context.Context, job *river.Job[batch.Uplo
 	if errors.Is(err, batch.ErrCompleting) {
 		return river.JobSnooze(uploadCompletingWait)
 	}
-	return err
+	return stopIfPermanent(err)
 }

@@ -116,6 +116,22 @@ func TooLarge(code, param, msg string) *Error {
 	return New(http.StatusRequestEntityTooLarge, code, param, msg)
 }
 
+// BodyError is the error for a request body that could not be read: a 408
+// request_timeout when it stalled or came too slowly (a timeout, in the
+// sense of net.Error), and a 400 naming param otherwise (the body broke
+// off, or is malformed).
+func BodyError(param string, err error) *Error {
+	var ne interface{ Timeout() bool }
+	if errors.As(err, &ne) && ne.Timeout() {
+		e := New(http.StatusRequestTimeout, "request_timeout", param, "The request body arrived too slowly: "+err.Error()+".")
+		e.Cause = err
+		return e
+	}
+	e := Invalid(param, "The request body could not be read: "+err.Error()+".")
+	e.Cause = err
+	return e
+}
+
 // Sentence makes an error message a sentence: capitalised, with a full
 // stop.
 func Sentence(err error) string {

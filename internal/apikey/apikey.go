@@ -46,22 +46,65 @@ func Create(ctx context.Context, st *store.Store, name string) (store.APIKey, st
 // ErrInvalid is a secret that matches no live key.
 var ErrInvalid = errors.New("apikey: invalid key")
 
+// CacheTTL is how long a Checker trusts a good answer by default, and so
+// the longest a revoked key keeps working where no notification tells the
+// Checker of the revocation (see Checker).
+const CacheTTL = 2 * time.Second
+
 // Checker checks bearer secrets against the store and an optional static
-// key, remembering good answers for a short while so that a busy client does
-// not cost a query per request. A revoked key stops working within cacheTTL.
+// key, remembering good answers for a short while (TTL) so that a busy
+// client does not cost a query per request.
+//
+// A revoked key stops working at once when it is revoked through the
+// Checker's store (the store tells the Checker before KeyRevoke returns),
+// and on Postgres at once when it is revoked through any other store, in
+// another kiln or a `kiln keys revoke` (LISTEN/NOTIFY). Otherwise — on
+// SQLite, where the database cannot notify, or while Postgres's
+// notification connection is down — it stops working within TTL.
 type Checker struct {
 	st     *store.Store
 	static string
+	// TTL is how long a good answer is trusted. Zero means CacheTTL (2s).
+	// Set it before the first Check.
+	TTL time.Duration
 
 	mu    sync.Mutex
-	cache map[string]time.Time // hash -> valid until
+	cache map[string]cached // by the secret's hash
+	// gen counts revocations heard, so that an answer read before one is
+	// not cached after it.
+	gen uint64
 }
 
-const cacheTTL = 10 * time.Second
+type cached struct {
+	id    string
+	until time.Time
+}
 
 // NewChecker checks against st and, when static is not empty, that secret.
+// It watches st's revocations until st closes.
 func NewChecker(st *store.Store, static string) *Checker {
-	return &Checker{st: st, static: static, cache: map[string]time.Time{}}
+	c := &Checker{st: st, static: static, cache: map[string]cached{}}
+	if st != nil {
+		st.KeyWatch(context.Background(), c.forget)
+	}
+	return c
+}
+
+// forget drops the cached answers of the key with the ID, or every answer
+// when id is empty.
+func (c *Checker) forget(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	if id == "" {
+		clear(c.cache)
+		return
+	}
+	for h, e := range c.cache {
+		if e.id == id {
+			delete(c.cache, h)
+		}
+	}
 }
 
 // Check returns nil for a live key, ErrInvalid for a bad one, or a store
@@ -76,9 +119,10 @@ func (c *Checker) Check(ctx context.Context, secret string) error {
 	h := Hash(secret)
 	now := time.Now()
 	c.mu.Lock()
-	until, ok := c.cache[h]
+	e, ok := c.cache[h]
+	gen := c.gen
 	c.mu.Unlock()
-	if ok && now.Before(until) {
+	if ok && now.Before(e.until) {
 		return nil
 	}
 	k, err := c.st.KeyByHash(ctx, h)
@@ -89,11 +133,18 @@ func (c *Checker) Check(ctx context.Context, secret string) error {
 		return err
 	}
 	_ = c.st.KeyTouch(ctx, k.ID)
+	ttl := c.TTL
+	if ttl <= 0 {
+		ttl = CacheTTL
+	}
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen != gen {
+		return nil // a revocation was heard meanwhile: good now, not cached
+	}
 	if len(c.cache) > 10_000 {
 		clear(c.cache)
 	}
-	c.cache[h] = now.Add(cacheTTL)
-	c.mu.Unlock()
+	c.cache[h] = cached{id: k.ID, until: now.Add(ttl)}
 	return nil
 }

@@ -141,16 +141,18 @@ func New(ctx context.Context, cfg config.Config, opts Options, log *slog.Logger)
 		return nil, err
 	}
 	if opts.Serve {
-		a.Metrics.MustRegister(newBacklogCollector(a.Store, log))
+		a.Metrics.MustRegister(newBacklogCollector(a.Store, log), newUploadsCollector(a.Store, log))
 		a.Handler, a.API = api.New(api.Deps{
 			Webhooks: a.Webhooks, Inbox: a.Inbox, WebhookAllowPrivate: cfg.WebhookAllowPrivate, Conquests: a.Conquests,
 			Batches: a.Batches, Store: a.Store, Bucket: a.Bucket, Log: log, Version: opts.Version,
 			Keys:         apikey.NewChecker(a.Store, cfg.APIKey),
 			MaxFileBytes: cfg.MaxFileBytes, MaxLineBytes: cfg.MaxLineBytes,
 			MaxPartBytes: cfg.MaxPartBytes, UploadTTL: cfg.UploadTTL, DownloadRedirect: cfg.DownloadRedirect,
+			BodyIdleTimeout: cfg.BodyIdleTimeout, BodyMinRate: cfg.BodyMinRate,
 			Extra: func(hapi huma.API, mux *http.ServeMux) {
 				mux.Handle("GET /metrics", promhttp.HandlerFor(a.Metrics, promhttp.HandlerOpts{}))
-				curation.Register(hapi, curation.Deps{Store: a.Store, Bucket: a.Bucket, Schemas: a.Conquests, Importer: a.Importer, Log: log})
+				curation.Register(hapi, curation.Deps{Store: a.Store, Bucket: a.Bucket, Schemas: a.Conquests, Importer: a.Importer, Log: log,
+					SecureCookies: strings.HasPrefix(cfg.PublicURL, "https://")})
 				ui := curation.UIHandler()
 				mux.Handle("/curation/", ui)
 				mux.Handle("GET /curation", http.RedirectHandler("/curation/", http.StatusFound))
@@ -190,7 +192,7 @@ func (a *App) Start(ctx context.Context) error {
 	if a.opts.Serve {
 		workers := river.NewWorkers()
 		jobs.Register(workers, jobs.Deps{Batches: a.Batches, Store: a.Store, Log: a.Log,
-			EventRetention: a.Cfg.EventRetention, Functions: a.Functions, Webhooks: a.Webhooks,
+			EventRetention: a.Cfg.EventRetention, Functions: a.Functions, Webhooks: a.Webhooks, SweepMetrics: jobs.NewSweepMetrics(a.Metrics),
 			Exporter: &curation.Exporter{Store: a.Store, Bucket: a.Bucket, Log: a.Log.With("component", "curation")}})
 		if err := a.Store.StartWorkers(ctx, store.WorkerOpts{
 			Workers:      workers,

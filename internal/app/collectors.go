@@ -53,6 +53,39 @@ func (c *backlogCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+// uploadsCollector reports the uploads in progress at scrape time, as the
+// caps on them count them (KILN_MAX_PENDING_UPLOADS,
+// KILN_MAX_PENDING_UPLOAD_BYTES).
+type uploadsCollector struct {
+	st           *store.Store
+	log          *slog.Logger
+	count, bytes *prometheus.Desc
+}
+
+func newUploadsCollector(st *store.Store, log *slog.Logger) *uploadsCollector {
+	return &uploadsCollector{st: st, log: log,
+		count: prometheus.NewDesc("kiln_uploads_pending", "Uploads in progress: pending (not past their expiry) or completing.", nil, nil),
+		bytes: prometheus.NewDesc("kiln_uploads_pending_bytes", "Bytes the uploads in progress declare.", nil, nil),
+	}
+}
+
+func (c *uploadsCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.count
+	ch <- c.bytes
+}
+
+func (c *uploadsCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	p, err := c.st.UploadPendingTotals(ctx, time.Now().Unix())
+	if err != nil {
+		c.log.Warn("metrics: pending uploads", "err", err)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.count, prometheus.GaugeValue, float64(p.Count))
+	ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(p.Bytes))
+}
+
 // gpuCollector reports GPU utilisation and memory from nvidia-smi, when it
 // is installed.
 type gpuCollector struct {

@@ -56,6 +56,7 @@ func NewBatches(cfg config.Config, st *store.Store, bucket objectstore.Bucket, l
 	return batch.New(st, bucket, batch.Limits{
 		MaxFileBytes: cfg.MaxFileBytes, MaxPartBytes: cfg.MaxPartBytes, MaxLineBytes: cfg.MaxLineBytes,
 		MaxRequests: cfg.MaxRequests, ShardSize: cfg.ShardSize, UploadTTL: cfg.UploadTTL,
+		MaxPendingUploads: cfg.MaxPendingUploads, MaxPendingUploadBytes: cfg.MaxPendingUploadBytes,
 		WebhookAllowPrivate: cfg.WebhookAllowPrivate,
 	}, log.With("component", "batch"))
 }

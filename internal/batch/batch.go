@@ -45,6 +45,13 @@ type Limits struct {
 	// UploadTTL is how long an upload takes parts. Default:
 	// config.UploadTTLDefault.
 	UploadTTL time.Duration
+	// MaxPendingUploads is the most uploads in progress at once; negative
+	// is no cap. Default: config.MaxPendingUploadsDefault.
+	MaxPendingUploads int
+	// MaxPendingUploadBytes is the most bytes the uploads in progress may
+	// declare in all; negative is no cap. Default:
+	// config.MaxPendingUploadBytesDefault.
+	MaxPendingUploadBytes int64
 	// WebhookAllowPrivate accepts batch webhook URLs on private addresses.
 	// Default: false.
 	WebhookAllowPrivate bool
@@ -58,6 +65,8 @@ func (l Limits) WithDefaults() Limits {
 	l.MaxRequests = cmp.Or(l.MaxRequests, config.MaxRequestsDefault)
 	l.ShardSize = cmp.Or(l.ShardSize, config.ShardSizeDefault)
 	l.UploadTTL = cmp.Or(l.UploadTTL, config.UploadTTLDefault)
+	l.MaxPendingUploads = cmp.Or(l.MaxPendingUploads, config.MaxPendingUploadsDefault)
+	l.MaxPendingUploadBytes = cmp.Or(l.MaxPendingUploadBytes, config.MaxPendingUploadBytesDefault)
 	return l
 }
 

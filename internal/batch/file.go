@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kilnhq/kiln/internal/apierror"
+	"github.com/kilnhq/kiln/internal/dbtext"
 	"github.com/kilnhq/kiln/internal/ids"
 	"github.com/kilnhq/kiln/internal/objectstore"
 	"github.com/kilnhq/kiln/internal/store"
@@ -76,6 +77,9 @@ func (s *Service) PutFile(ctx context.Context, filename string, r io.Reader, par
 	if filename == "" {
 		filename = "file"
 	}
+	if err := checkFilename(param, filename); err != nil {
+		return nil, err
+	}
 	d := &Draft{File: NewFile("", filename), s: s, sniff: &jsonlSniffer{max: s.limits.MaxLineBytes}}
 	size, err := s.putLimited(ctx, d.File.ObjectKey, io.TeeReader(r, d.sniff), s.limits.MaxFileBytes, param, "file_too_large",
 		fmt.Sprintf("The file is larger than the limit of %d bytes.", s.limits.MaxFileBytes))
@@ -84,6 +88,21 @@ func (s *Service) PutFile(ctx context.Context, filename string, r io.Reader, par
 	}
 	d.File.Bytes = size
 	return d, nil
+}
+
+// MaxFilenameBytes bounds a file's name, as common file systems do.
+const MaxFilenameBytes = 255
+
+// checkFilename is the rule on a file's name: storable text, at most
+// MaxFilenameBytes, naming param when it breaks it.
+func checkFilename(param, name string) error {
+	if err := dbtext.Check(name); err != nil {
+		return apierror.Invalid(param, "The filename "+err.Error()+".")
+	}
+	if len(name) > MaxFilenameBytes {
+		return apierror.Invalid(param, fmt.Sprintf("The filename is %d bytes long; the most is %d.", len(name), MaxFilenameBytes))
+	}
+	return nil
 }
 
 // Commit records the draft as a file of purpose, one of UploadPurposes.
@@ -151,10 +170,11 @@ func (s *Service) putLimited(ctx context.Context, key string, r io.Reader, limit
 		return info.Size, nil
 	case errors.Is(err, errTooLarge):
 		return 0, apierror.TooLarge(code, param, tooLarge)
+	case lr.srcErr != nil: // the client's body broke off, stalled or is malformed
+		// (First: a failed read also ends the request's context.)
+		return 0, apierror.BodyError(param, lr.srcErr)
 	case ctx.Err() != nil:
 		return 0, apierror.New(statusClientClosed, "", "", "The client closed the request.")
-	case lr.srcErr != nil: // the client's body broke off or is malformed
-		return 0, apierror.Invalid(param, "The request body could not be read: "+lr.srcErr.Error())
 	}
 	return 0, fmt.Errorf("store %s: %w", key, err)
 }

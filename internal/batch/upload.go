@@ -8,7 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -47,7 +47,9 @@ type UploadParams struct {
 }
 
 // CreateUpload starts an upload, with its expiry job. It takes parts until
-// the upload TTL has passed.
+// the upload TTL has passed. The uploads in progress are capped, in
+// number and in the bytes they declare (429 too_many_pending_uploads);
+// the store counts them in the transaction that inserts the upload.
 func (s *Service) CreateUpload(ctx context.Context, p UploadParams) (store.Upload, error) {
 	if !slices.Contains(UploadPurposes, p.Purpose) {
 		return store.Upload{}, apierror.Invalid("purpose", fmt.Sprintf("'%s' is not one of %s - 'purpose'", p.Purpose, strings.Join(UploadPurposes, ", ")))
@@ -58,10 +60,49 @@ func (s *Service) CreateUpload(ctx context.Context, p UploadParams) (store.Uploa
 	now := s.now()
 	u := store.Upload{ID: ids.New(ids.Upload), Filename: p.Filename, Purpose: p.Purpose, Bytes: p.Bytes, MimeType: p.MimeType,
 		Status: store.UploadPending, CreatedAt: now.Unix(), ExpiresAt: now.Add(s.limits.UploadTTL).Unix()}
-	if err := s.store.UploadCreate(ctx, u, uploadExpireJob(u.ID, now.Add(s.limits.UploadTTL))); err != nil {
+	caps := store.UploadCap{MaxPending: int64(s.limits.MaxPendingUploads), MaxPendingBytes: s.limits.MaxPendingUploadBytes}
+	err := s.store.UploadCreateCapped(ctx, u, caps, uploadExpireJob(u.ID, now.Add(s.limits.UploadTTL)))
+	var capped *store.UploadCapError
+	switch {
+	case errors.As(err, &capped):
+		return store.Upload{}, tooManyPending(capped, u.Bytes)
+	case err != nil:
 		return store.Upload{}, err
 	}
 	return u, nil
+}
+
+// tooManyPending is the 429 of an upload past a cap on the uploads in
+// progress, naming the cap.
+func tooManyPending(e *store.UploadCapError, bytes int64) error {
+	msg := fmt.Sprintf("There are %d uploads in progress, the most allowed at once.", e.Max)
+	if e.Cap == store.UploadCapBytes {
+		msg = fmt.Sprintf("The uploads in progress declare %d bytes; this one's %d would pass the limit of %d bytes for all of them.",
+			e.Pending.Bytes, bytes, e.Max)
+	}
+	return apierror.New(http.StatusTooManyRequests, "too_many_pending_uploads", "",
+		msg+" Complete or cancel an upload, or wait for one to expire, and try again.")
+}
+
+// AuthorizeObject says whether a presigned URL of the folder object store
+// may still be used, as objectstore.HandlerOpts.Authorize: a PUT of an
+// upload's part only while the upload is pending. A part put after its
+// upload completed, was cancelled or expired, when its parts were removed,
+// would be an object nothing removes. (S3's presigned URLs cannot be
+// revoked: there the upload's multipart upload is aborted, so a PUT of a
+// multipart part fails, and SweepObjects removes a plain part that
+// arrives late.)
+func (s *Service) AuthorizeObject(ctx context.Context, method, key string) error {
+	uploadID, ok := uploadOfKey(key)
+	if method != http.MethodPut || !ok {
+		return nil
+	}
+	_, err := s.PendingUpload(ctx, uploadID)
+	var refused *apierror.Error
+	if errors.As(err, &refused) {
+		return &objectstore.DeniedError{Reason: refused.Message}
+	}
+	return err
 }
 
 // GetUpload is an upload, or a 404.

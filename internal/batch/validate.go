@@ -82,6 +82,12 @@ func (s *Service) Validate(ctx context.Context, id string) error {
 	if errors.Is(err, store.ErrConflict) {
 		return nil
 	}
+	if store.IsPermanent(err) {
+		// The input passed validation, yet the store refuses what it
+		// yields: retrying cannot help, so the batch fails, saying so.
+		s.log.ErrorContext(ctx, "the store refused a validated batch's data", "batch", id, "err", err)
+		return fail(store.BatchError{Code: "invalid_data", Message: "kiln could not store this batch's shards: the database refused their data"})
+	}
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package batch
 import (
 	"context"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/kilnhq/kiln/internal/apierror"
@@ -17,7 +18,10 @@ const MetadataWebhookURL = "webhook_url"
 
 // Covers reports whether target falls under an endpoint's URL: the same
 // scheme, host and port, and a path that is the endpoint's path or below
-// it.
+// it, segment by segment, once both are normalised
+// (netguard.PathSegments). A URL whose path a server could read as another
+// one (dot segments such as /hooks/a/../b or %2e%2e, encoded slashes,
+// backslashes) covers nothing and is covered by nothing.
 func Covers(endpointURL, target string) bool {
 	e, err1 := url.Parse(endpointURL)
 	t, err2 := url.Parse(target)
@@ -27,8 +31,15 @@ func Covers(endpointURL, target string) bool {
 	if !strings.EqualFold(e.Scheme, t.Scheme) || !strings.EqualFold(e.Hostname(), t.Hostname()) || portOf(e) != portOf(t) {
 		return false
 	}
-	ep, tp := strings.TrimSuffix(e.EscapedPath(), "/"), t.EscapedPath()
-	return tp == ep || strings.HasPrefix(tp, ep+"/")
+	es, err1 := netguard.PathSegments(e)
+	ts, err2 := netguard.PathSegments(t)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	if len(es) > 1 && es[len(es)-1] == "" {
+		es = es[:len(es)-1] // a trailing slash: /hooks/ covers /hooks
+	}
+	return len(ts) >= len(es) && slices.Equal(ts[:len(es)], es)
 }
 
 func portOf(u *url.URL) string {

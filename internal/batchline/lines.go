@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"unicode/utf8"
+
+	"github.com/kilnhq/kiln/internal/dbtext"
 )
 
 // Input is one request line of a batch input file (OpenAI's BatchRequestInput).
@@ -51,8 +53,11 @@ const (
 
 // Validation problem codes, as Batch.errors.data[].code.
 const (
-	CodeInvalidJSON       = "invalid_json_line"
-	CodeInvalidUTF8       = "invalid_utf8"
+	CodeInvalidJSON = "invalid_json_line"
+	CodeInvalidUTF8 = "invalid_utf8"
+	// CodeInvalidText is a custom_id or model that kiln cannot store: it
+	// holds a NUL character.
+	CodeInvalidText       = "invalid_text"
 	CodeLineTooLong       = "line_too_long"
 	CodeMissingCustomID   = "missing_custom_id"
 	CodeDuplicateCustomID = "duplicate_custom_id"
@@ -109,6 +114,13 @@ func ParseInput(line []byte, endpoint string) (in Input, model string, p *Proble
 	}
 	if err := json.Unmarshal(b.Model, &model); err != nil || model == "" {
 		return in, "", &Problem{Code: CodeMissingModel, Message: "body.model must be a non-empty string", Param: "body.model"}
+	}
+	// Both are stored (shards, outputs, curation): they must be text a
+	// database holds. The rest of the line goes to the engine as it is.
+	for _, f := range []struct{ param, value string }{{"custom_id", in.CustomID}, {"body.model", model}} {
+		if err := dbtext.Check(f.value); err != nil {
+			return in, "", &Problem{Code: CodeInvalidText, Message: f.param + " " + err.Error(), Param: f.param}
+		}
 	}
 	return in, model, nil
 }

@@ -4,6 +4,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -269,10 +270,20 @@ func (c *keysRevokeCmd) Run(e *env) error {
 		return err
 	}
 	defer st.Close()
-	if err := st.KeyRevoke(e.ctx, c.ID); err != nil {
+	err = st.KeyRevoke(e.ctx, c.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("no live key %s (kiln keys list shows them)", c.ID)
+	}
+	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "revoked %s\n", c.ID)
+	// A running kiln hears of it at once on Postgres; on SQLite its cache
+	// trusts an answer for apikey.CacheTTL.
+	when := "at once"
+	if st.Dialect() == "sqlite" {
+		when = "within " + apikey.CacheTTL.String()
+	}
+	fmt.Fprintf(e.stdout, "revoked %s; a running kiln on this database refuses it %s\n", c.ID, when)
 	return nil
 }
 

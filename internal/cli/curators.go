@@ -1,16 +1,19 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"text/tabwriter"
 	"time"
 
 	"github.com/kilnhq/kiln/curation"
+	"github.com/kilnhq/kiln/internal/store"
 )
 
 type curatorsCmd struct {
 	Create curatorsCreateCmd `cmd:"" help:"Make a curator key and print it once."`
 	List   curatorsListCmd   `cmd:"" help:"List curators."`
+	Revoke curatorsRevokeCmd `cmd:"" help:"Revoke a curator's key by ID; the key and its sessions stop working at once."`
 }
 
 type curatorsCreateCmd struct {
@@ -58,4 +61,28 @@ func (c *curatorsListCmd) Run(e *env) error {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s…\t%s\t%s\n", k.ID, k.Name, k.Role, k.Prefix, time.Unix(k.CreatedAt, 0).UTC().Format(time.RFC3339), revoked)
 	}
 	return w.Flush()
+}
+
+type curatorsRevokeCmd struct {
+	dbFlags `embed:""`
+	ID      string `arg:"" help:"The curator's ID (cur_...), as curators list shows it."`
+}
+
+func (c *curatorsRevokeCmd) Run(e *env) error {
+	st, err := c.open(e.ctx, e.stderr)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	cur, err := st.CuratorRevoke(e.ctx, c.ID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("no curator %s (kiln curators list shows them)", c.ID)
+	case errors.Is(err, store.ErrConflict):
+		return fmt.Errorf("curator %s is revoked already", c.ID)
+	case err != nil:
+		return err
+	}
+	fmt.Fprintf(e.stdout, "revoked curator %s (%s); their key and sessions no longer work\n", cur.ID, cur.Name)
+	return nil
 }

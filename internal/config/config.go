@@ -49,6 +49,20 @@ const (
 	LogLevelDefault            = "info"
 )
 
+// Defaults of the caps on uploads in progress (MaxPendingUploads,
+// MaxPendingUploadBytes).
+const (
+	MaxPendingUploadsDefault     = 1000
+	MaxPendingUploadBytesDefault = 100 << 30 // 100 GiB: fifty uploads of MaxFileBytesDefault
+)
+
+// Defaults of the guard on slow request bodies (BodyIdleTimeout,
+// BodyMinRate).
+const (
+	BodyIdleTimeoutDefault = 20 * time.Second
+	BodyMinRateDefault     = 1024 // bytes per second
+)
+
 // KongVars are the defaults as kong variables, for the ${xxx_default}
 // interpolations in Config's default tags. Every kong parser of a Config
 // needs them: kong.New fails on an undefined variable.
@@ -70,10 +84,14 @@ func KongVars() kong.Vars {
 		"max_file_bytes_default":        strconv.FormatInt(MaxFileBytesDefault, 10),
 		"max_part_bytes_default":        strconv.FormatInt(MaxPartBytesDefault, 10),
 		"upload_ttl_default":            UploadTTLDefault.String(),
+		"max_pending_uploads_default":   strconv.Itoa(MaxPendingUploadsDefault),
+		"max_pending_bytes_default":     strconv.FormatInt(MaxPendingUploadBytesDefault, 10),
 		"max_line_bytes_default":        strconv.Itoa(MaxLineBytesDefault),
 		"max_requests_default":          strconv.Itoa(MaxRequestsDefault),
 		"poll_interval_default":         PollIntervalDefault.String(),
 		"shutdown_timeout_default":      ShutdownTimeoutDefault.String(),
+		"body_idle_timeout_default":     BodyIdleTimeoutDefault.String(),
+		"body_min_rate_default":         strconv.Itoa(BodyMinRateDefault),
 		"webhook_timeout_default":       WebhookTimeoutDefault.String(),
 		"webhook_max_age_default":       WebhookMaxAgeDefault.String(),
 		"retry_base_default":            RetryBaseDefault.String(),
@@ -198,6 +216,16 @@ type Config struct {
 	// parts are removed. Default: 1h.
 	UploadTTL time.Duration `name:"upload-ttl" env:"KILN_UPLOAD_TTL" default:"${upload_ttl_default}" help:"Uploads expire after this."`
 
+	// MaxPendingUploads is the most uploads in progress (pending, or
+	// completing) at once; POST /v1/uploads past it is a 429
+	// too_many_pending_uploads. A negative value is no cap. Default: 1000.
+	MaxPendingUploads int `name:"max-pending-uploads" env:"KILN_MAX_PENDING_UPLOADS" default:"${max_pending_uploads_default}" help:"Most uploads in progress at once (negative: no cap)."`
+
+	// MaxPendingUploadBytes is the most bytes the uploads in progress may
+	// declare in all; an upload past it is a 429 too_many_pending_uploads.
+	// A negative value is no cap. Default: 100 GiB.
+	MaxPendingUploadBytes int64 `name:"max-pending-upload-bytes" env:"KILN_MAX_PENDING_UPLOAD_BYTES" default:"${max_pending_bytes_default}" help:"Most bytes the uploads in progress may declare in all (negative: no cap)."`
+
 	// MaxLineBytes is the longest accepted batch input line. Default: 10 MiB.
 	MaxLineBytes int `name:"max-line-bytes" env:"KILN_MAX_LINE_BYTES" default:"${max_line_bytes_default}" help:"Longest accepted batch input line, in bytes."`
 
@@ -211,6 +239,16 @@ type Config struct {
 	// ShutdownTimeout is how long a graceful stop waits for work in flight.
 	// Default: 30s.
 	ShutdownTimeout time.Duration `name:"shutdown-timeout" env:"KILN_SHUTDOWN_TIMEOUT" default:"${shutdown_timeout_default}" help:"Grace period on shutdown."`
+
+	// BodyIdleTimeout is how long a request body may send nothing before
+	// the request fails with 408. JSON bodies are read whole within 5s
+	// besides. Default: 20s.
+	BodyIdleTimeout time.Duration `name:"body-idle-timeout" env:"KILN_BODY_IDLE_TIMEOUT" default:"${body_idle_timeout_default}" help:"Longest pause of a request body before 408."`
+
+	// BodyMinRate is the slowest a request body may arrive, in bytes per
+	// second on average, once it has taken BodyIdleTimeout; slower is a
+	// 408. Default: 1024.
+	BodyMinRate int `name:"body-min-rate" env:"KILN_BODY_MIN_RATE" default:"${body_min_rate_default}" help:"Slowest average rate of a request body, bytes/s, before 408."`
 
 	// WebhookTimeout bounds one webhook delivery attempt. Default: 10s.
 	WebhookTimeout time.Duration `name:"webhook-timeout" env:"KILN_WEBHOOK_TIMEOUT" default:"${webhook_timeout_default}" help:"Timeout of one webhook delivery attempt."`
@@ -277,10 +315,14 @@ func (c Config) WithDefaults() Config {
 	c.MaxFileBytes = cmp.Or(c.MaxFileBytes, MaxFileBytesDefault)
 	c.MaxPartBytes = cmp.Or(c.MaxPartBytes, MaxPartBytesDefault)
 	c.UploadTTL = cmp.Or(c.UploadTTL, UploadTTLDefault)
+	c.MaxPendingUploads = cmp.Or(c.MaxPendingUploads, MaxPendingUploadsDefault)
+	c.MaxPendingUploadBytes = cmp.Or(c.MaxPendingUploadBytes, MaxPendingUploadBytesDefault)
 	c.MaxLineBytes = cmp.Or(c.MaxLineBytes, MaxLineBytesDefault)
 	c.MaxRequests = cmp.Or(c.MaxRequests, MaxRequestsDefault)
 	c.PollInterval = cmp.Or(c.PollInterval, PollIntervalDefault)
 	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, ShutdownTimeoutDefault)
+	c.BodyIdleTimeout = cmp.Or(c.BodyIdleTimeout, BodyIdleTimeoutDefault)
+	c.BodyMinRate = cmp.Or(c.BodyMinRate, BodyMinRateDefault)
 	c.WebhookTimeout = cmp.Or(c.WebhookTimeout, WebhookTimeoutDefault)
 	c.WebhookMaxAge = cmp.Or(c.WebhookMaxAge, WebhookMaxAgeDefault)
 	c.RetryBase = cmp.Or(c.RetryBase, RetryBaseDefault)

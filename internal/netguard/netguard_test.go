@@ -2,19 +2,25 @@ package netguard
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"testing/iotest"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 func TestBlocked(t *testing.T) {
@@ -83,6 +89,30 @@ func TestBlocked(t *testing.T) {
 		// NAT64 of private addresses.
 		{"64:ff9b::7f00:1", true},
 		{"64:ff9b::a9fe:a9fe", true},
+		// Reserved, benchmarking and documentation ranges.
+		{"198.18.0.1", true},
+		{"198.19.255.255", true},
+		{"198.20.0.1", false},
+		{"198.17.255.255", false},
+		{"240.0.0.1", true},
+		{"255.255.255.254", true},
+		{"192.0.0.8", true},
+		{"192.0.2.1", true},
+		{"198.51.100.7", true},
+		{"203.0.113.5", true},
+		{"::ffff:198.18.0.1", true},
+		// IPv4-compatible, 6to4, Teredo and other IPv6 forms.
+		{"::127.0.0.1", true},
+		{"::7f00:1", true},
+		{"::8.8.8.8", true},
+		{"2002:7f00:1::", true},
+		{"2002:a00:1::1", true},
+		{"2002:808:808::1", false},
+		{"2001::1", true},
+		{"64:ff9b:1::1", true},
+		{"100::1", true},
+		{"2001:db8::1", true},
+		{"fec0::1", true},
 	}
 	for _, tt := range tests {
 		addr := netip.MustParseAddr(tt.addr)
@@ -433,4 +463,333 @@ func TestReadLimitedError(t *testing.T) {
 	if string(body) != "ab" {
 		t.Errorf("body = %q, want the bytes read before the error", body)
 	}
+}
+
+// TestBlockedRanges: every range's first and last address is blocked, in
+// its IPv4-mapped form too, so that registration and the dialer, which
+// both ask Blocked, agree on the whole list.
+func TestBlockedRanges(t *testing.T) {
+	t.Parallel()
+	for _, p := range BlockedRanges() {
+		for _, a := range []netip.Addr{p.Addr(), lastOf(p)} {
+			require.True(t, Blocked(a), "%s of %s", a, p)
+			if a.Is4() {
+				require.True(t, Blocked(netip.AddrFrom16(a.As16())), "::ffff:%s of %s", a, p)
+			}
+		}
+	}
+}
+
+func lastOf(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().AsSlice()
+	for i := p.Bits(); i < len(b)*8; i++ {
+		b[i/8] |= 1 << (7 - i%8)
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
+}
+
+func TestParseHost(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		host    string
+		want    string // "" for a name
+		wantErr bool
+	}{
+		{"127.0.0.1", "127.0.0.1", false},
+		{"127.0.0.1.", "127.0.0.1", false},
+		{"2130706433", "127.0.0.1", false},
+		{"0x7f000001", "127.0.0.1", false},
+		{"0X7F000001", "127.0.0.1", false},
+		{"0x7f.0.0.1", "127.0.0.1", false},
+		{"0x7f.0x0.0x0.0x1", "127.0.0.1", false},
+		{"0177.0.0.1", "127.0.0.1", false},
+		{"0177.0000.0000.0001", "127.0.0.1", false},
+		{"017700000001", "127.0.0.1", false},
+		{"127.1", "127.0.0.1", false},
+		{"127.0.1", "127.0.0.1", false},
+		{"127.65535", "127.0.255.255", false},
+		{"10.1", "10.0.0.1", false},
+		{"0", "0.0.0.0", false},
+		{"0x", "0.0.0.0", false},
+		{"3232235521", "192.168.0.1", false},
+		{"134744072", "8.8.8.8", false},
+		{"::1", "::1", false},
+		{"::ffff:7f00:1", "::ffff:127.0.0.1", false},
+		{"::127.0.0.1", "::7f00:1", false},
+
+		{"example.com", "", false},
+		{"example.com.", "", false},
+		{"localhost", "", false},
+		{"0x7f.example", "", false},
+		{"1.2.3.a", "", false},
+		{"deadbeef", "", false},
+
+		{"1.2.3.999", "", true},
+		{"256.0.0.1", "", true},
+		{"4294967296", "", true},
+		{"127.16777216", "", true},
+		{"1.2.3.4.5", "", true},
+		{"08.0.0.1", "", true},
+		{"0x1g.0.0.1", "", true},
+		{"127..1", "", true},
+		{"example.123", "", true},
+		{"example.0x1", "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.host, func(t *testing.T) {
+			t.Parallel()
+			addr, numeric, err := ParseHost(tt.host)
+			if tt.wantErr {
+				require.Error(t, err)
+				require.Contains(t, err.Error(), "not a valid IPv4 address")
+				return
+			}
+			require.NoError(t, err)
+			if tt.want == "" {
+				require.False(t, numeric, "a name")
+				return
+			}
+			require.True(t, numeric)
+			require.Equal(t, netip.MustParseAddr(tt.want), addr)
+		})
+	}
+}
+
+// loopbackForms are spellings of a refused address in a URL's host (with
+// a port: %s) that a resolver or a browser reads as that address without
+// a DNS lookup, each with what the error names.
+var loopbackForms = []struct {
+	name, url, wantErr string
+}{
+	{"decimal", "http://2130706433:%s/", "127.0.0.1"},
+	{"hex", "http://0x7f000001:%s/", "127.0.0.1"},
+	{"hex-dotted", "http://0x7f.0.0.1:%s/", "127.0.0.1"},
+	{"octal", "http://0177.0.0.1:%s/", "127.0.0.1"},
+	{"short-2", "http://127.1:%s/", "127.0.0.1"},
+	{"short-3", "http://127.0.1:%s/", "127.0.0.1"},
+	{"trailing-dot", "http://127.0.0.1.:%s/", "127.0.0.1"},
+	{"mapped", "http://[::ffff:127.0.0.1]:%s/", "127.0.0.1"},
+	{"mapped-hex", "http://[::ffff:7f00:1]:%s/", "127.0.0.1"},
+	{"compatible", "http://[::127.0.0.1]:%s/", "::7f00:1"},
+	{"nat64", "http://[64:ff9b::7f00:1]:%s/", "64:ff9b::7f00:1"},
+	{"6to4", "http://[2002:7f00:1::]:%s/", "2002:7f00:1::"},
+	{"ipv6-loopback", "http://[::1]:%s/", "::1"},
+	{"unspecified", "http://0.0.0.0:%s/", "0.0.0.0"},
+	{"this-network-short", "http://0:%s/", "0.0.0.0"},
+	{"benchmarking", "http://198.18.0.1:%s/", "198.18.0.1"},
+	{"reserved", "http://240.0.0.1:%s/", "240.0.0.1"},
+	{"cgnat", "http://100.64.0.1:%s/", "100.64.0.1"},
+	{"private-decimal", "http://3232235521:%s/", "192.168.0.1"},
+	{"metadata-hex", "http://0xa9fea9fe:%s/", "169.254.169.254"},
+}
+
+// TestCheckURLRefusesEveryLoopbackForm: each spelling is refused at
+// registration, naming the address it denotes, and accepted when private
+// addresses are allowed.
+func TestCheckURLRefusesEveryLoopbackForm(t *testing.T) {
+	t.Parallel()
+	for _, tt := range loopbackForms {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			raw := fmt.Sprintf(tt.url, "8080")
+			err := CheckURL(raw, false)
+			require.Error(t, err, raw)
+			require.Contains(t, err.Error(), tt.wantErr)
+			require.Contains(t, err.Error(), AllowSetting, "the message says how to allow it")
+			require.NoError(t, CheckURL(raw, true))
+		})
+	}
+}
+
+// TestCheckURLHostsFile: a name that the hosts file maps to a refused
+// address is refused; registration reads the file through the lookup seam
+// and never asks DNS.
+func TestCheckURLHostsFile(t *testing.T) {
+	t.Parallel()
+	hosts := filepath.Join(t.TempDir(), "hosts")
+	require.NoError(t, os.WriteFile(hosts, []byte(`# a comment
+127.0.0.1	localhost loopback.test
+::1	ip6-loopback.test  # trailing comment
+10.1.2.3 Intranet.Test
+203.0.113.9 docs.test
+8.8.4.4 public.test
+bogus line
+`), 0o600))
+	rules := URLRules{LookupHost: LookupHostsFile(hosts)}
+	for host, want := range map[string]string{
+		"loopback.test":      "127.0.0.1",
+		"LOOPBACK.test.":     "127.0.0.1",
+		"ip6-loopback.test":  "::1",
+		"intranet.test":      "10.1.2.3",
+		"docs.test":          "203.0.113.9",
+		"public.test":        "",
+		"not-in-hosts.test":  "",
+		"example.com":        "",
+		"sub.loopback.test":  "",
+		"loopback.test.evil": "",
+	} {
+		t.Run(host, func(t *testing.T) {
+			t.Parallel()
+			err := rules.Check(context.Background(), "https://"+host+"/hook")
+			if want == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			require.Contains(t, err.Error(), "resolves to "+want)
+			require.NoError(t, URLRules{AllowPrivate: true, LookupHost: rules.LookupHost}.Check(context.Background(), "https://"+host+"/hook"))
+		})
+	}
+
+	t.Run("Seam", func(t *testing.T) {
+		t.Parallel()
+		var asked []string
+		r := URLRules{LookupHost: func(_ context.Context, host string) ([]netip.Addr, error) {
+			asked = append(asked, host)
+			return []netip.Addr{netip.MustParseAddr("93.184.216.34"), netip.MustParseAddr("127.0.0.1")}, nil
+		}}
+		err := r.Check(context.Background(), "https://Rebind.Example./x")
+		require.ErrorContains(t, err, "resolves to 127.0.0.1")
+		require.Equal(t, []string{"rebind.example"}, asked)
+		require.NoError(t, r.Check(context.Background(), "https://8.8.8.8/x"), "an address is not looked up")
+		require.Len(t, asked, 1)
+
+		failing := URLRules{LookupHost: func(context.Context, string) ([]netip.Addr, error) { return nil, errors.New("no answer") }}
+		require.NoError(t, failing.Check(context.Background(), "https://example.com/x"), "no answer: left to the dial-time check")
+	})
+
+	t.Run("UnreadableFile", func(t *testing.T) {
+		t.Parallel()
+		none := LookupHostsFile(filepath.Join(t.TempDir(), "none"))
+		_, err := none(context.Background(), "x")
+		require.Error(t, err)
+		require.NoError(t, URLRules{LookupHost: none}.Check(context.Background(), "https://example.com/x"))
+	})
+}
+
+func TestCheckURLLimits(t *testing.T) {
+	t.Parallel()
+	label := strings.Repeat("a", 63)
+	host253 := strings.Join([]string{label, label, label, strings.Repeat("b", 61)}, ".")
+	require.Len(t, host253, 253)
+	require.NoError(t, CheckURL("https://"+host253+"/x", false))
+	err := CheckURL("https://"+host253+"c/x", false)
+	require.ErrorContains(t, err, "url host is longer than 253 characters")
+
+	base := "https://example.com/"
+	require.NoError(t, CheckURL(base+strings.Repeat("p", MaxURLLength-len(base)), false))
+	err = CheckURL(base+strings.Repeat("p", MaxURLLength-len(base)+1), false)
+	require.ErrorContains(t, err, "url is longer than 2048 characters")
+	require.ErrorContains(t, CheckURL(base+strings.Repeat("p", 1<<20), true), "longer than", "with private addresses allowed too")
+
+	require.ErrorContains(t, CheckURL("https://bücher.example/x", false), "xn--")
+	require.ErrorContains(t, CheckURL("http://１２７.０.０.１/x", true), "ASCII", "full-width digits that IDNA would map to 127.0.0.1")
+	require.NoError(t, CheckURL("https://xn--bcher-kva.example/x", false))
+	require.ErrorContains(t, CheckURL("https://1.2.3.999/x", true), "not a valid IPv4 address")
+}
+
+func TestPathSegments(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		url     string
+		want    []string
+		wantErr string
+	}{
+		{"https://h", []string{"", ""}, ""},
+		{"https://h/", []string{"", ""}, ""},
+		{"https://h/hooks/a", []string{"", "hooks", "a"}, ""},
+		{"https://h/hooks/a/", []string{"", "hooks", "a", ""}, ""},
+		{"https://h/hooks/%61", []string{"", "hooks", "a"}, ""},
+		{"https://h/hooks/%7e.x-y_z", []string{"", "hooks", "~.x-y_z"}, ""},
+		{"https://h/hooks/a%3fb", []string{"", "hooks", "a%3Fb"}, ""},
+		{"https://h/hooks/a%20b", []string{"", "hooks", "a%20b"}, ""},
+		{"https://h/hooks/...", []string{"", "hooks", "..."}, ""},
+		{"https://h/hooks/..a", []string{"", "hooks", "..a"}, ""},
+		{"https://h/hooks/a?x=../y", []string{"", "hooks", "a"}, ""},
+
+		{"https://h/hooks/a/../b", nil, "dot segments"},
+		{"https://h/hooks/a/./b", nil, "dot segments"},
+		{"https://h/hooks/a/..", nil, "dot segments"},
+		{"https://h/..", nil, "dot segments"},
+		{"https://h/hooks/a/%2e%2e/b", nil, "dot segments"},
+		{"https://h/hooks/a/%2E%2E/b", nil, "dot segments"},
+		{"https://h/hooks/a/%2e%2E/b", nil, "dot segments"},
+		{"https://h/hooks/a/.%2e/b", nil, "dot segments"},
+		{"https://h/hooks/a/%2e./b", nil, "dot segments"},
+		{"https://h/hooks/a/%2e/b", nil, "dot segments"},
+		{"https://h/hooks/a/..;/b", nil, "dot segments"},
+		{"https://h/hooks/a/..;x=1/b", nil, "dot segments"},
+		{"https://h/hooks/a%2f..%2fb", nil, "encoded slashes"},
+		{"https://h/hooks/a%2Fb", nil, "encoded slashes"},
+		{"https://h/hooks/a%5c..%5cb", nil, "backslashes"},
+		{`https://h/hooks/a\..\b`, nil, "backslashes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.url, func(t *testing.T) {
+			t.Parallel()
+			u, err := url.Parse(tt.url)
+			require.NoError(t, err)
+			got, err := PathSegments(u)
+			if tt.wantErr != "" {
+				require.ErrorContains(t, err, tt.wantErr)
+				require.ErrorContains(t, CheckURL(tt.url, true), tt.wantErr, "registration refuses it too")
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tt.want, got)
+		})
+	}
+}
+
+// TestClientRefusesEveryLoopbackForm: the dial-time guard refuses what
+// registration refuses: each spelling of a loopback address, and a name
+// the lookup seam (a hosts file here, never DNS) maps to loopback. Allowed,
+// the IPv4 spellings reach the loopback server, so the client reads them
+// as registration does.
+func TestClientRefusesEveryLoopbackForm(t *testing.T) {
+	t.Parallel()
+	var hits atomic.Int32
+	srv := newServer(t, http.HandlerFunc(func(http.ResponseWriter, *http.Request) { hits.Add(1) }))
+	_, port, err := net.SplitHostPort(srv.Listener.Addr().String())
+	require.NoError(t, err)
+	hosts := filepath.Join(t.TempDir(), "hosts")
+	require.NoError(t, os.WriteFile(hosts, []byte("127.0.0.1 loopback.test\n10.9.9.9 intranet.test\n"), 0o600))
+	lookup := LookupHostsFile(hosts)
+	guarded := NewClient(Options{LookupHost: lookup})
+
+	urls := []string{fmt.Sprintf("http://loopback.test:%s/", port), fmt.Sprintf("http://intranet.test:%s/", port)}
+	for _, f := range loopbackForms {
+		urls = append(urls, fmt.Sprintf(f.url, port))
+	}
+	for _, u := range urls {
+		resp, err := guarded.Get(u)
+		if err == nil {
+			resp.Body.Close()
+		}
+		var be *BlockedError
+		require.ErrorAs(t, err, &be, u)
+		require.Error(t, URLRules{LookupHost: lookup}.Check(context.Background(), u), "registration refuses %s too", u)
+	}
+	require.Zero(t, hits.Load(), "nothing reached the server")
+
+	allowed := NewClient(Options{AllowPrivate: true, LookupHost: lookup})
+	for _, f := range loopbackForms {
+		u := fmt.Sprintf(f.url, port)
+		if f.wantErr != "127.0.0.1" || strings.Contains(u, "[") {
+			continue // only spellings of 127.0.0.1 the IPv4 stack reaches
+		}
+		resp, err := allowed.Get(u)
+		require.NoError(t, err, u)
+		resp.Body.Close()
+	}
+	resp, err := allowed.Get(fmt.Sprintf("http://loopback.test:%s/", port))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Positive(t, hits.Load())
+
+	_, err = allowed.Get(fmt.Sprintf("http://1.2.3.999:%s/", port))
+	require.ErrorContains(t, err, "not a valid IPv4 address")
+	_, err = allowed.Get(fmt.Sprintf("http://nowhere.test:%s/", port))
+	require.ErrorContains(t, err, "no such host", "the seam's silence is not a fall back to DNS")
 }

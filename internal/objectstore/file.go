@@ -21,9 +21,11 @@ const (
 	// fileTempDir holds Put's temporary files, inside the root so that the
 	// final rename never crosses filesystems. Keys may not start with it.
 	fileTempDir = ".tmp"
-	// fileTempMaxAge is how old a temporary file must be before Open removes
-	// it as the leftover of a crashed process.
-	fileTempMaxAge = time.Hour
+	// TempMaxAge is how long a temporary file of a folder may go unwritten
+	// before Open, or SweepTemp with it, removes it as the leftover of a
+	// process killed in the middle of a write. A write in progress touches
+	// its file with every block it writes.
+	TempMaxAge = time.Hour
 
 	fileDirMode  = 0o750
 	fileFileMode = 0o640
@@ -77,22 +79,84 @@ func openFile(root string, o Options) (*fileBucket, error) {
 	if err := os.MkdirAll(b.tmp, fileDirMode); err != nil {
 		return nil, fmt.Errorf("objectstore: open %s: %w", root, err)
 	}
-	b.removeStaleTemp(time.Now().Add(-fileTempMaxAge))
+	// Best effort: a file it cannot remove only wastes space, and the next
+	// sweep tries again.
+	_, _ = b.sweepTemp(context.Background(), time.Now().Add(-TempMaxAge))
 	return b, nil
 }
 
-// removeStaleTemp deletes temporary files a crashed process left behind.
-// Best effort: a file it cannot remove only wastes space.
-func (b *fileBucket) removeStaleTemp(before time.Time) {
-	entries, err := os.ReadDir(b.tmp)
+// SweepTemp removes the temporary files that writes to b left behind when
+// their process was killed in the middle (a Put, a presigned PUT, a part
+// of a multipart upload), those last written before before, and counts
+// them; with before TempMaxAge ago it never takes a write in progress. A
+// folder removes them when it is opened too; a process that runs for long
+// calls SweepTemp from time to time. Only a folder keeps temporary files:
+// for any other bucket SweepTemp does nothing.
+func SweepTemp(ctx context.Context, b Bucket, before time.Time) (int, error) {
+	fb, ok := b.(*fileBucket)
+	if !ok {
+		return 0, nil
+	}
+	n, err := fb.sweepTemp(ctx, before)
 	if err != nil {
-		return
+		return n, fmt.Errorf("objectstore: sweep temporary files: %w", err)
 	}
+	return n, nil
+}
+
+// sweepTemp removes what Put and putPart left in the folder of temporary
+// files: Put's temporary files, and those of the parts of multipart
+// uploads, never the parts themselves, which live until their upload is
+// completed or aborted.
+func (b *fileBucket) sweepTemp(ctx context.Context, before time.Time) (int, error) {
+	entries, err := os.ReadDir(b.tmp)
+	if isMissing(err) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	var errs []error
 	for _, e := range entries {
-		if info, err := e.Info(); err == nil && info.ModTime().Before(before) {
-			_ = os.Remove(filepath.Join(b.tmp, e.Name()))
+		if err := ctx.Err(); err != nil {
+			return n, err
 		}
+		if e.Name() == fileMultipartDir && e.IsDir() {
+			m, err := b.sweepMultipartTemp(ctx, before)
+			n += m
+			errs = append(errs, err)
+			continue
+		}
+		removed, err := removeIfStale(filepath.Join(b.tmp, e.Name()), e, before)
+		if removed {
+			n++
+		}
+		errs = append(errs, err)
 	}
+	return n, errors.Join(errs...)
+}
+
+// removeIfStale removes the file at path, whose entry is e, if it was last
+// written before before. A file gone meanwhile is no error.
+func removeIfStale(path string, e fs.DirEntry, before time.Time) (bool, error) {
+	if e.IsDir() {
+		return false, nil
+	}
+	info, err := e.Info()
+	if isMissing(err) {
+		return false, nil
+	}
+	if err != nil || !info.ModTime().Before(before) {
+		return false, err
+	}
+	if err := os.Remove(path); err != nil {
+		if isMissing(err) {
+			return false, nil
+		}
+		return false, err
+	}
+	return true, nil
 }
 
 // path returns the file that holds key, after checking key.
@@ -136,10 +200,10 @@ func (b *fileBucket) putChecked(ctx context.Context, key string, r io.Reader, si
 		return Info{}, err
 	}
 
-	f, err := os.CreateTemp(b.tmp, "put-*")
+	f, err := os.CreateTemp(b.tmp, tempPattern)
 	if isMissing(err) { // someone removed it; make it again
 		if err = os.MkdirAll(b.tmp, fileDirMode); err == nil {
-			f, err = os.CreateTemp(b.tmp, "put-*")
+			f, err = os.CreateTemp(b.tmp, tempPattern)
 		}
 	}
 	if err != nil {

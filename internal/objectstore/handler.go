@@ -143,15 +143,43 @@ func (b *fileBucket) verify(method, key string, q url.Values) (filename, part, p
 // Options.PublicURL has a path, whatever serves it must strip that path.
 // For any other bucket, Handler answers 404 to everything: S3 serves its
 // own URLs.
-func Handler(b Bucket) http.Handler {
+func Handler(b Bucket) http.Handler { return HandlerWith(b, nil) }
+
+// HandlerOpts are the settings of HandlerWith; nil means none.
+type HandlerOpts struct {
+	// Authorize, when set, is asked about every request whose URL is
+	// valid (signed, unexpired, for its method; HEAD asks as GET), before
+	// it is served: whoever handed the URLs out may revoke them, which a
+	// signature alone cannot. An error that wraps a *DeniedError refuses
+	// the request with 403 AccessDenied and the error's reason; any other
+	// error is a 500, logged. Default: every valid URL is served until it
+	// expires.
+	Authorize func(ctx context.Context, method, key string) error
+}
+
+// DeniedError is HandlerOpts.Authorize refusing a request; Reason is what
+// the client is told.
+type DeniedError struct{ Reason string }
+
+func (e *DeniedError) Error() string { return "objectstore: access denied: " + e.Reason }
+
+// HandlerWith is Handler with opts.
+func HandlerWith(b Bucket, opts *HandlerOpts) http.Handler {
 	fb, ok := b.(*fileBucket)
 	if !ok {
 		return http.NotFoundHandler()
 	}
-	return fileHandler{fb}
+	h := fileHandler{b: fb}
+	if opts != nil {
+		h.authorize = opts.Authorize
+	}
+	return h
 }
 
-type fileHandler struct{ b *fileBucket }
+type fileHandler struct {
+	b         *fileBucket
+	authorize func(ctx context.Context, method, key string) error
+}
 
 func (h fileHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	key, ok := strings.CutPrefix(r.URL.Path, SignedPath)
@@ -173,6 +201,17 @@ func (h fileHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if problem != "" {
 		writeS3Error(w, http.StatusForbidden, "AccessDenied", problem)
 		return
+	}
+	if h.authorize != nil {
+		var denied *DeniedError
+		switch err := h.authorize(r.Context(), method, key); {
+		case errors.As(err, &denied):
+			writeS3Error(w, http.StatusForbidden, "AccessDenied", denied.Reason)
+			return
+		case err != nil:
+			internalError(w, r, err)
+			return
+		}
 	}
 	if method == http.MethodPut {
 		h.put(w, r, key, part)

@@ -1,6 +1,9 @@
 package objectstore_test
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -153,6 +156,56 @@ func TestHandler(t *testing.T) {
 		}
 		rec := serve(bundle.handler, http.MethodGet, getURL, nil, nil)
 		require.Equal(t, "0123456789", rec.Body.String(), "changed by a refused request")
+	})
+
+	t.Run("Authorize", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t)
+		type ask struct{ method, key string }
+		var asked []ask
+		h := objectstore.HandlerWith(bundle.b, &objectstore.HandlerOpts{Authorize: func(_ context.Context, method, key string) error {
+			asked = append(asked, ask{method, key})
+			switch {
+			case method == http.MethodPut && strings.HasPrefix(key, "ended/"):
+				return fmt.Errorf("wrapped: %w", &objectstore.DeniedError{Reason: "The upload has ended."})
+			case strings.HasPrefix(key, "broken/"):
+				return errors.New("the database is down")
+			}
+			return nil
+		}})
+
+		rec := serve(h, http.MethodPut, presign(t, bundle.b, http.MethodPut, "ended/part"), strings.NewReader("late"), nil)
+		require.Equal(t, http.StatusForbidden, rec.Code)
+		require.Equal(t, "application/xml", rec.Header().Get("Content-Type"))
+		require.Contains(t, rec.Body.String(), "<Code>AccessDenied</Code>")
+		require.Contains(t, rec.Body.String(), "<Message>The upload has ended.</Message>")
+		_, err := bundle.b.Stat(t.Context(), "ended/part")
+		require.ErrorIs(t, err, objectstore.ErrNotExist, "a refused PUT writes nothing")
+
+		rec = serve(h, http.MethodPut, presign(t, bundle.b, http.MethodPut, "broken/part"), strings.NewReader("x"), nil)
+		require.Equal(t, http.StatusInternalServerError, rec.Code)
+		require.NotContains(t, rec.Body.String(), "database", "the cause is logged, not sent")
+
+		rec = serve(h, http.MethodPut, presign(t, bundle.b, http.MethodPut, "open/part"), strings.NewReader("on time"), nil)
+		require.Equal(t, http.StatusOK, rec.Code)
+		rec = serve(h, http.MethodHead, presign(t, bundle.b, http.MethodGet, "ended/part"), nil, nil)
+		require.Equal(t, http.StatusNotFound, rec.Code, "allowed, and missing")
+
+		// A multipart part's PUT is asked about its upload's key.
+		id, err := bundle.b.CreateMultipart(t.Context(), "ended/mp")
+		require.NoError(t, err)
+		partURL, err := bundle.b.PresignPart(t.Context(), "ended/mp", id, 1, time.Hour)
+		require.NoError(t, err)
+		rec = serve(h, http.MethodPut, partURL, strings.NewReader("late"), nil)
+		require.Equal(t, http.StatusForbidden, rec.Code)
+
+		// Only valid URLs are asked about.
+		rec = serve(h, http.MethodPut, "/objects/open/unsigned", strings.NewReader("x"), nil)
+		require.Equal(t, http.StatusForbidden, rec.Code)
+		require.Equal(t, []ask{
+			{http.MethodPut, "ended/part"}, {http.MethodPut, "broken/part"}, {http.MethodPut, "open/part"},
+			{http.MethodGet, "ended/part"}, {http.MethodPut, "ended/mp"},
+		}, asked)
 	})
 
 	t.Run("PutSize", func(t *testing.T) {

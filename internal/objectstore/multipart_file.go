@@ -159,7 +159,7 @@ func (b *fileBucket) putPart(ctx context.Context, uploadID string, n int, r io.R
 	if _, err := os.Stat(dir); err != nil {
 		return fmt.Errorf("upload %s: %w", uploadID, ErrNotExist)
 	}
-	f, err := os.CreateTemp(dir, "put-*")
+	f, err := os.CreateTemp(dir, tempPattern)
 	if err != nil {
 		if isMissing(err) {
 			return fmt.Errorf("upload %s: %w", uploadID, ErrNotExist)
@@ -191,6 +191,52 @@ func (b *fileBucket) putPart(ctx context.Context, uploadID string, n int, r io.R
 		return err
 	}
 	return nil
+}
+
+// tempPattern is the name of a temporary file of putPart (and of Put).
+const tempPattern = "put-*"
+
+// sweepMultipartTemp removes the temporary files of part PUTs, in every
+// multipart upload's folder, last written before before.
+func (b *fileBucket) sweepMultipartTemp(ctx context.Context, before time.Time) (int, error) {
+	root := filepath.Join(b.tmp, fileMultipartDir)
+	uploads, err := os.ReadDir(root)
+	if isMissing(err) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	var errs []error
+	for _, u := range uploads {
+		if !u.IsDir() {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		dir := filepath.Join(root, u.Name())
+		entries, err := os.ReadDir(dir)
+		if isMissing(err) {
+			continue // completed or aborted meanwhile
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, e := range entries {
+			if ok, _ := filepath.Match(tempPattern, e.Name()); !ok {
+				continue // a part received, which its upload still needs
+			}
+			removed, err := removeIfStale(filepath.Join(dir, e.Name()), e, before)
+			if removed {
+				n++
+			}
+			errs = append(errs, err)
+		}
+	}
+	return n, errors.Join(errs...)
 }
 
 // filesReader reads files one after another, opening each only when it gets

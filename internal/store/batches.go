@@ -383,3 +383,24 @@ func (s *Store) transition(ctx context.Context, id string, fn func(q querier, en
 	}
 	return out, nil
 }
+
+// BatchStatuses returns the status of each of ids that is a batch; an ID
+// that is none is absent.
+func (s *Store) BatchStatuses(ctx context.Context, ids []string) (map[string]BatchStatus, error) {
+	out := make(map[string]BatchStatus)
+	err := s.queryIDs(ctx, ids, 1, func(in func(int) string) string {
+		return `SELECT id, status FROM batches WHERE id IN (` + in(0) + `)`
+	}, func(r rows) error {
+		var id string
+		var status BatchStatus
+		if err := r.Scan(&id, &status); err != nil {
+			return err
+		}
+		out[id] = status
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: batch statuses: %w", err)
+	}
+	return out, nil
+}

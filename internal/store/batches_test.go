@@ -12,6 +12,23 @@ import (
 )
 
 func testBatches(t *testing.T, setup setupFunc) {
+	t.Run("Statuses", func(t *testing.T) {
+		t.Parallel()
+		tb := setup(t)
+		running, cancelled := newBatch(t, tb), newBatch(t, tb)
+		_, err := tb.st.BatchRequestStop(tb.ctx, cancelled.ID, store.StopCancelled)
+		require.NoError(t, err)
+		_, err = tb.st.BatchComplete(tb.ctx, cancelled.ID, store.Outcome{})
+		require.NoError(t, err)
+
+		got, err := tb.st.BatchStatuses(tb.ctx, []string{running.ID, cancelled.ID, "batch_never"})
+		require.NoError(t, err)
+		require.Equal(t, map[string]store.BatchStatus{running.ID: store.BatchValidating, cancelled.ID: store.BatchCancelled}, got)
+		got, err = tb.st.BatchStatuses(tb.ctx, nil)
+		require.NoError(t, err)
+		require.Empty(t, got)
+	})
+
 	t.Run("Lifecycle", func(t *testing.T) {
 		t.Parallel()
 		tb := setup(t)

@@ -715,6 +715,35 @@ func (s *Store) CuratorList(ctx context.Context) ([]Curator, error) {
 	}, `SELECT id, name, role, prefix, hash, created_at, revoked_at FROM curators ORDER BY id`)
 }
 
+// CuratorRevoke revokes a curator's key and ends their sessions, in one
+// transaction: neither works from then on. An unknown curator is
+// ErrNotFound, one revoked before ErrConflict. It returns the curator as
+// revoked.
+func (s *Store) CuratorRevoke(ctx context.Context, id string) (Curator, error) {
+	var c Curator
+	err := s.d.tx(ctx, func(q querier, _ enqueue) error {
+		err := q.queryRow(ctx, `SELECT id, name, role, prefix, hash, created_at, revoked_at FROM curators WHERE id = $1`+s.d.forUpdate(), id).
+			Scan(&c.ID, &c.Name, &c.Role, &c.Prefix, &c.Hash, &c.CreatedAt, &c.RevokedAt)
+		if err != nil {
+			return err
+		}
+		if c.RevokedAt != nil {
+			return ErrConflict
+		}
+		t := now()
+		if _, err := q.exec(ctx, `UPDATE curators SET revoked_at = $2 WHERE id = $1`, id, t); err != nil {
+			return err
+		}
+		c.RevokedAt = &t
+		_, err = q.exec(ctx, `DELETE FROM curator_sessions WHERE curator_id = $1`, id)
+		return err
+	})
+	if err != nil {
+		return Curator{}, fmt.Errorf("store: revoke curator %s: %w", id, err)
+	}
+	return c, nil
+}
+
 // SessionCreate stores a curator session by the hash of its token.
 func (s *Store) SessionCreate(ctx context.Context, hash, curatorID string, expires time.Time) error {
 	if _, err := s.d.db().exec(ctx, `INSERT INTO curator_sessions (hash, curator_id, created_at, expires_at) VALUES ($1, $2, $3, $4)`,

@@ -477,6 +477,53 @@ func testCurators(t *testing.T, setup setupFunc) {
 		require.NoError(t, err)
 		require.EqualValues(t, 300, *list[1].RevokedAt, "revoked curators are still listed")
 	})
+
+	t.Run("Revoke", func(t *testing.T) {
+		t.Parallel()
+		tb := setup(t)
+		alice := store.Curator{ID: ids.New(ids.Curator), Name: "alice", Role: "admin", Prefix: "cur-ab", Hash: "h-alice", CreatedAt: 100}
+		bob := store.Curator{ID: ids.New(ids.Curator), Name: "bob", Role: "curator", Prefix: "cur-cd", Hash: "h-bob", CreatedAt: 200}
+		require.NoError(t, tb.st.CuratorCreate(tb.ctx, alice))
+		require.NoError(t, tb.st.CuratorCreate(tb.ctx, bob))
+		require.NoError(t, tb.st.SessionCreate(tb.ctx, "s-bob-1", bob.ID, time.Now().Add(time.Hour)))
+		require.NoError(t, tb.st.SessionCreate(tb.ctx, "s-bob-2", bob.ID, time.Now().Add(time.Hour)))
+		require.NoError(t, tb.st.SessionCreate(tb.ctx, "s-alice", alice.ID, time.Now().Add(time.Hour)))
+
+		revoked, err := tb.st.CuratorRevoke(tb.ctx, bob.ID)
+		require.NoError(t, err)
+		got := revoked
+		require.Equal(t, bob.ID, got.ID)
+		require.Equal(t, "bob", got.Name)
+		require.NotNil(t, got.RevokedAt)
+		require.InDelta(t, time.Now().Unix(), *got.RevokedAt, 5)
+		_, err = tb.st.CuratorByHash(tb.ctx, "h-bob")
+		require.ErrorIs(t, err, store.ErrNotFound, "the key stops working at once")
+		for _, s := range []string{"s-bob-1", "s-bob-2"} {
+			_, err = tb.st.SessionCurator(tb.ctx, s)
+			require.ErrorIs(t, err, store.ErrNotFound, "and every session")
+		}
+		// Un-revoked by hand, the key works again but the sessions are gone:
+		// they were deleted, not only refused.
+		require.NoError(t, tb.st.ExecForTest(tb.ctx, `UPDATE curators SET revoked_at = NULL WHERE id = '`+bob.ID+`'`))
+		_, err = tb.st.CuratorByHash(tb.ctx, "h-bob")
+		require.NoError(t, err)
+		_, err = tb.st.SessionCurator(tb.ctx, "s-bob-1")
+		require.ErrorIs(t, err, store.ErrNotFound)
+		require.NoError(t, tb.st.ExecForTest(tb.ctx, fmt.Sprintf(`UPDATE curators SET revoked_at = %d WHERE id = '%s'`, *revoked.RevokedAt, bob.ID)))
+		got, err = tb.st.SessionCurator(tb.ctx, "s-alice")
+		require.NoError(t, err, "other curators keep theirs")
+		require.Equal(t, alice.ID, got.ID)
+
+		_, err = tb.st.CuratorRevoke(tb.ctx, bob.ID)
+		require.ErrorIs(t, err, store.ErrConflict, "revoked already")
+		_, err = tb.st.CuratorRevoke(tb.ctx, "cur_nope")
+		require.ErrorIs(t, err, store.ErrNotFound)
+		list, err := tb.st.CuratorList(tb.ctx)
+		require.NoError(t, err)
+		require.Len(t, list, 2)
+		require.Nil(t, list[0].RevokedAt)
+		require.Equal(t, *revoked.RevokedAt, *list[1].RevokedAt)
+	})
 }
 
 func taskIDs(ts []store.CurationTask) []string {

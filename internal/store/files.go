@@ -144,3 +144,65 @@ func (s *Store) FileDelete(ctx context.Context, id string) (File, error) {
 	}
 	return f, nil
 }
+
+// idsPerStatement is how many IDs a lookup by ID binds in one statement.
+const idsPerStatement = 500
+
+// queryIDs runs stmt over ids, idsPerStatement at a time: stmt makes the
+// statement from the placeholders of a chunk, which it may use times
+// times (the chunk's IDs are bound times over, in order), and scan reads
+// each row.
+func (s *Store) queryIDs(ctx context.Context, ids []string, times int, stmt func(in func(i int) string) string, scan func(rows) error) error {
+	dialect := s.d.name()
+	for start := 0; start < len(ids); start += idsPerStatement {
+		chunk := ids[start:min(start+idsPerStatement, len(ids))]
+		in := func(i int) string { return placeholders(dialect, i*len(chunk)+1, len(chunk)) }
+		args := make([]any, 0, times*len(chunk))
+		for range times {
+			for _, id := range chunk {
+				args = append(args, id)
+			}
+		}
+		rs, err := s.d.db().query(ctx, stmt(in), args...)
+		if err != nil {
+			return err
+		}
+		for rs.Next() {
+			if err := scan(rs); err != nil {
+				rs.Close()
+				return err
+			}
+		}
+		err = rs.Err()
+		rs.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// FileIDsInUse returns those of ids whose object a row still needs: a file
+// that is not deleted, or the file that a pending or completing upload's
+// multipart upload becomes (its object appears before its row does). One
+// statement answers both, so that a completion committing meanwhile is
+// seen on one side or the other.
+func (s *Store) FileIDsInUse(ctx context.Context, ids []string) (map[string]bool, error) {
+	out := make(map[string]bool)
+	err := s.queryIDs(ctx, ids, 2, func(in func(int) string) string {
+		return `SELECT id FROM files WHERE id IN (` + in(0) + `) AND deleted_at IS NULL
+			UNION SELECT multipart_file_id FROM uploads WHERE multipart_file_id IN (` + in(1) + `)
+			AND status IN ('` + UploadPending + `', '` + UploadCompleting + `')`
+	}, func(r rows) error {
+		var id string
+		if err := r.Scan(&id); err != nil {
+			return err
+		}
+		out[id] = true
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: files in use: %w", err)
+	}
+	return out, nil
+}

@@ -12,6 +12,55 @@ import (
 )
 
 func testFiles(t *testing.T, setup setupFunc) {
+	t.Run("IDsInUse", func(t *testing.T) {
+		t.Parallel()
+		tb := setup(t)
+		now := time.Now().Unix()
+		newFile := func() store.File {
+			f := store.File{ID: ids.New(ids.File), Purpose: "batch", Filename: "f.jsonl", ObjectKey: "files/x", Status: store.FileProcessed, CreatedAt: now}
+			require.NoError(t, tb.st.FileCreate(tb.ctx, f))
+			return f
+		}
+		live, deleted := newFile(), newFile()
+		_, err := tb.st.FileDelete(tb.ctx, deleted.ID)
+		require.NoError(t, err)
+		// The file a pending upload's multipart upload becomes has no row
+		// yet, and keeps its object; once the upload is cancelled it does
+		// not.
+		mpPending, mpCancelled := "file-mp-pending", "file-mp-cancelled"
+		for _, fileID := range []string{mpPending, mpCancelled} {
+			u := store.Upload{ID: ids.New(ids.Upload), Filename: "f", Purpose: "batch", Bytes: 1, MimeType: "text/plain",
+				Status: store.UploadPending, CreatedAt: now, ExpiresAt: now + 3600}
+			require.NoError(t, tb.st.UploadCreate(tb.ctx, u))
+			_, _, err := tb.st.UploadPresignParts(tb.ctx, u.ID, 1, 10, now, fileID, func() (string, error) { return "mpu", nil },
+				func(n int) store.UploadPart {
+					return store.UploadPart{ID: ids.New(ids.Part), ObjectKey: "k", Bytes: -1, PartNumber: n, CreatedAt: now}
+				})
+			require.NoError(t, err)
+			if fileID == mpCancelled {
+				_, err = tb.st.UploadTransition(tb.ctx, u.ID, []string{store.UploadPending}, store.UploadCancelled, 0)
+				require.NoError(t, err)
+			}
+		}
+
+		got, err := tb.st.FileIDsInUse(tb.ctx, []string{live.ID, deleted.ID, "file-never", mpPending, mpCancelled})
+		require.NoError(t, err)
+		require.Equal(t, map[string]bool{live.ID: true, mpPending: true}, got)
+		got, err = tb.st.FileIDsInUse(tb.ctx, nil)
+		require.NoError(t, err)
+		require.Empty(t, got)
+
+		// More IDs than one statement binds.
+		many := make([]string, 1234)
+		for i := range many {
+			many[i] = fmt.Sprintf("file-none-%d", i)
+		}
+		many[1000] = live.ID
+		got, err = tb.st.FileIDsInUse(tb.ctx, many)
+		require.NoError(t, err)
+		require.Equal(t, map[string]bool{live.ID: true}, got)
+	})
+
 	t.Run("Paginate", func(t *testing.T) {
 		t.Parallel()
 		tb := setup(t)

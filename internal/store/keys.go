@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"fmt"
+	"sync"
+	"time"
 )
 
 // APIKey is a stored API key. Only the SHA-256 of the secret is kept.
@@ -78,14 +80,135 @@ func (s *Store) KeyCount(ctx context.Context) (int, error) {
 	return n, err
 }
 
-// KeyRevoke revokes a key by ID. Revoking twice is ErrNotFound.
+// keysChannel is the Postgres notification channel on which KeyRevoke
+// announces the ID of a key it revoked.
+const keysChannel = "kiln_keys"
+
+// KeyRevoke revokes a key by ID. Revoking twice is ErrNotFound. The
+// revocation is announced to KeyWatch's watchers: this store's before
+// KeyRevoke returns, and on Postgres every other store's on the database
+// (a NOTIFY that commits with the revocation).
 func (s *Store) KeyRevoke(ctx context.Context, id string) error {
-	n, err := s.d.db().exec(ctx, `UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL`, id, now())
+	err := s.d.tx(ctx, func(q querier, _ enqueue) error {
+		n, err := q.exec(ctx, `UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL`, id, now())
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return ErrNotFound
+		}
+		if _, ok := s.d.(*pgDriver); ok {
+			_, err = q.exec(ctx, `SELECT pg_notify($1, $2)`, keysChannel, id)
+		}
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("store: revoke key: %w", err)
+		return fmt.Errorf("store: revoke key %s: %w", id, err)
 	}
-	if n == 0 {
-		return fmt.Errorf("store: revoke key %s: %w", id, ErrNotFound)
-	}
+	s.keyWatchers.tell(id)
 	return nil
+}
+
+// KeyWatch calls fn with the ID of every key revoked from now on, until ctx
+// ends or the store closes, so that a cache of keys can drop it: at once,
+// before KeyRevoke returns, for revocations through this store; and on
+// Postgres for revocations through any other store on the database, in
+// this process or another, as soon as their notification arrives
+// (LISTEN/NOTIFY). Each time that notification connection is established,
+// first or again after a failure, fn("") says that revocations may have
+// gone unheard: drop everything. KeyWatch reports whether revocations
+// through other stores reach fn (Postgres) or not (SQLite, which cannot
+// notify: a cache must bound how long it trusts an answer). fn may be
+// called from several goroutines and must not block.
+func (s *Store) KeyWatch(ctx context.Context, fn func(id string)) bool {
+	ctx, cancel := context.WithCancel(ctx)
+	stopOnClose := context.AfterFunc(s.closed, cancel)
+	w := &keyWatcher{fn: fn}
+	s.keyWatchers.add(w)
+	context.AfterFunc(ctx, func() {
+		stopOnClose()
+		s.keyWatchers.remove(w)
+	})
+	pg, ok := s.d.(*pgDriver)
+	if !ok {
+		return false
+	}
+	go s.listenKeys(ctx, pg, fn)
+	return true
+}
+
+// listenKeys holds one connection that LISTENs for revocations until ctx
+// ends, reconnecting after failures.
+func (s *Store) listenKeys(ctx context.Context, pg *pgDriver, fn func(id string)) {
+	for attempt := 0; ; attempt++ {
+		err := func() error {
+			conn, err := pg.pool.Acquire(ctx)
+			if err != nil {
+				return err
+			}
+			defer conn.Release()
+			if _, err := conn.Exec(ctx, "LISTEN "+keysChannel); err != nil {
+				conn.Conn().Close(context.Background())
+				return err
+			}
+			attempt = 0
+			fn("") // what was revoked before LISTEN went unheard
+			for {
+				n, err := conn.Conn().WaitForNotification(ctx)
+				if err != nil {
+					// The connection may hold a half-read message, or LISTEN:
+					// it is not returned to the pool.
+					conn.Conn().Close(context.Background())
+					return err
+				}
+				fn(n.Payload)
+			}
+		}()
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Warn("key revocation notifications interrupted; cached keys are trusted for their TTL meanwhile", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second << min(attempt, 5)):
+		}
+	}
+}
+
+// keyWatcher is one KeyWatch registration.
+type keyWatcher struct{ fn func(id string) }
+
+// watcherSet are a store's KeyWatch registrations, which KeyRevoke tells
+// at once.
+type watcherSet struct {
+	mu sync.Mutex
+	m  map[*keyWatcher]struct{}
+}
+
+func (ws *watcherSet) add(w *keyWatcher) {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	if ws.m == nil {
+		ws.m = map[*keyWatcher]struct{}{}
+	}
+	ws.m[w] = struct{}{}
+}
+
+func (ws *watcherSet) remove(w *keyWatcher) {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	delete(ws.m, w)
+}
+
+func (ws *watcherSet) tell(id string) {
+	ws.mu.Lock()
+	fns := make([]func(string), 0, len(ws.m))
+	for w := range ws.m {
+		fns = append(fns, w.fn)
+	}
+	ws.mu.Unlock()
+	for _, fn := range fns {
+		fn(id)
+	}
 }

@@ -1,6 +1,9 @@
 package store_test
 
 import (
+	"context"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -8,6 +11,7 @@ import (
 
 	"github.com/kilnhq/kiln/internal/ids"
 	"github.com/kilnhq/kiln/internal/store"
+	"github.com/kilnhq/kiln/internal/store/storetest"
 )
 
 func testKeys(t *testing.T, setup setupFunc) {
@@ -91,4 +95,84 @@ func testKeys(t *testing.T, setup setupFunc) {
 		require.Error(t, tb.st.KeyCreate(tb.ctx, store.APIKey{ID: ids.New(ids.Key), Name: "b", Prefix: "p", Hash: "same"}),
 			"two keys never share a secret's hash")
 	})
+
+	t.Run("WatchRevocations", func(t *testing.T) {
+		t.Parallel()
+		tb := setup(t)
+		// Two stores on one database: the second stands for another process.
+		url := storetest.URL(t, tb.backend)
+		st, err := store.Open(tb.ctx, url, testLog())
+		require.NoError(t, err)
+		defer st.Close()
+		other, err := store.Open(tb.ctx, url, testLog())
+		require.NoError(t, err)
+		defer other.Close()
+		revokeNew := func(through *store.Store) (string, error) {
+			k := store.APIKey{ID: ids.New(ids.Key), Name: "k", Prefix: "p", Hash: ids.New("hash_")}
+			if err := through.KeyCreate(tb.ctx, k); err != nil {
+				return "", err
+			}
+			return k.ID, through.KeyRevoke(tb.ctx, k.ID)
+		}
+
+		ctx, cancel := context.WithCancel(tb.ctx)
+		defer cancel()
+		heard, otherHeard := &heard{}, &heard{}
+		crossProcess := st.KeyWatch(ctx, heard.fn)
+		require.Equal(t, tb.backend == "postgres", crossProcess, "only Postgres notifies other stores")
+		require.Equal(t, crossProcess, other.KeyWatch(tb.ctx, otherHeard.fn))
+		if crossProcess {
+			// Each listener says "drop everything" once its LISTEN is in
+			// place; from then on no revocation goes unheard.
+			heard.wait(t, "")
+			otherHeard.wait(t, "")
+		}
+
+		id, err := revokeNew(st)
+		require.NoError(t, err)
+		require.Contains(t, heard.ids(), id, "the revoking store's watchers hear of it before KeyRevoke returns")
+		if crossProcess {
+			otherHeard.wait(t, id)
+		} else {
+			require.NotContains(t, otherHeard.ids(), id, "SQLite tells no other store")
+		}
+		id, err = revokeNew(other)
+		require.NoError(t, err)
+		require.Contains(t, otherHeard.ids(), id)
+		if crossProcess {
+			heard.wait(t, id)
+		}
+		require.ErrorIs(t, st.KeyRevoke(tb.ctx, id), store.ErrNotFound, "revoked already, through the other store")
+
+		// A watch whose context ended hears no more (it ends just after).
+		cancel()
+		require.Eventually(t, func() bool {
+			id, err := revokeNew(st)
+			return err == nil && !slices.Contains(heard.ids(), id)
+		}, 10*time.Second, 10*time.Millisecond, "the watch to end")
+	})
+}
+
+// heard collects what a KeyWatch watcher is told.
+type heard struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (h *heard) fn(id string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.got = append(h.got, id)
+}
+
+func (h *heard) ids() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.got)
+}
+
+// wait waits until the watcher was told id.
+func (h *heard) wait(t *testing.T, id string) {
+	t.Helper()
+	require.Eventually(t, func() bool { return slices.Contains(h.ids(), id) }, 10*time.Second, 5*time.Millisecond, "the watcher to hear %q", id)
 }

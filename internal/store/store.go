@@ -41,8 +41,9 @@ type Store struct {
 	stopBeat func()
 	clientID string
 
-	signal   shardSignal
-	dispatch dispatcherSlot
+	signal      shardSignal
+	dispatch    dispatcherSlot
+	keyWatchers watcherSet
 	// closed ends when the store closes.
 	closed context.Context
 	close  context.CancelFunc

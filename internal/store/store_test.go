@@ -31,6 +31,7 @@ func TestConformance(t *testing.T) {
 		{"Curation", testCuration},
 		{"CurationExports", testCurationExports},
 		{"Curators", testCurators},
+		{"Errors", testErrors},
 		{"Events", testEvents},
 		{"Files", testFiles},
 		{"Inbox", testInbox},

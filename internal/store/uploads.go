@@ -62,17 +62,133 @@ func scanUpload(r row) (Upload, error) {
 // UploadCreate stores a new upload and, in the same transaction, its jobs
 // (the expiry).
 func (s *Store) UploadCreate(ctx context.Context, u Upload, jobs ...Job) error {
+	err := s.d.tx(ctx, func(q querier, enq enqueue) error { return insertUpload(ctx, q, enq, u, jobs) })
+	if err != nil {
+		return fmt.Errorf("store: create upload: %w", err)
+	}
+	return nil
+}
+
+func insertUpload(ctx context.Context, q querier, enq enqueue, u Upload, jobs []Job) error {
+	if _, err := q.exec(ctx, `INSERT INTO uploads (`+uploadColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		u.ID, u.Filename, u.Purpose, u.Bytes, u.MimeType, u.Status, u.CreatedAt, u.ExpiresAt, u.FileID, u.MultipartID, u.MultipartFileID); err != nil {
+		return err
+	}
+	return enqueueAll(ctx, enq, jobs)
+}
+
+// UploadCap bounds the uploads in progress: pending (and not yet past
+// their expiry) or completing. A field of zero or less is no bound. The
+// cap is kiln-wide; with projects it gets the project whose uploads it
+// counts, and its own lock.
+type UploadCap struct {
+	// MaxPending is the most uploads in progress.
+	MaxPending int64
+	// MaxPendingBytes is the most bytes they may declare in all.
+	MaxPendingBytes int64
+}
+
+// The caps of an UploadCap, as UploadCapError names them.
+const (
+	UploadCapCount = "count"
+	UploadCapBytes = "bytes"
+)
+
+// UploadCapError is UploadCreateCapped refusing an upload that would take
+// the uploads in progress past a cap.
+type UploadCapError struct {
+	// Cap is the cap reached: UploadCapCount or UploadCapBytes.
+	Cap string
+	// Max is its value.
+	Max int64
+	// Pending are the uploads in progress before this one.
+	Pending UploadsPending
+}
+
+func (e *UploadCapError) Error() string {
+	if e.Cap == UploadCapBytes {
+		return fmt.Sprintf("store: the uploads in progress declare %d bytes of the %d allowed", e.Pending.Bytes, e.Max)
+	}
+	return fmt.Sprintf("store: %d uploads in progress, the most allowed", e.Max)
+}
+
+// UploadsPending counts the uploads in progress.
+type UploadsPending struct {
+	Count int64
+	// Bytes are the bytes they declare.
+	Bytes int64
+}
+
+// pendingUploads is the condition of an upload in progress at $1 (Unix
+// seconds): pending and not yet expired, or completing.
+const pendingUploads = `(status = '` + UploadCompleting + `' OR (status = '` + UploadPending + `' AND expires_at > $1))`
+
+func countPending(ctx context.Context, q querier, now int64) (UploadsPending, error) {
+	var p UploadsPending
+	err := q.queryRow(ctx, `SELECT COUNT(*), CAST(COALESCE(SUM(bytes), 0) AS BIGINT) FROM uploads WHERE `+pendingUploads, now).Scan(&p.Count, &p.Bytes)
+	return p, err
+}
+
+// UploadPendingTotals counts the uploads in progress at now (Unix
+// seconds), as UploadCap does.
+func (s *Store) UploadPendingTotals(ctx context.Context, now int64) (UploadsPending, error) {
+	p, err := countPending(ctx, s.d.db(), now)
+	if err != nil {
+		return p, fmt.Errorf("store: pending uploads: %w", err)
+	}
+	return p, nil
+}
+
+// UploadCreateCapped is UploadCreate within caps: if u would take the
+// uploads in progress (at u.CreatedAt) past one, it is an *UploadCapError
+// and nothing is written. Creates are serialised while they count, so
+// that two cannot both take the last place.
+func (s *Store) UploadCreateCapped(ctx context.Context, u Upload, c UploadCap, jobs ...Job) error {
 	err := s.d.tx(ctx, func(q querier, enq enqueue) error {
-		if _, err := q.exec(ctx, `INSERT INTO uploads (`+uploadColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-			u.ID, u.Filename, u.Purpose, u.Bytes, u.MimeType, u.Status, u.CreatedAt, u.ExpiresAt, u.FileID, u.MultipartID, u.MultipartFileID); err != nil {
+		// SQLite's transactions hold the database's one write lock
+		// already; Postgres's need one for the count to stay true until
+		// the insert commits.
+		if s.d.name() == "postgres" {
+			if _, err := q.exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('kiln:uploads_pending', 0))`); err != nil {
+				return err
+			}
+		}
+		p, err := countPending(ctx, q, u.CreatedAt)
+		if err != nil {
 			return err
 		}
-		return enqueueAll(ctx, enq, jobs)
+		switch {
+		case c.MaxPending > 0 && p.Count+1 > c.MaxPending:
+			return &UploadCapError{Cap: UploadCapCount, Max: c.MaxPending, Pending: p}
+		case c.MaxPendingBytes > 0 && p.Bytes+u.Bytes > c.MaxPendingBytes:
+			return &UploadCapError{Cap: UploadCapBytes, Max: c.MaxPendingBytes, Pending: p}
+		}
+		return insertUpload(ctx, q, enq, u, jobs)
 	})
 	if err != nil {
 		return fmt.Errorf("store: create upload: %w", err)
 	}
 	return nil
+}
+
+// UploadStatuses returns the status of each of ids that is an upload; an
+// ID that is none is absent.
+func (s *Store) UploadStatuses(ctx context.Context, ids []string) (map[string]string, error) {
+	out := make(map[string]string)
+	err := s.queryIDs(ctx, ids, 1, func(in func(int) string) string {
+		return `SELECT id, status FROM uploads WHERE id IN (` + in(0) + `)`
+	}, func(r rows) error {
+		var id, status string
+		if err := r.Scan(&id, &status); err != nil {
+			return err
+		}
+		out[id] = status
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: upload statuses: %w", err)
+	}
+	return out, nil
 }
 
 // UploadGet returns an upload.

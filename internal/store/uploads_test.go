@@ -26,6 +26,98 @@ func testUploads(t *testing.T, setup setupFunc) {
 		return store.UploadPart{ID: ids.New(ids.Part), UploadID: u.ID, ObjectKey: "parts/" + u.ID, Bytes: bytes, CreatedAt: time.Now().Unix()}
 	}
 
+	t.Run("Statuses", func(t *testing.T) {
+		t.Parallel()
+		tb := setup(t)
+		pending, cancelled := newUpload(t, tb), newUpload(t, tb)
+		_, err := tb.st.UploadTransition(tb.ctx, cancelled.ID, []string{store.UploadPending}, store.UploadCancelled, 0)
+		require.NoError(t, err)
+		got, err := tb.st.UploadStatuses(tb.ctx, []string{pending.ID, cancelled.ID, "upload_never"})
+		require.NoError(t, err)
+		require.Equal(t, map[string]string{pending.ID: store.UploadPending, cancelled.ID: store.UploadCancelled}, got)
+	})
+
+	t.Run("Cap", func(t *testing.T) {
+		t.Parallel()
+		tb := setup(t)
+		now := time.Now().Unix()
+		upload := func(bytes int64) store.Upload {
+			return store.Upload{ID: ids.New(ids.Upload), Filename: "f", Purpose: "batch", Bytes: bytes, MimeType: "text/plain",
+				Status: store.UploadPending, CreatedAt: now, ExpiresAt: now + 3600}
+		}
+		totals := func() store.UploadsPending {
+			t.Helper()
+			p, err := tb.st.UploadPendingTotals(tb.ctx, now)
+			require.NoError(t, err)
+			return p
+		}
+		require.Equal(t, store.UploadsPending{}, totals())
+
+		caps := store.UploadCap{MaxPending: 3, MaxPendingBytes: 100}
+		a, b := upload(40), upload(50)
+		require.NoError(t, tb.st.UploadCreateCapped(tb.ctx, a, caps, noopJob("expire")))
+		require.NoError(t, tb.st.UploadCreateCapped(tb.ctx, b, caps))
+		require.Equal(t, store.UploadsPending{Count: 2, Bytes: 90}, totals())
+
+		var capErr *store.UploadCapError
+		tooBig := upload(11)
+		require.ErrorAs(t, tb.st.UploadCreateCapped(tb.ctx, tooBig, caps), &capErr)
+		require.Equal(t, store.UploadCapError{Cap: store.UploadCapBytes, Max: 100, Pending: store.UploadsPending{Count: 2, Bytes: 90}}, *capErr)
+		_, err := tb.st.UploadGet(tb.ctx, tooBig.ID)
+		require.ErrorIs(t, err, store.ErrNotFound, "a refused upload is not written")
+		require.NoError(t, tb.st.UploadCreateCapped(tb.ctx, upload(10), caps), "exactly at the cap")
+		require.ErrorAs(t, tb.st.UploadCreateCapped(tb.ctx, upload(0), caps), &capErr)
+		require.Equal(t, store.UploadCapCount, capErr.Cap)
+		require.EqualValues(t, 3, capErr.Max)
+
+		// A completing upload still counts; a completed, cancelled or
+		// expired one, or one pending past its expiry, does not.
+		_, err = tb.st.UploadTransition(tb.ctx, a.ID, []string{store.UploadPending}, store.UploadCompleting, now)
+		require.NoError(t, err)
+		require.Equal(t, store.UploadsPending{Count: 3, Bytes: 100}, totals())
+		_, err = tb.st.UploadTransition(tb.ctx, b.ID, []string{store.UploadPending}, store.UploadCancelled, 0)
+		require.NoError(t, err)
+		require.Equal(t, store.UploadsPending{Count: 2, Bytes: 50}, totals())
+		p, err := tb.st.UploadPendingTotals(tb.ctx, now+3600)
+		require.NoError(t, err)
+		require.Equal(t, store.UploadsPending{Count: 1, Bytes: 40}, p, "past their expiry, only the completing one counts")
+
+		// No cap, no bound.
+		require.NoError(t, tb.st.UploadCreateCapped(tb.ctx, upload(1<<40), store.UploadCap{}))
+	})
+
+	t.Run("CapConcurrent", func(t *testing.T) {
+		t.Parallel()
+		tb := setup(t)
+		now := time.Now().Unix()
+		const tries, limit = 24, 5
+		caps := store.UploadCap{MaxPending: limit}
+		errs := make(chan error, tries)
+		start := make(chan struct{})
+		for range tries {
+			go func() {
+				<-start
+				errs <- tb.st.UploadCreateCapped(tb.ctx, store.Upload{ID: ids.New(ids.Upload), Filename: "f", Purpose: "batch", Bytes: 1,
+					MimeType: "text/plain", Status: store.UploadPending, CreatedAt: now, ExpiresAt: now + 3600}, caps)
+			}()
+		}
+		close(start)
+		created := 0
+		for range tries {
+			err := <-errs
+			var capErr *store.UploadCapError
+			if err != nil {
+				require.ErrorAs(t, err, &capErr)
+				continue
+			}
+			created++
+		}
+		require.Equal(t, limit, created, "concurrent creates take no more than the cap's places")
+		p, err := tb.st.UploadPendingTotals(tb.ctx, now)
+		require.NoError(t, err)
+		require.EqualValues(t, limit, p.Count)
+	})
+
 	t.Run("PartsAndComplete", func(t *testing.T) {
 		t.Parallel()
 		tb := setup(t)
