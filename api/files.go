@@ -156,9 +156,9 @@ func (d Deps) listFiles(ctx context.Context, in *fileListInput) (*fileListOutput
 }
 
 func (d Deps) retrieveFile(ctx context.Context, in *fileIDInput) (*fileOutput, error) {
-	f, err := d.Store.FileGet(ctx, in.FileID)
+	f, err := d.Batches.GetFile(ctx, in.FileID)
 	if err != nil {
-		return nil, notFoundOr(err, "file", in.FileID)
+		return nil, err
 	}
 	return &fileOutput{Body: fileOf(f)}, nil
 }
@@ -172,9 +172,9 @@ func (d Deps) deleteFile(ctx context.Context, in *fileIDInput) (*fileDeletedOutp
 }
 
 func (d Deps) downloadFile(ctx context.Context, in *fileContentInput) (*huma.StreamResponse, error) {
-	f, err := d.Store.FileGet(ctx, in.FileID)
+	f, err := d.Batches.GetFile(ctx, in.FileID)
 	if err != nil {
-		return nil, notFoundOr(err, "file", in.FileID)
+		return nil, err
 	}
 	if redirect := in.Redirect || d.DownloadRedirect; redirect && in.Range == "" {
 		url, err := d.Bucket.PresignGet(ctx, f.ObjectKey, downloadURLTTL, f.Filename)

@@ -418,6 +418,8 @@ func testCompleteErrors(t *testing.T, env *kilntest.Env, c *rawClient, maxPart i
 		{name: "upload bytes zero", path: "/v1/uploads", body: map[string]any{"bytes": 0, "filename": "x", "mime_type": "text/plain", "purpose": "batch"}, status: 400},
 		{name: "upload bad purpose", path: "/v1/uploads", body: map[string]any{"bytes": 1, "filename": "x", "mime_type": "text/plain", "purpose": "nope"}, status: 400, param: "purpose"},
 		{name: "upload too large", path: "/v1/uploads", body: map[string]any{"bytes": env.App.Cfg.MaxFileBytes + 1, "filename": "x", "mime_type": "text/plain", "purpose": "batch"}, status: 413, code: "file_too_large", param: "bytes"},
+		{name: "filename of 100,000 characters", path: "/v1/uploads", body: map[string]any{"bytes": 1, "filename": strings.Repeat("x", 100_000), "mime_type": "text/plain", "purpose": "batch"}, status: 400, param: "filename"},
+		{name: "MIME type of 100,000 characters", path: "/v1/uploads", body: map[string]any{"bytes": 1, "filename": "x", "mime_type": strings.Repeat("x", 100_000), "purpose": "batch"}, status: 400, param: "mime_type"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var body io.Reader

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -257,6 +258,7 @@ func testEndToEnd(t *testing.T, backend string) {
 			ID          string  `json:"id"`
 			Status      string  `json:"status"`
 			Rows        int     `json:"rows"`
+			FileID      *string `json:"file_id"`
 			DownloadURL *string `json:"download_url"`
 			Error       string  `json:"error"`
 		}
@@ -274,6 +276,23 @@ func testEndToEnd(t *testing.T, backend string) {
 		}
 		require.Equal(t, want, ex.Rows, format)
 		checkExport(t, format, data, want)
+
+		// The export is curation's: an API key neither sees nor touches it.
+		require.NotNil(t, ex.FileID)
+		api.do(http.MethodGet, "/v1/files/"+*ex.FileID, nil, http.StatusNotFound, nil)
+		api.do(http.MethodGet, "/v1/files/"+*ex.FileID+"/content", nil, http.StatusNotFound, nil)
+		api.do(http.MethodDelete, "/v1/files/"+*ex.FileID, nil, http.StatusNotFound, nil)
+		api.do(http.MethodPost, "/v1/batches", map[string]any{"input_file_id": *ex.FileID, "endpoint": "/v1/chat/completions",
+			"completion_window": "24h"}, http.StatusNotFound, nil)
+		var files struct {
+			Data []struct {
+				ID string `json:"id"`
+			} `json:"data"`
+		}
+		api.do(http.MethodGet, "/v1/files?limit=10000", nil, http.StatusOK, &files)
+		for _, f := range files.Data {
+			require.NotEqual(t, *ex.FileID, f.ID, "an export in the API's file list")
+		}
 	}
 	var e struct {
 		Error struct{ Code string } `json:"error"`
@@ -441,6 +460,27 @@ func TestCurationBulkImport(t *testing.T) {
 	require.Equal(t, 1, res.Tasks)
 	cur.do(http.MethodGet, "/v1/curation/tasks?type=ls&gold=true", nil, 200, &list)
 	require.Len(t, list.Data, 1, "ground truth became the gold star")
+
+	// Loose input is refused at once, saying why.
+	var e struct {
+		Error struct {
+			Code  string  `json:"code"`
+			Param *string `json:"param"`
+		} `json:"error"`
+	}
+	for _, empty := range []string{"[]", "null"} {
+		cur.do(http.MethodPost, "/v1/curation/imports/label_studio?type=ls", []byte(empty), http.StatusBadRequest, &e)
+		require.Equal(t, "invalid_label_studio", e.Error.Code, empty)
+	}
+	for _, typ := range []string{"../../x", "<b>x</b>", strings.Repeat("t", 65), "Upper"} {
+		cur.do(http.MethodPost, "/v1/curation/imports/label_studio?type="+url.QueryEscape(typ), []byte(ls), http.StatusBadRequest, &e)
+		require.NotNil(t, e.Error.Param, typ)
+		require.Equal(t, "type", *e.Error.Param, typ)
+	}
+	cur.do(http.MethodPost, "/v1/curation/imports", []byte(`{"type":"../x","messages":[{"role":"user","content":"a"}],"model":"m1","output":"b"}`+"\n"+
+		`{"type":"notes","messages":[{"role":"user","content":"a\u0000"}],"model":"m1","output":"b"}`+"\n"), 200, &res)
+	require.Zero(t, res.Tasks)
+	require.Len(t, res.Errors, 2, "a bad type and a NUL are line errors")
 }
 
 // TestCurationLargeOutput: a batch output with a 100 MB answer is imported

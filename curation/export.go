@@ -118,6 +118,7 @@ func (e *Exporter) Run(ctx context.Context, exportID string, o ExportOptions) (*
 		name = fmt.Sprintf("kiln-label-studio-%s.json", time.Now().UTC().Format("20060102-150405"))
 	}
 	nf := batch.NewFile(batch.PurposeFineTune, name)
+	nf.Owner = store.FileOwnerCuration // curators' alone: no API key sees it
 	f := &nf
 	var rows, done int64
 	pr, pw := io.Pipe()

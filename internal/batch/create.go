@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 
 	"github.com/kilnhq/kiln/internal/apierror"
 	"github.com/kilnhq/kiln/internal/batchline"
@@ -45,8 +46,8 @@ func (s *Service) Create(ctx context.Context, p CreateParams) (store.Batch, erro
 	if err != nil {
 		return store.Batch{}, err
 	}
-	f, err := s.store.FileGet(ctx, p.InputFileID)
-	if errors.Is(err, store.ErrNotFound) {
+	f, err := s.GetFile(ctx, p.InputFileID)
+	if e, ok := apierror.As(err); ok && e.Status == http.StatusNotFound {
 		return store.Batch{}, apierror.NotFoundParam("input_file_id", "file", p.InputFileID)
 	}
 	if err != nil {

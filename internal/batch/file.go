@@ -40,11 +40,12 @@ func NewFile(purpose, filename string) store.File {
 		Status: store.FileProcessed, CreatedAt: time.Now().Unix()}
 }
 
-// GetFile is a file, or a 404.
+// GetFile is one of the API's files, or a 404: curation's exports are
+// not the API's to see.
 func (s *Service) GetFile(ctx context.Context, id string) (store.File, error) {
 	f, err := s.store.FileGet(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return f, apierror.NotFound("file", id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && f.Owner != store.FileOwnerAPI) {
+		return store.File{}, apierror.NotFound("file", id)
 	}
 	return f, err
 }
@@ -138,6 +139,9 @@ func (d *Draft) Discard(ctx context.Context) { d.s.deleteObject(ctx, d.File.Obje
 // file_in_use. Deleting it would stall the batch, and every batch of its
 // model behind it.
 func (s *Service) DeleteFile(ctx context.Context, id string) (store.File, error) {
+	if _, err := s.GetFile(ctx, id); err != nil {
+		return store.File{}, err
+	}
 	f, err := s.store.FileDelete(ctx, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):

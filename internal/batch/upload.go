@@ -57,6 +57,12 @@ func (s *Service) CreateUpload(ctx context.Context, p UploadParams) (store.Uploa
 	if p.Bytes > s.limits.MaxFileBytes {
 		return store.Upload{}, apierror.TooLarge("file_too_large", "bytes", fmt.Sprintf("The file is larger than the limit of %d bytes.", s.limits.MaxFileBytes))
 	}
+	if err := checkFilename("filename", p.Filename); err != nil {
+		return store.Upload{}, err
+	}
+	if len(p.MimeType) > maxMimeTypeBytes {
+		return store.Upload{}, apierror.Invalid("mime_type", fmt.Sprintf("The MIME type is %d bytes long; the most is %d.", len(p.MimeType), maxMimeTypeBytes))
+	}
 	now := s.now()
 	u := store.Upload{ID: ids.New(ids.Upload), Filename: p.Filename, Purpose: p.Purpose, Bytes: p.Bytes, MimeType: p.MimeType,
 		Status: store.UploadPending, CreatedAt: now.Unix(), ExpiresAt: now.Add(s.limits.UploadTTL).Unix()}
@@ -118,13 +124,17 @@ func (s *Service) GetUpload(ctx context.Context, id string) (store.Upload, error
 func uploadConflict(u store.Upload) error {
 	status := u.Status
 	if status == store.UploadCompleting {
-		return apierror.Conflict("upload_completing", "The upload is being completed.")
+		return apierror.Conflict("upload_completing", fmt.Sprintf("Upload %s is being completed.", u.ID))
 	}
 	if status == store.UploadPending {
 		status = store.UploadExpired // pending past its expiry
 	}
-	return apierror.Conflict("upload_not_pending", fmt.Sprintf("The upload is %s; only a pending upload takes parts, completes or cancels.", status))
+	return apierror.Conflict("upload_not_pending", fmt.Sprintf("Upload %s is %s; only a pending upload takes parts, completes or cancels.", u.ID, status))
 }
+
+// maxMimeTypeBytes bounds an upload's MIME type (RFC 6838 allows 127
+// characters for each of its two names).
+const maxMimeTypeBytes = 255
 
 // transitionUpload moves an upload from one of from to to, mapping the
 // store's errors.

@@ -11,6 +11,16 @@ const (
 	FileProcessed = "processed"
 )
 
+// File owners: who sees a file.
+const (
+	// FileOwnerAPI files are the API's: API keys list, read and delete
+	// them.
+	FileOwnerAPI = ""
+	// FileOwnerCuration files are curation exports: only curators reach
+	// them, through curation's routes.
+	FileOwnerCuration = "curation"
+)
+
 // File is an uploaded or produced file. Its bytes live in the object store
 // under ObjectKey.
 type File struct {
@@ -22,21 +32,24 @@ type File struct {
 	Status    string
 	CreatedAt int64
 	ExpiresAt *int64
+	// Owner says who sees the file: FileOwnerAPI or FileOwnerCuration.
+	Owner string
 }
 
-const fileColumns = `id, purpose, filename, bytes, object_key, status, created_at, expires_at`
+const fileColumns = `id, purpose, filename, bytes, object_key, status, created_at, expires_at, owner`
 
 func scanFile(r row) (File, error) {
 	var f File
-	err := r.Scan(&f.ID, &f.Purpose, &f.Filename, &f.Bytes, &f.ObjectKey, &f.Status, &f.CreatedAt, &f.ExpiresAt)
+	err := r.Scan(&f.ID, &f.Purpose, &f.Filename, &f.Bytes, &f.ObjectKey, &f.Status, &f.CreatedAt, &f.ExpiresAt, &f.Owner)
 	return f, err
 }
 
-// insertFile records a file and its file.created event.
+// insertFile records a file and, for the API's files, its file.created
+// event (curation's are not the API's business).
 func (s *Store) insertFile(ctx context.Context, q querier, enq enqueue, f File) error {
-	_, err := q.exec(ctx, `INSERT INTO files (`+fileColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		f.ID, f.Purpose, f.Filename, f.Bytes, f.ObjectKey, f.Status, f.CreatedAt, f.ExpiresAt)
-	if err != nil {
+	_, err := q.exec(ctx, `INSERT INTO files (`+fileColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		f.ID, f.Purpose, f.Filename, f.Bytes, f.ObjectKey, f.Status, f.CreatedAt, f.ExpiresAt, f.Owner)
+	if err != nil || f.Owner != FileOwnerAPI {
 		return err
 	}
 	_, err = s.emit(ctx, q, enq, &Event{Type: EventFileCreated, Data: idData(f.ID)})
@@ -63,6 +76,8 @@ func (s *Store) FileGet(ctx context.Context, id string) (File, error) {
 
 // FileListParams filters and pages FileList.
 type FileListParams struct {
+	// Owner lists only its files; the zero value is the API's.
+	Owner   string
 	Purpose string // "" for all
 	After   string // cursor: a file ID
 	Limit   int
@@ -76,8 +91,8 @@ func (s *Store) FileList(ctx context.Context, p FileListParams) ([]File, bool, e
 	if p.Asc {
 		cmp, order = ">", "ASC"
 	}
-	sql := `SELECT ` + fileColumns + ` FROM files WHERE deleted_at IS NULL`
-	var args []any
+	sql := `SELECT ` + fileColumns + ` FROM files WHERE deleted_at IS NULL AND owner = $1`
+	args := []any{p.Owner}
 	if p.Purpose != "" {
 		args = append(args, p.Purpose)
 		sql += fmt.Sprintf(` AND purpose = $%d`, len(args))

@@ -151,6 +151,34 @@ func testFiles(t *testing.T, setup setupFunc) {
 		require.ErrorIs(t, err, store.ErrNotFound)
 	})
 
+	t.Run("Owners", func(t *testing.T) {
+		t.Parallel()
+		tb := setup(t)
+		now := time.Now().Unix()
+		api := store.File{ID: ids.New(ids.File), Purpose: "batch", Filename: "in.jsonl", ObjectKey: "files/a", Status: store.FileProcessed, CreatedAt: now}
+		export := store.File{ID: ids.New(ids.File), Purpose: "fine-tune", Filename: "export.jsonl", ObjectKey: "files/e", Status: store.FileProcessed,
+			CreatedAt: now, Owner: store.FileOwnerCuration}
+		require.NoError(t, tb.st.FileCreate(tb.ctx, api))
+		require.NoError(t, tb.st.FileCreate(tb.ctx, export))
+
+		list, _, err := tb.st.FileList(tb.ctx, store.FileListParams{Limit: 10})
+		require.NoError(t, err)
+		require.Len(t, list, 1, "the API's list holds the API's files only")
+		require.Equal(t, api.ID, list[0].ID)
+		list, _, err = tb.st.FileList(tb.ctx, store.FileListParams{Owner: store.FileOwnerCuration, Limit: 10})
+		require.NoError(t, err)
+		require.Len(t, list, 1)
+		require.Equal(t, export.ID, list[0].ID)
+		got, err := tb.st.FileGet(tb.ctx, export.ID)
+		require.NoError(t, err)
+		require.Equal(t, store.FileOwnerCuration, got.Owner)
+
+		// Only the API's file is announced to the API's webhooks.
+		evs, _, err := tb.st.EventList(tb.ctx, store.EventFileCreated, "", 10)
+		require.NoError(t, err)
+		require.Len(t, evs, 1)
+		require.Contains(t, string(evs[0].Data), api.ID)
+	})
 	t.Run("Unknown", func(t *testing.T) {
 		t.Parallel()
 		tb := setup(t)
