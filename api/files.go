@@ -311,22 +311,48 @@ func eachFormPart(contentType string, body io.Reader, fn func(*multipart.Part) e
 	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
 		return apierror.Invalid("", "The request must be multipart/form-data with a boundary.")
 	}
-	mr := multipart.NewReader(body, params["boundary"])
+	src := &sourceErr{r: body}
+	mr := multipart.NewReader(src, params["boundary"])
 	for {
 		part, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
 		if err != nil {
-			return apierror.BodyError("", err)
+			return apierror.BodyError("", src.or(err))
 		}
 		if err := fn(part); err != nil {
 			return err
 		}
 		if _, err := io.Copy(io.Discard, part); err != nil {
-			return apierror.BodyError("", err)
+			return apierror.BodyError("", src.or(err))
 		}
 	}
+}
+
+// sourceErr remembers the first error of the body itself. The multipart
+// parser can turn a body that broke off mid-line into a malformed header
+// (bufio's ReadLine hands back the partial line and drops the error), and
+// then the body's own error, a timeout say, is the true cause.
+type sourceErr struct {
+	r   io.Reader
+	err error
+}
+
+func (s *sourceErr) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) && s.err == nil {
+		s.err = err
+	}
+	return n, err
+}
+
+// or is the body's own error if it had one, else err.
+func (s *sourceErr) or(err error) error {
+	if s.err != nil {
+		return s.err
+	}
+	return err
 }
 
 func anySlice(s []string) []any {

@@ -67,6 +67,10 @@ func TestObjectStoreOutage(t *testing.T) {
 	}
 }
 
+// outstandingAtFault is how many requests the agent has out at the engine
+// when the service goes away, at least; they are answered while it is down.
+const outstandingAtFault = 10
+
 // testOutage runs a batch on a kiln (with its agent) that configure points
 // at svc, takes svc down once some requests are done, keeps it down while
 // the agent answers more requests, and brings it back.
@@ -82,11 +86,16 @@ func testOutage(t *testing.T, svc service, o outage, configure func(*config.Conf
 	id := createBatch(t, c, n)
 	waitProgress(t, c, id, 100)
 
-	// The agent keeps running the requests of the shards it holds. They
-	// are counted from before the stop: a clean stop takes a while (a
-	// checkpoint), and on a loaded machine the agent may finish the
-	// shards it holds before the stop returns, and can claim no more.
-	target := env.App.Sim.Stats().Completed + 10
+	// The agent keeps running the requests it has sent while the service
+	// is down. It may be between shards at any moment (a claim needs the
+	// database), so the fault waits until it has requests out: those are
+	// answered whatever the database does, and counted from then.
+	var target int64
+	poll(t, "requests out at the engine", func() (bool, error) {
+		s := env.App.Sim.Stats()
+		target = s.Completed + outstandingAtFault
+		return s.Requests-s.Completed-s.Failed-s.Canceled >= outstandingAtFault, nil
+	})
 	if o.crash {
 		svc.Crash(t)
 	} else {
