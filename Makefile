@@ -3,13 +3,20 @@
 #   make test   the whole suite, with its own Postgres and MinIO
 GO ?= go
 
-.PHONY: run build test test-short lint fmt openapi services-start services-stop clean demo
+.PHONY: run build lambda test test-short chaos monitoring lint fmt openapi services-start services-stop clean demo
 
 run:
 	$(GO) run ./cmd/kiln serve
 
 build:
 	$(GO) build -o bin/kiln ./cmd/kiln
+
+# The Lambda handler (cmd/kiln-lambda) for the provided.al2023 runtime:
+# bin/kiln-lambda-amd64.zip and bin/kiln-lambda-arm64.zip, each holding the
+# binary as bootstrap (LAMBDA_ARCHES=arm64 builds one).
+LAMBDA_ARCHES ?= amd64 arm64
+lambda:
+	$(GO) run ./internal/lambdazip -o bin $(LAMBDA_ARCHES)
 
 # The whole suite. scripts/install-chromium.sh installs Debian's Chromium
 # for the workbench's browser tests (once); scripts/test-services.sh starts a
@@ -18,6 +25,14 @@ build:
 test:
 	scripts/install-chromium.sh
 	KILN_TEST_ARTIFACTS=$${KILN_TEST_ARTIFACTS:-$(CURDIR)/artifacts} scripts/test-services.sh run -- $(GO) test -count=1 -timeout 20m ./...
+
+# The chaos suite: KILN_CHAOS_RUNS seeded runs (50 here; `make test` runs
+# 2) of kiln's processes on a private Postgres and MinIO, killed and cut off
+# at random points, each checked for kiln's invariants; a table of the runs
+# at the end. KILN_CHAOS_SEED=S starts from seed S (default: the time).
+KILN_CHAOS_RUNS ?= 50
+chaos:
+	KILN_CHAOS_RUNS=$(KILN_CHAOS_RUNS) KILN_TEST_ARTIFACTS=$${KILN_TEST_ARTIFACTS:-$(CURDIR)/artifacts} scripts/test-services.sh run -- $(GO) test -count=1 -timeout 90m -run '^TestChaos$$' -v ./internal/faulttest/
 
 # Only the tests that need no services (the rest skip, by request).
 test-short:
@@ -34,6 +49,11 @@ fmt:
 # Regenerate the committed OpenAPI document (a test fails when it is stale).
 openapi:
 	$(GO) run ./cmd/kiln openapi > api/openapi.yaml
+
+# Regenerate the Grafana dashboards in monitoring/grafana/dashboards (a test
+# fails when they are stale).
+monitoring:
+	$(GO) generate ./monitoring
 
 # A whole kiln in-process (temp dir, simulator) runs every conquest type's samples.
 demo:

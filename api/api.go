@@ -5,6 +5,7 @@
 package api
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"github.com/kilnhq/kiln/functions"
 	"github.com/kilnhq/kiln/internal/apierror"
 	"github.com/kilnhq/kiln/internal/apikey"
+	"github.com/kilnhq/kiln/internal/auth"
 	"github.com/kilnhq/kiln/internal/batch"
 	"github.com/kilnhq/kiln/internal/objectstore"
 	"github.com/kilnhq/kiln/internal/store"
@@ -57,6 +59,17 @@ type Deps struct {
 	WebhookAllowPrivate bool
 	// Extra registers more routes on the same API and mux (metrics, UI).
 	Extra func(api huma.API, mux *http.ServeMux)
+	// RiverUI is River UI's handler, served to admins at RiverUIPrefix
+	// (river_ui.go). Default: none.
+	RiverUI       http.Handler
+	RiverUIPrefix string
+	// Admin checks the admin keys of the Administration API
+	// (/v1/organization/..., organization.go). Default: the stored admin
+	// keys of Store.
+	Admin *apikey.AdminChecker
+	// KeyRotationGrace is how long a key rotated through the
+	// Administration API keeps working beside its successor.
+	KeyRotationGrace time.Duration
 }
 
 // New builds the HTTP handler and the Huma API (for the OpenAPI document).
@@ -76,10 +89,13 @@ func New(d Deps) (http.Handler, huma.API) {
 	registerFunctionInvocations(api, d)
 	registerObjectEvents(api, d)
 	registerConquests(api, d)
+	registerOrganization(api, d)
 	if d.Extra != nil {
 		d.Extra(api, mux)
 	}
 	documentErrors(api)
+	registerDocs(mux)
+	registerRiverUI(mux, d)
 	// The folder object store's presigned URLs: the signature is the
 	// credential, so no API key; a part's URL dies with its upload.
 	mux.Handle(objectstore.SignedPath, objectstore.HandlerWith(d.Bucket, &objectstore.HandlerOpts{Authorize: d.Batches.AuthorizeObject}))
@@ -103,6 +119,7 @@ func New(d Deps) (http.Handler, huma.API) {
 func Config(version string) huma.Config {
 	cfg := huma.DefaultConfig("kiln", version)
 	cfg.CreateHooks = nil
+	cfg.DocsPath = "" // served from the binary instead of a CDN: docs.go
 	cfg.Info.Description = "kiln: an OpenAI-compatible Batch API for local LLMs. " +
 		"Routes under /v1 follow OpenAI's API; kiln's extensions are marked as such."
 	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
@@ -121,15 +138,24 @@ func authenticate(d Deps, next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
+		// The Administration API takes admin keys only (organization.go).
+		if isOrganization(r.URL.Path) {
+			d.authenticateAdmin(w, r, next)
+			return
+		}
 		// The scheme is case-insensitive (RFC 7235).
 		scheme, secret, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(secret) == "" {
 			apierror.Write(w, apierror.New(http.StatusUnauthorized, "missing_api_key", "", "You didn't provide an API key. Provide it in the Authorization header as 'Bearer YOUR_KEY'."))
 			return
 		}
-		switch err := d.Keys.Check(r.Context(), strings.TrimSpace(secret)); {
+		who, err := d.Keys.Check(r.Context(), strings.TrimSpace(secret))
+		switch {
+		case err == nil && !auth.Allows(who.Scopes, r.Method, r.URL.Path):
+			apierror.Write(w, apierror.New(http.StatusUnauthorized, "insufficient_scope", "",
+				fmt.Sprintf("You have insufficient permissions for this operation: the key's scopes are %s.", strings.Join(who.Scopes, ", "))))
 		case err == nil:
-			next.ServeHTTP(w, r)
+			next.ServeHTTP(w, r.WithContext(auth.NewContext(r.Context(), who)))
 		case err == apikey.ErrInvalid:
 			apierror.Write(w, apierror.New(http.StatusUnauthorized, "invalid_api_key", "", "Incorrect API key provided: "+masked(secret)+"."))
 		default:

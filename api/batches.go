@@ -8,6 +8,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/kilnhq/kiln/internal/auth"
 	"github.com/kilnhq/kiln/internal/batch"
 	"github.com/kilnhq/kiln/internal/store"
 )
@@ -182,7 +183,7 @@ func (d Deps) createBatch(ctx context.Context, in *batchCreateInput) (*batchOutp
 }
 
 func (d Deps) listBatches(ctx context.Context, in *batchListInput) (*batchListOutput, error) {
-	list, more, err := d.Store.BatchList(ctx, in.After, in.Limit)
+	list, more, err := d.Store.BatchList(ctx, auth.Project(ctx), in.After, in.Limit)
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/kilnhq/kiln/conquest_schemas/conquest"
 	"github.com/kilnhq/kiln/internal/apierror"
+	"github.com/kilnhq/kiln/internal/auth"
 	"github.com/kilnhq/kiln/internal/batch"
 )
 
@@ -178,7 +179,7 @@ func (d Deps) buildConquestRequests(ctx context.Context, in *requestsInput) (*co
 	if err != nil {
 		return nil, err
 	}
-	if err := d.Store.ConquestRecordsPut(ctx, def.ID, kept); err != nil {
+	if err := d.Store.ConquestRecordsPut(ctx, auth.Project(ctx), def.ID, kept); err != nil { // curators of the project see them
 		return nil, err
 	}
 	out := ConquestRequests{Object: "conquest.requests", Type: def.ID, Version: def.Version, Errors: rep.Errors}
@@ -252,8 +253,8 @@ func requestLines(built []byte) ([]map[string]any, error) {
 }
 
 func (d Deps) listConquestOutputs(ctx context.Context, in *conquestOutputListInput) (*conquestOutputListOutput, error) {
-	if _, err := d.Store.BatchGet(ctx, in.BatchID); err != nil {
-		return nil, notFoundOr(err, "batch", in.BatchID)
+	if _, err := d.Batches.Get(ctx, in.BatchID); err != nil {
+		return nil, err
 	}
 	valid := -1
 	switch in.Valid {

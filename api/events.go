@@ -8,6 +8,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/kilnhq/kiln/functions"
+	"github.com/kilnhq/kiln/internal/auth"
 	"github.com/kilnhq/kiln/internal/store"
 )
 
@@ -20,7 +21,10 @@ type Event struct {
 	Data      json.RawMessage `json:"data"`
 }
 
-func eventOf(ev store.Event) Event { return Event(functions.EventOf(ev)) }
+func eventOf(ev store.Event) Event {
+	e := functions.EventOf(ev)
+	return Event{ID: e.ID, Object: e.Object, Type: e.Type, CreatedAt: e.CreatedAt, Data: e.Data}
+}
 
 // EventList is a page of events.
 type EventList struct {
@@ -58,7 +62,7 @@ func registerEvents(api huma.API, d Deps) {
 }
 
 func (d Deps) listEvents(ctx context.Context, in *eventListInput) (*eventListOutput, error) {
-	list, more, err := d.Store.EventList(ctx, in.Type, in.After, in.Limit)
+	list, more, err := d.Store.EventList(ctx, auth.Project(ctx), in.Type, in.After, in.Limit)
 	if err != nil {
 		return nil, err
 	}
@@ -69,6 +73,9 @@ func (d Deps) listEvents(ctx context.Context, in *eventListInput) (*eventListOut
 
 func (d Deps) retrieveEvent(ctx context.Context, in *eventIDInput) (*eventOutput, error) {
 	ev, err := d.Store.EventGet(ctx, in.EventID)
+	if err == nil && !auth.Sees(ctx, ev.ProjectID) {
+		err = store.ErrNotFound
+	}
 	if err != nil {
 		return nil, notFoundOr(err, "event", in.EventID)
 	}

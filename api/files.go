@@ -15,6 +15,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/kilnhq/kiln/internal/apierror"
+	"github.com/kilnhq/kiln/internal/auth"
 	"github.com/kilnhq/kiln/internal/batch"
 	"github.com/kilnhq/kiln/internal/store"
 )
@@ -141,7 +142,7 @@ func (d Deps) createFile(ctx context.Context, in *fileUploadInput) (*fileOutput,
 }
 
 func (d Deps) listFiles(ctx context.Context, in *fileListInput) (*fileListOutput, error) {
-	files, more, err := d.Store.FileList(ctx, store.FileListParams{Purpose: in.Purpose, After: in.After, Limit: in.Limit, Asc: in.Order == "asc"})
+	files, more, err := d.Store.FileList(ctx, store.FileListParams{Project: auth.Project(ctx), Purpose: in.Purpose, After: in.After, Limit: in.Limit, Asc: in.Order == "asc"})
 	if err != nil {
 		return nil, err
 	}

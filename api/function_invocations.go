@@ -8,6 +8,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/kilnhq/kiln/internal/apierror"
+	"github.com/kilnhq/kiln/internal/auth"
 	"github.com/kilnhq/kiln/internal/store"
 )
 
@@ -66,7 +67,7 @@ func registerFunctionInvocations(api huma.API, d Deps) {
 }
 
 func (d Deps) listFunctionInvocations(ctx context.Context, in *invocationListInput) (*invocationListOutput, error) {
-	list, more, err := d.Store.InvocationList(ctx, in.Status, in.After, in.Limit)
+	list, more, err := d.Store.InvocationList(ctx, auth.Project(ctx), in.Status, in.After, in.Limit)
 	if err != nil {
 		return nil, err
 	}
@@ -76,6 +77,13 @@ func (d Deps) listFunctionInvocations(ctx context.Context, in *invocationListInp
 }
 
 func (d Deps) retryFunctionInvocation(ctx context.Context, in *invocationIDInput) (*invocationOutput, error) {
+	cur, err := d.Store.InvocationGet(ctx, in.InvocationID)
+	if err == nil && !auth.Sees(ctx, cur.ProjectID) {
+		err = store.ErrNotFound
+	}
+	if err != nil {
+		return nil, notFoundOr(err, "function invocation", in.InvocationID)
+	}
 	inv, err := d.Store.InvocationRetry(ctx, in.InvocationID)
 	if errors.Is(err, store.ErrConflict) {
 		return nil, apierror.New(http.StatusConflict, "invocation_not_dead", "", "Only a dead invocation can be retried.")

@@ -11,6 +11,7 @@ import (
 
 	"github.com/kilnhq/kiln/functions"
 	"github.com/kilnhq/kiln/internal/apierror"
+	"github.com/kilnhq/kiln/internal/auth"
 )
 
 // ObjectEventsResult answers a bucket notification.
@@ -39,6 +40,11 @@ func registerObjectEvents(api huma.API, d Deps) {
 }
 
 func (d Deps) receiveObjectEvents(ctx context.Context, in *objectEventsInput) (*objectEventsOutput, error) {
+	// The inbox's imports belong to the default project: only its keys
+	// (the operator's, which the S3 server sends) may announce objects.
+	if auth.Project(ctx) != auth.DefaultProject {
+		return nil, apierror.New(http.StatusNotFound, "unknown_url", "", "Invalid URL (POST /v1/object_events): the inbox belongs to the default project.")
+	}
 	if d.Inbox == nil || d.Inbox.Prefix == "" {
 		return nil, apierror.New(http.StatusConflict, "inbox_disabled", "", "kiln has no inbox: set KILN_INBOX_PREFIX.")
 	}

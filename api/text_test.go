@@ -28,7 +28,7 @@ func TestHostileText(t *testing.T) {
 	for _, backend := range kilntest.Backends {
 		t.Run(backend, func(t *testing.T) {
 			t.Parallel()
-			env := kilntest.Start(t, backend, kilntest.Options{NoAgent: true})
+			env := startAdmin(t, backend, nil)
 			_, curatorKey, err := curation.CreateCurator(context.Background(), env.App.Store, "Root", curation.RoleAdmin)
 			require.NoError(t, err)
 			doc := env.App.API.OpenAPI()
@@ -43,8 +43,11 @@ func TestHostileText(t *testing.T) {
 			for _, path := range paths {
 				for method, op := range operations(doc.Paths[path]) {
 					key := kilntest.Key
-					if strings.HasPrefix(path, "/v1/curation/") {
+					switch {
+					case strings.HasPrefix(path, "/v1/curation/"):
 						key = curatorKey
+					case strings.HasPrefix(path, "/v1/organization/"):
+						key = adminKey
 					}
 					for _, bad := range []struct{ name, value string }{{"NUL", "a\x00b"}, {"invalid UTF-8", "a\xffb"}} {
 						for _, p := range op.Parameters {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/kilnhq/kiln/functions"
 	"github.com/kilnhq/kiln/internal/apierror"
+	"github.com/kilnhq/kiln/internal/auth"
 	"github.com/kilnhq/kiln/internal/ids"
 	"github.com/kilnhq/kiln/internal/netguard"
 	"github.com/kilnhq/kiln/internal/store"
@@ -262,7 +263,7 @@ func (d Deps) createWebhookEndpoint(ctx context.Context, in *endpointCreateInput
 	}
 	t := time.Now().Unix()
 	e := store.WebhookEndpoint{ID: ids.New(ids.WebhookEndpoint), URL: b.URL, Name: b.Name, EventTypes: types,
-		Secret: functions.NewSecret(), CreatedAt: t, UpdatedAt: t}
+		Secret: functions.NewSecret(), CreatedAt: t, UpdatedAt: t, ProjectID: auth.Project(ctx)}
 	if err := d.Store.WebhookEndpointCreate(ctx, e); err != nil {
 		return nil, err
 	}
@@ -272,7 +273,7 @@ func (d Deps) createWebhookEndpoint(ctx context.Context, in *endpointCreateInput
 }
 
 func (d Deps) listWebhookEndpoints(ctx context.Context, in *PageParams) (*webhookEndpointListOutput, error) {
-	list, more, err := d.Store.WebhookEndpointList(ctx, in.After, in.Limit)
+	list, more, err := d.Store.WebhookEndpointList(ctx, auth.Project(ctx), in.After, in.Limit)
 	if err != nil {
 		return nil, err
 	}
@@ -282,17 +283,17 @@ func (d Deps) listWebhookEndpoints(ctx context.Context, in *PageParams) (*webhoo
 }
 
 func (d Deps) retrieveWebhookEndpoint(ctx context.Context, in *EndpointIDParam) (*webhookEndpointOutput, error) {
-	e, err := d.Store.WebhookEndpointGet(ctx, in.EndpointID)
+	e, err := d.endpoint(ctx, in.EndpointID)
 	if err != nil {
-		return nil, notFoundOr(err, "webhook endpoint", in.EndpointID)
+		return nil, err
 	}
 	return &webhookEndpointOutput{Body: endpointOf(e)}, nil
 }
 
 func (d Deps) updateWebhookEndpoint(ctx context.Context, in *endpointUpdateInput) (*webhookEndpointOutput, error) {
-	e, err := d.Store.WebhookEndpointGet(ctx, in.EndpointID)
+	e, err := d.endpoint(ctx, in.EndpointID)
 	if err != nil {
-		return nil, notFoundOr(err, "webhook endpoint", in.EndpointID)
+		return nil, err
 	}
 	if err := in.apply(&e, d.WebhookAllowPrivate); err != nil {
 		return nil, err
@@ -330,6 +331,9 @@ func (d Deps) rotateWebhookSecret(ctx context.Context, in *rotateInput) (*webhoo
 	if in.Body != nil && in.Body.KeepOld {
 		keep = 24 * time.Hour
 	}
+	if _, err := d.endpoint(ctx, in.EndpointID); err != nil {
+		return nil, err
+	}
 	e, err := d.Store.WebhookEndpointRotate(ctx, in.EndpointID, functions.NewSecret(), keep)
 	if err != nil {
 		return nil, notFoundOr(err, "webhook endpoint", in.EndpointID)
@@ -340,9 +344,9 @@ func (d Deps) rotateWebhookSecret(ctx context.Context, in *rotateInput) (*webhoo
 }
 
 func (d Deps) testWebhookEndpoint(ctx context.Context, in *testInput) (*webhookEndpointTestOutput, error) {
-	e, err := d.Store.WebhookEndpointGet(ctx, in.EndpointID)
+	e, err := d.endpoint(ctx, in.EndpointID)
 	if err != nil {
-		return nil, notFoundOr(err, "webhook endpoint", in.EndpointID)
+		return nil, err
 	}
 	if err := checkEventTypes([]string{in.Body.EventType}); err != nil {
 		return nil, err
@@ -360,6 +364,9 @@ func (d Deps) testWebhookEndpoint(ctx context.Context, in *testInput) (*webhookE
 }
 
 func (d Deps) deleteWebhookEndpoint(ctx context.Context, in *EndpointIDParam) (*webhookEndpointDeletedOutput, error) {
+	if _, err := d.endpoint(ctx, in.EndpointID); err != nil {
+		return nil, err
+	}
 	if err := d.Store.WebhookEndpointDelete(ctx, in.EndpointID); err != nil {
 		return nil, notFoundOr(err, "webhook endpoint", in.EndpointID)
 	}
@@ -367,8 +374,8 @@ func (d Deps) deleteWebhookEndpoint(ctx context.Context, in *EndpointIDParam) (*
 }
 
 func (d Deps) listWebhookDeliveries(ctx context.Context, in *deliveryListInput) (*deliveryListOutput, error) {
-	if _, err := d.Store.WebhookEndpointGet(ctx, in.EndpointID); err != nil {
-		return nil, notFoundOr(err, "webhook endpoint", in.EndpointID)
+	if _, err := d.endpoint(ctx, in.EndpointID); err != nil {
+		return nil, err
 	}
 	list, more, err := d.Store.DeliveryList(ctx, in.EndpointID, in.Status, in.After, in.Limit)
 	if err != nil {
@@ -380,6 +387,9 @@ func (d Deps) listWebhookDeliveries(ctx context.Context, in *deliveryListInput) 
 }
 
 func (d Deps) redeliverWebhook(ctx context.Context, in *redeliverInput) (*deliveryOutput, error) {
+	if _, err := d.endpoint(ctx, in.EndpointID); err != nil {
+		return nil, err
+	}
 	cur, err := d.Store.DeliveryGet(ctx, in.DeliveryID)
 	if err == nil && cur.EndpointID != in.EndpointID {
 		err = store.ErrNotFound
@@ -387,8 +397,8 @@ func (d Deps) redeliverWebhook(ctx context.Context, in *redeliverInput) (*delive
 	if err != nil {
 		return nil, notFoundOr(err, "delivery", in.DeliveryID)
 	}
-	if _, err := d.Store.WebhookEndpointGet(ctx, in.EndpointID); err != nil {
-		return nil, notFoundOr(err, "webhook endpoint", in.EndpointID)
+	if _, err := d.endpoint(ctx, in.EndpointID); err != nil {
+		return nil, err
 	}
 	out, err := d.Store.DeliveryRedeliver(ctx, in.DeliveryID, d.Webhooks.DeliveryJob)
 	if errors.Is(err, store.ErrConflict) {
@@ -398,4 +408,13 @@ func (d Deps) redeliverWebhook(ctx context.Context, in *redeliverInput) (*delive
 		return nil, notFoundOr(err, "delivery", in.DeliveryID)
 	}
 	return &deliveryOutput{Body: deliveryOf(out)}, nil
+}
+
+// endpoint is a webhook endpoint of the request's project, or a 404.
+func (d Deps) endpoint(ctx context.Context, id string) (store.WebhookEndpoint, error) {
+	e, err := d.Store.WebhookEndpointGet(ctx, id)
+	if err == nil && !auth.Sees(ctx, e.ProjectID) {
+		err = store.ErrNotFound
+	}
+	return e, notFoundOr(err, "webhook endpoint", id)
 }

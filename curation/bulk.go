@@ -33,7 +33,9 @@ type BulkRecord struct {
 // maxBulkLine bounds one line of a bulk import.
 const maxBulkLine = MaxOutputBytes + (1 << 20)
 
-func (d Deps) parseBulk(body []byte) ([]store.ImportItem, ImportResult) {
+// parseBulk reads an external JSONL import into items of a project's
+// tasks.
+func (d Deps) parseBulk(project string, body []byte) ([]store.ImportItem, ImportResult) {
 	res := ImportResult{Object: "curation.import"}
 	fail := func(line int, msg string) {
 		if len(res.Errors) < 100 {
@@ -96,15 +98,16 @@ func (d Deps) parseBulk(body []byte) ([]store.ImportItem, ImportResult) {
 			}
 		}
 		input, _ := json.Marshal(map[string]json.RawMessage{"messages": r.Messages})
-		items = append(items, store.ImportItem{ConquestType: r.Type, ConquestVersion: version, Key: key, Input: input,
+		items = append(items, store.ImportItem{ProjectID: project, ConquestType: r.Type, ConquestVersion: version, Key: key, Input: input,
 			SearchText: SearchText(r.Messages), Output: o})
 	}
 	return items, res
 }
 
 // importLabelStudioTasks imports Label Studio's JSON export as tasks of
-// type typ.
+// type typ, in the request's project.
 func (d Deps) importLabelStudioTasks(ctx context.Context, typ string, body []byte) (ImportResult, error) {
+	project := projectOf(ctx)
 	var tasks []struct {
 		ID   any            `json:"id"`
 		Data map[string]any `json:"data"`
@@ -148,7 +151,7 @@ func (d Deps) importLabelStudioTasks(ctx context.Context, typ string, body []byt
 		}
 		input, _ := json.Marshal(map[string]json.RawMessage{"messages": msgs})
 		add := func(model, source, text string) {
-			items = append(items, store.ImportItem{ConquestType: typ, Key: key, Input: input, SearchText: SearchText(msgs),
+			items = append(items, store.ImportItem{ProjectID: project, ConquestType: typ, Key: key, Input: input, SearchText: SearchText(msgs),
 				Output: store.CurationOutput{BatchID: "label_studio:" + source, Model: model, Content: text, Valid: true}})
 		}
 		for j, p := range t.Predictions {
@@ -173,7 +176,7 @@ func (d Deps) importLabelStudioTasks(ctx context.Context, typ string, body []byt
 	// Ground truth becomes the gold star (unless the task has one): the
 	// annotator's output.
 	for key := range gold {
-		id, err := d.Store.CurationTaskIDByKey(ctx, typ, key)
+		id, err := d.Store.CurationTaskIDByKey(ctx, project, typ, key)
 		if err != nil {
 			return res, err
 		}

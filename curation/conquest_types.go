@@ -10,10 +10,10 @@ import (
 // The conquest types route: the types the workbench filters tasks by.
 
 func registerConquestTypes(api huma.API, d Deps) {
-	huma.Register(api, huma.Operation{
+	huma.Register(api, inProject(huma.Operation{
 		OperationID: "curationTypes", Method: http.MethodGet, Path: "/v1/curation/types",
 		Summary: "Conquest types", Tags: tags, Middlewares: curatorsOnly(api, d.Store),
-	}, d.listConquestTypes)
+	}), d.listConquestTypes)
 }
 
 // ConquestType is a conquest type as the workbench lists it.

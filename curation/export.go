@@ -90,7 +90,7 @@ func (w *ExportWorker) Work(ctx context.Context, job *river.Job[ExportArgs]) err
 	if err := json.Unmarshal(ex.Options, &o); err != nil {
 		return e.Store.ExportFinish(ctx, ex.ID, 0, nil, "options: "+err.Error())
 	}
-	f, rows, err := e.Run(ctx, ex.ID, o)
+	f, rows, err := e.Run(ctx, ex.ID, ex.ProjectID, o)
 	if err != nil {
 		e.Log.WarnContext(ctx, "export failed", "export", ex.ID, "err", err)
 		return e.Store.ExportFinish(ctx, ex.ID, rows, nil, err.Error())
@@ -98,10 +98,11 @@ func (w *ExportWorker) Work(ctx context.Context, job *river.Job[ExportArgs]) err
 	return e.Store.ExportFinish(ctx, ex.ID, rows, f, "")
 }
 
-// Run writes an export to the object store, reporting progress, and
-// returns its file (not yet recorded) and its row count.
-func (e *Exporter) Run(ctx context.Context, exportID string, o ExportOptions) (*store.File, int64, error) {
-	filter := store.TaskFilter{Type: o.Type}
+// Run writes an export of a project's tasks to the object store, reporting
+// progress, and returns its file (not yet recorded; the project's too) and
+// its row count.
+func (e *Exporter) Run(ctx context.Context, exportID, project string, o ExportOptions) (*store.File, int64, error) {
+	filter := store.TaskFilter{Project: project, Type: o.Type}
 	if o.Format == FormatICL || (o.Format == FormatSFT && o.Source == "gold") {
 		gold := true
 		filter.Gold = &gold
@@ -119,6 +120,7 @@ func (e *Exporter) Run(ctx context.Context, exportID string, o ExportOptions) (*
 	}
 	nf := batch.NewFile(batch.PurposeFineTune, name)
 	nf.Owner = store.FileOwnerCuration // curators' alone: no API key sees it
+	nf.ProjectID = project
 	f := &nf
 	var rows, done int64
 	pr, pw := io.Pipe()

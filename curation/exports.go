@@ -19,21 +19,21 @@ import (
 // progress and download it, and list recent ones.
 
 func registerExports(api huma.API, d Deps) {
-	huma.Register(api, huma.Operation{
+	huma.Register(api, inProject(huma.Operation{
 		OperationID: "createCurationExport", Method: http.MethodPost, Path: "/v1/curation/exports",
 		Summary: "Start an export", Tags: tags, Middlewares: curatorsOnly(api, d.Store),
-		Description: "Runs as a job; poll GET /v1/curation/exports/{id} for its progress and, once completed, a presigned download_url.",
-	}, d.createExport)
+		Description: "Exports the project's tasks. Runs as a job; poll GET /v1/curation/exports/{id} for its progress and, once completed, a presigned download_url.",
+	}), d.createExport)
 
-	huma.Register(api, huma.Operation{
+	huma.Register(api, inProject(huma.Operation{
 		OperationID: "retrieveCurationExport", Method: http.MethodGet, Path: "/v1/curation/exports/{export_id}",
 		Summary: "An export's progress and download link", Tags: tags, Middlewares: curatorsOnly(api, d.Store),
-	}, d.getExport)
+	}), d.getExport)
 
-	huma.Register(api, huma.Operation{
+	huma.Register(api, inProject(huma.Operation{
 		OperationID: "listCurationExports", Method: http.MethodGet, Path: "/v1/curation/exports",
 		Summary: "Recent exports", Tags: tags, Middlewares: curatorsOnly(api, d.Store),
-	}, d.listExports)
+	}), d.listExports)
 }
 
 // exportFormat is an export's format, one of Formats.
@@ -104,7 +104,7 @@ type exportOutput struct {
 
 func (d Deps) createExport(ctx context.Context, in *createExportInput) (*exportOutput, error) {
 	o := ExportOptions{Format: string(in.Body.Format), Type: in.Body.Type, Source: in.Body.Source, PerType: in.Body.PerType}
-	n, err := d.Store.CurationCount(ctx, store.TaskFilter{Type: o.Type})
+	n, err := d.Store.CurationCount(ctx, store.TaskFilter{Project: projectOf(ctx), Type: o.Type})
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +112,7 @@ func (d Deps) createExport(ctx context.Context, in *createExportInput) (*exportO
 		return nil, apierror.InvalidCode("", "empty_export", "The selection holds no task: there is nothing to export.")
 	}
 	opts, _ := json.Marshal(o)
-	e := store.CurationExport{ID: ids.New(ids.Export), Format: o.Format, Options: opts, Status: store.ExportQueued,
+	e := store.CurationExport{ID: ids.New(ids.Export), ProjectID: projectOf(ctx), Format: o.Format, Options: opts, Status: store.ExportQueued,
 		Curator: curatorOf(ctx).Name, CreatedAt: time.Now().Unix()}
 	if err := d.Store.ExportCreate(ctx, e, store.Job{Args: ExportArgs{ExportID: e.ID}, Opts: &river.InsertOpts{}}); err != nil {
 		return nil, err
@@ -126,7 +126,7 @@ type exportInput struct {
 
 func (d Deps) getExport(ctx context.Context, in *exportInput) (*exportOutput, error) {
 	e, err := d.Store.ExportGet(ctx, in.ExportID)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) || (err == nil && e.ProjectID != projectOf(ctx)) {
 		return nil, apierror.NotFound("export", in.ExportID)
 	}
 	if err != nil {
@@ -140,7 +140,7 @@ type exportListOutput struct {
 }
 
 func (d Deps) listExports(ctx context.Context, _ *struct{}) (*exportListOutput, error) {
-	list, err := d.Store.ExportList(ctx, 50)
+	list, err := d.Store.ExportList(ctx, projectOf(ctx), 50)
 	if err != nil {
 		return nil, err
 	}

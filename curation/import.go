@@ -67,8 +67,9 @@ func (im *Importer) handle(ctx context.Context, ev functions.Event) error {
 	return err
 }
 
-// ImportBatch imports a batch's outputs, once: a batch imported before
-// adds nothing. Its cost is that of the batch's own files.
+// ImportBatch imports a batch's outputs, once, into tasks of the batch's
+// project: a batch imported before adds nothing. Its cost is that of the
+// batch's own files.
 func (im *Importer) ImportBatch(ctx context.Context, batchID string) (store.ImportResult, error) {
 	b, err := im.Store.BatchGet(ctx, batchID)
 	if err != nil {
@@ -123,6 +124,7 @@ func (im *Importer) ImportBatch(ctx context.Context, batchID string) (store.Impo
 		return err
 	}
 	add := func(it store.ImportItem) error {
+		it.ProjectID = b.ProjectID // the tasks are the batch's project's
 		chunk = append(chunk, it)
 		if len(chunk) >= importBatch {
 			return flush()

@@ -16,26 +16,27 @@ import (
 // JSONL or as a Label Studio export (parsed in bulk.go).
 
 func registerImports(api huma.API, d Deps) {
-	huma.Register(api, huma.Operation{
+	huma.Register(api, inProject(huma.Operation{
 		OperationID: "importCurationBatch", Method: http.MethodPost, Path: "/v1/curation/imports/batches/{batch_id}",
 		Summary: "Import a batch now", Tags: tags, Middlewares: adminsOnly(api, d.Store),
-		Description: "Imports an ended batch's outputs (as the import function does when it ends); a batch imported before adds nothing.",
-	}, d.importBatch)
+		Description: "Imports an ended batch of the project's outputs (as the import function does when it ends); a batch imported before " +
+			"adds nothing; another project's batch is 404.",
+	}), d.importBatch)
 
-	huma.Register(api, huma.Operation{
+	huma.Register(api, inProject(huma.Operation{
 		OperationID: "importCurationJSONL", Method: http.MethodPost, Path: "/v1/curation/imports",
 		Summary: "Import external outputs (JSONL)", Tags: tags, Middlewares: adminsOnly(api, d.Store), SkipValidateBody: true,
 		Description: "Each line: {`type`, `key`?, `messages`: [...], `model`, `output`: string or JSON, `source`?}. " +
 			"Outputs of conquest types are checked against their schema. Bad lines are listed with their number; the rest are imported; " +
 			"importing a line twice adds nothing.",
-	}, d.importJSONL)
+	}), d.importJSONL)
 
-	huma.Register(api, huma.Operation{
+	huma.Register(api, inProject(huma.Operation{
 		OperationID: "importLabelStudio", Method: http.MethodPost, Path: "/v1/curation/imports/label_studio",
 		Summary: "Import a Label Studio JSON export", Tags: tags, Middlewares: adminsOnly(api, d.Store), SkipValidateBody: true,
 		Description: "Label Studio's JSON export: each task's data (prompt, or messages) is the prompt, its predictions the outputs " +
 			"(model_version names the model), and an annotation with ground_truth becomes the gold star. Query type names the tasks' type.",
-	}, d.importLabelStudio)
+	}), d.importLabelStudio)
 }
 
 // ImportResult answers an import.
@@ -64,7 +65,14 @@ type importBatchInput struct {
 }
 
 func (d Deps) importBatch(ctx context.Context, in *importBatchInput) (*importOutput, error) {
-	res, err := d.Importer.ImportBatch(ctx, in.BatchID)
+	b, err := d.Store.BatchGet(ctx, in.BatchID)
+	if err == nil && b.ProjectID != projectOf(ctx) {
+		err = store.ErrNotFound // another project's: as if there were none
+	}
+	var res store.ImportResult
+	if err == nil {
+		res, err = d.Importer.ImportBatch(ctx, in.BatchID)
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, apierror.NotFound("batch", in.BatchID)
 	}
@@ -79,7 +87,7 @@ type jsonlImportInput struct {
 }
 
 func (d Deps) importJSONL(ctx context.Context, in *jsonlImportInput) (*importOutput, error) {
-	items, res := d.parseBulk(in.RawBody)
+	items, res := d.parseBulk(projectOf(ctx), in.RawBody)
 	r, err := d.Store.CurationImport(ctx, "", items)
 	if err != nil {
 		return nil, err

@@ -13,10 +13,10 @@ import (
 // workbench's overview.
 
 func registerStats(api huma.API, d Deps) {
-	huma.Register(api, huma.Operation{
+	huma.Register(api, inProject(huma.Operation{
 		OperationID: "curationStats", Method: http.MethodGet, Path: "/v1/curation/stats",
 		Summary: "Counts per conquest type and model", Tags: tags, Middlewares: curatorsOnly(api, d.Store),
-	}, d.stats)
+	}), d.stats)
 }
 
 // stat is the outputs of one type and model.
@@ -51,11 +51,11 @@ type statsOutput struct {
 }
 
 func (d Deps) stats(ctx context.Context, _ *struct{}) (*statsOutput, error) {
-	st, err := d.Store.CurationStats(ctx)
+	st, err := d.Store.CurationStats(ctx, projectOf(ctx))
 	if err != nil {
 		return nil, err
 	}
-	counts, err := d.Store.CurationStatusCounts(ctx)
+	counts, err := d.Store.CurationStatusCounts(ctx, projectOf(ctx))
 	if err != nil {
 		return nil, err
 	}

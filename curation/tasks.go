@@ -20,24 +20,24 @@ import (
 // annotate it (ratings, corrections, the gold star, notes and status).
 
 func registerTasks(api huma.API, d Deps) {
-	huma.Register(api, huma.Operation{
+	huma.Register(api, inProject(huma.Operation{
 		OperationID: "listCurationTasks", Method: http.MethodGet, Path: "/v1/curation/tasks",
 		Summary: "List tasks", Tags: tags, Middlewares: curatorsOnly(api, d.Store),
 		Description: "Newest first, with keyset pagination (after = the last task ID of the previous page).",
-	}, d.listTasks)
+	}), d.listTasks)
 
-	huma.Register(api, huma.Operation{
+	huma.Register(api, inProject(huma.Operation{
 		OperationID: "retrieveCurationTask", Method: http.MethodGet, Path: "/v1/curation/tasks/{task_id}",
 		Summary: "A task with its outputs side by side", Tags: tags, Middlewares: curatorsOnly(api, d.Store),
-	}, d.getTask)
+	}), d.getTask)
 
-	huma.Register(api, huma.Operation{
+	huma.Register(api, inProject(huma.Operation{
 		OperationID: "annotateCurationTask", Method: http.MethodPost, Path: "/v1/curation/tasks/{task_id}/annotations",
 		Summary: "Annotate a task", Tags: tags, Middlewares: curatorsOnly(api, d.Store),
 		Description: "Rates and corrects outputs, sets the gold star (at most one per task), notes and status. `version` must be " +
 			"the task's version as read: a stale one is 409 stale_task, so no one's update is lost. A correction that does not match " +
 			"the schema is 400 correction_invalid unless `force` is set.",
-	}, d.annotateTask)
+	}), d.annotateTask)
 }
 
 // taskStatuses are a task's statuses, listed once: the schemas' enums
@@ -187,7 +187,7 @@ func (d Deps) taskOf(t store.CurationTask, outs []store.CurationOutput, hist []s
 // withData adds the task's data record, when its requests were built
 // through the API.
 func (d Deps) withData(ctx context.Context, t Task) Task {
-	raw, err := d.Store.ConquestRecordGet(ctx, t.Type, t.Key)
+	raw, err := d.Store.ConquestRecordGet(ctx, projectOf(ctx), t.Type, t.Key)
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) {
 			d.Log.WarnContext(ctx, "conquest record", "task", t.ID, "err", err)
@@ -215,7 +215,7 @@ type taskListOutput struct {
 }
 
 func (d Deps) listTasks(ctx context.Context, in *taskListInput) (*taskListOutput, error) {
-	f := store.TaskFilter{Type: in.Type, Model: in.Model, Status: string(in.Status), Gold: in.Gold.ptr(), Rated: in.Rated.ptr(),
+	f := store.TaskFilter{Project: projectOf(ctx), Type: in.Type, Model: in.Model, Status: string(in.Status), Gold: in.Gold.ptr(), Rated: in.Rated.ptr(),
 		Invalid: in.Invalid.ptr(), Text: in.Q}
 	list, more, err := d.Store.CurationTaskList(ctx, f, in.After, in.Limit)
 	if err != nil {
@@ -239,11 +239,18 @@ type taskOutput struct {
 	Body Task
 }
 
-func (d Deps) getTask(ctx context.Context, in *taskInput) (*taskOutput, error) {
-	t, outs, hist, err := d.Store.CurationTaskGet(ctx, in.TaskID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, apierror.NotFound("task", in.TaskID)
+// taskGet is a task of the request's project, with its outputs and
+// history; another project's is not found, as one that does not exist.
+func (d Deps) taskGet(ctx context.Context, id string) (store.CurationTask, []store.CurationOutput, []store.HistoryEntry, error) {
+	t, outs, hist, err := d.Store.CurationTaskGet(ctx, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && t.ProjectID != projectOf(ctx)) {
+		return t, nil, nil, apierror.NotFound("task", id)
 	}
+	return t, outs, hist, err
+}
+
+func (d Deps) getTask(ctx context.Context, in *taskInput) (*taskOutput, error) {
+	t, outs, hist, err := d.taskGet(ctx, in.TaskID)
 	if err != nil {
 		return nil, err
 	}
@@ -275,10 +282,7 @@ type annotateInput struct {
 }
 
 func (d Deps) annotateTask(ctx context.Context, in *annotateInput) (*taskOutput, error) {
-	t, _, _, err := d.Store.CurationTaskGet(ctx, in.TaskID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, apierror.NotFound("task", in.TaskID)
-	}
+	t, _, _, err := d.taskGet(ctx, in.TaskID)
 	if err != nil {
 		return nil, err
 	}

@@ -32,11 +32,15 @@ type Event struct {
 	Type      string          `json:"type"`
 	CreatedAt int64           `json:"created_at"`
 	Data      json.RawMessage `json:"data"`
+	// ProjectID is the project the event is about. It is not sent:
+	// deliveries keep OpenAI's shape, and go to the project's endpoints
+	// only.
+	ProjectID string `json:"-"`
 }
 
 // EventOf is the function-facing form of a stored event.
 func EventOf(ev store.Event) Event {
-	return Event{ID: ev.ID, Object: "event", Type: ev.Type, CreatedAt: ev.CreatedAt, Data: ev.Data}
+	return Event{ID: ev.ID, Object: "event", Type: ev.Type, CreatedAt: ev.CreatedAt, Data: ev.Data, ProjectID: ev.ProjectID}
 }
 
 // Func handles one event. It may run more than once for the same event

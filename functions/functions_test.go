@@ -103,7 +103,7 @@ func functionStore(t *testing.T, backend string, fns ...functions.Function) (*st
 
 func invocationOf(t *testing.T, s *store.Store, eventID, fn string) store.Invocation {
 	t.Helper()
-	list, _, err := s.InvocationList(context.Background(), "", "", 100)
+	list, _, err := s.InvocationList(context.Background(), "", "", "", 100)
 	require.NoError(t, err)
 	for _, inv := range list {
 		if inv.EventID == eventID && inv.Function == fn {
@@ -145,7 +145,7 @@ func TestFunctionsDeadLetter(t *testing.T) {
 			inv := invocationOf(t, s, ev.ID, "flaky")
 			require.EqualValues(t, 3, inv.Attempts)
 			require.Equal(t, "receiver down", inv.LastError)
-			dead, _, err := s.InvocationList(ctx, store.InvocationDead, "", 10)
+			dead, _, err := s.InvocationList(ctx, "", store.InvocationDead, "", 10)
 			require.NoError(t, err)
 			require.Len(t, dead, 2)
 
@@ -188,7 +188,7 @@ func TestFunctionsIdempotent(t *testing.T) {
 		Args: functions.InvokeArgs{InvocationID: inv.ID, EventID: ev.ID, Function: "ok"}}
 	require.NoError(t, w.Work(ctx, job))
 	require.Equal(t, 1, ok.count(ev.ID), "a duplicate job runs nothing")
-	list, _, err := s.EventList(ctx, store.EventObjectCreated, "", 10)
+	list, _, err := s.EventList(ctx, "", store.EventObjectCreated, "", 10)
 	require.NoError(t, err)
 	require.Len(t, list, 1)
 }
@@ -212,7 +212,7 @@ func TestEventsCommitWithTheirChange(t *testing.T) {
 			_, err = s.BatchFail(ctx, b.ID, []store.BatchError{{Code: "x", Message: "y"}})
 			require.ErrorIs(t, err, store.ErrConflict)
 
-			evs, _, err := s.EventList(ctx, "", "", 10)
+			evs, _, err := s.EventList(ctx, "", "", "", 10)
 			require.NoError(t, err)
 			require.Len(t, evs, 1, "one terminal status, one event")
 			require.Equal(t, store.EventBatchFailed, evs[0].Type)

@@ -226,7 +226,7 @@ func retry(t *testing.T, env *kilntest.Env, id string) {
 
 // s3Client opens a minio-go client on the bucket of an s3:// URL of the
 // form kiln takes.
-func s3Client(t *testing.T, rawURL string) (*minio.Client, string) {
+func s3Client(t testing.TB, rawURL string) (*minio.Client, string) {
 	t.Helper()
 	u, err := url.Parse(rawURL)
 	require.NoError(t, err)

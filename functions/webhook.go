@@ -78,14 +78,14 @@ func (h *Webhooks) Function() Function {
 }
 
 func (h *Webhooks) fanOut(ctx context.Context, ev Event) error {
-	eps, _, err := h.Store.WebhookEndpointList(ctx, "", 0)
+	eps, _, err := h.Store.WebhookEndpointList(ctx, ev.ProjectID, "", 0)
 	if err != nil {
 		return err
 	}
 	t := time.Now().Unix()
 	var ds []store.Delivery
 	add := func(e store.WebhookEndpoint, target string) {
-		ds = append(ds, store.Delivery{ID: ids.New(ids.Delivery), EventID: ev.ID, EndpointID: e.ID, URL: target, CreatedAt: t})
+		ds = append(ds, store.Delivery{ID: ids.New(ids.Delivery), EventID: ev.ID, EndpointID: e.ID, URL: target, CreatedAt: t, ProjectID: ev.ProjectID})
 	}
 	for _, e := range eps {
 		for _, typ := range e.EventTypes {

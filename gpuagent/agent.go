@@ -17,6 +17,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/kilnhq/kiln/internal/config"
 	"github.com/kilnhq/kiln/internal/objectstore"
 	"github.com/kilnhq/kiln/internal/store"
@@ -59,6 +62,9 @@ type Config struct {
 	// Synthetic says the engine is the simulator, so outputs are synthetic.
 	// Default: false (the engine's /v1/models tells).
 	Synthetic bool
+	// TracerProvider traces shards and chunks, each in its batch's trace.
+	// Default: none (no-op).
+	TracerProvider trace.TracerProvider
 }
 
 // Defaults of Config's fields that kiln's configuration does not set; the
@@ -88,6 +94,9 @@ func (c Config) WithDefaults() Config {
 	c.PollInterval = cmp.Or(c.PollInterval, PollIntervalDefault)
 	c.HeartbeatInterval = cmp.Or(c.HeartbeatInterval, HeartbeatIntervalDefault)
 	c.MaxLineBytes = cmp.Or(c.MaxLineBytes, config.MaxLineBytesDefault)
+	if c.TracerProvider == nil {
+		c.TracerProvider = noop.NewTracerProvider()
+	}
 	return c
 }
 
@@ -110,6 +119,8 @@ type Agent struct {
 	metrics *Metrics
 	started int64
 	limit   *limiter
+	// pace keeps each project within its requests a minute.
+	pace *pacer
 
 	mu        sync.Mutex
 	models    []Model
@@ -147,6 +158,7 @@ func New(cfg Config, st Store, batches Lifecycle, bucket objectstore.Bucket, eng
 		log:     log.With("agent", cfg.ID),
 		started: time.Now().Unix(),
 		limit:   newLimiter(cfg.MaxInFlight, cfg.MinInFlight, time.Second),
+		pace:    newPacer(),
 		state:   StateIdle,
 		runs:    map[shardKey]bool{},
 		runCtx:  runCtx, abort: abort, feeding: feeding, drain: drain,
@@ -162,6 +174,11 @@ func (a *Agent) ID() string { return a.cfg.ID }
 func (a *Agent) Start(ctx context.Context) error {
 	a.refreshModels(ctx)
 	if err := a.heartbeat(ctx); err != nil {
+		// Nothing runs: Drain and Stop have nothing to wait for, and the
+		// process exits (for its supervisor to start it again) instead
+		// of hanging in its shutdown.
+		close(a.loopEnd)
+		close(a.beatEnd)
 		return err
 	}
 	go a.beat()
@@ -348,26 +365,55 @@ func (a *Agent) idle(ctx context.Context) error {
 	return ctx.Err()
 }
 
+// maxPacedShards bounds the shards the agent holds while every one it
+// holds waits for its project's pace: it claims no more then, and waits.
+const maxPacedShards = 8
+
 // nextRequest returns the next line to run, claiming a shard when the ones
-// held have no line left to start. The caller holds a limiter slot.
+// held have no line left to start. The shards held take turns, so that the
+// projects they belong to share the engine; a shard whose project is at its
+// rate limit (pace) is passed over until it may go. The caller holds a
+// limiter slot.
 func (a *Agent) nextRequest(ctx context.Context) (*request, bool) {
 	for {
+		var wait time.Duration // the shortest wait of a paced shard
 		a.mu.Lock()
-		for len(a.active) > 0 {
-			sr := a.active[0]
-			if req, ok := sr.next(); ok {
+		for i := 0; i < len(a.active); {
+			sr := a.active[i]
+			if d := a.pace.delay(sr.b.ProjectID, sr.sh.Model); d > 0 {
+				if wait == 0 || d < wait {
+					wait = d
+				}
+				i++
+				continue
+			}
+			req, ok := sr.next()
+			a.active = append(a.active[:i:i], a.active[i+1:]...)
+			if ok {
+				a.pace.take(sr.b.ProjectID, sr.sh.Model)
+				a.active = append(a.active, sr) // its next turn comes after the others'
 				a.mu.Unlock()
 				return req, true
 			}
-			a.active = a.active[1:] // fed: its last requests finish on their own
+			// Fed: its last requests finish on their own.
 		}
+		held := len(a.active)
 		a.mu.Unlock()
-		sr, err := a.claim(ctx)
-		if err != nil || sr == nil {
-			if err != nil && ctx.Err() == nil && !errors.Is(err, store.ErrNotFound) {
-				a.log.Warn("cannot claim work", "err", err)
+		if wait > 0 && held >= maxPacedShards {
+			if sleep(ctx, wait) != nil {
+				return nil, false
 			}
-			return nil, false
+			continue
+		}
+		sr, err := a.claim(ctx)
+		if err != nil && ctx.Err() == nil && !errors.Is(err, store.ErrNotFound) {
+			a.log.Warn("cannot claim work", "err", err)
+		}
+		if sr == nil {
+			if wait == 0 || sleep(ctx, wait) != nil {
+				return nil, false
+			}
+			continue
 		}
 		a.mu.Lock()
 		a.active = append(a.active, sr)
@@ -401,6 +447,13 @@ func (a *Agent) claim(ctx context.Context) (*shardRun, error) {
 	sh, b, err := a.store.ShardClaim(ctx, model, a.cfg.ID, a.cfg.LeaseTTL, time.Now().Add(-a.cfg.StarvationBound).UnixMilli())
 	if err != nil {
 		return nil, err
+	}
+	if a.pace.stale(b.ProjectID, sh.Model) {
+		// Without it, the project runs unpaced until the next claim
+		// reads it: a store hiccup never stops work.
+		if rl, err := a.store.RateLimitFor(ctx, b.ProjectID, sh.Model); err == nil {
+			a.pace.set(b.ProjectID, sh.Model, rl.MaxRequestsPer1Minute)
+		}
 	}
 	a.mu.Lock()
 	backend := a.backend

@@ -24,7 +24,9 @@ import (
 // faultyBackend answers each request as its prompt says: "ok", "malformed"
 // (a body that is not JSON), "flaky" (500 twice, then 200), "busy" (429
 // once, then 200), "hang" (no answer until the client gives up), "reject"
-// (400), "down" (500 always) or "huge" (an answer over the agent's limit).
+// (400), "down" (500 always), "huge" (an answer over the agent's limit),
+// "array" (200 with a JSON array) or "wrong" (200 with a JSON object that
+// is not a chat completion).
 type faultyBackend struct {
 	mu    sync.Mutex
 	tries map[string]int
@@ -55,6 +57,10 @@ func (f *faultyBackend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case mode == "malformed":
 		fmt.Fprint(w, `{"id": "c", "choices": [`)
+	case mode == "array":
+		fmt.Fprint(w, `[]`)
+	case mode == "wrong":
+		fmt.Fprint(w, `{"object":"error","message":"the model is loading"}`)
 	case mode == "flaky" && try <= 2, mode == "down":
 		http.Error(w, `{"error":{"message":"engine error","type":"InternalServerError"}}`, http.StatusInternalServerError)
 	case mode == "busy" && try == 1:
@@ -91,7 +97,7 @@ func TestBackendFaults(t *testing.T) {
 			c := openai.NewClient(option.WithBaseURL(env.URL+"/"), option.WithAPIKey(env.Key), option.WithMaxRetries(0))
 			ctx := context.Background()
 
-			modes := []string{"ok", "malformed", "flaky", "busy", "hang", "reject", "down", "huge"}
+			modes := []string{"ok", "malformed", "flaky", "busy", "hang", "reject", "down", "huge", "array", "wrong"}
 			var input bytes.Buffer
 			for i, mode := range modes {
 				for j := range 3 {
@@ -129,7 +135,7 @@ func TestBackendFaults(t *testing.T) {
 			}
 			require.Len(t, got, len(modes)*3)
 			require.EqualValues(t, 3*3, b.RequestCounts.Completed) // ok, flaky, busy
-			require.EqualValues(t, 5*3, b.RequestCounts.Failed)
+			require.EqualValues(t, 7*3, b.RequestCounts.Failed)
 			for j := range 3 {
 				status := func(mode string) any {
 					return got[fmt.Sprintf("%s-%d", mode, j)]["response"].(map[string]any)["status_code"]
@@ -141,6 +147,8 @@ func TestBackendFaults(t *testing.T) {
 				require.EqualValues(t, 400, status("reject"))
 				require.EqualValues(t, 500, status("down"), "the last status after the retries")
 				require.Equal(t, "invalid_response", code("malformed"))
+				require.Equal(t, "invalid_response", code("array"), "a 200 whose JSON is no object")
+				require.Equal(t, "invalid_response", code("wrong"), "a 200 whose JSON is no chat completion")
 				require.Equal(t, "request_timeout", code("hang"))
 				require.Equal(t, "response_too_large", code("huge"))
 			}

@@ -113,6 +113,9 @@ type ManagedConfig struct {
 	// Log receives the engine's starts, stops, switches and restarts.
 	// Default: discard.
 	Log *slog.Logger
+	// Metrics count the engine's restarts (kiln_engine_restarts_total).
+	// Default: none.
+	Metrics *Metrics
 	// Stdout and Stderr receive the engine's output; in sleep mode several
 	// engines may write at once. Default: Log at debug level, a line per
 	// record.
@@ -589,6 +592,7 @@ func (e *ManagedEngine) supervise(ctx context.Context, model string, slot *model
 		dead := fmt.Errorf("engine for %s (pid %d) died: %s", model, p.pid, reason)
 		e.setState(func() { e.healthy, e.lastErr = false, dead })
 		e.log.Warn("engine died; restarting it", "model", model, "pid", p.pid, "port", p.port, "reason", reason, "tail", p.output.String())
+		e.cfg.Metrics.engineRestart()
 		e.kill(p)
 		e.setState(func() { slot.proc = nil })
 

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/kilnhq/kiln/gpuagent"
@@ -264,7 +265,8 @@ func TestManagedEngine(t *testing.T) {
 
 	t.Run("RestartAfterKill", func(t *testing.T) {
 		t.Parallel()
-		b := setupManaged(t, []string{"model-a"}, nil, nil)
+		reg := prometheus.NewPedanticRegistry()
+		b := setupManaged(t, []string{"model-a"}, nil, func(c *gpuagent.ManagedConfig) { c.Metrics = gpuagent.NewMetrics(reg) })
 		e := b.engine
 		a := mustLoad(t, e, "model-a")
 		gen, err := e.Ready(t.Context())
@@ -274,6 +276,7 @@ func TestManagedEngine(t *testing.T) {
 		require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
 		gen2 := requireNewGeneration(t, e, gen)
 		require.Equal(t, gen+1, gen2)
+		require.Equal(t, 1.0, counterValue(t, reg, "kiln_engine_restarts_total"), "the restart is counted")
 		requireChat(t, a, "model-a")
 		require.NotEqual(t, pid, enginePID(t, a))
 		require.False(t, processAlive(pid))
@@ -562,4 +565,19 @@ func TestManagedConfig(t *testing.T) {
 		require.ErrorContains(t, err, "/nonexistent/vllm")
 		require.True(t, errors.Is(err, os.ErrNotExist) || strings.Contains(err.Error(), "no such file"), "%v", err)
 	})
+}
+
+// counterValue is the value of the counter name in reg.
+func counterValue(t *testing.T, reg prometheus.Gatherer, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			require.Len(t, mf.GetMetric(), 1)
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
 }

@@ -13,6 +13,7 @@ type Metrics struct {
 	errors      *prometheus.CounterVec
 	switches    *prometheus.CounterVec
 	chunkWrite  prometheus.Histogram
+	restarts    prometheus.Counter
 }
 
 // NewMetrics makes the agent's metrics and registers them with reg, unless
@@ -33,9 +34,19 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Model switches, by the model unloaded and the one loaded."}, []string{"from", "to"}),
 		chunkWrite: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "kiln_agent_chunk_write_seconds",
 			Help: "Time to make a result chunk durable: object put and commit.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
+		restarts: prometheus.NewCounter(prometheus.CounterOpts{Name: "kiln_engine_restarts_total",
+			Help: "Restarts of a managed engine (KILN_ENGINE_COMMAND) after its process exited or it stopped answering /health."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.inFlight, m.concurrency, m.requests, m.tokens, m.errors, m.switches, m.chunkWrite)
+		reg.MustRegister(m.inFlight, m.concurrency, m.requests, m.tokens, m.errors, m.switches, m.chunkWrite, m.restarts)
 	}
 	return m
+}
+
+// engineRestart counts a restart of a dead engine. A nil *Metrics counts
+// nothing.
+func (m *Metrics) engineRestart() {
+	if m != nil {
+		m.restarts.Inc()
+	}
 }

@@ -12,10 +12,15 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/kilnhq/kiln/internal/batch"
 	"github.com/kilnhq/kiln/internal/batchline"
 	"github.com/kilnhq/kiln/internal/ids"
 	"github.com/kilnhq/kiln/internal/store"
+	"github.com/kilnhq/kiln/internal/tracing"
 )
 
 // shardKey names a shard.
@@ -43,6 +48,8 @@ type shardRun struct {
 
 	ctx    context.Context // ends on a stop, a lost lease or a hard stop
 	cancel context.CancelCauseFunc
+	// span is the run's span in its batch's trace; chunks are its children.
+	span trace.Span
 
 	// Feeding, under a.mu.
 	rc        io.ReadCloser
@@ -97,6 +104,9 @@ func (a *Agent) openShard(ctx context.Context, sh store.Shard, b store.Batch, ba
 	}
 	sr.sc = batchline.NewScanner(sr.rc, a.cfg.MaxLineBytes)
 	sr.ctx, sr.cancel = context.WithCancelCause(a.runCtx)
+	_, sr.span = tracing.StartBatchWith(ctx, a.cfg.TracerProvider, b.TraceContext, "agent.shard", tracing.BatchID(sh.BatchID),
+		attribute.Int64("kiln.shard", sh.Idx), attribute.Int64("kiln.shard.claims", sh.Claims), attribute.String("kiln.agent", a.cfg.ID),
+		attribute.String("kiln.model", b.Model))
 	if sh.Claims > 1 {
 		sr.log.Info("shard taken over", "claims", sh.Claims, "lines_done", len(chunks))
 	}
@@ -158,7 +168,10 @@ func (sr *shardRun) finish() {
 	sr.issued.Wait()
 	close(sr.results)
 	err := <-sr.collected
-	ctx := context.WithoutCancel(sr.ctx)
+	// The batch's next steps (the finalizer, enqueued by the last shard)
+	// continue the shard's trace.
+	ctx := trace.ContextWithSpan(context.WithoutCancel(sr.ctx), sr.span)
+	defer sr.span.End()
 	sr.mu.Lock()
 	stopped, lost := sr.stopReason != "", sr.leaseLost
 	sr.mu.Unlock()
@@ -221,6 +234,9 @@ func (sr *shardRun) collect() error {
 		c.BatchID, c.Shard, c.Seq = sr.sh.BatchID, sr.sh.Idx, sr.seq
 		c.ObjectKey = batch.ChunkKey(c.BatchID, c.Shard, c.Seq)
 		start := time.Now()
+		_, span := a.cfg.TracerProvider.Tracer(tracing.Scope).Start(trace.ContextWithSpan(sr.ctx, sr.span), "agent.chunk",
+			trace.WithAttributes(attribute.Int64("kiln.chunk.seq", c.Seq), attribute.Int64("kiln.chunk.output_lines", c.OutputLines),
+				attribute.Int64("kiln.chunk.error_lines", c.ErrorLines)))
 		// The chunk must land even while the shard is being stopped: what
 		// finished is kept.
 		err := retry(context.WithoutCancel(sr.ctx), func(ctx context.Context) error {
@@ -238,6 +254,9 @@ func (sr *shardRun) collect() error {
 			return a.store.ChunkCommit(ctx, a.cfg.ID, c)
 		})
 		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, "chunk not written")
+			span.End()
 			flushErr = fmt.Errorf("write chunk %d: %w", sr.seq, err)
 			if errors.Is(err, store.ErrConflict) {
 				sr.mu.Lock()
@@ -248,6 +267,7 @@ func (sr *shardRun) collect() error {
 			return
 		}
 		a.metrics.chunkWrite.Observe(time.Since(start).Seconds())
+		span.End()
 		sr.seq++
 		idx.Reset()
 		out.Reset()
@@ -416,6 +436,9 @@ func (r *request) do(ctx context.Context) (rec batchline.Record, signal int, ok 
 	case !json.Valid(resp):
 		code = "invalid_response"
 		out.Error = &batchline.LineError{Code: code, Message: fmt.Sprintf("the model server answered %d with a body that is not JSON", status)}
+	case status >= 200 && status < 300 && !isAnswer(r.sr.b.Endpoint, resp):
+		code = "invalid_response"
+		out.Error = &batchline.LineError{Code: code, Message: fmt.Sprintf("the model server answered %d with JSON that is not an answer of %s", status, r.sr.b.Endpoint)}
 	default:
 		out.Response = &batchline.Response{StatusCode: status, RequestID: ids.New(ids.Request), Body: resp,
 			LatencyMS: max(latency.Milliseconds(), 1)}
@@ -431,6 +454,25 @@ func (r *request) do(ctx context.Context) (rec batchline.Record, signal int, ok 
 		return batchline.Record{}, signal, false
 	}
 	return batchline.Record{Line: r.line, OK: out.Error == nil && status >= 200 && status < 300, Data: data}, signal, true
+}
+
+// isAnswer says whether a successful body is an answer of endpoint: an
+// object with its results, choices (completions) or data (embeddings).
+// Anything else, a proxy's or a broken engine's, would go to the output
+// file as a success whose body a client cannot read, and that OpenAI's
+// BatchRequestOutput forbids when it is not an object.
+func isAnswer(endpoint string, body []byte) bool {
+	var a struct {
+		Choices []json.RawMessage `json:"choices"`
+		Data    []json.RawMessage `json:"data"`
+	}
+	if json.Unmarshal(body, &a) != nil {
+		return false // not an object, or its results are not a list
+	}
+	if endpoint == "/v1/embeddings" {
+		return a.Data != nil
+	}
+	return a.Choices != nil
 }
 
 // usageOf reads the token usage of a successful output line.

@@ -21,6 +21,7 @@ type Store interface {
 	ChunkList(ctx context.Context, batchID string, shard int64) ([]store.Chunk, error)
 	ChunkCommit(ctx context.Context, owner string, c store.Chunk) error
 	FileGet(ctx context.Context, id string) (store.File, error)
+	RateLimitFor(ctx context.Context, project, model string) (store.RateLimit, error)
 }
 
 // Lifecycle is the batch transition the agent causes: a shard's every line

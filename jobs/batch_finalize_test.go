@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -75,6 +76,33 @@ func TestBatchFinalizeWorker(t *testing.T) {
 				require.Equal(t, store.BatchCancelled, b.Status)
 				require.Equal(t, 2, strings.Count(tb.ReadFile(t, *b.ErrorFileID), batchline.CodeBatchCancelled))
 			})
+			// The chunks stayed when the object store failed after the
+			// batch ended (or kiln died then): the job fails, and its
+			// next run removes them. (Found by TestChaos: whole batches'
+			// chunks stayed until the hourly objects sweep.)
+			t.Run("chunks it could not remove go on its next run", func(t *testing.T) {
+				const m = "cleanup-model"
+				b := tb.CreateBatch(t, batchtest.ChatLines(m, 3))
+				require.NoError(t, tb.Batches.Validate(tb.ctx, b.ID))
+				tb.RunShards(t, m, nil)
+				broken := &BatchFinalizeWorker{d: tb.deps}
+				broken.d.Batches = batch.New(tb.Store, failDeletes{tb.Bucket}, batch.Limits{}, tb.Log)
+				require.ErrorIs(t, broken.Work(tb.ctx, job(batch.FinalizeArgs{BatchID: b.ID})), errDeleteFails)
+				b, err := tb.Store.BatchGet(tb.ctx, b.ID)
+				require.NoError(t, err)
+				require.Equal(t, store.BatchCompleted, b.Status)
+				left := func() (keys []string) {
+					require.NoError(t, tb.Bucket.List(tb.ctx, batch.BatchPrefix(b.ID), func(i objectstore.Info) error {
+						keys = append(keys, i.Key)
+						return nil
+					}))
+					return keys
+				}
+				require.NotEmpty(t, left())
+
+				require.NoError(t, w.Work(tb.ctx, job(batch.FinalizeArgs{BatchID: b.ID})))
+				require.Empty(t, left())
+			})
 			t.Run("a batch stopped before validation ends with no files", func(t *testing.T) {
 				b := tb.CreateBatch(t, batchtest.ChatLines(model, 1))
 				_, err := tb.Batches.Cancel(tb.ctx, b.ID)
@@ -89,3 +117,10 @@ func TestBatchFinalizeWorker(t *testing.T) {
 		})
 	}
 }
+
+var errDeleteFails = errors.New("delete fails")
+
+// failDeletes is a bucket whose deletes fail.
+type failDeletes struct{ objectstore.Bucket }
+
+func (failDeletes) Delete(context.Context, string) error { return errDeleteFails }

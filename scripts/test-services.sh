@@ -8,11 +8,19 @@
 #                                          with the env, stop, exit with CMD's
 #                                          status
 #
+# It also starts goaws, an SQS and SNS emulator, for the SQS inbox's tests,
+# and builds the AWS Lambda Runtime Interface Emulator, which the Lambda
+# tests run per test.
+#
 # DIR/env exports KILN_TEST_DATABASE_URL and KILN_TEST_S3_URL, which
 # internal/testenv reads, and KILN_TEST_MINIO_BIN, the MinIO binary with
-# which testenv starts private servers for tests that restart them.
+# which testenv starts private servers for tests that restart them;
+# KILN_TEST_GOAWS_URL (and KILN_TEST_GOAWS_BIN) and KILN_TEST_LAMBDA_RIE_BIN;
+# and KILN_TEST_NOT_RUN, a file where tests that cannot run here (the
+# LocalStack test without Docker) say so: `run` prints it at the end.
 # Postgres comes from the system (on Debian/Ubuntu as root it is installed
-# if missing); MinIO from scripts/install-minio.sh.
+# if missing); MinIO from scripts/install-minio.sh; goaws and the emulator
+# from scripts/install-aws-emulators.sh.
 # As root, Postgres runs as the postgres user, so DIR's parents must be
 # traversable by it.
 set -euo pipefail
@@ -230,16 +238,81 @@ stop_minio() {
 	rm -f "$dir/minio.pid"
 }
 
+# --- AWS emulators -----------------------------------------------------------
+
+start_goaws() {
+	local dir=$1 bin port pid attempt deadline
+	bin="$("$here/install-aws-emulators.sh" goaws)" || die "could not get a goaws binary (scripts/install-aws-emulators.sh failed)"
+	mkdir -p "$dir/goaws"
+	for attempt in 1 2 3 4 5; do
+		port="$(free_port)"
+		# As internal/testenv.GoAWSConfig: queues are made by the tests.
+		cat >"$dir/goaws/goaws.yaml" <<-YAML
+			Local:
+			  Host: 127.0.0.1
+			  Port: $port
+			  Region: us-east-1
+			  AccountId: "000000000000"
+			  LogToFile: false
+			  QueueAttributeDefaults:
+			    VisibilityTimeout: 30
+			    ReceiveMessageWaitTimeSeconds: 0
+		YAML
+		(cd "$dir/goaws" && exec nohup "$bin" -config "$dir/goaws/goaws.yaml" Local </dev/null >"$dir/goaws.log" 2>&1) &
+		pid=$!
+		echo "$pid" >"$dir/goaws.pid"
+		deadline=$((SECONDS + ready_timeout))
+		while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
+			if http_ok "$port" /health; then
+				echo "export KILN_TEST_GOAWS_URL='http://127.0.0.1:$port'" >>"$dir/env.tmp"
+				echo "export KILN_TEST_GOAWS_BIN='$bin'" >>"$dir/env.tmp"
+				log "goaws listening on 127.0.0.1:$port (pid $pid)"
+				return 0
+			fi
+			sleep 0.2
+		done
+		stop_goaws "$dir"
+		if ! grep -qi "address already in use" "$dir/goaws.log" 2>/dev/null; then
+			break
+		fi
+		log "port $port was taken; trying another (attempt $attempt)"
+	done
+	show_log "$dir/goaws.log"
+	die "goaws did not become ready within ${ready_timeout}s"
+}
+
+stop_goaws() {
+	local dir=$1 pid
+	[[ -f $dir/goaws.pid ]] || return 0
+	pid="$(<"$dir/goaws.pid")"
+	# Only signal the process if it is still our goaws, not a reused pid.
+	if [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null &&
+		tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "-config $dir/goaws/goaws.yaml"; then
+		kill -KILL "$pid" 2>/dev/null || true
+	fi
+	rm -f "$dir/goaws.pid"
+}
+
+install_lambda_rie() {
+	local dir=$1 bin
+	bin="$("$here/install-aws-emulators.sh" lambda-rie)" || die "could not get the Lambda Runtime Interface Emulator (scripts/install-aws-emulators.sh failed)"
+	echo "export KILN_TEST_LAMBDA_RIE_BIN='$bin'" >>"$dir/env.tmp"
+}
+
 # --- commands ---------------------------------------------------------------
 
 start_services() {
 	local dir=$1
-	if [[ -f $dir/pg/data/postmaster.pid || -f $dir/minio.pid ]]; then
+	if [[ -f $dir/pg/data/postmaster.pid || -f $dir/minio.pid || -f $dir/goaws.pid ]]; then
 		die "services in $dir seem to be running; run: $0 stop $dir"
 	fi
 	rm -f "$dir/env" "$dir/env.tmp"
 	start_postgres "$dir"
 	start_minio "$dir"
+	start_goaws "$dir"
+	install_lambda_rie "$dir"
+	: >"$dir/not-run"
+	echo "export KILN_TEST_NOT_RUN='$dir/not-run'" >>"$dir/env.tmp"
 	mv "$dir/env.tmp" "$dir/env"
 	log "wrote $dir/env"
 }
@@ -247,9 +320,10 @@ start_services() {
 stop_services() {
 	local dir=$1
 	[[ -d $dir ]] || return 0
+	stop_goaws "$dir"
 	stop_minio "$dir"
 	stop_postgres "$dir"
-	rm -f "$dir/env" "$dir/env.tmp"
+	rm -f "$dir/env" "$dir/env.tmp" "$dir/not-run"
 }
 
 # abs_dir makes DIR (and its parents) and prints its absolute path.
@@ -289,6 +363,10 @@ run)
 	source "$dir/env"
 	status=0
 	"$@" || status=$?
+	if [[ -s $dir/not-run ]]; then
+		log "these tests did NOT run here (each says why; other tests cover their steps):"
+		sort -u "$dir/not-run" | sed 's/^/  /' >&2
+	fi
 	exit "$status"
 	;;
 *)

@@ -7,9 +7,9 @@
 // (KILN_DATABASE_URL, KILN_OBJECT_STORE, KILN_INBOX_PREFIX, ...). It never
 // routes the store's events to River jobs: it runs the functions itself,
 // while kiln serve runs the jobs it still enqueues (batch validation, webhook
-// deliveries). Build it for Lambda's provided.al2023 runtime with
-//
-//	GOOS=linux GOARCH=arm64 go build -tags lambda.norpc -o bootstrap ./cmd/kiln-lambda
+// deliveries). `make lambda` builds it for Lambda's provided.al2023
+// runtime: bin/kiln-lambda-amd64.zip and bin/kiln-lambda-arm64.zip, each
+// holding the binary as bootstrap (see internal/lambdazip).
 package main
 
 import (
@@ -74,6 +74,12 @@ func setup(ctx context.Context, cfg config.Config) (*lambda.Handler, func(), err
 		return nil, nil, fmt.Errorf("object store: %w", err)
 	}
 	// No st.SetDispatcher: see package functions/lambda.
+	if len(cfg.RemoteFunctions) > 0 {
+		// This is where remote functions run: invoking Lambda again from
+		// here would call this function for ever.
+		log.Warn("KILN_REMOTE_FUNCTIONS is ignored in the Lambda handler: it runs every function itself", "remote_functions", cfg.RemoteFunctions)
+		cfg.RemoteFunctions = nil
+	}
 	fns, err := app.NewFunctions(cfg, st, bucket, schemas, log)
 	if err != nil {
 		_ = bucket.Close()

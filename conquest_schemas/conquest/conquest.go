@@ -93,8 +93,11 @@ type Definition struct {
 	Prompt       Prompt          `json:"prompt"`
 	Rendering    Rendering       `json:"rendering"`
 
-	schema       *jsonschema.Schema
-	schemaValue  any // OutputSchema parsed, for response_format
+	schema      *jsonschema.Schema
+	schemaValue any // OutputSchema parsed
+	// schemaJSON is schemaValue marshalled, for response_format: once, as
+	// every request carries it and it is most of a request's cost.
+	schemaJSON   json.RawMessage
 	system, user *template.Template
 }
 
@@ -212,6 +215,11 @@ func parse(raw []byte) (*Definition, error) {
 	if err := json.Unmarshal(d.OutputSchema, &d.schemaValue); err != nil {
 		return nil, pathError("/output_schema", "%v", err)
 	}
+	schemaJSON, err := json.Marshal(d.schemaValue)
+	if err != nil {
+		return nil, pathError("/output_schema", "%v", err)
+	}
+	d.schemaJSON = schemaJSON
 	if err := checkStrict(d.schemaValue, "/output_schema"); err != nil {
 		return nil, err
 	}

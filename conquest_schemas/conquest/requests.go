@@ -11,6 +11,8 @@ import (
 	"io"
 	"strings"
 	"text/template"
+
+	"github.com/kilnhq/kiln/internal/dbtext"
 )
 
 // funcs are the functions prompt templates may call.
@@ -75,8 +77,13 @@ func (d *Definition) CheckRecord(rec map[string]any) *RecordError {
 		}
 	}
 	if id, ok := rec[CustomIDField]; ok {
-		if s, isStr := id.(string); !isStr || s == "" {
+		s, isStr := id.(string)
+		if !isStr || s == "" {
 			return &RecordError{Field: CustomIDField, Message: "must be a non-empty string"}
+		}
+		// The batch validator refuses a custom_id the store cannot hold.
+		if err := dbtext.Check(s); err != nil {
+			return &RecordError{Field: CustomIDField, Message: err.Error()}
 		}
 	}
 	return nil
@@ -208,7 +215,7 @@ func (d *Definition) Request(customID string, rec map[string]any, o BuildOptions
 			"type": "json_schema",
 			"json_schema": map[string]any{
 				"name":   d.SchemaName(),
-				"schema": d.schemaValue,
+				"schema": d.schemaJSON,
 				"strict": true,
 			},
 		},

@@ -11,7 +11,13 @@
 //   - an SQS event whose message bodies are S3 notifications or kiln events;
 //   - a kiln event ({"object":"event","type":…,"id":…}) relayed from kiln,
 //     e.g. through EventBridge or SQS: every function subscribed to its
-//     type runs.
+//     type runs;
+//   - a function invocation ({"object":"function.invocation","function":…,
+//     "event":{…}}), which kiln serve sends for a function configured to run
+//     remotely (KILN_REMOTE_FUNCTIONS, functions.Remote): that one function
+//     runs on the event. An error marked permanent is answered with the
+//     errorType functions.PermanentErrorType, so that kiln makes the
+//     invocation a dead letter at once.
 //
 // Every function is idempotent on its event, so an error is simply
 // returned: Lambda's own retries take the place of River's backoff, and its
@@ -39,6 +45,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambda/messages"
 
 	"github.com/kilnhq/kiln/functions"
 	"github.com/kilnhq/kiln/internal/objectstore"
@@ -70,6 +77,8 @@ const (
 	KindSQS    = "sqs"
 	KindEvent  = "event"
 	KindS3Test = "s3:TestEvent"
+	// KindInvocation is one function's invocation, from kiln serve.
+	KindInvocation = "invocation"
 )
 
 // s3Sources are the eventSource values of S3 notification records.
@@ -78,7 +87,8 @@ var s3Sources = map[string]bool{"aws:s3": true, "minio:s3": true}
 // expected names the payloads Invoke takes, for its errors.
 const expected = `want an S3 event notification (Records with eventSource aws:s3 or minio:s3), ` +
 	`an SQS event (Records with eventSource aws:sqs) whose bodies are either of the others, ` +
-	`or a kiln event ({"object":"event","type":...,"id":...})`
+	`a kiln event ({"object":"event","type":...,"id":...}), ` +
+	`or a function invocation ({"object":"function.invocation","function":...,"event":{...}})`
 
 func (h *Handler) log() *slog.Logger {
 	if h.Log != nil {
@@ -97,7 +107,12 @@ func (h *Handler) Invoke(ctx context.Context, payload json.RawMessage) (any, err
 	}
 	res := Result{Kind: kind, Records: n}
 	if kind != KindSQS {
-		return res, h.handle(ctx, kind, payload)
+		err := h.handle(ctx, kind, payload)
+		if kind == KindInvocation && functions.IsPermanent(err) {
+			// kiln reads the type: a dead letter at once.
+			return nil, messages.InvokeResponse_Error{Message: err.Error(), Type: functions.PermanentErrorType}
+		}
+		return res, err
 	}
 	var ev events.SQSEvent
 	if err := json.Unmarshal(payload, &ev); err != nil {
@@ -132,6 +147,12 @@ func (h *Handler) handle(ctx context.Context, kind string, payload []byte) error
 			return fmt.Errorf("lambda: kiln event: %w", err)
 		}
 		return h.HandleEvent(ctx, ev)
+	case KindInvocation:
+		var inv functions.Invocation
+		if err := json.Unmarshal(payload, &inv); err != nil {
+			return fmt.Errorf("lambda: function invocation: %w", err)
+		}
+		return h.HandleInvocation(ctx, inv)
 	case KindS3Test:
 		// S3 sends it once when a notification is configured.
 		h.log().InfoContext(ctx, "S3 test event ignored")
@@ -147,9 +168,11 @@ func classify(payload []byte, sqs bool) (string, int, error) {
 		Records []struct {
 			EventSource string `json:"eventSource"`
 		} `json:"Records"`
-		Object string `json:"object"`
-		Type   string `json:"type"`
-		ID     string `json:"id"`
+		Object   string          `json:"object"`
+		Type     string          `json:"type"`
+		ID       string          `json:"id"`
+		Function string          `json:"function"`
+		InvEvent json.RawMessage `json:"event"` // a function invocation's
 		// Event is set in S3's test event: {"Service":"Amazon S3","Event":"s3:TestEvent",...}.
 		Event string `json:"Event"`
 	}
@@ -182,6 +205,11 @@ func classify(payload []byte, sqs bool) (string, int, error) {
 		default:
 			return "", 0, fmt.Errorf("lambda: records mix S3 notifications and SQS messages: %s", expected)
 		}
+	case p.Object == functions.InvocationObject:
+		if p.Function == "" || len(p.InvEvent) == 0 {
+			return "", 0, fmt.Errorf("lambda: a function invocation needs a function and an event: %s", expected)
+		}
+		return KindInvocation, 1, nil
 	case p.Object == "event" && p.Type != "":
 		if p.ID == "" {
 			return "", 0, fmt.Errorf("lambda: kiln event %s has no id: %s", p.Type, expected)
@@ -264,6 +292,25 @@ func (h *Handler) HandleEvent(ctx context.Context, ev functions.Event) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// HandleInvocation runs one function, the invocation's, on its event,
+// recorded first as HandleEvent does. A function this handler does not
+// have is a permanent error.
+func (h *Handler) HandleInvocation(ctx context.Context, inv functions.Invocation) error {
+	ev := inv.Event
+	if ev.ID == "" || ev.Type == "" {
+		return functions.Permanent(fmt.Errorf("lambda: the event of an invocation of %s needs an id and a type", inv.Function))
+	}
+	ev.ProjectID = inv.ProjectID
+	fn, ok := h.Registry.Lookup(inv.Function)
+	if !ok {
+		return functions.Permanent(fmt.Errorf("lambda: no function %q in this handler", inv.Function))
+	}
+	if err := h.record(ctx, ev); err != nil {
+		return err
+	}
+	return h.run(ctx, fn, ev)
 }
 
 // record writes ev to the store unless it is there already.

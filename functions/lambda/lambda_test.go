@@ -131,7 +131,7 @@ func (e *env) files(t *testing.T) []store.File {
 
 func (e *env) events(t *testing.T, typ string) []store.Event {
 	t.Helper()
-	evs, _, err := e.st.EventList(context.Background(), typ, "", 100)
+	evs, _, err := e.st.EventList(context.Background(), "", typ, "", 100)
 	require.NoError(t, err)
 	return evs
 }
@@ -157,7 +157,7 @@ func (e *env) content(t *testing.T, key string) string {
 // has no dispatcher, as in Lambda.
 func (e *env) noInvocations(t *testing.T) {
 	t.Helper()
-	invs, _, err := e.st.InvocationList(context.Background(), "", "", 100)
+	invs, _, err := e.st.InvocationList(context.Background(), "", "", "", 100)
 	require.NoError(t, err)
 	require.Empty(t, invs)
 }

@@ -3,6 +3,7 @@
 package apikey
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -13,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kilnhq/kiln/internal/auth"
 	"github.com/kilnhq/kiln/internal/ids"
 	"github.com/kilnhq/kiln/internal/store"
 )
@@ -26,21 +28,46 @@ func Hash(secret string) string {
 	return hex.EncodeToString(h[:])
 }
 
-// Create makes a key named name, stores its hash and returns the key and its
-// secret.
+// Create makes a key named name in the default project, with every scope,
+// stores its hash and returns the key and its secret.
 func Create(ctx context.Context, st *store.Store, name string) (store.APIKey, string, error) {
-	secret := Prefix + rand.Text()
-	k := store.APIKey{
-		ID:        ids.New(ids.Key),
-		Name:      name,
-		Prefix:    secret[:len(Prefix)+4],
-		Hash:      Hash(secret),
-		CreatedAt: time.Now().Unix(),
-	}
+	return New(ctx, st, store.APIKey{Name: name})
+}
+
+// New makes a key like k (its name, project, owner and scopes; the rest is
+// filled in), stores its hash and returns the key and its secret, which is
+// shown only this once.
+func New(ctx context.Context, st *store.Store, k store.APIKey) (store.APIKey, string, error) {
+	secret := fill(&k)
 	if err := st.KeyCreate(ctx, k); err != nil {
 		return store.APIKey{}, "", fmt.Errorf("apikey: create: %w", err)
 	}
+	k.ProjectID = cmp.Or(k.ProjectID, store.DefaultProject)
+	k.OwnerType = cmp.Or(k.OwnerType, store.KeyOwnerUser)
 	return k, secret, nil
+}
+
+// Rotate replaces a live key by a new one with its name, project, owner
+// and scopes, and returns the new key and its secret. The old key keeps
+// working until grace has passed (0: it stops at once).
+func Rotate(ctx context.Context, st *store.Store, id string, grace time.Duration) (store.APIKey, string, error) {
+	var next store.APIKey
+	secret := fill(&next)
+	k, err := st.KeyRotate(ctx, id, next, grace)
+	if err != nil {
+		return store.APIKey{}, "", fmt.Errorf("apikey: rotate: %w", err)
+	}
+	return k, secret, nil
+}
+
+// fill gives k a new ID and secret, and returns the secret.
+func fill(k *store.APIKey) string {
+	secret := Prefix + rand.Text()
+	k.ID = ids.New(ids.Key)
+	k.Prefix = secret[:len(Prefix)+4]
+	k.Hash = Hash(secret)
+	k.CreatedAt = time.Now().Unix()
+	return secret
 }
 
 // ErrInvalid is a secret that matches no live key.
@@ -78,6 +105,7 @@ type Checker struct {
 type cached struct {
 	id    string
 	until time.Time
+	who   auth.Principal
 }
 
 // NewChecker checks against st and, when static is not empty, that secret.
@@ -107,14 +135,15 @@ func (c *Checker) forget(id string) {
 	}
 }
 
-// Check returns nil for a live key, ErrInvalid for a bad one, or a store
-// error.
-func (c *Checker) Check(ctx context.Context, secret string) error {
+// Check returns the principal of a live key, ErrInvalid for a bad one, or
+// a store error. KILN_API_KEY acts for the default project, with every
+// scope.
+func (c *Checker) Check(ctx context.Context, secret string) (auth.Principal, error) {
 	if secret == "" {
-		return ErrInvalid
+		return auth.Principal{}, ErrInvalid
 	}
 	if c.static != "" && subtle.ConstantTimeCompare([]byte(secret), []byte(c.static)) == 1 {
-		return nil
+		return auth.Principal{ProjectID: auth.DefaultProject}, nil
 	}
 	h := Hash(secret)
 	now := time.Now()
@@ -123,28 +152,33 @@ func (c *Checker) Check(ctx context.Context, secret string) error {
 	gen := c.gen
 	c.mu.Unlock()
 	if ok && now.Before(e.until) {
-		return nil
+		return e.who, nil
 	}
 	k, err := c.st.KeyByHash(ctx, h)
 	if errors.Is(err, store.ErrNotFound) {
-		return ErrInvalid
+		return auth.Principal{}, ErrInvalid
 	}
 	if err != nil {
-		return err
+		return auth.Principal{}, err
 	}
 	_ = c.st.KeyTouch(ctx, k.ID)
+	who := auth.Principal{KeyID: k.ID, ProjectID: k.ProjectID, Scopes: k.Scopes}
 	ttl := c.TTL
 	if ttl <= 0 {
 		ttl = CacheTTL
 	}
+	until := now.Add(ttl)
+	if k.ExpiresAt != nil && time.Unix(*k.ExpiresAt, 0).Before(until) {
+		until = time.Unix(*k.ExpiresAt, 0) // a rotated key's grace ends on time
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.gen != gen {
-		return nil // a revocation was heard meanwhile: good now, not cached
+		return who, nil // a revocation was heard meanwhile: good now, not cached
 	}
 	if len(c.cache) > 10_000 {
 		clear(c.cache)
 	}
-	c.cache[h] = cached{id: k.ID, until: now.Add(ttl)}
-	return nil
+	c.cache[h] = cached{id: k.ID, until: until, who: who}
+	return who, nil
 }

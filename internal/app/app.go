@@ -20,6 +20,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/riverqueue/river"
+	"go.opentelemetry.io/otel/trace"
+	"riverqueue.com/riverui"
 
 	"github.com/kilnhq/kiln/api"
 	"github.com/kilnhq/kiln/conquest_schemas/conquest"
@@ -32,6 +34,7 @@ import (
 	"github.com/kilnhq/kiln/internal/llmsim"
 	"github.com/kilnhq/kiln/internal/objectstore"
 	"github.com/kilnhq/kiln/internal/store"
+	"github.com/kilnhq/kiln/internal/tracing"
 	"github.com/kilnhq/kiln/jobs"
 )
 
@@ -53,6 +56,14 @@ type Options struct {
 	// Sim overrides the built-in simulator's settings. Default: the
 	// simulator's own defaults with SimModels.
 	Sim *llmsim.Config
+	// WrapBucket, when set, wraps the object store once it is open, and
+	// every part uses what it returns: tests put faults between kiln and
+	// its storage this way. Default: none.
+	WrapBucket func(objectstore.Bucket) objectstore.Bucket
+	// TracerProvider traces the process: its HTTP requests, jobs, agent
+	// shards and chunks. Default: one set up from the OTEL_* variables, off
+	// unless they name an exporter (internal/tracing.FromEnv).
+	TracerProvider trace.TracerProvider
 }
 
 // App is a running kiln process.
@@ -83,6 +94,12 @@ type App struct {
 	Functions *functions.Registry
 	Webhooks  *functions.Webhooks
 	Inbox     *functions.Inbox
+	// InboxSQS feeds the inbox from KILN_INBOX_SQS_URL (nil without one).
+	InboxSQS *functions.InboxSQS
+
+	// Tracing is the process's tracer provider; a no-op one when tracing is
+	// off.
+	Tracing tracing.Provider
 
 	opts      Options
 	http      *http.Server
@@ -92,6 +109,9 @@ type App struct {
 	llmURL    string
 	stopInbox context.CancelFunc
 	inboxDone chan struct{}
+
+	riverUI     *riverui.Handler
+	stopRiverUI context.CancelFunc
 }
 
 // New opens the store and object store and builds the process's parts.
@@ -108,7 +128,10 @@ func New(ctx context.Context, cfg config.Config, opts Options, log *slog.Logger)
 		return nil, fmt.Errorf("conquest schemas: %w", err)
 	}
 	a.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newGPUCollector())
-	if a.Store, err = store.Open(ctx, cfg.DatabaseURL, log); err != nil {
+	if err := a.setupTracing(ctx); err != nil {
+		return nil, err
+	}
+	if a.Store, err = store.OpenWith(ctx, cfg.DatabaseURL, log, &store.OpenOpts{JobMiddleware: a.Tracing.JobMiddleware()}); err != nil {
 		return nil, err
 	}
 	if opts.Serve {
@@ -134,6 +157,10 @@ func New(ctx context.Context, cfg config.Config, opts Options, log *slog.Logger)
 		a.Store.Close()
 		return nil, fmt.Errorf("object store: %w", err)
 	}
+	a.registerStoreMetrics(a.Bucket)
+	if opts.WrapBucket != nil {
+		a.Bucket = opts.WrapBucket(a.Bucket)
+	}
 	a.Batches = NewBatches(cfg, a.Store, a.Bucket, log)
 	if err := a.newFunctions(); err != nil {
 		_ = a.Bucket.Close()
@@ -142,6 +169,13 @@ func New(ctx context.Context, cfg config.Config, opts Options, log *slog.Logger)
 	}
 	if opts.Serve {
 		a.Metrics.MustRegister(newBacklogCollector(a.Store, log), newUploadsCollector(a.Store, log))
+		a.registerServeMetrics()
+		riverUI, err := a.newRiverUI()
+		if err != nil {
+			_ = a.Bucket.Close()
+			a.Store.Close()
+			return nil, fmt.Errorf("river ui: %w", err)
+		}
 		a.Handler, a.API = api.New(api.Deps{
 			Webhooks: a.Webhooks, Inbox: a.Inbox, WebhookAllowPrivate: cfg.WebhookAllowPrivate, Conquests: a.Conquests,
 			Batches: a.Batches, Store: a.Store, Bucket: a.Bucket, Log: log, Version: opts.Version,
@@ -149,6 +183,8 @@ func New(ctx context.Context, cfg config.Config, opts Options, log *slog.Logger)
 			MaxFileBytes: cfg.MaxFileBytes, MaxLineBytes: cfg.MaxLineBytes,
 			MaxPartBytes: cfg.MaxPartBytes, UploadTTL: cfg.UploadTTL, DownloadRedirect: cfg.DownloadRedirect,
 			BodyIdleTimeout: cfg.BodyIdleTimeout, BodyMinRate: cfg.BodyMinRate,
+			RiverUI: riverUI, RiverUIPrefix: RiverUIPrefix,
+			Admin: apikey.NewAdminChecker(a.Store, cfg.AdminKey), KeyRotationGrace: cfg.KeyRotationGrace,
 			Extra: func(hapi huma.API, mux *http.ServeMux) {
 				mux.Handle("GET /metrics", promhttp.HandlerFor(a.Metrics, promhttp.HandlerOpts{}))
 				curation.Register(hapi, curation.Deps{Store: a.Store, Bucket: a.Bucket, Schemas: a.Conquests, Importer: a.Importer, Log: log,
@@ -158,6 +194,7 @@ func New(ctx context.Context, cfg config.Config, opts Options, log *slog.Logger)
 				mux.Handle("GET /curation", http.RedirectHandler("/curation/", http.StatusFound))
 			},
 		})
+		a.Handler = a.Tracing.HTTPHandler(a.Handler)
 	}
 	return a, nil
 }
@@ -201,6 +238,12 @@ func (a *App) Start(ctx context.Context) error {
 			RescueAfter:  a.Cfg.LeaseTTL,
 			Periodic:     jobs.Periodic(),
 		}); err != nil {
+			return err
+		}
+		if err := a.startInboxSQS(ctx); err != nil {
+			return err
+		}
+		if err := a.startRiverUI(ctx); err != nil {
 			return err
 		}
 		if a.Cfg.InboxPrefix != "" && a.Cfg.InboxPollInterval > 0 {
@@ -258,6 +301,7 @@ func (a *App) startAgent(ctx context.Context) error {
 		synthetic = true
 		a.Log.Warn("KILN_LLM_URL is not set: running the built-in LLM simulator; outputs are SYNTHETIC", "url", a.llmURL)
 	}
+	metrics := gpuagent.NewMetrics(a.Metrics)
 	if a.Cfg.EngineCommand != "" {
 		command := a.Cfg.EngineCommand
 		if command == "vllm" {
@@ -265,7 +309,7 @@ func (a *App) startAgent(ctx context.Context) error {
 		}
 		eng, err := gpuagent.NewManagedEngine(gpuagent.ManagedConfig{
 			Command: command, Models: a.Cfg.EngineModels, MaxNumSeqs: a.Cfg.AgentConcurrency,
-			SleepMode: a.Cfg.EngineSleepMode, Log: a.Log.With("component", "engine"),
+			SleepMode: a.Cfg.EngineSleepMode, Log: a.Log.With("component", "engine"), Metrics: metrics,
 		})
 		if err != nil {
 			return fmt.Errorf("engine: %w", err)
@@ -287,7 +331,8 @@ func (a *App) startAgent(ctx context.Context) error {
 		StarvationBound: a.Cfg.StarvationBound,
 		MaxLineBytes:    a.Cfg.MaxLineBytes,
 		Synthetic:       synthetic,
-	}, a.Store, a.Batches, a.Bucket, a.Engine, gpuagent.NewMetrics(a.Metrics), a.Log)
+		TracerProvider:  a.Tracing,
+	}, a.Store, a.Batches, a.Bucket, a.Engine, metrics, a.Log)
 	return a.Agent.Start(ctx)
 }
 
@@ -387,9 +432,15 @@ func (a *App) Stop(ctx context.Context) error {
 	} else if a.ln != nil {
 		_ = a.ln.Close() // made but never served
 	}
+	if a.InboxSQS != nil {
+		a.InboxSQS.Stop()
+	}
 	if a.stopInbox != nil {
 		a.stopInbox()
 		<-a.inboxDone
+	}
+	if a.stopRiverUI != nil {
+		a.stopRiverUI()
 	}
 	errs = append(errs, a.Store.StopWorkers(ctx))
 	if a.Engine != nil {
@@ -400,5 +451,6 @@ func (a *App) Stop(ctx context.Context) error {
 	}
 	errs = append(errs, a.Bucket.Close())
 	a.Store.Close()
+	errs = append(errs, a.Tracing.Shutdown(ctx)) // the last spans, flushed
 	return errors.Join(errs...)
 }

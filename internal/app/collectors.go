@@ -155,3 +155,79 @@ func parseNvidiaSMI(out []byte) []gpuReading {
 	}
 	return gpus
 }
+
+// agentLiveness is how recent an agent's heartbeat must be for it to count
+// as live, as GET /v1/agents counts it.
+const agentLiveness = 60 * time.Second
+
+// agentsCollector reports the live agents per model they can serve, at
+// scrape time, so that an alert sees a model with waiting work and no agent.
+type agentsCollector struct {
+	st   *store.Store
+	log  *slog.Logger
+	live *prometheus.Desc
+}
+
+func newAgentsCollector(st *store.Store, log *slog.Logger) *agentsCollector {
+	return &agentsCollector{st: st, log: log,
+		live: prometheus.NewDesc("kiln_agents_live", "Live GPU agents (a heartbeat in the last minute) that can serve the model.", []string{"model"}, nil)}
+}
+
+func (c *agentsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.live }
+
+func (c *agentsCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	agents, err := c.st.AgentList(ctx, time.Now().Add(-agentLiveness).Unix())
+	if err != nil {
+		c.log.Warn("metrics: live agents", "err", err)
+		return
+	}
+	perModel := map[string]int{}
+	for _, a := range agents {
+		for _, m := range a.Models {
+			perModel[m]++
+		}
+	}
+	for m, n := range perModel {
+		ch <- prometheus.MustNewConstMetric(c.live, prometheus.GaugeValue, float64(n), m)
+	}
+}
+
+// batchesCollector reports the batches not yet ended, per status and model,
+// and how long until the first of them reaches the end of its window.
+type batchesCollector struct {
+	st     *store.Store
+	log    *slog.Logger
+	open   *prometheus.Desc
+	expiry *prometheus.Desc
+}
+
+func newBatchesCollector(st *store.Store, log *slog.Logger) *batchesCollector {
+	labels := []string{"status", "model"}
+	return &batchesCollector{st: st, log: log,
+		open: prometheus.NewDesc("kiln_batches", "Batches not yet ended, by status (validating, in_progress, finalizing, cancelling) and model.", labels, nil),
+		expiry: prometheus.NewDesc("kiln_batches_next_expiry_seconds",
+			"Seconds until the earliest end of the completion window among these batches (negative: past it, expiring now).", labels, nil),
+	}
+}
+
+func (c *batchesCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.open
+	ch <- c.expiry
+}
+
+func (c *batchesCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	stats, err := c.st.BatchOpenStats(ctx)
+	if err != nil {
+		c.log.Warn("metrics: open batches", "err", err)
+		return
+	}
+	now := time.Now().Unix()
+	for _, s := range stats {
+		ch <- prometheus.MustNewConstMetric(c.open, prometheus.GaugeValue, float64(s.Count), string(s.Status), s.Model)
+		ch <- prometheus.MustNewConstMetric(c.expiry, prometheus.GaugeValue, float64(s.NextExpiresAt-now), string(s.Status), s.Model)
+	}
+}

@@ -1,7 +1,10 @@
 package app
 
 import (
+	"context"
+	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/kilnhq/kiln/conquest_schemas/conquest"
 	"github.com/kilnhq/kiln/curation"
@@ -41,13 +44,40 @@ func NewFunctions(cfg config.Config, st *store.Store, bucket objectstore.Bucket,
 	in := &functions.Inbox{Store: st, Batches: batches, Bucket: bucket, Prefix: cfg.InboxPrefix, Log: log}
 	cq := &functions.Conquests{Store: st, Bucket: bucket, Schemas: schemas, Log: log}
 	im := &curation.Importer{Store: st, Bucket: bucket, Schemas: schemas, Log: log}
+	fns := []functions.Function{wh.Function(), in.Function(), cq.Function(), im.Function()}
+	fns, err := remote(cfg, fns, log)
+	if err != nil {
+		return Functions{}, err
+	}
 	reg, err := functions.NewRegistry(
 		functions.Retry{Base: cfg.RetryBase, Max: cfg.RetryMax, MaxAttempts: cfg.FunctionMaxAttempts, MaxAge: cfg.FunctionMaxAge},
-		wh.Function(), in.Function(), cq.Function(), im.Function())
+		fns...)
 	if err != nil {
 		return Functions{}, err
 	}
 	return Functions{Registry: reg, Webhooks: wh, Inbox: in, Conquests: cq, Importer: im}, nil
+}
+
+// remote makes the functions KILN_REMOTE_FUNCTIONS names run as Lambda
+// functions, and fails on a name that is no function's.
+func remote(cfg config.Config, fns []functions.Function, log *slog.Logger) ([]functions.Function, error) {
+	remotes, err := remoteFunctions(context.Background(), cfg)
+	if err != nil || len(remotes) == 0 {
+		return fns, err
+	}
+	names := make([]string, len(fns))
+	for i, fn := range fns {
+		names[i] = fn.Name
+		if r, ok := remotes[fn.Name]; ok {
+			fns[i] = r.Wrap(fn)
+			delete(remotes, fn.Name)
+			log.Info("function runs as a Lambda function", "function", fn.Name, "lambda", r.FunctionName)
+		}
+	}
+	for name := range remotes {
+		return nil, fmt.Errorf("config: KILN_REMOTE_FUNCTIONS: no function %q (kiln's functions: %s)", name, strings.Join(names, ", "))
+	}
+	return fns, nil
 }
 
 // NewBatches is the lifecycle of batches, files and uploads on st and

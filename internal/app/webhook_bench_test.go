@@ -174,7 +174,7 @@ func BenchmarkWebhookThroughput(b *testing.B) {
 					}
 				}
 				// Wait until every event has its delivery queued.
-				eps, _, err := env.App.Store.WebhookEndpointList(ctx, "", 0)
+				eps, _, err := env.App.Store.WebhookEndpointList(ctx, "", "", 0)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -8,10 +8,12 @@ import (
 	"net/http"
 
 	"github.com/kilnhq/kiln/internal/apierror"
+	"github.com/kilnhq/kiln/internal/auth"
 	"github.com/kilnhq/kiln/internal/batchline"
 	"github.com/kilnhq/kiln/internal/ids"
 	"github.com/kilnhq/kiln/internal/objectstore"
 	"github.com/kilnhq/kiln/internal/store"
+	"github.com/kilnhq/kiln/internal/tracing"
 )
 
 // CompletionWindowDefault is the completion window of a batch that names
@@ -92,8 +94,11 @@ func (s *Service) newBatch(ctx context.Context, p CreateParams) (store.Batch, []
 		Status:           store.BatchValidating,
 		Metadata:         p.Metadata,
 		Priority:         p.Priority,
+		ProjectID:        auth.Project(ctx),
 		CreatedAt:        created.Unix(),
 		ExpiresAt:        created.Add(window).Unix(),
+		// Later work on the batch, in any process, continues this trace.
+		TraceContext: tracing.Inject(ctx),
 	}
 	return b, []store.Job{validateJob(b.ID), expireJob(b.ID, created.Add(window))}, nil
 }
@@ -116,6 +121,7 @@ type Imported struct {
 // *apierror.Error, before anything is written.
 func (s *Service) Import(ctx context.Context, key, etag, filename string, batch *CreateParams) (Imported, error) {
 	f := NewFile(PurposeBatch, filename)
+	f.ProjectID = auth.Project(ctx)
 	var b *store.Batch
 	var jobs []store.Job
 	if batch != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kilnhq/kiln/internal/apierror"
+	"github.com/kilnhq/kiln/internal/auth"
 	"github.com/kilnhq/kiln/internal/dbtext"
 	"github.com/kilnhq/kiln/internal/ids"
 	"github.com/kilnhq/kiln/internal/objectstore"
@@ -44,7 +45,7 @@ func NewFile(purpose, filename string) store.File {
 // not the API's to see.
 func (s *Service) GetFile(ctx context.Context, id string) (store.File, error) {
 	f, err := s.store.FileGet(ctx, id)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && f.Owner != store.FileOwnerAPI) {
+	if errors.Is(err, store.ErrNotFound) || (err == nil && (f.Owner != store.FileOwnerAPI || !visible(ctx, f.ProjectID))) {
 		return store.File{}, apierror.NotFound("file", id)
 	}
 	return f, err
@@ -82,6 +83,7 @@ func (s *Service) PutFile(ctx context.Context, filename string, r io.Reader, par
 		return nil, err
 	}
 	d := &Draft{File: NewFile("", filename), s: s, sniff: &jsonlSniffer{max: s.limits.MaxLineBytes}}
+	d.File.ProjectID = auth.Project(ctx)
 	size, err := s.putLimited(ctx, d.File.ObjectKey, io.TeeReader(r, d.sniff), s.limits.MaxFileBytes, param, "file_too_large",
 		fmt.Sprintf("The file is larger than the limit of %d bytes.", s.limits.MaxFileBytes))
 	if err != nil {

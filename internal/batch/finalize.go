@@ -13,6 +13,7 @@ import (
 	"github.com/kilnhq/kiln/internal/ids"
 	"github.com/kilnhq/kiln/internal/objectstore"
 	"github.com/kilnhq/kiln/internal/store"
+	"github.com/kilnhq/kiln/internal/tracing"
 )
 
 // FinalizeWait is how long the finalizer waits for an agent that still
@@ -29,7 +30,8 @@ var ErrLeased = errors.New("batch: an agent still holds a shard")
 // exactly once, in the output file or in the error file. Chunks may
 // overlap after a crash; the first result of a line wins. Lines with no
 // result become error lines: batch_cancelled, batch_expired, or
-// batch_failed. A batch that has ended, or is not ready, is left alone.
+// batch_failed. A batch that is not ready is left alone; of one that has
+// ended, what is left of its chunks is removed.
 func (s *Service) Finalize(ctx context.Context, id string) error {
 	b, err := s.store.BatchGet(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
@@ -38,7 +40,12 @@ func (s *Service) Finalize(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	if b.Terminal() || (b.Status != store.BatchFinalizing && b.StopReason == "") {
+	if b.Terminal() {
+		// A run that ended the batch and died, or could not reach the
+		// object store, before it removed the chunks: remove them now.
+		return s.removeChunks(ctx, id)
+	}
+	if b.Status != store.BatchFinalizing && b.StopReason == "" {
 		return nil
 	}
 	live, err := s.store.BatchLeasesLive(ctx, id)
@@ -48,6 +55,8 @@ func (s *Service) Finalize(ctx context.Context, id string) error {
 	if live > 0 {
 		return ErrLeased
 	}
+	ctx, span := tracing.StartBatch(ctx, b.TraceContext, "batch.finalize", tracing.BatchID(id))
+	defer span.End()
 	start := time.Now()
 	var out store.Outcome
 	if b.InProgressAt != nil { // a batch stopped before validation ends with no files
@@ -68,20 +77,27 @@ func (s *Service) Finalize(ctx context.Context, id string) error {
 		}
 		return err
 	}
-	// The chunks are in the files now.
-	var chunkKeys []string
-	err = s.bucket.List(ctx, BatchPrefix(id), func(i objectstore.Info) error {
-		chunkKeys = append(chunkKeys, i.Key)
+	s.log.InfoContext(ctx, "batch ended", "batch", id, "status", b.Status,
+		"completed", b.Completed, "failed", b.Failed, "took", time.Since(start).Round(time.Millisecond))
+	// The chunks are in the files now. Should removing them fail, the job
+	// runs again, and finds the batch ended.
+	return s.removeChunks(ctx, id)
+}
+
+// removeChunks removes a batch's working objects: its chunks and the
+// finalizer's scratch.
+func (s *Service) removeChunks(ctx context.Context, id string) error {
+	var keys []string
+	err := s.bucket.List(ctx, BatchPrefix(id), func(i objectstore.Info) error {
+		keys = append(keys, i.Key)
 		return nil
 	})
-	for _, k := range chunkKeys {
+	for _, k := range keys {
 		err = errors.Join(err, s.bucket.Delete(ctx, k))
 	}
 	if err != nil {
-		s.log.WarnContext(ctx, "batch's chunks remain", "batch", id, "err", err)
+		return fmt.Errorf("remove the chunks of batch %s: %w", id, err)
 	}
-	s.log.InfoContext(ctx, "batch ended", "batch", id, "status", b.Status,
-		"completed", b.Completed, "failed", b.Failed, "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
@@ -123,7 +139,7 @@ func (s *Service) assemble(ctx context.Context, b store.Batch) (store.Outcome, e
 		s.log.WarnContext(ctx, "chunks overlap; keeping each line's first result", "batch", b.ID)
 		return s.assembleFiltered(ctx, b, chunks)
 	}
-	outFile, errFile := newFile(b.ID, "output"), newFile(b.ID, "error")
+	outFile, errFile := newFile(b, "output"), newFile(b, "error")
 	var cleanup []string
 	defer func() {
 		for _, k := range cleanup {
@@ -227,7 +243,7 @@ func (s *Service) assembleFiltered(ctx context.Context, b store.Batch, chunks []
 		file.Bytes = size
 		return err
 	}
-	outFile, errFile := newFile(b.ID, "output"), newFile(b.ID, "error")
+	outFile, errFile := newFile(b, "output"), newFile(b, "error")
 	// Output lines win over error lines of the same request, whichever
 	// came first: the request did succeed.
 	if err := write(&outFile, true, &o.Completed); err != nil {
@@ -276,8 +292,10 @@ func missingReason(b store.Batch) (code, message string) {
 }
 
 // newFile is one of a batch's files: kind is output or error.
-func newFile(batchID, kind string) store.File {
-	return NewFile(PurposeBatchOutput, batchID+"_"+kind+".jsonl")
+func newFile(b store.Batch, kind string) store.File {
+	f := NewFile(PurposeBatchOutput, b.ID+"_"+kind+".jsonl")
+	f.ProjectID = b.ProjectID
+	return f
 }
 
 func writeLine(w *bufio.Writer, line []byte) error {

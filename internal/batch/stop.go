@@ -12,8 +12,8 @@ import (
 // Get is a batch, or a 404.
 func (s *Service) Get(ctx context.Context, id string) (store.Batch, error) {
 	b, err := s.store.BatchGet(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return b, apierror.NotFound("batch", id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !visible(ctx, b.ProjectID)) {
+		return store.Batch{}, apierror.NotFound("batch", id)
 	}
 	return b, err
 }
@@ -25,6 +25,9 @@ func (s *Service) Get(ctx context.Context, id string) (store.Batch, error) {
 // cannot be cancelled (409 batch_not_cancellable); one already stopping
 // keeps its first reason.
 func (s *Service) Cancel(ctx context.Context, id string) (store.Batch, error) {
+	if _, err := s.Get(ctx, id); err != nil {
+		return store.Batch{}, err
+	}
 	b, err := s.store.BatchRequestStop(ctx, id, store.StopCancelled, finalizeJob(id))
 	switch {
 	case errors.Is(err, store.ErrConflict):

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kilnhq/kiln/internal/apierror"
+	"github.com/kilnhq/kiln/internal/auth"
 	"github.com/kilnhq/kiln/internal/ids"
 	"github.com/kilnhq/kiln/internal/objectstore"
 	"github.com/kilnhq/kiln/internal/store"
@@ -64,7 +65,7 @@ func (s *Service) CreateUpload(ctx context.Context, p UploadParams) (store.Uploa
 		return store.Upload{}, apierror.Invalid("mime_type", fmt.Sprintf("The MIME type is %d bytes long; the most is %d.", len(p.MimeType), maxMimeTypeBytes))
 	}
 	now := s.now()
-	u := store.Upload{ID: ids.New(ids.Upload), Filename: p.Filename, Purpose: p.Purpose, Bytes: p.Bytes, MimeType: p.MimeType,
+	u := store.Upload{ID: ids.New(ids.Upload), Filename: p.Filename, Purpose: p.Purpose, Bytes: p.Bytes, MimeType: p.MimeType, ProjectID: auth.Project(ctx),
 		Status: store.UploadPending, CreatedAt: now.Unix(), ExpiresAt: now.Add(s.limits.UploadTTL).Unix()}
 	caps := store.UploadCap{MaxPending: int64(s.limits.MaxPendingUploads), MaxPendingBytes: s.limits.MaxPendingUploadBytes}
 	err := s.store.UploadCreateCapped(ctx, u, caps, uploadExpireJob(u.ID, now.Add(s.limits.UploadTTL)))
@@ -114,8 +115,8 @@ func (s *Service) AuthorizeObject(ctx context.Context, method, key string) error
 // GetUpload is an upload, or a 404.
 func (s *Service) GetUpload(ctx context.Context, id string) (store.Upload, error) {
 	u, err := s.store.UploadGet(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return u, apierror.NotFound("upload", id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !visible(ctx, u.ProjectID)) {
+		return store.Upload{}, apierror.NotFound("upload", id)
 	}
 	return u, err
 }
@@ -139,6 +140,9 @@ const maxMimeTypeBytes = 255
 // transitionUpload moves an upload from one of from to to, mapping the
 // store's errors.
 func (s *Service) transitionUpload(ctx context.Context, id string, from []string, to string, notAfter int64) (store.Upload, error) {
+	if _, err := s.GetUpload(ctx, id); err != nil {
+		return store.Upload{}, err // another project's is none of the caller's
+	}
 	u, err := s.store.UploadTransition(ctx, id, from, to, notAfter)
 	switch {
 	case errors.Is(err, store.ErrConflict):
@@ -252,6 +256,7 @@ func (s *Service) PresignMultipartParts(ctx context.Context, uploadID string, co
 		return nil, err
 	}
 	file := NewFile(u.Purpose, u.Filename) // the file the multipart upload becomes
+	file.ProjectID = u.ProjectID
 	created := ""
 	create := func() (string, error) {
 		if created == "" {
@@ -313,6 +318,7 @@ func (s *Service) CompleteUpload(ctx context.Context, id string, p CompleteParam
 		return u, err
 	}
 	f := NewFile(u.Purpose, u.Filename)
+	f.ProjectID = u.ProjectID
 	fail := func(e error) (store.Upload, error) {
 		s.deleteObject(ctx, f.ObjectKey)
 		if _, err := s.store.UploadTransition(context.WithoutCancel(ctx), id, []string{store.UploadCompleting}, store.UploadPending, 0); err != nil {
@@ -402,6 +408,7 @@ func (s *Service) CompleteUpload(ctx context.Context, id string, p CompleteParam
 func (s *Service) completeMultipart(ctx context.Context, u store.Upload, p CompleteParams, parts []store.UploadPart,
 	fail func(error) (store.Upload, error)) (store.Upload, error) {
 	f := NewFile(u.Purpose, u.Filename)
+	f.ProjectID = u.ProjectID
 	f.ID, f.ObjectKey = *u.MultipartFileID, FileKey(*u.MultipartFileID)
 	numbers := make([]int, len(parts))
 	for i, part := range parts {

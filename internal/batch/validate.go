@@ -9,6 +9,7 @@ import (
 	"github.com/kilnhq/kiln/conquest_schemas/conquest"
 	"github.com/kilnhq/kiln/internal/batchline"
 	"github.com/kilnhq/kiln/internal/store"
+	"github.com/kilnhq/kiln/internal/tracing"
 )
 
 // Validate streams a new batch's input file once, line by line, and moves
@@ -28,6 +29,8 @@ func (s *Service) Validate(ctx context.Context, id string) error {
 	if b.Status != store.BatchValidating || b.StopReason != "" {
 		return nil
 	}
+	ctx, span := tracing.StartBatch(ctx, b.TraceContext, "batch.validate", tracing.BatchID(id))
+	defer span.End()
 	fail := func(errs ...store.BatchError) error {
 		_, err := s.store.BatchFail(ctx, id, errs)
 		if errors.Is(err, store.ErrConflict) {
@@ -78,9 +81,24 @@ func (s *Service) Validate(ctx context.Context, id string) error {
 	if typ, version, ok := conquest.ParseSchemaName(sum.SchemaName); ok {
 		cq = store.Conquest{Type: typ, Version: int64(version)}
 	}
-	_, err = s.store.BatchStartConquest(ctx, id, int64(sum.Requests), sum.Model, cq, shards)
+	limit, err := s.store.RateLimitFor(ctx, b.ProjectID, sum.Model)
+	if err != nil {
+		return err
+	}
+	_, err = s.store.BatchStartWith(ctx, id, store.BatchStartParams{Total: int64(sum.Requests), Model: sum.Model, Conquest: cq,
+		Shards: shards, InputTokens: sum.InputTokens, MaxEnqueuedTokens: limit.Batch1DayMaxInputTokens})
 	if errors.Is(err, store.ErrConflict) {
 		return nil
+	}
+	var over *store.TokenLimitError
+	if errors.As(err, &over) {
+		// As OpenAI: the batch fails, and a later one goes through once
+		// earlier batches have ended.
+		s.log.InfoContext(ctx, "batch over its project's enqueued-token limit", "batch", id, "limit", over.Limit,
+			"enqueued", over.Enqueued, "batch_tokens", over.Batch)
+		return fail(store.BatchError{Code: "token_limit_exceeded", Message: fmt.Sprintf(
+			"Enqueued token limit reached for %s in project %s. Limit: %d enqueued tokens; %d are enqueued and this batch holds about %d. Please try submitting your batch again later.",
+			sum.Model, b.ProjectID, over.Limit, over.Enqueued, over.Batch)})
 	}
 	if store.IsPermanent(err) {
 		// The input passed validation, yet the store refuses what it

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/kilnhq/kiln/internal/apierror"
+	"github.com/kilnhq/kiln/internal/auth"
 	"github.com/kilnhq/kiln/internal/netguard"
 	"github.com/kilnhq/kiln/internal/store"
 )
@@ -70,7 +71,7 @@ func (s *Service) checkWebhookURL(ctx context.Context, target string) error {
 	if err := netguard.CheckURL(target, s.limits.WebhookAllowPrivate); err != nil {
 		return apierror.Invalid("metadata", "metadata.webhook_url: "+apierror.Sentence(err))
 	}
-	eps, _, err := s.store.WebhookEndpointList(ctx, "", 0)
+	eps, _, err := s.store.WebhookEndpointList(ctx, auth.Project(ctx), "", 0)
 	if err != nil {
 		return err
 	}

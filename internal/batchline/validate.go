@@ -39,7 +39,16 @@ type Summary struct {
 	// SchemaName is the first request's response_format.json_schema.name,
 	// which tells a conquest batch's type; "" when it has none.
 	SchemaName string
+	// InputTokens estimates the requests' input tokens, for enqueued-token
+	// limits: kiln has no tokenizer of the model, so it counts a token for
+	// every BytesPerToken bytes of each request's body.
+	InputTokens int64
 }
+
+// BytesPerToken is how many bytes of a request's body count as one input
+// token in Summary.InputTokens: about four characters of English text make
+// a token in the tokenizers of the models kiln runs.
+const BytesPerToken = 4
 
 type idAt struct {
 	hash uint64
@@ -89,6 +98,7 @@ func Validate(open func() (io.ReadCloser, error), o ValidateOpts) (Summary, []Pr
 			continue
 		}
 		sum.Requests++
+		sum.InputTokens += int64(len(in.Body)+BytesPerToken-1) / BytesPerToken
 		if sum.Requests == 1 {
 			sum.SchemaName = schemaName(in.Body)
 		}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -21,7 +22,9 @@ import (
 	"github.com/kilnhq/kiln/curation"
 	"github.com/kilnhq/kiln/internal/apikey"
 	"github.com/kilnhq/kiln/internal/app"
+	"github.com/kilnhq/kiln/internal/auth"
 	"github.com/kilnhq/kiln/internal/config"
+	"github.com/kilnhq/kiln/internal/ids"
 	"github.com/kilnhq/kiln/internal/llmsim"
 	"github.com/kilnhq/kiln/internal/store"
 )
@@ -48,6 +51,8 @@ type cli struct {
 	Conquest conquestCmd `cmd:"" help:"Conquest types: list and show them, build batch requests from data records, run the demo."`
 	Migrate  migrateCmd  `cmd:"" help:"Migrate the database to the newest schema."`
 	Keys     keysCmd     `cmd:"" help:"Manage API keys."`
+	Admin    adminCmd    `cmd:"" name:"admin-keys" help:"Manage admin keys: they open the Administration API (/v1/organization/...) only."`
+	Projects projectsCmd `cmd:"" help:"Manage projects (tenants): each key opens its project's files and batches only."`
 	Curators curatorsCmd `cmd:"" help:"Manage curator keys (the curation workbench's, apart from API keys)."`
 	Openapi  openapiCmd  `cmd:"" name:"openapi" help:"Print the OpenAPI document (YAML)."`
 	Version  versionCmd  `cmd:"" help:"Print kiln's version."`
@@ -93,6 +98,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
+		ctx = store.WithActor(ctx, cliActor()) // the audit log's actor of kiln keys, kiln projects, ...
 		if err := kctx.Run(&env{ctx: ctx, stdout: stdout, stderr: stderr}); err != nil {
 			fmt.Fprintln(stderr, "kiln:", err)
 			code = 1
@@ -205,11 +211,14 @@ type keysCmd struct {
 	Create keysCreateCmd `cmd:"" help:"Make a key and print its secret once."`
 	List   keysListCmd   `cmd:"" help:"List keys."`
 	Revoke keysRevokeCmd `cmd:"" help:"Revoke a key by ID."`
+	Rotate keysRotateCmd `cmd:"" help:"Replace a key by a new one; the old one works on for a grace period."`
 }
 
 type keysCreateCmd struct {
 	dbFlags `embed:""`
-	Name    string `default:"" help:"A name to tell the key apart."`
+	Name    string   `default:"" help:"A name to tell the key apart."`
+	Project string   `default:"" help:"The project (name or ID) the key opens; default: the default project."`
+	Scopes  []string `help:"Limit the key to these scopes (api.read, api.batches, api.agent); default: every scope."`
 }
 
 func (c *keysCreateCmd) Run(e *env) error {
@@ -218,13 +227,146 @@ func (c *keysCreateCmd) Run(e *env) error {
 		return err
 	}
 	defer st.Close()
-	k, secret, err := apikey.Create(e.ctx, st, c.Name)
+	project := store.DefaultProject
+	if c.Project != "" {
+		p, err := findProject(e, st, c.Project)
+		if err != nil {
+			return err
+		}
+		project = p.ID
+	}
+	if bad, ok := auth.ValidScopes(c.Scopes); !ok {
+		return fmt.Errorf("unknown scope %q: the scopes are %s", bad, strings.Join(auth.Scopes, ", "))
+	}
+	k, secret, err := apikey.New(e.ctx, st, store.APIKey{Name: c.Name, ProjectID: project, Scopes: c.Scopes})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stderr, "created %s; the secret below is shown only once\n", k.ID)
+	fmt.Fprintf(e.stderr, "created %s in %s; the secret below is shown only once\n", k.ID, k.ProjectID)
 	fmt.Fprintln(e.stdout, secret)
 	return nil
+}
+
+type keysRotateCmd struct {
+	dbFlags `embed:""`
+	ID      string        `arg:"" help:"The key's ID (key_...)."`
+	Grace   time.Duration `default:"${key_rotation_grace_default}" help:"How long the old key keeps working."`
+}
+
+func (c *keysRotateCmd) Run(e *env) error {
+	st, err := c.open(e.ctx, e.stderr)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	k, secret, err := apikey.Rotate(e.ctx, st, c.ID, c.Grace)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("no live key %s (kiln keys list shows them)", c.ID)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stderr, "rotated %s into %s; %s works on for %s; the secret below is shown only once\n", c.ID, k.ID, c.ID, c.Grace)
+	fmt.Fprintln(e.stdout, secret)
+	return nil
+}
+
+type projectsCmd struct {
+	Create  projectsCreateCmd  `cmd:"" help:"Make a project."`
+	List    projectsListCmd    `cmd:"" help:"List projects."`
+	Archive projectsArchiveCmd `cmd:"" help:"Archive a project: its keys stop working at once; its data stays."`
+}
+
+type projectsCreateCmd struct {
+	dbFlags `embed:""`
+	Name    string `arg:"" help:"The project's name."`
+}
+
+func (c *projectsCreateCmd) Run(e *env) error {
+	st, err := c.open(e.ctx, e.stderr)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if _, err := st.ProjectByName(e.ctx, c.Name); err == nil {
+		return fmt.Errorf("a project named %q exists already", c.Name)
+	}
+	p := store.Project{ID: ids.New(ids.Project), Name: c.Name}
+	if err := st.ProjectCreate(e.ctx, p); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stderr, "created project %s\n", c.Name)
+	fmt.Fprintln(e.stdout, p.ID)
+	return nil
+}
+
+type projectsListCmd struct {
+	dbFlags  `embed:""`
+	Archived bool `help:"Include archived projects."`
+}
+
+func (c *projectsListCmd) Run(e *env) error {
+	st, err := c.open(e.ctx, e.stderr)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tCREATED\tSTATUS")
+	after := ""
+	for {
+		list, more, err := st.ProjectList(e.ctx, after, 100, c.Archived)
+		if err != nil {
+			return err
+		}
+		for _, p := range list {
+			status := "active"
+			if p.ArchivedAt != nil {
+				status = "archived " + unix(*p.ArchivedAt)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.ID, p.Name, unix(p.CreatedAt), status)
+			after = p.ID
+		}
+		if !more {
+			return tw.Flush()
+		}
+	}
+}
+
+type projectsArchiveCmd struct {
+	dbFlags `embed:""`
+	Project string `arg:"" help:"The project's name or ID."`
+}
+
+func (c *projectsArchiveCmd) Run(e *env) error {
+	st, err := c.open(e.ctx, e.stderr)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	p, err := findProject(e, st, c.Project)
+	if err != nil {
+		return err
+	}
+	if _, err := st.ProjectArchive(e.ctx, p.ID); errors.Is(err, store.ErrConflict) {
+		return fmt.Errorf("the default project cannot be archived")
+	} else if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "archived %s (%s): its keys no longer work; its data stays\n", p.ID, p.Name)
+	return nil
+}
+
+// findProject is a project by ID or name.
+func findProject(e *env, st *store.Store, ref string) (store.Project, error) {
+	p, err := st.ProjectGet(e.ctx, ref)
+	if errors.Is(err, store.ErrNotFound) {
+		p, err = st.ProjectByName(e.ctx, ref)
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return p, fmt.Errorf("no project %q (kiln projects list shows them)", ref)
+	}
+	return p, err
 }
 
 type keysListCmd struct {

@@ -56,12 +56,19 @@ const (
 	MaxPendingUploadBytesDefault = 100 << 30 // 100 GiB: fifty uploads of MaxFileBytesDefault
 )
 
+// KeyRotationGraceDefault is the default of KeyRotationGrace.
+const KeyRotationGraceDefault = 24 * time.Hour
+
 // Defaults of the guard on slow request bodies (BodyIdleTimeout,
 // BodyMinRate).
 const (
 	BodyIdleTimeoutDefault = 20 * time.Second
 	BodyMinRateDefault     = 1024 // bytes per second
 )
+
+// Default of the SQS inbox's concurrency (InboxSQSConcurrency): the most
+// messages one ReceiveMessage returns.
+const InboxSQSConcurrencyDefault = 10
 
 // KongVars are the defaults as kong variables, for the ${xxx_default}
 // interpolations in Config's default tags. Every kong parser of a Config
@@ -91,6 +98,7 @@ func KongVars() kong.Vars {
 		"poll_interval_default":         PollIntervalDefault.String(),
 		"shutdown_timeout_default":      ShutdownTimeoutDefault.String(),
 		"body_idle_timeout_default":     BodyIdleTimeoutDefault.String(),
+		"key_rotation_grace_default":    KeyRotationGraceDefault.String(),
 		"body_min_rate_default":         strconv.Itoa(BodyMinRateDefault),
 		"webhook_timeout_default":       WebhookTimeoutDefault.String(),
 		"webhook_max_age_default":       WebhookMaxAgeDefault.String(),
@@ -100,6 +108,7 @@ func KongVars() kong.Vars {
 		"function_max_age_default":      FunctionMaxAgeDefault.String(),
 		"inbox_poll_interval_default":   InboxPollIntervalDefault.String(),
 		"event_retention_default":       EventRetentionDefault.String(),
+		"inbox_sqs_concurrency_default": strconv.Itoa(InboxSQSConcurrencyDefault),
 		"log_level_default":             LogLevelDefault,
 	}
 }
@@ -129,6 +138,11 @@ type Config struct {
 	// APIKey, when set, is accepted as an API key in addition to the keys in
 	// the store, and suppresses the creation of a first key. Default: "".
 	APIKey string `name:"api-key" env:"KILN_API_KEY" help:"An API key to accept (no first key is generated when set)."`
+
+	// AdminKey, when set, is accepted as an admin key in addition to the
+	// admin keys in the store: it opens the Administration API
+	// (/v1/organization/...) and nothing else. Default: "".
+	AdminKey string `name:"admin-key" env:"KILN_ADMIN_KEY" help:"An admin key to accept for /v1/organization/... (besides kiln admin-keys create's)."`
 
 	// Agent runs the GPU agent inside kiln serve: "auto" (on for SQLite, off
 	// for Postgres), "on" or "off". Default: "auto".
@@ -240,6 +254,10 @@ type Config struct {
 	// Default: 30s.
 	ShutdownTimeout time.Duration `name:"shutdown-timeout" env:"KILN_SHUTDOWN_TIMEOUT" default:"${shutdown_timeout_default}" help:"Grace period on shutdown."`
 
+	// KeyRotationGrace is how long a rotated API key keeps working beside
+	// its successor. Default: 24h.
+	KeyRotationGrace time.Duration `name:"key-rotation-grace" env:"KILN_KEY_ROTATION_GRACE" default:"${key_rotation_grace_default}" help:"How long a rotated API key keeps working."`
+
 	// BodyIdleTimeout is how long a request body may send nothing before
 	// the request fails with 408. JSON bodies are read whole within 5s
 	// besides. Default: 20s.
@@ -288,6 +306,29 @@ type Config struct {
 	// so that a Config built in code polls as the CLI does. Default: 10s.
 	InboxPollInterval time.Duration `name:"inbox-poll-interval" env:"KILN_INBOX_POLL_INTERVAL" default:"${inbox_poll_interval_default}" help:"How often the inbox is listed (negative: notifications only)."`
 
+	// InboxSQSURL is an SQS queue of the bucket's S3 event notifications
+	// (sent directly or through SNS), such as
+	// https://sqs.us-east-1.amazonaws.com/123456789012/kiln-inbox, from
+	// which kiln serve learns of new inbox objects. Credentials come from
+	// the AWS SDK's default chain. Default: "" (no queue).
+	InboxSQSURL string `name:"inbox-sqs-url" env:"KILN_INBOX_SQS_URL" help:"SQS queue of the bucket's S3 notifications for the inbox."`
+
+	// InboxSQSConcurrency is how many SQS messages kiln serve handles at
+	// once. Default: 10.
+	InboxSQSConcurrency int `name:"inbox-sqs-concurrency" env:"KILN_INBOX_SQS_CONCURRENCY" default:"${inbox_sqs_concurrency_default}" help:"SQS inbox messages handled at once."`
+
+	// AWSRegion is the region of kiln's SQS and Lambda clients. Default:
+	// "" (the region in the queue URL or function ARN, else the AWS SDK's:
+	// AWS_REGION, AWS_DEFAULT_REGION, the profile's).
+	AWSRegion string `name:"aws-region" env:"KILN_AWS_REGION" help:"Region of kiln's SQS and Lambda clients."`
+
+	// RemoteFunctions run functions as AWS Lambda functions, as
+	// name=function (KILN_REMOTE_FUNCTIONS is comma-separated), such as
+	// inbox_import=arn:aws:lambda:us-east-1:123456789012:function:kiln: kiln
+	// invokes the Lambda function for each of the function's invocations.
+	// Default: none (every function runs in-process).
+	RemoteFunctions []string `name:"remote-function" env:"KILN_REMOTE_FUNCTIONS" help:"name=lambda-function: run a function as a Lambda (repeatable)."`
+
 	// EventRetention is how long events, with their finished function
 	// invocations and webhook deliveries, are kept. Default: 720h (30 days).
 	EventRetention time.Duration `name:"event-retention" env:"KILN_EVENT_RETENTION" default:"${event_retention_default}" help:"How long events and their delivery logs are kept."`
@@ -321,6 +362,7 @@ func (c Config) WithDefaults() Config {
 	c.MaxRequests = cmp.Or(c.MaxRequests, MaxRequestsDefault)
 	c.PollInterval = cmp.Or(c.PollInterval, PollIntervalDefault)
 	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, ShutdownTimeoutDefault)
+	c.KeyRotationGrace = cmp.Or(c.KeyRotationGrace, KeyRotationGraceDefault)
 	c.BodyIdleTimeout = cmp.Or(c.BodyIdleTimeout, BodyIdleTimeoutDefault)
 	c.BodyMinRate = cmp.Or(c.BodyMinRate, BodyMinRateDefault)
 	c.WebhookTimeout = cmp.Or(c.WebhookTimeout, WebhookTimeoutDefault)
@@ -331,6 +373,7 @@ func (c Config) WithDefaults() Config {
 	c.FunctionMaxAge = cmp.Or(c.FunctionMaxAge, FunctionMaxAgeDefault)
 	c.InboxPollInterval = cmp.Or(c.InboxPollInterval, InboxPollIntervalDefault)
 	c.EventRetention = cmp.Or(c.EventRetention, EventRetentionDefault)
+	c.InboxSQSConcurrency = cmp.Or(c.InboxSQSConcurrency, InboxSQSConcurrencyDefault)
 	c.LogLevel = cmp.Or(c.LogLevel, LogLevelDefault)
 	return c
 }
@@ -342,6 +385,9 @@ func (c Config) Validate() error {
 	}
 	if !strings.HasPrefix(c.ObjectStore, "s3://") && !strings.HasPrefix(c.ObjectStore, "file://") {
 		return fmt.Errorf("config: KILN_OBJECT_STORE %q: want s3://bucket?endpoint=... or file:///path", c.ObjectStore)
+	}
+	if c.AdminKey != "" && c.AdminKey == c.APIKey {
+		return fmt.Errorf("config: KILN_ADMIN_KEY must differ from KILN_API_KEY: an admin key opens the Administration API only")
 	}
 	if c.LLMURL != "" {
 		if u, err := url.Parse(c.LLMURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") {
@@ -374,6 +420,22 @@ func (c Config) Validate() error {
 	}
 	if c.SigningKey != "" && len(c.SigningKey) < 32 {
 		return fmt.Errorf("config: KILN_SIGNING_KEY must be at least 32 bytes")
+	}
+	if c.InboxSQSURL != "" {
+		if u, err := url.Parse(c.InboxSQSURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("config: KILN_INBOX_SQS_URL %q: want a queue URL, https://sqs.REGION.amazonaws.com/ACCOUNT/NAME", c.InboxSQSURL)
+		}
+		if c.InboxPrefix == "" {
+			return fmt.Errorf("config: KILN_INBOX_SQS_URL needs KILN_INBOX_PREFIX, the inbox its notifications report")
+		}
+	}
+	if c.InboxSQSConcurrency < 1 {
+		return fmt.Errorf("config: KILN_INBOX_SQS_CONCURRENCY must be at least 1, got %d", c.InboxSQSConcurrency)
+	}
+	for _, f := range c.RemoteFunctions {
+		if name, fn, ok := strings.Cut(f, "="); !ok || name == "" || fn == "" {
+			return fmt.Errorf("config: KILN_REMOTE_FUNCTIONS entry %q: want name=lambda-function, e.g. inbox_import=arn:aws:lambda:REGION:ACCOUNT:function:NAME", f)
+		}
 	}
 	for _, e := range c.Endpoints {
 		if m, u, ok := strings.Cut(e, "="); !ok || m == "" || !strings.HasPrefix(u, "http") {

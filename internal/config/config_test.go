@@ -144,6 +144,7 @@ func TestValidate(t *testing.T) {
 		{"DatabaseURL", func(c *config.Config) { c.DatabaseURL = "mysql://localhost/kiln" }, "KILN_DATABASE_URL"},
 		{"ObjectStore", func(c *config.Config) { c.ObjectStore = "gs://bucket" }, "KILN_OBJECT_STORE"},
 		{"LLMURL", func(c *config.Config) { c.LLMURL = "ftp://host/v1" }, "KILN_LLM_URL"},
+		{"AdminKey", func(c *config.Config) { c.APIKey, c.AdminKey = "sk-same", "sk-same" }, "KILN_ADMIN_KEY"},
 		{"AgentConcurrency", func(c *config.Config) { c.AgentConcurrency = -1 }, "KILN_AGENT_CONCURRENCY"},
 		{"MaxLineBytes", func(c *config.Config) { c.MaxLineBytes = 100 }, "KILN_MAX_LINE_BYTES"},
 		{"LeaseTTL", func(c *config.Config) { c.LeaseTTL = time.Millisecond }, "KILN_LEASE_TTL"},
@@ -152,6 +153,10 @@ func TestValidate(t *testing.T) {
 		{"EngineCommand", func(c *config.Config) { c.EngineCommand = "vllm" }, "KILN_ENGINE_COMMAND"},
 		{"SigningKey", func(c *config.Config) { c.SigningKey = "short" }, "KILN_SIGNING_KEY"},
 		{"Endpoints", func(c *config.Config) { c.Endpoints = []string{"no-url"} }, "KILN_ENDPOINTS"},
+		{"InboxSQSURL", func(c *config.Config) { c.InboxPrefix, c.InboxSQSURL = "inbox/", "sqs.us-east-1.amazonaws.com/1/q" }, "KILN_INBOX_SQS_URL"},
+		{"InboxSQSURLNeedsPrefix", func(c *config.Config) { c.InboxSQSURL = "https://sqs.us-east-1.amazonaws.com/1/q" }, "KILN_INBOX_PREFIX"},
+		{"InboxSQSConcurrency", func(c *config.Config) { c.InboxSQSConcurrency = -1 }, "KILN_INBOX_SQS_CONCURRENCY"},
+		{"RemoteFunctions", func(c *config.Config) { c.RemoteFunctions = []string{"inbox_import"} }, "KILN_REMOTE_FUNCTIONS"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()

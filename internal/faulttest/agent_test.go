@@ -3,6 +3,7 @@ package faulttest_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -150,7 +151,7 @@ func TestAgentPause(t *testing.T) {
 
 	stale := startAgent()
 	waitProgress(t, c, id, 50)
-	require.NoError(t, stale.Signal(syscall.SIGSTOP))
+	pauseOutsideWrite(t, env, stale, sim)
 	shards, err := env.App.Store.ShardList(ctx, id)
 	require.NoError(t, err)
 	held := map[int64]int{} // the paused agent's shards, and their chunks
@@ -184,6 +185,33 @@ func TestAgentPause(t *testing.T) {
 	require.NoError(t, stale.Signal(syscall.SIGCONT))
 
 	requireCompleted(t, c, waitBatch(t, c, id), n)
+}
+
+// pauseOutsideWrite stops p with SIGSTOP at a moment it holds no write
+// transaction on env's SQLite database: one paused inside a transaction
+// keeps SQLite's one write lock, and no process writes until it goes on,
+// the new agent not even its migration. That is SQLite's, not the pause
+// this test is about; so if the database is not writable at once, p goes
+// on for a few more answers and is paused again.
+func pauseOutsideWrite(t *testing.T, env *kilntest.Env, p *testenv.Process, sim *recordingSim) {
+	t.Helper()
+	path := strings.TrimPrefix(env.App.Cfg.DatabaseURL, "sqlite://")
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(500)&_txlock=immediate")
+	require.NoError(t, err)
+	defer db.Close()
+	for range 20 {
+		require.NoError(t, p.Signal(syscall.SIGSTOP))
+		tx, err := db.Begin()
+		if err == nil {
+			require.NoError(t, tx.Rollback())
+			return
+		}
+		t.Logf("the paused agent may hold the write lock (%v); letting it go on", err)
+		require.NoError(t, p.Signal(syscall.SIGCONT))
+		target := sim.completed() + 5
+		poll(t, "a few more answers", func() (bool, error) { return sim.completed() >= target, nil })
+	}
+	t.Fatal("found no moment the agent held no write transaction")
 }
 
 // lines returns how many lines m holds.

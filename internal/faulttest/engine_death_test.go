@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -26,7 +27,7 @@ func TestEngineDeath(t *testing.T) {
 	const n = 600
 	bin := kilntest.KilnBinary(t)
 	env := kilntest.Start(t, "sqlite", kilntest.Options{Configure: func(cfg *config.Config) {
-		cfg.EngineCommand = bin + " sim --addr {{.Host}}:{{.Port}} --models {{.Model}} --max-num-seqs {{.MaxNumSeqs}} --ttft 20ms --tpot 2ms --output-tokens 20"
+		cfg.EngineCommand = bin + " sim --addr {{.Host}}:{{.Port}} --models {{.Model}} --max-num-seqs {{.MaxNumSeqs}} --ttft 20ms --tpot 2ms --output-tokens 20 " + engineMark
 		cfg.EngineModels = []string{model}
 		cfg.AgentConcurrency = 16
 		cfg.ShardSize = 100
@@ -66,8 +67,12 @@ func inFlight(t *testing.T, env *kilntest.Env) float64 {
 	return 0
 }
 
+// engineMark is in the managed engine's command line, to tell it from the
+// other `kiln sim` processes of this test process (the chaos suite's).
+const engineMark = "--seed=424242"
+
 // enginePID returns the pid of the one live `kiln sim` child of this
-// process: the managed engine.
+// process with engineMark: the managed engine.
 func enginePID(t *testing.T, bin string) int {
 	t.Helper()
 	var found []int
@@ -85,7 +90,7 @@ func enginePID(t *testing.T, bin string) int {
 		}
 		cmdline, _ := os.ReadFile(filepath.Join(dir, "cmdline"))
 		args := strings.Split(string(cmdline), "\x00")
-		if len(args) > 1 && args[0] == bin && args[1] == "sim" {
+		if len(args) > 1 && args[0] == bin && args[1] == "sim" && slices.Contains(args, engineMark) {
 			pid, _ := strconv.Atoi(filepath.Base(dir))
 			found = append(found, pid)
 		}

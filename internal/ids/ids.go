@@ -17,10 +17,17 @@ const (
 	Batch    = "batch_"
 	BatchReq = "batch_req_"
 	Key      = "key_"
-	Request  = "req_"
-	Upload   = "upload_"
-	Part     = "part_"
-	Event    = "evt_"
+	Project  = "proj_"
+	// ServiceAccount and AdminKey are as OpenAI's Administration API
+	// spells them.
+	ServiceAccount = "svc_acct_"
+	AdminKey       = "key_admin_"
+	RateLimit      = "rl_"
+	AuditLog       = "audit_log-"
+	Request        = "req_"
+	Upload         = "upload_"
+	Part           = "part_"
+	Event          = "evt_"
 	// Invocation is a function's handling of one event.
 	Invocation = "inv_"
 	// WebhookEndpoint and Delivery are extensions: OpenAI configures

@@ -4,6 +4,7 @@
 package kilntest
 
 import (
+	"cmp"
 	"context"
 	"io"
 	"log/slog"
@@ -13,9 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/kilnhq/kiln/internal/app"
 	"github.com/kilnhq/kiln/internal/config"
 	"github.com/kilnhq/kiln/internal/llmsim"
+	"github.com/kilnhq/kiln/internal/objectstore"
 	"github.com/kilnhq/kiln/internal/store/storetest"
 	"github.com/kilnhq/kiln/internal/testenv"
 )
@@ -33,6 +38,13 @@ type Options struct {
 	// NoAgent runs no agent in the process: agents run elsewhere (kiln
 	// agent processes), and no simulator starts.
 	NoAgent bool
+	// WrapBucket wraps the object store kiln opens, as a test that injects
+	// faults into it does (see objectstore/faultbucket); env.App.Bucket is
+	// then the wrapper. Default: none.
+	WrapBucket func(objectstore.Bucket) objectstore.Bucket
+	// TracerProvider traces the kiln (app.Options.TracerProvider). Default:
+	// none, whatever the environment's OTEL_* variables say.
+	TracerProvider trace.TracerProvider
 }
 
 // Env is a running kiln.
@@ -86,7 +98,8 @@ func Start(t testing.TB, backend string, o Options) *Env {
 		sim = &llmsim.Config{Models: app.SimModels, TTFT: time.Millisecond, TPOT: -1}
 	}
 	ctx := context.Background()
-	a, err := app.New(ctx, cfg, app.Options{Serve: true, Agent: !o.NoAgent, Version: "test", Sim: sim}, logger(t))
+	a, err := app.New(ctx, cfg, app.Options{Serve: true, Agent: !o.NoAgent, Version: "test", Sim: sim, WrapBucket: o.WrapBucket,
+		TracerProvider: cmp.Or[trace.TracerProvider](o.TracerProvider, noop.NewTracerProvider())}, logger(t))
 	if err != nil {
 		t.Fatalf("kilntest: %v", err)
 	}

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"testing"
 )
@@ -98,4 +100,26 @@ func BenchmarkChatCompletion(b *testing.B) {
 		})
 		b.ReportMetric(float64(sim.Stats().PeakInFlight), "peak_in_flight")
 	})
+}
+
+// BenchmarkGenerateJSON measures generating a document for schemas of the
+// kinds structured outputs use, and for schemas that once took the generator
+// exponential time (hardSchemas).
+func BenchmarkGenerateJSON(b *testing.B) {
+	run := func(b *testing.B, text string) {
+		s := compileOurs(b, text)
+		b.ReportAllocs()
+		seed := uint64(0)
+		for b.Loop() {
+			seed++
+			_, _ = generateJSON(s, requestHash(seed).rng(0))
+		}
+	}
+	for _, name := range []string{"Person", "OrderWithDefs", "AnyOfOneOf", "RecursiveTree", "OpenAIStrict"} {
+		b.Run(name, func(b *testing.B) { run(b, testSchemas[name]) })
+	}
+	hard := hardSchemas()
+	for _, name := range slices.Sorted(maps.Keys(hard)) {
+		b.Run("Hard/"+name, func(b *testing.B) { run(b, hard[name].text) })
+	}
 }

@@ -58,6 +58,11 @@ func typeOf(v any) typeSet {
 	case string:
 		return typeString
 	case jsonNumber:
+		// Without a fraction or an exponent the number is an integer; only
+		// 1.0 or 1e3 need parsing.
+		if !strings.ContainsAny(string(t), ".eE") {
+			return typeInteger
+		}
 		if r, ok := t.rat(); ok && r.IsInt() {
 			return typeInteger
 		}
@@ -81,11 +86,13 @@ type schema struct {
 	never bool    // the false schema, or contradictory constraints
 	ref   *schema // $ref target; siblings apply too, as since draft 2019-09
 
-	types   typeSet
-	hasEnum bool
-	enum    []any // enum and const together
+	types    typeSet
+	hasEnum  bool
+	enum     []any               // enum and const together
+	enumKeys map[string]struct{} // canonical keys of a long enum
 
 	props      []schemaProperty
+	propIndex  map[string]int // index of a long props list by name
 	required   []string
 	additional *schema // nil: any additional property is allowed
 	minProps   int
@@ -248,13 +255,15 @@ func (d *schemaDoc) keyword(s *schema, obj *jsonObject, key string, v any, path 
 		if !ok {
 			return fmt.Errorf("%s: must be an object", at)
 		}
+		list := make([]schemaProperty, 0, len(props.keys))
 		for i, name := range props.keys {
 			c, err := sub(props.vals[i], at+"/"+name)
 			if err != nil {
 				return err
 			}
-			s.props = append(s.props, schemaProperty{name: name, schema: c})
+			list = append(list, schemaProperty{name: name, schema: c})
 		}
+		s.setProps(list)
 	case "required":
 		arr, ok := v.([]any)
 		if !ok {
@@ -414,20 +423,85 @@ func (s *schema) setUpper(r *big.Rat, exclusive bool) {
 	}
 }
 
-// intersectEnum narrows the allowed values to those also in values.
-func (s *schema) intersectEnum(values []any) {
-	if !s.hasEnum {
-		s.hasEnum = true
-		s.enum = values
-		return
-	}
-	var kept []any
-	for _, v := range s.enum {
-		if containsJSON(values, v) {
-			kept = append(kept, v)
+// indexMin is the length from which lists of properties and enum values
+// are indexed: looking names and values up one by one would make large
+// schemas take quadratic time.
+const indexMin = 16
+
+// setProps sets the properties and indexes them by name when there are many.
+func (s *schema) setProps(props []schemaProperty) {
+	s.props, s.propIndex = props, nil
+	if len(props) >= indexMin {
+		s.propIndex = make(map[string]int, len(props))
+		for i, p := range props {
+			if _, ok := s.propIndex[p.name]; !ok {
+				s.propIndex[p.name] = i
+			}
 		}
 	}
-	s.enum = kept
+}
+
+// prop returns the schema of the named property, if s defines one.
+func (s *schema) prop(name string) (*schema, bool) {
+	if s.propIndex != nil {
+		i, ok := s.propIndex[name]
+		if !ok {
+			return nil, false
+		}
+		return s.props[i].schema, true
+	}
+	for _, p := range s.props {
+		if p.name == name {
+			return p.schema, true
+		}
+	}
+	return nil, false
+}
+
+// intersectEnum narrows the allowed values to those also in values.
+func (s *schema) intersectEnum(values []any) {
+	if s.hasEnum {
+		allowed := newValueSet(values)
+		var kept []any
+		for _, v := range s.enum {
+			if allowed.contains(v) {
+				kept = append(kept, v)
+			}
+		}
+		values = kept
+	}
+	s.hasEnum = true
+	s.enum, s.enumKeys = values, newValueSet(values).keys
+}
+
+// inEnum reports whether v is one of the enum's values.
+func (s *schema) inEnum(v any) bool {
+	return valueSet{list: s.enum, keys: s.enumKeys}.contains(v)
+}
+
+// valueSet is a list of JSON values, indexed by canonical key when long.
+type valueSet struct {
+	list []any
+	keys map[string]struct{}
+}
+
+func newValueSet(list []any) valueSet {
+	set := valueSet{list: list}
+	if len(list) >= indexMin {
+		set.keys = make(map[string]struct{}, len(list))
+		for _, v := range list {
+			set.keys[string(appendCanonical(nil, v))] = struct{}{}
+		}
+	}
+	return set
+}
+
+func (set valueSet) contains(v any) bool {
+	if set.keys != nil {
+		_, ok := set.keys[string(appendCanonical(nil, v))]
+		return ok
+	}
+	return containsJSON(set.list, v)
 }
 
 func containsJSON(list []any, v any) bool {
@@ -491,28 +565,90 @@ func compilePattern(src string) (pattern, error) {
 // maxValidateDepth bounds recursion through $ref cycles.
 const maxValidateDepth = 200
 
-// validate reports whether v is valid against s. Formats are not checked: the
+// checker checks values against compiled schemas. Each schema a value is
+// checked against costs a step; once the steps run out every check fails, so
+// a hostile schema cannot stall a request. Results for schemas that combine
+// others ($ref, allOf, anyOf, oneOf, not) are remembered per value: a value
+// reaches such a schema along as many paths as the schema graph has, which
+// for allOf of two references to allOfs of two references... is
+// exponentially many.
+type checker struct {
+	steps int
+	known map[checkKey]bool
+}
+
+// checkKey identifies a check: a schema and a value, objects and arrays by
+// identity, as generated values are not changed once made. n is an array's
+// length, -1 for other values.
+type checkKey struct {
+	s *schema
+	v any
+	n int
+}
+
+func newCheckKey(s *schema, v any) checkKey {
+	switch t := v.(type) {
+	case []any:
+		if len(t) == 0 {
+			return checkKey{s: s} // every empty array is valid or not alike
+		}
+		return checkKey{s: s, v: &t[0], n: len(t)}
+	case *jsonObject, string, jsonNumber, bool, nil:
+		return checkKey{s: s, v: v, n: -1}
+	}
+	panic("llmsim: not a JSON value")
+}
+
+// valid reports whether v is valid against s. Formats are not checked: the
 // generator produces valid ones and only generated values are checked.
-func validate(s *schema, v any, depth int) bool {
-	if s.never || depth > maxValidateDepth {
+func (c *checker) valid(s *schema, v any, depth int) bool {
+	if s.ref == nil && len(s.allOf)+len(s.anyOf)+len(s.oneOf)+len(s.not) == 0 {
+		return c.check(s, v, depth, true)
+	}
+	key := newCheckKey(s, v)
+	if ok, found := c.known[key]; found {
+		return ok
+	}
+	ok := c.check(s, v, depth, true)
+	if c.known == nil {
+		c.known = map[checkKey]bool{}
+	}
+	c.known[key] = ok
+	return ok
+}
+
+// check reports whether v is valid against s; with children false it takes
+// the values of v's properties and items as valid against the schemas s
+// gives them, as they are when the generator made them from those schemas.
+// Subschemas applying to v itself ($ref, allOf, anyOf, oneOf, not) are
+// always checked in full.
+func (c *checker) check(s *schema, v any, depth int, children bool) bool {
+	c.steps--
+	if c.steps < 0 || s.never || depth > maxValidateDepth {
 		return false
 	}
-	if s.ref != nil && !validate(s.ref, v, depth+1) {
+	// A check that ran out of steps below may have passed a not or a oneOf
+	// it should have failed.
+	return c.checkAll(s, v, depth, children) && c.steps >= 0
+}
+
+func (c *checker) checkAll(s *schema, v any, depth int, children bool) bool {
+	if s.ref != nil && !c.valid(s.ref, v, depth+1) {
 		return false
 	}
 	if s.types != 0 && s.types&typeOf(v) == 0 {
 		return false
 	}
-	if s.hasEnum && !containsJSON(s.enum, v) {
+	if s.hasEnum && !s.inEnum(v) {
 		return false
 	}
 	switch t := v.(type) {
 	case *jsonObject:
-		if !validateObject(s, t, depth) {
+		if !c.checkObject(s, t, depth, children) {
 			return false
 		}
 	case []any:
-		if !validateArray(s, t, depth) {
+		if !c.checkArray(s, t, depth, children) {
 			return false
 		}
 	case string:
@@ -525,14 +661,14 @@ func validate(s *schema, v any, depth int) bool {
 		}
 	}
 	for _, sub := range s.allOf {
-		if !validate(sub, v, depth+1) {
+		if !c.valid(sub, v, depth+1) {
 			return false
 		}
 	}
 	for _, group := range s.anyOf {
 		ok := false
 		for _, sub := range group {
-			if validate(sub, v, depth+1) {
+			if c.valid(sub, v, depth+1) {
 				ok = true
 				break
 			}
@@ -542,66 +678,92 @@ func validate(s *schema, v any, depth int) bool {
 		}
 	}
 	for _, group := range s.oneOf {
-		if countValid(group, v, depth+1) != 1 {
+		if c.countValid(group, v, depth+1) != 1 {
 			return false
 		}
 	}
 	for _, sub := range s.not {
-		if validate(sub, v, depth+1) {
+		if c.valid(sub, v, depth+1) {
 			return false
 		}
 	}
 	return true
 }
 
-func countValid(group []*schema, v any, depth int) int {
+// countValid counts the schemas of group v is valid against, stopping at
+// two.
+func (c *checker) countValid(group []*schema, v any, depth int) int {
 	n := 0
 	for _, sub := range group {
-		if validate(sub, v, depth) {
+		if c.valid(sub, v, depth) {
 			n++
+			if n > 1 {
+				break
+			}
 		}
 	}
 	return n
 }
 
-func validateObject(s *schema, o *jsonObject, depth int) bool {
+func (c *checker) checkObject(s *schema, o *jsonObject, depth int, children bool) bool {
 	if len(o.keys) < s.minProps || s.maxProps >= 0 && len(o.keys) > s.maxProps {
 		return false
 	}
-	for _, name := range s.required {
-		if _, ok := o.get(name); !ok {
-			return false
-		}
-	}
-	for i, k := range o.keys {
-		sub := s.additional
-		for _, p := range s.props {
-			if p.name == k {
-				sub = p.schema
-				break
+	if len(s.required) > 0 {
+		var keys map[string]struct{}
+		if len(o.keys) >= indexMin && len(s.required) > 1 {
+			keys = make(map[string]struct{}, len(o.keys))
+			for _, k := range o.keys {
+				keys[k] = struct{}{}
 			}
 		}
-		if sub != nil && !validate(sub, o.vals[i], depth+1) {
+		for _, name := range s.required {
+			if keys != nil {
+				if _, ok := keys[name]; !ok {
+					return false
+				}
+			} else if _, ok := o.get(name); !ok {
+				return false
+			}
+		}
+	}
+	if !children {
+		return true
+	}
+	for i, k := range o.keys {
+		sub, ok := s.prop(k)
+		if !ok {
+			sub = s.additional
+		}
+		if sub != nil && !c.valid(sub, o.vals[i], depth+1) {
 			return false
 		}
 	}
 	return true
 }
 
-func validateArray(s *schema, a []any, depth int) bool {
+func (c *checker) checkArray(s *schema, a []any, depth int, children bool) bool {
 	if len(a) < s.minItems || s.maxItems >= 0 && len(a) > s.maxItems {
 		return false
 	}
-	for i, e := range a {
-		sub := s.items
-		if i < len(s.prefixItems) {
-			sub = s.prefixItems[i]
-		}
-		if sub != nil && !validate(sub, e, depth+1) {
-			return false
+	if children {
+		for i, e := range a {
+			sub := s.items
+			if i < len(s.prefixItems) {
+				sub = s.prefixItems[i]
+			}
+			if sub != nil && !c.valid(sub, e, depth+1) {
+				return false
+			}
 		}
 	}
-	if s.uniqueItems {
+	return !s.uniqueItems || allDistinct(a)
+}
+
+// allDistinct reports whether no two values of a are equal, in time linear
+// in the size of a.
+func allDistinct(a []any) bool {
+	if len(a) < indexMin {
 		for i := range a {
 			for j := i + 1; j < len(a); j++ {
 				if jsonEqual(a[i], a[j]) {
@@ -609,6 +771,16 @@ func validateArray(s *schema, a []any, depth int) bool {
 				}
 			}
 		}
+		return true
+	}
+	seen := make(map[string]struct{}, len(a))
+	var buf []byte
+	for _, v := range a {
+		buf = appendCanonical(buf[:0], v)
+		if _, ok := seen[string(buf)]; ok {
+			return false
+		}
+		seen[string(buf)] = struct{}{}
 	}
 	return true
 }

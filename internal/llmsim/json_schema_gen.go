@@ -5,6 +5,7 @@ import (
 	"math/big"
 	"math/rand/v2"
 	"regexp/syntax"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -14,71 +15,146 @@ import (
 // randomised by the request's seeded source, so it is deterministic; each
 // value is checked against its schema and regenerated when a random choice led
 // to an invalid one, and oneOf branches are checked for exclusivity.
+//
+// Users send schemas of their own, so the work is bounded whatever the
+// schema: $ref and allOf are folded once per schema node, and anyOf and
+// oneOf branches once per node and branch; a schema that failed a few times
+// at a depth is not tried again there (retries would otherwise multiply down
+// a recursive schema); a value is checked once, as its properties and items
+// were checked when they were generated; a schema whose smallest value
+// cannot fit in what is left of the budget fails at once; and every step
+// spends from that one budget.
 
 const (
-	// genBudget caps how many values one document may try, so schemas that
-	// are unsatisfiable or explode combinatorially fail fast.
-	genBudget = 50_000
+	// genBudget caps the steps one document may take (values tried, schemas
+	// checked, pattern nodes expanded, 64-byte blocks of text), so schemas
+	// that are unsatisfiable or explode combinatorially fail fast.
+	genBudget = 100_000
 	// genMinimalDepth is where the generator stops adding optional content:
 	// below it objects get only required properties and arrays minItems, so
 	// recursive schemas end.
 	genMinimalDepth = 8
 	// genMaxDepth is where it gives up.
 	genMaxDepth = 48
-	// genMaxItems caps minItems the generator will honour.
+	// genMaxItems caps minItems and minProperties the generator will honour.
 	genMaxItems = 1000
+	// genMaxLength caps minLength the generator will honour.
+	genMaxLength = 1 << 16
+	// genMaxFolds caps the anyOf and oneOf groups folded into one value: a
+	// cycle of references through anyOf would fold forever.
+	genMaxFolds = 64
+	// genMaxFailures is how often a schema may fail at one depth before the
+	// generator stops trying it there: as often as a parent retries it, so
+	// a narrow constraint gets the same chances, but the work of a subtree
+	// that keeps failing does not multiply with the depth.
+	genMaxFailures = 3
 )
 
+// neverSchema accepts no value. Shared and never modified.
+var neverSchema = &schema{never: true, maxProps: -1, maxItems: -1, maxLength: -1}
+
 type generator struct {
-	rng    *rand.Rand
-	budget int
+	checker // its steps are the budget
+	rng     *rand.Rand
+
+	flat    map[*schema]*schema // flatten's results
+	folded  map[foldKey]*schema // fold's results
+	failed  map[depthKey]int    // how often gen failed
+	costs   map[depthKey]int    // cost's results
+	sizes   map[*schema]int     // minSize's results
+	enums   map[*schema][]any   // the enum values valid against a schema
+	numbers map[numberKey]*numberRange
+}
+
+type depthKey struct {
+	s     *schema
+	depth int
+}
+
+type foldKey struct {
+	s      *schema
+	branch int
+}
+
+func newGenerator(rng *rand.Rand) *generator {
+	return &generator{
+		checker: checker{steps: genBudget},
+		rng:     rng,
+		flat:    map[*schema]*schema{},
+		folded:  map[foldKey]*schema{},
+		failed:  map[depthKey]int{},
+		costs:   map[depthKey]int{},
+		sizes:   map[*schema]int{},
+		enums:   map[*schema][]any{},
+		numbers: map[numberKey]*numberRange{},
+	}
+}
+
+// spend takes n steps from the budget and reports whether any were left.
+func (g *generator) spend(n int) bool {
+	g.steps -= n
+	return g.steps >= 0
 }
 
 // generateJSON returns a JSON document valid against s.
 func generateJSON(s *schema, rng *rand.Rand) ([]byte, error) {
-	g := &generator{rng: rng, budget: genBudget}
-	v, ok := g.gen(s, 0)
-	if !ok || !validate(s, v, 0) {
+	g := newGenerator(rng)
+	v, ok := g.gen(s, 0, 0)
+	// The generator checks each value once, against the schema folded into
+	// one; the document is checked in full against the schema as written,
+	// with a budget of its own.
+	final := checker{steps: genBudget}
+	if !ok || !final.valid(s, v, 0) {
 		return nil, fmt.Errorf("cannot generate a value for this schema (unsatisfiable, or beyond what kiln sim supports)")
 	}
 	return appendJSON(nil, v), nil
 }
 
-func (g *generator) gen(s *schema, depth int) (any, bool) {
-	if depth > genMaxDepth {
+// gen returns a value valid against s, at depth values below the document's
+// root, with folds anyOf and oneOf groups already folded into s.
+func (g *generator) gen(s *schema, depth, folds int) (any, bool) {
+	key := depthKey{s, depth}
+	if g.failed[key] >= genMaxFailures || depth > genMaxDepth || folds > genMaxFolds {
 		return nil, false
 	}
-	flat := flatten(s, 0)
+	v, ok := g.tryGen(s, depth, folds)
+	if !ok {
+		g.failed[key]++
+	}
+	return v, ok
+}
+
+func (g *generator) tryGen(s *schema, depth, folds int) (any, bool) {
+	flat := g.flatten(s)
 	// Scalars are cheap to redraw; a narrow constraint (not, oneOf) may need
 	// a few draws.
 	attempts := 3
 	if flat.types != 0 && flat.types&(typeObject|typeArray) == 0 {
 		attempts = 16
 	}
+	// Each value takes a step: a schema whose smallest value has more
+	// values than there are steps left fails now rather than at the end.
+	if flat.never || g.minSize(flat) > g.steps {
+		return nil, false
+	}
 	for range attempts {
-		g.budget--
-		if g.budget < 0 || flat.never {
+		if !g.spend(1) {
 			return nil, false
 		}
-		v, ok := g.genOnce(flat, depth)
-		if ok && validate(flat, v, 0) {
+		v, ok := g.genOnce(flat, depth, folds)
+		if ok && g.check(flat, v, 0, false) {
 			return v, true
 		}
 	}
 	return nil, false
 }
 
-func (g *generator) genOnce(s *schema, depth int) (any, bool) {
+func (g *generator) genOnce(s *schema, depth, folds int) (any, bool) {
 	if len(s.anyOf) > 0 || len(s.oneOf) > 0 {
-		return g.genBranch(s, depth)
+		return g.genBranch(s, depth, folds)
 	}
 	if s.hasEnum {
-		var valid []any
-		for _, v := range s.enum {
-			if validate(s, v, 0) {
-				valid = append(valid, v)
-			}
-		}
+		valid := g.validEnum(s)
 		if len(valid) == 0 {
 			return nil, false
 		}
@@ -103,31 +179,60 @@ func (g *generator) genOnce(s *schema, depth int) (any, bool) {
 	return nil, false
 }
 
+// validEnum returns the values of s's enum that are valid against s.
+func (g *generator) validEnum(s *schema) []any {
+	if valid, ok := g.enums[s]; ok {
+		return valid
+	}
+	var valid []any
+	for _, v := range s.enum {
+		if g.valid(s, v, 0) {
+			valid = append(valid, v)
+		}
+	}
+	g.enums[s] = valid
+	return valid
+}
+
 // genBranch picks a branch of the first anyOf or oneOf group, folds it into
 // the rest of the schema and generates from that, trying other branches when
 // one fails.
-func (g *generator) genBranch(s *schema, depth int) (any, bool) {
-	rest := *s
-	var group []*schema
-	exclusive := len(s.anyOf) == 0
-	if exclusive {
-		group = s.oneOf[0]
-		rest.oneOf = s.oneOf[1:]
-	} else {
-		group = s.anyOf[0]
-		rest.anyOf = s.anyOf[1:]
+func (g *generator) genBranch(s *schema, depth, folds int) (any, bool) {
+	group, exclusive := s.anyOf, false
+	if len(group) == 0 {
+		group, exclusive = s.oneOf, true
 	}
-	for _, i := range g.branchOrder(group, depth) {
-		v, ok := g.gen(merge(&rest, group[i]), depth)
+	branches := group[0]
+	for _, i := range g.branchOrder(branches, depth) {
+		v, ok := g.gen(g.fold(s, i), depth, folds+1)
 		if !ok {
 			continue
 		}
-		if exclusive && countValid(group, v, 0) != 1 {
+		if exclusive && g.countValid(branches, v, 0) != 1 {
 			continue
 		}
 		return v, true
 	}
 	return nil, false
+}
+
+// fold returns s with its first anyOf group, or if it has none its first
+// oneOf group, replaced by the group's branch i.
+func (g *generator) fold(s *schema, i int) *schema {
+	key := foldKey{s, i}
+	if m, ok := g.folded[key]; ok {
+		return m
+	}
+	rest := *s
+	var branch *schema
+	if len(s.anyOf) > 0 {
+		branch, rest.anyOf = s.anyOf[0][i], s.anyOf[1:]
+	} else {
+		branch, rest.oneOf = s.oneOf[0][i], s.oneOf[1:]
+	}
+	m := g.merge(&rest, g.flatten(branch))
+	g.folded[key] = m
+	return m
 }
 
 // branchOrder is a random order of the branches, or, deep in a recursive
@@ -137,7 +242,7 @@ func (g *generator) branchOrder(group []*schema, depth int) []int {
 	if depth >= genMinimalDepth {
 		costs := make([]int, len(group))
 		for i, b := range group {
-			costs[i] = cost(b, 0)
+			costs[i] = g.cost(b, 0)
 		}
 		// Insertion sort keeps the random order among equal costs.
 		for i := 1; i < len(order); i++ {
@@ -149,28 +254,97 @@ func (g *generator) branchOrder(group []*schema, depth int) []int {
 	return order
 }
 
+// maxCost is where cost stops counting.
+const maxCost = 1 << 20
+
 // cost estimates how large the smallest value of s is.
-func cost(s *schema, depth int) int {
+func (g *generator) cost(s *schema, depth int) int {
 	if depth > 3 {
 		return 100
 	}
-	s = flatten(s, 0)
+	key := depthKey{s, depth}
+	if c, ok := g.costs[key]; ok {
+		return c
+	}
+	s = g.flatten(s)
+	var c int
 	switch {
 	case s.never:
-		return 1000
+		c = 1000
 	case s.hasEnum, s.types == 0, s.types&^(typeObject|typeArray) != 0:
-		return 0
+		c = 0
 	case s.types&typeArray != 0:
-		if s.minItems == 0 {
-			return 1
+		c = 1
+		if s.minItems > 0 {
+			c += s.minItems * g.cost(itemSchema(s, 0), depth+1)
 		}
-		return 1 + s.minItems*cost(itemSchema(s, 0), depth+1)
+	default:
+		c = 1
+		for _, name := range s.required {
+			c += 1 + g.cost(propertySchema(s, name), depth+1)
+			if c >= maxCost {
+				break
+			}
+		}
 	}
-	c := 1
-	for _, name := range s.required {
-		c += 1 + cost(propertySchema(s, name), depth+1)
-	}
+	c = min(c, maxCost)
+	g.costs[key] = c
 	return c
+}
+
+// minSize is a lower bound on the number of values (the value, its items,
+// its properties' values...) in a value valid against s, up to maxCost.
+func (g *generator) minSize(s *schema) int {
+	if n, ok := g.sizes[s]; ok {
+		return n
+	}
+	g.sizes[s] = 1 // on a cycle back to s, the least a value can have
+	flat := g.flatten(s)
+	n := 1
+	switch {
+	case flat.never:
+		n = maxCost
+	case flat.hasEnum, flat.types == 0, flat.types&^(typeObject|typeArray) != 0:
+	case flat.types == typeArray:
+		n = g.arraySize(flat)
+	case flat.types == typeObject:
+		n = g.objectSize(flat)
+	default:
+		n = min(g.arraySize(flat), g.objectSize(flat))
+	}
+	g.sizes[s] = n
+	return n
+}
+
+func (g *generator) arraySize(s *schema) int {
+	n := 1
+	for i := range min(s.minItems, len(s.prefixItems)) {
+		n += g.minSize(s.prefixItems[i])
+	}
+	if rest := s.minItems - len(s.prefixItems); rest > 0 && n < maxCost {
+		items := s.items
+		if items == nil {
+			items = anySchema
+		}
+		n += rest * g.minSize(items) // at most 2^31 * 2^20: no overflow
+	}
+	return min(n, maxCost)
+}
+
+func (g *generator) objectSize(s *schema) int {
+	required := newNameSet(nil)
+	n := 1
+	for _, name := range s.required {
+		if n >= maxCost {
+			break
+		}
+		if !required.has(name) {
+			required.add(name)
+			n += g.minSize(propertySchema(s, name))
+		}
+	}
+	n += max(0, s.minProps-len(required.list))
+	return min(n, maxCost)
 }
 
 // pickType chooses which of the allowed types to generate. Deep in a
@@ -228,11 +402,11 @@ func inferTypes(s *schema) typeSet {
 	return t
 }
 
+// propertySchema is the schema s applies to the named property: the one
+// the checker holds its value to.
 func propertySchema(s *schema, name string) *schema {
-	for _, p := range s.props {
-		if p.name == name {
-			return p.schema
-		}
+	if p, ok := s.prop(name); ok {
+		return p
 	}
 	if s.additional != nil {
 		return s.additional
@@ -240,6 +414,7 @@ func propertySchema(s *schema, name string) *schema {
 	return anySchema
 }
 
+// itemSchema is the schema s applies to item i.
 func itemSchema(s *schema, i int) *schema {
 	if i < len(s.prefixItems) {
 		return s.prefixItems[i]
@@ -250,26 +425,57 @@ func itemSchema(s *schema, i int) *schema {
 	return anySchema
 }
 
-func (g *generator) genObject(s *schema, depth int) (any, bool) {
-	minimal := depth >= genMinimalDepth
-	required := func(name string) bool {
-		for _, r := range s.required {
-			if r == name {
-				return true
-			}
-		}
-		return false
+// nameSet is a set of names: a list while short, indexed once long.
+type nameSet struct {
+	list  []string
+	index map[string]struct{}
+}
+
+func newNameSet(names []string) *nameSet {
+	n := &nameSet{}
+	for _, name := range names {
+		n.add(name)
 	}
+	return n
+}
+
+func (n *nameSet) has(name string) bool {
+	if n.index != nil {
+		_, ok := n.index[name]
+		return ok
+	}
+	return slices.Contains(n.list, name)
+}
+
+func (n *nameSet) add(name string) {
+	n.list = append(n.list, name)
+	switch {
+	case n.index != nil:
+		n.index[name] = struct{}{}
+	case len(n.list) >= indexMin:
+		n.index = make(map[string]struct{}, 2*len(n.list))
+		for _, e := range n.list {
+			n.index[e] = struct{}{}
+		}
+	}
+}
+
+func (g *generator) genObject(s *schema, depth int) (any, bool) {
+	if s.minProps > genMaxItems || s.maxProps >= 0 && s.minProps > s.maxProps {
+		return nil, false
+	}
+	minimal := depth >= genMinimalDepth
+	required := newNameSet(s.required)
 	include := make([]bool, len(s.props))
 	count := 0
 	for i, p := range s.props {
-		if required(p.name) || !minimal && g.rng.IntN(2) == 0 {
+		if required.has(p.name) || !minimal && g.rng.IntN(2) == 0 {
 			include[i] = true
 			count++
 		}
 	}
 	for i := len(s.props) - 1; i >= 0 && s.maxProps >= 0 && count > s.maxProps; i-- {
-		if include[i] && !required(s.props[i].name) {
+		if include[i] && !required.has(s.props[i].name) {
 			include[i] = false
 			count--
 		}
@@ -282,46 +488,46 @@ func (g *generator) genObject(s *schema, depth int) (any, bool) {
 	}
 
 	obj := &jsonObject{}
+	keys := &nameSet{}
 	for i, p := range s.props {
 		if !include[i] {
 			continue
 		}
-		v, ok := g.gen(p.schema, depth+1)
+		v, ok := g.gen(p.schema, depth+1, 0)
 		if !ok {
-			if required(p.name) {
+			if required.has(p.name) {
 				return nil, false
 			}
 			continue
 		}
 		obj.set(p.name, v)
-	}
-	extra := s.additional
-	if extra == nil {
-		extra = anySchema
+		keys.add(p.name)
 	}
 	for _, name := range s.required {
-		if _, ok := obj.get(name); ok {
+		if keys.has(name) {
 			continue
 		}
-		v, ok := g.gen(propertySchema(s, name), depth+1)
+		v, ok := g.gen(propertySchema(s, name), depth+1, 0)
 		if !ok {
 			return nil, false
 		}
 		obj.set(name, v)
+		keys.add(name)
 	}
 	for i := 0; len(obj.keys) < s.minProps; i++ {
 		if i > s.minProps+len(s.props) {
 			return nil, false
 		}
 		name := vocabulary[g.rng.IntN(len(vocabulary))] + "_" + strconv.Itoa(i)
-		if _, ok := obj.get(name); ok {
+		if keys.has(name) {
 			continue
 		}
-		v, ok := g.gen(extra, depth+1)
+		v, ok := g.gen(propertySchema(s, name), depth+1, 0)
 		if !ok {
 			return nil, false
 		}
 		obj.set(name, v)
+		keys.add(name)
 	}
 	return obj, true
 }
@@ -346,16 +552,24 @@ func (g *generator) genArray(s *schema, depth int) (any, bool) {
 		n = lo + g.rng.IntN(top-lo+1)
 	}
 	arr := make([]any, 0, n)
+	var seen map[string]struct{} // canonical keys of the items, for uniqueItems
+	if s.uniqueItems {
+		seen = make(map[string]struct{}, n)
+	}
 	for i := range n {
 		sub := itemSchema(s, i)
 		added := false
 		for range 20 {
-			v, ok := g.gen(sub, depth+1)
+			v, ok := g.gen(sub, depth+1, 0)
 			if !ok {
 				return nil, false
 			}
-			if s.uniqueItems && containsJSON(arr, v) {
-				continue
+			if seen != nil {
+				key := string(appendCanonical(nil, v))
+				if _, dup := seen[key]; dup {
+					continue
+				}
+				seen[key] = struct{}{}
 			}
 			arr = append(arr, v)
 			added = true
@@ -369,6 +583,9 @@ func (g *generator) genArray(s *schema, depth int) (any, bool) {
 }
 
 func (g *generator) genString(s *schema) (any, bool) {
+	if s.minLength > genMaxLength || s.maxLength >= 0 && s.minLength > s.maxLength {
+		return nil, false
+	}
 	for range 8 {
 		var str string
 		switch {
@@ -382,6 +599,9 @@ func (g *generator) genString(s *schema) (any, bool) {
 			str = sb.String()
 		default:
 			str = g.genWords(s.minLength, s.maxLength)
+		}
+		if !g.spend(1 + len(str)/64) {
+			return nil, false
 		}
 		if validateString(s, str) {
 			return str, true
@@ -465,6 +685,35 @@ func (g *generator) genFormat(f string) string {
 // multipleOf values, or for plain numbers the coarsest of 1/100, 1/10^4, ...
 // that fits, so values look like what a model writes (42, 3.75).
 func (g *generator) genNumber(s *schema, integer bool) (any, bool) {
+	r := g.numberRange(s, integer)
+	if r == nil {
+		return nil, false
+	}
+	k := new(big.Int).Add(r.kmin, big.NewInt(g.rng.Int64N(r.span+1)))
+	return formatRat(new(big.Rat).Mul(new(big.Rat).SetInt(k), r.step)), true
+}
+
+// numberRange is what genNumber draws from: k*step for k from kmin to
+// kmin+span.
+type numberRange struct {
+	step *big.Rat
+	kmin *big.Int
+	span int64
+}
+
+type numberKey struct {
+	s       *schema
+	integer bool
+}
+
+// numberRange returns the range genNumber draws from for s, nil if there is
+// none. It depends only on s, and the rational arithmetic is most of the
+// cost of a number, so it is worked out once per schema.
+func (g *generator) numberRange(s *schema, integer bool) *numberRange {
+	key := numberKey{s, integer}
+	if r, ok := g.numbers[key]; ok {
+		return r
+	}
 	var steps []*big.Rat
 	switch {
 	case len(s.multipleOf) > 0:
@@ -483,12 +732,15 @@ func (g *generator) genNumber(s *schema, integer bool) (any, bool) {
 			steps = append(steps, big.NewRat(1, d))
 		}
 	}
+	var found *numberRange
 	for _, step := range steps {
-		if v, ok := g.pickMultiple(s, step); ok {
-			return v, true
+		if r, ok := multiples(s, step); ok {
+			found = &r
+			break
 		}
 	}
-	return nil, false
+	g.numbers[key] = found
+	return found
 }
 
 // numberWindow is how wide a range the generator draws from when a bound is
@@ -498,7 +750,9 @@ var numberWindow = big.NewRat(100, 1)
 // maxWindowSteps caps the number of steps drawn from, for tiny steps.
 const maxWindowSteps = 1_000_000
 
-func (g *generator) pickMultiple(s *schema, step *big.Rat) (jsonNumber, bool) {
+// multiples returns the multiples of step within s's bounds, at most
+// maxWindowSteps of them.
+func multiples(s *schema, step *big.Rat) (numberRange, bool) {
 	var kmin, kmax *big.Int
 	if s.minimum != nil {
 		kmin = ceilRat(new(big.Rat).Quo(s.minimum, step))
@@ -526,13 +780,12 @@ func (g *generator) pickMultiple(s *schema, step *big.Rat) (jsonNumber, bool) {
 	}
 	span := new(big.Int).Sub(kmax, kmin)
 	if span.Sign() < 0 {
-		return "", false
+		return numberRange{}, false
 	}
 	if !span.IsInt64() || span.Int64() > window.Int64() {
 		span = window
 	}
-	k := new(big.Int).Add(kmin, big.NewInt(g.rng.Int64N(span.Int64()+1)))
-	return formatRat(new(big.Rat).Mul(new(big.Rat).SetInt(k), step)), true
+	return numberRange{step: step, kmin: kmin, span: span.Int64()}, true
 }
 
 func ceilRat(r *big.Rat) *big.Int {
@@ -577,7 +830,7 @@ func formatRat(r *big.Rat) jsonNumber {
 
 // genRegex writes a string matching the regular expression.
 func (g *generator) genRegex(sb *strings.Builder, re *syntax.Regexp, depth int) bool {
-	if depth > 100 || sb.Len() > 4096 {
+	if depth > 100 || sb.Len() > 4096 || !g.spend(1) {
 		return false
 	}
 	switch re.Op {
@@ -665,47 +918,45 @@ func (g *generator) pickRune(ranges []rune) (rune, bool) {
 }
 
 // flatten folds a schema's $ref and allOf into one schema, so the generator
-// sees every constraint on a value in one place.
-func flatten(s *schema, depth int) *schema {
+// sees every constraint on a value in one place. Each schema is flattened
+// once: a schema reached along many paths (allOf of two references to
+// schemas that are allOfs of two references...) would otherwise be flattened
+// once per path, exponentially many times.
+func (g *generator) flatten(s *schema) *schema {
 	if s.ref == nil && len(s.allOf) == 0 {
 		return s
 	}
-	// Each level can double the work (allOf of two references), so the
-	// limit is low; real schemas nest references a few levels at most.
-	if depth > 16 {
-		return &schema{never: true}
+	if f, ok := g.flat[s]; ok {
+		return f
 	}
+	// A cycle of $ref and allOf back to s never reaches a value: no value is
+	// valid, as the checker finds when it runs out of depth.
+	g.flat[s] = neverSchema
 	out := *s
 	out.ref, out.allOf = nil, nil
 	flat := &out
 	if s.ref != nil {
-		flat = merge(flat, flatten(s.ref, depth+1))
+		flat = g.merge(flat, g.flatten(s.ref))
 	}
 	for _, sub := range s.allOf {
-		flat = merge(flat, flatten(sub, depth+1))
+		flat = g.merge(flat, g.flatten(sub))
 	}
+	g.flat[s] = flat
 	return flat
 }
 
-// merge returns a schema requiring both a and b. It is exact for the
-// constraints on the value itself; properties both define are combined with
-// allOf, and additionalProperties is merged naively (a property one side
-// defines is allowed even if the other side's additionalProperties is false).
-func merge(a, b *schema) *schema {
-	if b == anySchema {
+// merge returns a schema requiring both a and b, which have no $ref or
+// allOf. It is exact: what a child value must satisfy is combined with
+// allOf (the properties both define, a property one defines and the other
+// holds to its additionalProperties, items), so a value valid against the
+// merged schema is valid against both, and the generator can check each
+// value once, against the schema it was generated from.
+func (g *generator) merge(a, b *schema) *schema {
+	if b == anySchema || a == b {
 		return a
 	}
 	m := *a
 	m.never = a.never || b.never
-	m.ref = nil
-	m.allOf = nil
-	if a.ref != nil {
-		m.allOf = append(m.allOf, a.ref)
-	}
-	if b.ref != nil {
-		m.allOf = append(m.allOf, b.ref)
-	}
-	m.allOf = append(append(m.allOf, a.allOf...), b.allOf...)
 
 	switch {
 	case a.types == 0:
@@ -717,53 +968,60 @@ func merge(a, b *schema) *schema {
 		}
 	}
 	if b.hasEnum {
-		m.enum = nil
-		m.hasEnum = false
 		if a.hasEnum {
-			m.intersectEnum(a.enum)
+			m.intersectEnum(b.enum)
+		} else {
+			m.hasEnum, m.enum, m.enumKeys = true, b.enum, b.enumKeys
 		}
-		m.intersectEnum(b.enum)
 	}
 
-	m.props = append([]schemaProperty(nil), a.props...)
+	props := make([]schemaProperty, 0, len(a.props)+len(b.props))
+	for _, ap := range a.props {
+		sub := ap.schema
+		if bs, ok := b.prop(ap.name); ok {
+			sub = both(sub, bs)
+		} else if b.additional != nil {
+			sub = both(sub, b.additional)
+		}
+		props = append(props, schemaProperty{name: ap.name, schema: sub})
+	}
 	for _, bp := range b.props {
-		found := false
-		for i, ap := range m.props {
-			if ap.name == bp.name {
-				both := newSchema()
-				both.allOf = []*schema{ap.schema, bp.schema}
-				m.props[i].schema = both
-				found = true
-				break
+		if _, ok := a.prop(bp.name); ok {
+			continue
+		}
+		sub := bp.schema
+		if a.additional != nil {
+			sub = both(sub, a.additional)
+		}
+		props = append(props, schemaProperty{name: bp.name, schema: sub})
+	}
+	m.setProps(props)
+	if len(b.required) > 0 {
+		have := newNameSet(a.required)
+		m.required = append([]string(nil), a.required...)
+		for _, r := range b.required {
+			if !have.has(r) {
+				have.add(r)
+				m.required = append(m.required, r)
 			}
 		}
-		if !found {
-			m.props = append(m.props, bp)
-		}
 	}
-	m.required = append([]string(nil), a.required...)
-	for _, r := range b.required {
-		if !containsString(m.required, r) {
-			m.required = append(m.required, r)
-		}
-	}
-	m.additional = mergeOptional(a.additional, b.additional)
+	m.additional = both(a.additional, b.additional)
 	m.minProps = max(a.minProps, b.minProps)
 	m.maxProps = minLimit(a.maxProps, b.maxProps)
 
-	n := max(len(a.prefixItems), len(b.prefixItems))
 	m.prefixItems = nil
-	for i := range n {
-		m.prefixItems = append(m.prefixItems, mergeOptional(prefixItem(a, i), prefixItem(b, i)))
+	for i := range max(len(a.prefixItems), len(b.prefixItems)) {
+		m.prefixItems = append(m.prefixItems, both(prefixItem(a, i), prefixItem(b, i)))
 	}
-	m.items = mergeOptional(a.items, b.items)
+	m.items = both(a.items, b.items)
 	m.minItems = max(a.minItems, b.minItems)
 	m.maxItems = minLimit(a.maxItems, b.maxItems)
 	m.uniqueItems = a.uniqueItems || b.uniqueItems
 
 	m.minLength = max(a.minLength, b.minLength)
 	m.maxLength = minLimit(a.maxLength, b.maxLength)
-	m.patterns = append(append([]pattern(nil), a.patterns...), b.patterns...)
+	m.patterns = appendNew(a.patterns, b.patterns, func(x, y pattern) bool { return x.re == y.re })
 	if m.format == "" {
 		m.format = b.format
 	}
@@ -774,15 +1032,30 @@ func merge(a, b *schema) *schema {
 	if b.maximum != nil {
 		m.setUpper(b.maximum, b.exclusiveMax)
 	}
-	m.multipleOf = append(append([]*big.Rat(nil), a.multipleOf...), b.multipleOf...)
+	m.multipleOf = appendNew(a.multipleOf, b.multipleOf, func(x, y *big.Rat) bool { return x.Cmp(y) == 0 })
 
-	m.anyOf = append(append([][]*schema(nil), a.anyOf...), b.anyOf...)
-	m.oneOf = append(append([][]*schema(nil), a.oneOf...), b.oneOf...)
-	m.not = append(append([]*schema(nil), a.not...), b.not...)
-	if len(m.allOf) > 0 {
-		return flatten(&m, 0)
-	}
+	// A schema merged with itself along two paths keeps one copy of each
+	// group, so the groups do not double with each merge.
+	sameGroup := func(x, y []*schema) bool { return len(x) == len(y) && &x[0] == &y[0] }
+	m.anyOf = appendNew(a.anyOf, b.anyOf, sameGroup)
+	m.oneOf = appendNew(a.oneOf, b.oneOf, sameGroup)
+	m.not = appendNew(a.not, b.not, func(x, y *schema) bool { return x == y })
 	return &m
+}
+
+// appendNew returns a followed by the elements of b not already in a. It
+// copies rather than appending to a, which other schemas share.
+func appendNew[T any](a, b []T, same func(x, y T) bool) []T {
+	if len(b) == 0 {
+		return a
+	}
+	out := append([]T(nil), a...)
+	for _, y := range b {
+		if !slices.ContainsFunc(out, func(x T) bool { return same(x, y) }) {
+			out = append(out, y)
+		}
+	}
+	return out
 }
 
 // prefixItem is the schema a applies to item i, nil when it does not
@@ -794,16 +1067,18 @@ func prefixItem(s *schema, i int) *schema {
 	return s.items
 }
 
-func mergeOptional(a, b *schema) *schema {
+// both returns a schema requiring a and b, either of which may be nil
+// (no constraint).
+func both(a, b *schema) *schema {
 	switch {
-	case a == nil:
+	case a == nil || a == anySchema:
 		return b
-	case b == nil:
+	case b == nil || b == anySchema || a == b:
 		return a
 	}
-	both := newSchema()
-	both.allOf = []*schema{a, b}
-	return both
+	s := newSchema()
+	s.allOf = []*schema{a, b}
+	return s
 }
 
 func minLimit(a, b int) int {
@@ -814,15 +1089,6 @@ func minLimit(a, b int) int {
 		return a
 	}
 	return min(a, b)
-}
-
-func containsString(list []string, s string) bool {
-	for _, e := range list {
-		if e == s {
-			return true
-		}
-	}
-	return false
 }
 
 // GenerateJSON returns a JSON document valid against the JSON Schema

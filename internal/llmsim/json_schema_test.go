@@ -188,6 +188,78 @@ var testSchemas = map[string]string{
 	"Untyped":    `{"properties": {"x": {}, "y": true, "z": {"minimum": 5}}, "required": ["x", "y", "z"]}`,
 }
 
+// hardSchemas are schemas on which the generator once took exponential or
+// quadratic time, or gigabytes: users send their own schemas, so each must
+// end well within the generator's budget. want says whether a value exists.
+func hardSchemas() map[string]struct {
+	text string
+	want bool
+} {
+	type hard = struct {
+		text string
+		want bool
+	}
+	// allOf of two references to the next level, 12 levels deep: flattening
+	// doubled with each level. (So does the reference validator's check.)
+	var chain strings.Builder
+	chain.WriteString(`{"$ref": "#/$defs/d0", "$defs": {`)
+	for i := range 12 {
+		fmt.Fprintf(&chain, `"d%d": {"allOf": [{"$ref": "#/$defs/d%d"}, {"$ref": "#/$defs/d%d", "minimum": %d}]}, `, i, i+1, i+1, i)
+	}
+	chain.WriteString(`"d12": {"type": "integer", "maximum": 100}}}`)
+
+	enum := make([]string, 2000)
+	props := make([]string, 2000)
+	required := make([]string, 2000)
+	for i := range enum {
+		enum[i] = fmt.Sprintf(`"value %d"`, i)
+		props[i] = fmt.Sprintf(`"p%d": {"type": "integer"}`, i)
+		required[i] = fmt.Sprintf(`"p%d"`, i)
+	}
+	return map[string]hard{
+		// A required property the node forbids, under recursion: every
+		// retry regenerated the subtree below it, at every level.
+		"RecursiveUnsatisfiable": {`{
+			"$ref": "#/$defs/node",
+			"$defs": {"node": {
+				"type": "object",
+				"properties": {
+					"value": {"type": "integer", "minimum": -5, "maximum": -1},
+					"children": {"type": "array", "items": {"$ref": "#/$defs/node"}, "maxItems": 3}
+				},
+				"required": ["value", "label", "children"],
+				"additionalProperties": false
+			}}
+		}`, false},
+		"AllOfDoubling": {chain.String(), true},
+		// anyOf over a cycle of references, checked through not: a check
+		// doubled with each level of depth.
+		"AnyOfCycle": {`{
+			"$defs": {"a": {"anyOf": [{"$ref": "#/$defs/a"}, {"$ref": "#/$defs/a"}]}},
+			"enum": [1, 2, 3],
+			"not": {"$ref": "#/$defs/a"}
+		}`, true},
+		// A recursive oneOf whose branches overlap deep down.
+		"OneOfRecursive": {`{
+			"$ref": "#/$defs/t",
+			"$defs": {"t": {"oneOf": [
+				{"type": "array", "items": {"$ref": "#/$defs/t"}, "minItems": 2, "maxItems": 2},
+				{"type": "array", "items": {"$ref": "#/$defs/t"}, "minItems": 2}
+			]}}
+		}`, false},
+		// Gigabytes of text before the bounds were compared.
+		"LongStringConflict": {`{"type": "string", "minLength": 1000000, "maxLength": 10}`, false},
+		"NestedMinItems":     {`{"type": "array", "minItems": 1000, "items": {"type": "array", "minItems": 1000, "items": {"type": "array", "minItems": 1000}}}`, false},
+		// More unique items than values: every item was compared with every
+		// other, for each of many retries.
+		"UniqueItemsImpossible": {`{"type": "array", "minItems": 1000, "uniqueItems": true, "items": {"type": "integer", "minimum": 0, "maximum": 500}}`, false},
+		"UniqueItemsLarge":      {`{"type": "array", "minItems": 1000, "maxItems": 1000, "uniqueItems": true, "items": {"type": "string", "format": "uuid"}}`, true},
+		// Long enums and property lists were searched value by value.
+		"LargeEnum":      {`{"type": "array", "minItems": 200, "items": {"enum": [` + strings.Join(enum, ", ") + `], "not": {"const": "value 7"}}}`, true},
+		"ManyProperties": {`{"type": "object", "properties": {` + strings.Join(props, ", ") + `}, "required": [` + strings.Join(required, ", ") + `], "additionalProperties": false}`, true},
+	}
+}
+
 // compileReference compiles schema with the reference validator.
 func compileReference(t testing.TB, schema string, assertFormat bool) (*jsonschema.Schema, error) {
 	t.Helper()
@@ -303,75 +375,49 @@ func TestGenerateJSONErrors(t *testing.T) {
 	}
 }
 
-// supportedKeywords are the keywords the generator understands; the fuzz test
-// only holds it to schemas made of them (and annotations).
-var supportedKeywords = map[string]bool{
-	"$ref": true, "$defs": true, "definitions": true, "$schema": true, "$id": false,
-	"type": true, "enum": true, "const": true, "properties": true, "required": true,
-	"additionalProperties": true, "minProperties": true, "maxProperties": true,
-	"items": true, "prefixItems": true, "minItems": true, "maxItems": true, "uniqueItems": true,
-	"minLength": true, "maxLength": true, "pattern": true, "format": true,
-	"minimum": true, "maximum": true, "exclusiveMinimum": true, "exclusiveMaximum": true,
-	"multipleOf": true, "allOf": true, "anyOf": true, "oneOf": true, "not": true,
-	"title": true, "description": true, "default": true, "examples": true,
+func TestGenerateJSONHardSchemas(t *testing.T) {
+	t.Parallel()
+
+	for name, tt := range hardSchemas() {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+
+			ref, err := compileReference(t, tt.text, true)
+			require.NoError(t, err)
+			s := compileOurs(t, tt.text)
+			for seed := range uint64(5) {
+				// The work follows from the schema and the output: these
+				// end well within the budget, not by running out of it.
+				g := newGenerator(requestHash(seed).rng(0))
+				_, _ = g.gen(s, 0, 0)
+				require.Less(t, genBudget-g.steps, genBudget/10, "seed %d: steps", seed)
+
+				out, err := generateJSON(s, requestHash(seed).rng(0))
+				if !tt.want {
+					require.Error(t, err, "seed %d: %s", seed, out)
+					continue
+				}
+				require.NoError(t, err, "seed %d", seed)
+				require.NoError(t, validateReference(t, ref, out), "seed %d: %s", seed, out)
+			}
+		})
+	}
 }
 
-// onlySupportedKeywords reports whether every key in the schema document is a
-// supported keyword or a property name.
-func onlySupportedKeywords(v any, inProperties bool) bool {
-	switch t := v.(type) {
-	case *jsonObject:
-		for i, k := range t.keys {
-			if !inProperties && !supportedKeywords[k] {
-				return false
-			}
-			if !inProperties && (k == "enum" || k == "const" || k == "default" || k == "examples") {
-				continue
-			}
-			if !onlySupportedKeywords(t.vals[i], !inProperties && (k == "properties" || k == "$defs" || k == "definitions")) {
-				return false
-			}
-		}
-	case []any:
-		for _, e := range t {
-			if !onlySupportedKeywords(e, false) {
-				return false
-			}
-		}
-	}
-	return true
-}
+func TestGenerateJSONBudget(t *testing.T) {
+	t.Parallel()
 
-// FuzzSchemaOutput checks that whatever the generator produces for a schema
-// it accepts is valid under the reference validator.
-func FuzzSchemaOutput(f *testing.F) {
-	for _, text := range testSchemas {
-		f.Add(text, uint64(1))
+	// allOf over 4^8 combinations of anyOf branches, of which one is
+	// satisfiable: a search the budget ends.
+	var groups []string
+	for i := range 8 {
+		groups = append(groups, fmt.Sprintf(`{"anyOf": [{"minimum": %d}, {"maximum": -%d}, {"multipleOf": 3}, {"type": "string"}]}`, 1000+i, 1000+i))
 	}
-	f.Add(`{"type": "integer", "minimum": 3, "maximum": 3}`, uint64(7))
-	f.Add(`{"enum": [1, "a", null, {"b": [true]}]}`, uint64(3))
-	f.Add(`{"type": "string", "minLength": 30, "maxLength": 30}`, uint64(5))
-	f.Add(`{"type": "array", "items": {"enum": [1, 2, 3]}, "minItems": 3, "uniqueItems": true}`, uint64(9))
-
-	f.Fuzz(func(t *testing.T, text string, seed uint64) {
-		doc, err := decodeOrdered([]byte(text))
-		if err != nil || !onlySupportedKeywords(doc, false) {
-			return
-		}
-		s, err := compileSchema(doc)
-		if err != nil {
-			return
-		}
-		ref, err := compileReference(t, text, false)
-		if err != nil {
-			return
-		}
-		out, err := generateJSON(s, requestHash(seed).rng(0))
-		if err != nil {
-			return
-		}
-		require.NoError(t, validateReference(t, ref, out), "schema %s\noutput %s", text, out)
-	})
+	s := compileOurs(t, `{"type": "integer", "minimum": 0, "maximum": 10, "not": {"multipleOf": 3}, "allOf": [`+strings.Join(groups, ", ")+`]}`)
+	g := newGenerator(requestHash(1).rng(0))
+	_, ok := g.gen(s, 0, 0)
+	require.False(t, ok)
+	require.LessOrEqual(t, g.steps, 0, "the search ended before the budget did")
 }
 
 func TestFormatRat(t *testing.T) {
@@ -401,4 +447,42 @@ func TestAppendJSONString(t *testing.T) {
 func ExampleCountTokens() {
 	fmt.Println(CountTokens(`Hello, world! {"ok": true}`))
 	// Output: 11
+}
+
+func TestCheckerRemembersByValue(t *testing.T) {
+	t.Parallel()
+
+	// anyOf makes the checker remember results: null and [] must not share
+	// one.
+	s := compileOurs(t, `{"anyOf": [{"type": "null"}, {"type": "boolean"}]}`)
+	var c checker
+	c.steps = genBudget
+	require.True(t, c.valid(s, nil, 0))
+	require.False(t, c.valid(s, []any{}, 0))
+	require.False(t, c.valid(s, []any{nil}, 0))
+	require.True(t, c.valid(s, true, 0))
+	require.False(t, c.valid(s, jsonNumber("1"), 0))
+}
+
+func TestAppendCanonicalMatchesJSONEqual(t *testing.T) {
+	t.Parallel()
+
+	docs := []string{
+		`null`, `false`, `true`, `0`, `-0`, `1`, `1.0`, `1e0`, `10e-1`, `2`, `0.1`, `1e999`, `1E999`,
+		`""`, `"1"`, `"s1:a"`, `"a"`, `"\u0000"`,
+		`[]`, `[1]`, `[1.0]`, `["1"]`, `[[]]`, `[null]`, `[1, 2]`, `[2, 1]`,
+		`{}`, `{"a": 1}`, `{"a": 1.0}`, `{"a": 1, "b": 2}`, `{"b": 2, "a": 1}`, `{"a": [1]}`, `{"s1:a": 1}`,
+	}
+	values := make([]any, len(docs))
+	for i, d := range docs {
+		v, err := decodeOrdered([]byte(d))
+		require.NoError(t, err, d)
+		values[i] = v
+	}
+	for i, a := range values {
+		for j, b := range values {
+			same := string(appendCanonical(nil, a)) == string(appendCanonical(nil, b))
+			require.Equal(t, jsonEqual(a, b), same, "%s and %s", docs[i], docs[j])
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"math/big"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -98,6 +99,9 @@ func decodeValue(dec *json.Decoder, depth int) (any, error) {
 		switch t {
 		case '{':
 			obj := &jsonObject{}
+			// A repeated key replaces the earlier value; a long object
+			// looks keys up in an index, not one by one.
+			var index map[string]int
 			for dec.More() {
 				kt, err := dec.Token()
 				if err != nil {
@@ -108,7 +112,21 @@ func decodeValue(dec *json.Decoder, depth int) (any, error) {
 				if err != nil {
 					return nil, err
 				}
-				obj.replace(key, v)
+				switch i, ok := index[key]; {
+				case ok:
+					obj.vals[i] = v
+				case index != nil:
+					index[key] = len(obj.keys)
+					obj.set(key, v)
+				default:
+					obj.replace(key, v)
+					if len(obj.keys) >= indexMin {
+						index = make(map[string]int, 2*len(obj.keys))
+						for i, k := range obj.keys {
+							index[k] = i
+						}
+					}
+				}
 			}
 			_, err := dec.Token()
 			return obj, err
@@ -253,4 +271,57 @@ func jsonEqual(a, b any) bool {
 		return true
 	}
 	return false
+}
+
+// appendCanonical appends a key for v such that two values have the same key
+// exactly when jsonEqual holds: numbers by value, object keys sorted, and
+// every part self-delimiting.
+func appendCanonical(buf []byte, v any) []byte {
+	switch t := v.(type) {
+	case nil:
+		return append(buf, 'n')
+	case bool:
+		if t {
+			return append(buf, 't')
+		}
+		return append(buf, 'f')
+	case jsonNumber:
+		if r, ok := t.rat(); ok {
+			buf = append(buf, '#')
+			buf = append(buf, r.RatString()...)
+		} else {
+			// jsonEqual compares numbers it cannot parse by their text.
+			buf = append(buf, '~')
+			buf = append(buf, t...)
+		}
+		return append(buf, ';')
+	case string:
+		return appendCanonicalString(buf, t)
+	case []any:
+		buf = append(buf, '[')
+		for _, e := range t {
+			buf = appendCanonical(buf, e)
+		}
+		return append(buf, ']')
+	case *jsonObject:
+		order := make([]int, len(t.keys))
+		for i := range order {
+			order[i] = i
+		}
+		slices.SortFunc(order, func(i, j int) int { return strings.Compare(t.keys[i], t.keys[j]) })
+		buf = append(buf, '{')
+		for _, i := range order {
+			buf = appendCanonicalString(buf, t.keys[i])
+			buf = appendCanonical(buf, t.vals[i])
+		}
+		return append(buf, '}')
+	}
+	panic("llmsim: not a JSON value")
+}
+
+func appendCanonicalString(buf []byte, s string) []byte {
+	buf = append(buf, 's')
+	buf = strconv.AppendInt(buf, int64(len(s)), 10)
+	buf = append(buf, ':')
+	return append(buf, s...)
 }

@@ -180,7 +180,7 @@ func (f *structuredFormat) generate(rng *rand.Rand) (string, *apiError) {
 		}
 		return string(doc), nil
 	case f.regex != nil:
-		g := &generator{rng: rng, budget: genBudget}
+		g := newGenerator(rng)
 		for range 16 {
 			var sb strings.Builder
 			if g.genRegex(&sb, f.regex.syn, 0) && f.regex.re.MatchString(sb.String()) {

@@ -246,8 +246,9 @@ func (o Options) validate() error {
 //
 // For s3, endpoint defaults to s3.amazonaws.com, secure to true, and region
 // is detected when empty. Credentials come from the URL's userinfo
-// (s3://ACCESS:SECRET@bucket) or else from AWS_ACCESS_KEY_ID,
-// AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN. With prefix, every key lives
+// (s3://ACCESS:SECRET@bucket) or else from the AWS SDK's default chain:
+// the environment (AWS_ACCESS_KEY_ID, ...), shared config and SSO, web
+// identity, ECS container credentials and the EC2 instance profile. With prefix, every key lives
 // under that prefix inside the bucket, so several users can share a bucket.
 // The bucket is created if it does not exist.
 //

@@ -117,9 +117,15 @@ type s3Bucket struct {
 }
 
 func openS3(ctx context.Context, cfg s3Config) (*s3Bucket, error) {
-	creds := credentials.NewEnvAWS()
+	// Credentials in the URL, else the AWS SDK's default chain.
+	var creds *credentials.Credentials
 	if cfg.accessKey != "" {
 		creds = credentials.NewStaticV4(cfg.accessKey, cfg.secretKey, "")
+	} else {
+		var err error
+		if creds, err = newSDKCredentials(ctx, cfg.region); err != nil {
+			return nil, fmt.Errorf("objectstore: open s3://%s: %w", cfg.bucket, err)
+		}
 	}
 	client, err := minio.New(cfg.endpoint, &minio.Options{
 		Creds:  creds,

@@ -136,6 +136,11 @@ func TestSchemas(t *testing.T) {
 			"ErrorResponse", "ListBatchesResponse", "ListFilesResponse", "ListModelsResponse",
 			"Model", "OpenAIFile", "Upload", "UploadPart", "WebhookBatchCancelled",
 			"WebhookBatchCompleted", "WebhookBatchExpired", "WebhookBatchFailed",
+			// The Administration API.
+			"ListAuditLogsResponse", "Project", "ProjectApiKey", "ProjectApiKeyDeleteResponse", "ProjectApiKeyListResponse",
+			"ProjectListResponse", "ProjectRateLimit", "ProjectRateLimitListResponse", "ProjectServiceAccount",
+			"ProjectServiceAccountCreateResponse", "ProjectServiceAccountDeleteResponse", "ProjectServiceAccountListResponse",
+			"UsageResponse",
 		} {
 			require.Contains(t, names, want)
 		}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -80,6 +81,12 @@ type Batch struct {
 	ShardsDone       int64
 	// Conquest is the conquest type the batch was built from, if any.
 	Conquest Conquest
+	// ProjectID is the batch's project; its shards, chunks, files and
+	// events belong to it too. Default: DefaultProject.
+	ProjectID string
+	// TraceContext is the W3C traceparent of the span that created the
+	// batch, under which later work on it is traced; "" without tracing.
+	TraceContext string
 }
 
 // Conquest is what a batch knows of its conquest type and its outputs'
@@ -101,7 +108,7 @@ func (b Batch) Terminal() bool { return b.Status.Terminal() }
 const batchColumns = `id, endpoint, model, input_file_id, completion_window, status, output_file_id, error_file_id,
 	errors, metadata, created_at, in_progress_at, expires_at, finalizing_at, completed_at, failed_at, expired_at,
 	cancelling_at, cancelled_at, total, completed, failed, input_tokens, output_tokens, stop_reason, priority, shards_total, shards_done,
-	conquest_type, conquest_version, conquest_valid, conquest_invalid, conquest_checked_at, conquest_error`
+	conquest_type, conquest_version, conquest_valid, conquest_invalid, conquest_checked_at, conquest_error, project_id, trace_context`
 
 func scanBatch(r row) (Batch, error) {
 	var b Batch
@@ -110,7 +117,8 @@ func scanBatch(r row) (Batch, error) {
 		&errs, &meta, &b.CreatedAt, &b.InProgressAt, &b.ExpiresAt, &b.FinalizingAt, &b.CompletedAt, &b.FailedAt, &b.ExpiredAt,
 		&b.CancellingAt, &b.CancelledAt, &b.Total, &b.Completed, &b.Failed, &b.InputTokens, &b.OutputTokens, &b.StopReason,
 		&b.Priority, &b.ShardsTotal, &b.ShardsDone,
-		&b.Conquest.Type, &b.Conquest.Version, &b.Conquest.Valid, &b.Conquest.Invalid, &b.Conquest.CheckedAt, &b.Conquest.Error)
+		&b.Conquest.Type, &b.Conquest.Version, &b.Conquest.Valid, &b.Conquest.Invalid, &b.Conquest.CheckedAt, &b.Conquest.Error, &b.ProjectID,
+		&b.TraceContext)
 	if err != nil {
 		return Batch{}, err
 	}
@@ -160,10 +168,10 @@ func insertBatch(ctx context.Context, q querier, b Batch) error {
 		return err
 	}
 	_, err = q.exec(ctx, `INSERT INTO batches (id, endpoint, model, input_file_id, completion_window, status, metadata, created_at, expires_at, priority,
-		conquest_type, conquest_version)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+		conquest_type, conquest_version, project_id, trace_context)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
 		b.ID, b.Endpoint, b.Model, b.InputFileID, b.CompletionWindow, b.Status, meta, b.CreatedAt, b.ExpiresAt, b.Priority,
-		b.Conquest.Type, b.Conquest.Version)
+		b.Conquest.Type, b.Conquest.Version, cmp.Or(b.ProjectID, DefaultProject), b.TraceContext)
 	return err
 }
 
@@ -191,11 +199,11 @@ func getBatch(ctx context.Context, q querier, id string) (Batch, error) {
 
 // BatchList lists batches newest first, after the cursor, up to limit, and
 // whether more follow.
-func (s *Store) BatchList(ctx context.Context, after string, limit int) ([]Batch, bool, error) {
-	sql := `SELECT ` + batchColumns + ` FROM batches`
-	args := []any{limit + 1}
+func (s *Store) BatchList(ctx context.Context, project, after string, limit int) ([]Batch, bool, error) {
+	sql := `SELECT ` + batchColumns + ` FROM batches WHERE project_id = $2`
+	args := []any{limit + 1, cmp.Or(project, DefaultProject)}
 	if after != "" {
-		sql += ` WHERE id < $2`
+		sql += ` AND id < $3`
 		args = append(args, after)
 	}
 	sql += ` ORDER BY id DESC LIMIT $1`
@@ -227,30 +235,77 @@ func (s *Store) BatchList(ctx context.Context, after string, limit int) ([]Batch
 // Jobs commit with it. A batch that was cancelled or expired meanwhile is
 // ErrConflict.
 func (s *Store) BatchStart(ctx context.Context, id string, total int64, model string, shards []Shard, jobs ...Job) (Batch, error) {
-	return s.BatchStartConquest(ctx, id, total, model, Conquest{}, shards, jobs...)
+	return s.BatchStartWith(ctx, id, BatchStartParams{Total: total, Model: model, Shards: shards}, jobs...)
 }
 
 // BatchStartConquest is BatchStart that also records the conquest type the
 // batch's requests were built from, unless one was named at creation.
 func (s *Store) BatchStartConquest(ctx context.Context, id string, total int64, model string, cq Conquest, shards []Shard, jobs ...Job) (Batch, error) {
+	return s.BatchStartWith(ctx, id, BatchStartParams{Total: total, Model: model, Conquest: cq, Shards: shards}, jobs...)
+}
+
+// BatchStartParams are what validation found of a batch.
+type BatchStartParams struct {
+	Total    int64
+	Model    string
+	Conquest Conquest // the type the requests were built from, if any
+	Shards   []Shard
+	// InputTokens is the batch's estimate of its input tokens; with
+	// MaxEnqueuedTokens > 0, the batch starts only if the input tokens of
+	// its project's running batches of the model, its own included, stay
+	// within MaxEnqueuedTokens (else a *TokenLimitError).
+	InputTokens       int64
+	MaxEnqueuedTokens int64
+}
+
+// TokenLimitError is a batch that would take its project's enqueued input
+// tokens for a model past the limit.
+type TokenLimitError struct {
+	Limit, Enqueued, Batch int64
+}
+
+func (e *TokenLimitError) Error() string {
+	return fmt.Sprintf("store: %d enqueued input tokens and %d more exceed the limit of %d", e.Enqueued, e.Batch, e.Limit)
+}
+
+// BatchStartWith is BatchStart with everything validation found.
+func (s *Store) BatchStartWith(ctx context.Context, id string, p BatchStartParams, jobs ...Job) (Batch, error) {
 	return s.transition(ctx, id, func(q querier, _ enqueue, b Batch) error {
 		if b.Status != BatchValidating || b.StopReason != "" {
 			return ErrConflict
 		}
+		if p.MaxEnqueuedTokens > 0 {
+			// One start at a time per project: two cannot both take the
+			// last tokens (SQLite's write lock does this already).
+			if _, ok := s.d.(*pgDriver); ok {
+				if _, err := q.exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('kiln.enqueued_tokens:' || $1))`, b.ProjectID); err != nil {
+					return err
+				}
+			}
+			var enqueued int64
+			if err := q.queryRow(ctx, `SELECT COALESCE(SUM(enqueued_tokens), 0) FROM batches
+				WHERE project_id = $1 AND model = $2 AND status IN ($3, $4, $5)`,
+				b.ProjectID, p.Model, BatchInProgress, BatchFinalizing, BatchCancelling).Scan(&enqueued); err != nil {
+				return err
+			}
+			if enqueued+p.InputTokens > p.MaxEnqueuedTokens {
+				return &TokenLimitError{Limit: p.MaxEnqueuedTokens, Enqueued: enqueued, Batch: p.InputTokens}
+			}
+		}
 		readyAt := time.Now().UnixMilli()
-		for i, sh := range shards {
+		for i, sh := range p.Shards {
 			if _, err := q.exec(ctx, `INSERT INTO batch_shards (batch_id, idx, model, priority, first_line, last_line, byte_offset, requests, status, ready_at)
 				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-				id, i, model, b.Priority, sh.FirstLine, sh.LastLine, sh.Offset, sh.Requests, ShardPending, readyAt); err != nil {
+				id, i, p.Model, b.Priority, sh.FirstLine, sh.LastLine, sh.Offset, sh.Requests, ShardPending, readyAt); err != nil {
 				return err
 			}
 		}
-		_, err := q.exec(ctx, `UPDATE batches SET status = $2, in_progress_at = $3, total = $4, model = $5, shards_total = $6 WHERE id = $1`,
-			id, BatchInProgress, now(), total, model, len(shards))
+		_, err := q.exec(ctx, `UPDATE batches SET status = $2, in_progress_at = $3, total = $4, model = $5, shards_total = $6, enqueued_tokens = $7 WHERE id = $1`,
+			id, BatchInProgress, now(), p.Total, p.Model, len(p.Shards), p.InputTokens)
 		if err != nil {
 			return err
 		}
-		if cq.Type != "" && b.Conquest.Type == "" {
+		if cq := p.Conquest; cq.Type != "" && b.Conquest.Type == "" {
 			if _, err := q.exec(ctx, `UPDATE batches SET conquest_type = $2, conquest_version = $3 WHERE id = $1`, id, cq.Type, cq.Version); err != nil {
 				return err
 			}
@@ -374,7 +429,7 @@ func (s *Store) transition(ctx context.Context, id string, fn func(q querier, en
 		}
 		// Reaching a terminal status is an event, in the same transaction.
 		if out.Terminal() && !b.Terminal() {
-			_, err = s.emit(ctx, q, enq, &Event{Type: batchEvent(out.Status), Data: idData(id)})
+			_, err = s.emit(ctx, q, enq, &Event{Type: batchEvent(out.Status), Data: idData(id), ProjectID: out.ProjectID})
 		}
 		return err
 	})
@@ -401,6 +456,33 @@ func (s *Store) BatchStatuses(ctx context.Context, ids []string) (map[string]Bat
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: batch statuses: %w", err)
+	}
+	return out, nil
+}
+
+// BatchOpen is how many batches of a model have a status that is not final,
+// and the earliest end of their completion windows.
+type BatchOpen struct {
+	Status BatchStatus
+	Model  string // "" before validation names it
+	Count  int64
+	// NextExpiresAt is the earliest expires_at (Unix seconds) of the batches.
+	NextExpiresAt int64
+}
+
+// BatchOpenStats counts the batches not yet ended per status and model,
+// each with its earliest expiry, for metrics: batches near the end of their
+// window that still wait or run are about to expire.
+func (s *Store) BatchOpenStats(ctx context.Context) ([]BatchOpen, error) {
+	out, err := collect(ctx, s.d.db(), func(r row) (BatchOpen, error) {
+		var o BatchOpen
+		err := r.Scan(&o.Status, &o.Model, &o.Count, &o.NextExpiresAt)
+		return o, err
+	}, `SELECT status, model, COUNT(*), MIN(expires_at) FROM batches
+		WHERE status IN ('validating', 'in_progress', 'finalizing', 'cancelling')
+		GROUP BY status, model ORDER BY status, model`)
+	if err != nil {
+		return nil, fmt.Errorf("store: open batches: %w", err)
 	}
 	return out, nil
 }

@@ -257,12 +257,12 @@ func testBatches(t *testing.T, setup setupFunc) {
 		for range 3 {
 			made = append(made, newBatch(t, tb).ID)
 		}
-		page, more, err := tb.st.BatchList(tb.ctx, "", 2)
+		page, more, err := tb.st.BatchList(tb.ctx, "", "", 2)
 		require.NoError(t, err)
 		require.True(t, more)
 		require.Equal(t, made[2], page[0].ID)
 		require.Equal(t, made[1], page[1].ID)
-		page, more, err = tb.st.BatchList(tb.ctx, made[1], 2)
+		page, more, err = tb.st.BatchList(tb.ctx, "", made[1], 2)
 		require.NoError(t, err)
 		require.False(t, more)
 		require.Len(t, page, 1)

@@ -44,9 +44,18 @@ func (s *Store) ChunkCommit(ctx context.Context, owner string, c Chunk) error {
 		if n == 0 {
 			return nil
 		}
-		_, err = q.exec(ctx, `UPDATE batches SET completed = completed + $2, failed = failed + $3,
-			input_tokens = input_tokens + $4, output_tokens = output_tokens + $5 WHERE id = $1`,
-			c.BatchID, c.OutputLines, c.ErrorLines, c.InputTokens, c.OutputTokens)
+		// A batch that has ended takes no more results: its files are
+		// made, and its counts are theirs. An agent whose lease ran out
+		// while the store was out of reach, and which nobody took over,
+		// still holds the shard and may try.
+		n, err = q.exec(ctx, `UPDATE batches SET completed = completed + $2, failed = failed + $3,
+			input_tokens = input_tokens + $4, output_tokens = output_tokens + $5
+			WHERE id = $1 AND status NOT IN ($6, $7, $8, $9)`,
+			c.BatchID, c.OutputLines, c.ErrorLines, c.InputTokens, c.OutputTokens,
+			BatchCompleted, BatchFailed, BatchExpired, BatchCancelled)
+		if err == nil && n == 0 {
+			err = fmt.Errorf("batch %s has ended: %w", c.BatchID, ErrConflict)
+		}
 		return err
 	})
 	if err != nil {

@@ -84,27 +84,27 @@ func testConquests(t *testing.T, setup setupFunc) {
 		for i := range 1201 {
 			records[fmt.Sprintf("req-%04d", i)] = json.RawMessage(fmt.Sprintf(`{"n":%d}`, i))
 		}
-		require.NoError(t, tb.st.ConquestRecordsPut(tb.ctx, "email", records))
+		require.NoError(t, tb.st.ConquestRecordsPut(tb.ctx, "", "email", records))
 		for _, id := range []string{"req-0000", "req-0099", "req-0100", "req-0500", "req-1200"} {
-			got, err := tb.st.ConquestRecordGet(tb.ctx, "email", id)
+			got, err := tb.st.ConquestRecordGet(tb.ctx, "", "email", id)
 			require.NoError(t, err)
 			require.JSONEq(t, string(records[id]), string(got), id)
 		}
 		// A record kept before stays as it is; new ones are added.
-		require.NoError(t, tb.st.ConquestRecordsPut(tb.ctx, "email", map[string]json.RawMessage{
+		require.NoError(t, tb.st.ConquestRecordsPut(tb.ctx, "", "email", map[string]json.RawMessage{
 			"req-0000": json.RawMessage(`{"n":"changed"}`), "req-new": json.RawMessage(`{"n":"new"}`)}))
-		got, err := tb.st.ConquestRecordGet(tb.ctx, "email", "req-0000")
+		got, err := tb.st.ConquestRecordGet(tb.ctx, "", "email", "req-0000")
 		require.NoError(t, err)
 		require.JSONEq(t, `{"n":0}`, string(got))
-		got, err = tb.st.ConquestRecordGet(tb.ctx, "email", "req-new")
+		got, err = tb.st.ConquestRecordGet(tb.ctx, "", "email", "req-new")
 		require.NoError(t, err)
 		require.JSONEq(t, `{"n":"new"}`, string(got))
-		require.NoError(t, tb.st.ConquestRecordsPut(tb.ctx, "email", nil))
+		require.NoError(t, tb.st.ConquestRecordsPut(tb.ctx, "", "email", nil))
 
 		// Records are kept per type.
-		_, err = tb.st.ConquestRecordGet(tb.ctx, "other", "req-0000")
+		_, err = tb.st.ConquestRecordGet(tb.ctx, "", "other", "req-0000")
 		require.ErrorIs(t, err, store.ErrNotFound)
-		_, err = tb.st.ConquestRecordGet(tb.ctx, "email", "req-nope")
+		_, err = tb.st.ConquestRecordGet(tb.ctx, "", "email", "req-nope")
 		require.ErrorIs(t, err, store.ErrNotFound)
 	})
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -20,7 +21,10 @@ const (
 
 // CurationTask is one conquest input that models answered.
 type CurationTask struct {
-	ID              string
+	ID string
+	// ProjectID is the task's project: its batch's, or the project an
+	// import from elsewhere was made in.
+	ProjectID       string
 	ConquestType    string
 	ConquestVersion int64
 	Key             string
@@ -71,6 +75,9 @@ type HistoryEntry struct {
 // Output has no BatchID adds the task alone, and one with a nil Input
 // adds an output to a task that exists.
 type ImportItem struct {
+	// ProjectID is the task's project: a task is one per project, conquest
+	// type and key. Default: DefaultProject.
+	ProjectID       string
 	ConquestType    string
 	ConquestVersion int64
 	Key             string
@@ -100,15 +107,15 @@ func (s *Store) importChunk() int {
 // The multi-row inserts of an import and of kept data records.
 var (
 	insertTasks = bulkInsert{table: "curation_tasks",
-		columns: []string{"id", "conquest_type", "conquest_version", "task_key", "input", "search_text", "created_at", "updated_at"},
-		suffix:  "ON CONFLICT (conquest_type, task_key) DO NOTHING"}
+		columns: []string{"id", "project_id", "conquest_type", "conquest_version", "task_key", "input", "search_text", "created_at", "updated_at"},
+		suffix:  "ON CONFLICT (project_id, conquest_type, task_key) DO NOTHING"}
 	insertOutputs = bulkInsert{table: "curation_outputs",
 		columns: []string{"id", "task_id", "batch_id", "model", "content", "valid", "reason", "message", "input_tokens", "output_tokens",
 			"latency_ms", "created_at", "updated_at"},
 		suffix: "ON CONFLICT (task_id, batch_id) DO NOTHING"}
 	insertRecords = bulkInsert{table: "conquest_records",
-		columns: []string{"conquest_type", "custom_id", "data", "created_at"},
-		suffix:  "ON CONFLICT (conquest_type, custom_id) DO NOTHING"}
+		columns: []string{"project_id", "conquest_type", "custom_id", "data", "created_at"},
+		suffix:  "ON CONFLICT (project_id, conquest_type, custom_id) DO NOTHING"}
 )
 
 // CurationImported reports whether a batch was imported.
@@ -120,8 +127,8 @@ func (s *Store) CurationImported(ctx context.Context, batchID string) (bool, err
 	return n > 0, nil
 }
 
-// CurationImport adds items as tasks (one per conquest type and key) and
-// outputs (one per task and batch), in transactions of a few hundred items;
+// CurationImport adds items as tasks (one per project, conquest type and
+// key) and outputs (one per task and batch), in transactions of a few hundred items;
 // the last records the batch as imported. Items already there are skipped,
 // so a run cut short can run again. batchID "" records nothing (an import
 // from elsewhere).
@@ -148,26 +155,28 @@ func (s *Store) CurationImport(ctx context.Context, batchID string, items []Impo
 				if it.Input == nil {
 					continue // the task exists: only its output is new
 				}
-				args = append(args, ids.New(ids.Task), it.ConquestType, it.ConquestVersion, it.Key, string(it.Input), it.SearchText, t, t)
+				args = append(args, ids.New(ids.Task), cmp.Or(it.ProjectID, DefaultProject), it.ConquestType, it.ConquestVersion, it.Key,
+					string(it.Input), it.SearchText, t, t)
 			}
 			n, err := insertTasks.exec(ctx, q, dialect, size, args)
 			if err != nil {
 				return err
 			}
 			res.Tasks += n
-			// Their IDs, per type.
-			keys := map[string][]string{}
+			// Their IDs, per project and type.
+			keys := map[[2]string][]string{}
 			for _, it := range chunk {
-				keys[it.ConquestType] = append(keys[it.ConquestType], it.Key)
+				pt := [2]string{cmp.Or(it.ProjectID, DefaultProject), it.ConquestType}
+				keys[pt] = append(keys[pt], it.Key)
 			}
-			idOf := map[[2]string]string{}
-			for typ, ks := range keys {
-				args := []any{typ}
+			idOf := map[[3]string]string{}
+			for pt, ks := range keys {
+				args := []any{pt[0], pt[1]}
 				for _, k := range ks {
 					args = append(args, k)
 				}
-				rs, err := q.query(ctx, `SELECT id, task_key FROM curation_tasks WHERE conquest_type = `+placeholders(dialect, 1, 1)+
-					` AND task_key IN (`+placeholders(dialect, 2, len(ks))+`)`, args...)
+				rs, err := q.query(ctx, `SELECT id, task_key FROM curation_tasks WHERE project_id = `+placeholders(dialect, 1, 1)+
+					` AND conquest_type = `+placeholders(dialect, 2, 1)+` AND task_key IN (`+placeholders(dialect, 3, len(ks))+`)`, args...)
 				if err != nil {
 					return err
 				}
@@ -177,7 +186,7 @@ func (s *Store) CurationImport(ctx context.Context, batchID string, items []Impo
 						rs.Close()
 						return err
 					}
-					idOf[[2]string{typ, key}] = id
+					idOf[[3]string{pt[0], pt[1], key}] = id
 				}
 				rs.Close()
 				if err := rs.Err(); err != nil {
@@ -192,7 +201,7 @@ func (s *Store) CurationImport(ctx context.Context, batchID string, items []Impo
 				if o.BatchID == "" {
 					continue // a task without an output (yet)
 				}
-				taskID, ok := idOf[[2]string{it.ConquestType, it.Key}]
+				taskID, ok := idOf[[3]string{cmp.Or(it.ProjectID, DefaultProject), it.ConquestType, it.Key}]
 				if !ok {
 					return fmt.Errorf("output of task %s/%s, which does not exist: %w", it.ConquestType, it.Key, ErrNotFound)
 				}
@@ -233,8 +242,11 @@ func (s *Store) markImported(ctx context.Context, q querier, batchID string, las
 	return err
 }
 
-// TaskFilter selects tasks. Nil pointers and empty strings select all.
+// TaskFilter selects tasks of one project. Nil pointers and empty strings
+// select all.
 type TaskFilter struct {
+	// Project is the tasks' project. Default: DefaultProject.
+	Project string
 	Type    string
 	Model   string
 	Gold    *bool
@@ -253,6 +265,7 @@ func (f TaskFilter) where(args *[]any) string {
 		*args = append(*args, v)
 		return fmt.Sprintf("$%d", len(*args))
 	}
+	conds = append(conds, "t.project_id = "+arg(cmp.Or(f.Project, DefaultProject)))
 	if f.Type != "" {
 		conds = append(conds, "t.conquest_type = "+arg(f.Type))
 	}
@@ -291,9 +304,6 @@ func (f TaskFilter) where(args *[]any) string {
 		}
 		conds = append(conds, "t.id IN ("+strings.Join(ph, ", ")+")")
 	}
-	if len(conds) == 0 {
-		return "1 = 1"
-	}
 	return strings.Join(conds, " AND ")
 }
 
@@ -301,13 +311,13 @@ func escapeLike(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
 
-const taskColumns = `t.id, t.conquest_type, t.conquest_version, t.task_key, t.input, t.status, t.gold_output_id, t.notes, t.version,
+const taskColumns = `t.id, t.project_id, t.conquest_type, t.conquest_version, t.task_key, t.input, t.status, t.gold_output_id, t.notes, t.version,
 	t.curator, t.created_at, t.updated_at`
 
 func scanTask(r row, extra ...any) (CurationTask, error) {
 	var t CurationTask
 	var input string
-	err := r.Scan(append([]any{&t.ID, &t.ConquestType, &t.ConquestVersion, &t.Key, &input, &t.Status, &t.GoldOutputID, &t.Notes,
+	err := r.Scan(append([]any{&t.ID, &t.ProjectID, &t.ConquestType, &t.ConquestVersion, &t.Key, &input, &t.Status, &t.GoldOutputID, &t.Notes,
 		&t.Version, &t.Curator, &t.CreatedAt, &t.UpdatedAt}, extra...)...)
 	t.Input = json.RawMessage(input)
 	return t, err
@@ -354,8 +364,8 @@ func scanOutput(r row) (CurationOutput, error) {
 	return o, err
 }
 
-// CurationTaskGet returns a task with its outputs (by model) and history
-// (oldest first).
+// CurationTaskGet returns a task, of any project (the caller checks its
+// ProjectID), with its outputs (by model) and history (oldest first).
 func (s *Store) CurationTaskGet(ctx context.Context, id string) (CurationTask, []CurationOutput, []HistoryEntry, error) {
 	t, err := scanTask(s.d.db().queryRow(ctx, `SELECT `+taskColumns+` FROM curation_tasks t WHERE t.id = $1`, id))
 	if err != nil {
@@ -505,16 +515,33 @@ type CurationStat struct {
 	Corrected   int64
 }
 
-// CurationStats counts outputs per conquest type and model.
-func (s *Store) CurationStats(ctx context.Context) ([]CurationStat, error) {
+// AllProjects, where a curation count takes a project, counts every
+// project's (the metrics do).
+const AllProjects = "*"
+
+// projectCond is the condition on col that selects project: "" is
+// DefaultProject, AllProjects is any. It is appended to args.
+func projectCond(col, project string, args *[]any) string {
+	if project == AllProjects {
+		return "1 = 1"
+	}
+	*args = append(*args, cmp.Or(project, DefaultProject))
+	return fmt.Sprintf("%s = $%d", col, len(*args))
+}
+
+// CurationStats counts a project's outputs ("" the default project's,
+// AllProjects every project's) per conquest type and model.
+func (s *Store) CurationStats(ctx context.Context, project string) ([]CurationStat, error) {
+	var args []any
+	where := projectCond("t.project_id", project, &args)
 	out, err := collect(ctx, s.d.db(), func(r row) (CurationStat, error) {
 		var st CurationStat
 		err := r.Scan(&st.Type, &st.Model, &st.Outputs, &st.Valid, &st.Rated, &st.MeanRating, &st.Gold, &st.Corrected)
 		return st, err
 	}, `SELECT t.conquest_type, o.model, COUNT(*), SUM(o.valid), COUNT(o.rating), AVG(CAST(o.rating AS DOUBLE PRECISION)),
 		SUM(CASE WHEN t.gold_output_id = o.id THEN 1 ELSE 0 END), COUNT(o.corrected)
-		FROM curation_outputs o JOIN curation_tasks t ON t.id = o.task_id
-		GROUP BY t.conquest_type, o.model ORDER BY t.conquest_type, o.model`)
+		FROM curation_outputs o JOIN curation_tasks t ON t.id = o.task_id WHERE `+where+`
+		GROUP BY t.conquest_type, o.model ORDER BY t.conquest_type, o.model`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: curation stats: %w", err)
 	}
@@ -584,7 +611,10 @@ const (
 
 // CurationExport is an export job and its outcome.
 type CurationExport struct {
-	ID          string
+	ID string
+	// ProjectID is the project whose tasks it exports; its file belongs to
+	// it too. Default: DefaultProject.
+	ProjectID   string
 	Format      string
 	Options     json.RawMessage
 	Status      string
@@ -597,12 +627,12 @@ type CurationExport struct {
 	CompletedAt *int64
 }
 
-const exportColumns = `id, format, options, status, done, total, rows, file_id, error, curator, created_at, completed_at`
+const exportColumns = `id, project_id, format, options, status, done, total, rows, file_id, error, curator, created_at, completed_at`
 
 func scanExport(r row) (CurationExport, error) {
 	var e CurationExport
 	var opts string
-	err := r.Scan(&e.ID, &e.Format, &opts, &e.Status, &e.Done, &e.Total, &e.Rows, &e.FileID, &e.Error, &e.Curator, &e.CreatedAt, &e.CompletedAt)
+	err := r.Scan(&e.ID, &e.ProjectID, &e.Format, &opts, &e.Status, &e.Done, &e.Total, &e.Rows, &e.FileID, &e.Error, &e.Curator, &e.CreatedAt, &e.CompletedAt)
 	e.Options = json.RawMessage(opts)
 	return e, err
 }
@@ -610,8 +640,8 @@ func scanExport(r row) (CurationExport, error) {
 // ExportCreate records a queued export and enqueues its job.
 func (s *Store) ExportCreate(ctx context.Context, e CurationExport, job Job) error {
 	err := s.d.tx(ctx, func(q querier, enq enqueue) error {
-		if _, err := q.exec(ctx, `INSERT INTO curation_exports (id, format, options, status, curator, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
-			e.ID, e.Format, string(e.Options), ExportQueued, e.Curator, e.CreatedAt); err != nil {
+		if _, err := q.exec(ctx, `INSERT INTO curation_exports (id, project_id, format, options, status, curator, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+			e.ID, cmp.Or(e.ProjectID, DefaultProject), e.Format, string(e.Options), ExportQueued, e.Curator, e.CreatedAt); err != nil {
 			return err
 		}
 		return enq(ctx, job)
@@ -622,7 +652,8 @@ func (s *Store) ExportCreate(ctx context.Context, e CurationExport, job Job) err
 	return nil
 }
 
-// ExportGet returns an export.
+// ExportGet returns an export, of any project (the caller checks its
+// ProjectID).
 func (s *Store) ExportGet(ctx context.Context, id string) (CurationExport, error) {
 	e, err := scanExport(s.d.db().queryRow(ctx, `SELECT `+exportColumns+` FROM curation_exports WHERE id = $1`, id))
 	if err != nil {
@@ -631,9 +662,11 @@ func (s *Store) ExportGet(ctx context.Context, id string) (CurationExport, error
 	return e, nil
 }
 
-// ExportList lists exports, newest first, up to limit.
-func (s *Store) ExportList(ctx context.Context, limit int) ([]CurationExport, error) {
-	out, err := collect(ctx, s.d.db(), scanExport, `SELECT `+exportColumns+` FROM curation_exports ORDER BY id DESC LIMIT $1`, limit)
+// ExportList lists a project's exports ("" the default project's), newest
+// first, up to limit.
+func (s *Store) ExportList(ctx context.Context, project string, limit int) ([]CurationExport, error) {
+	out, err := collect(ctx, s.d.db(), scanExport, `SELECT `+exportColumns+` FROM curation_exports WHERE project_id = $1 ORDER BY id DESC LIMIT $2`,
+		cmp.Or(project, DefaultProject), limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: list exports: %w", err)
 	}
@@ -686,11 +719,101 @@ type Curator struct {
 	RevokedAt *int64
 }
 
-// CuratorCreate stores a curator.
-func (s *Store) CuratorCreate(ctx context.Context, c Curator) error {
-	if _, err := s.d.db().exec(ctx, `INSERT INTO curators (id, name, role, prefix, hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
-		c.ID, c.Name, c.Role, c.Prefix, c.Hash, c.CreatedAt); err != nil {
+// CuratorCreate stores a curator who works in projects (none: the default
+// project), in one transaction. A project that does not exist or is
+// archived is ErrNotFound.
+func (s *Store) CuratorCreate(ctx context.Context, c Curator, projects ...string) error {
+	if len(projects) == 0 {
+		projects = []string{DefaultProject}
+	}
+	err := s.d.tx(ctx, func(q querier, _ enqueue) error {
+		if _, err := q.exec(ctx, `INSERT INTO curators (id, name, role, prefix, hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+			c.ID, c.Name, c.Role, c.Prefix, c.Hash, c.CreatedAt); err != nil {
+			return err
+		}
+		for _, p := range projects {
+			if err := liveProject(ctx, q, p); err != nil {
+				return err
+			}
+			if _, err := q.exec(ctx, `INSERT INTO curator_projects (curator_id, project_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, c.ID, p); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("store: create curator: %w", err)
+	}
+	return nil
+}
+
+// CuratorProjects lists the projects a curator works in, archived ones
+// left out, by name.
+func (s *Store) CuratorProjects(ctx context.Context, curatorID string) ([]Project, error) {
+	out, err := collect(ctx, s.d.db(), scanProject, `SELECT p.id, p.name, p.created_at, p.archived_at
+		FROM curator_projects cp JOIN projects p ON p.id = cp.project_id
+		WHERE cp.curator_id = $1 AND p.archived_at IS NULL ORDER BY p.name, p.id`, curatorID)
+	if err != nil {
+		return nil, fmt.Errorf("store: projects of curator %s: %w", curatorID, err)
+	}
+	return out, nil
+}
+
+// CuratorProjectAdd gives a curator a project to work in; giving it twice
+// does nothing. An unknown curator, or a project that does not exist or is
+// archived, is ErrNotFound.
+func (s *Store) CuratorProjectAdd(ctx context.Context, curatorID, projectID string) error {
+	err := s.d.tx(ctx, func(q querier, _ enqueue) error {
+		var n int
+		if err := q.queryRow(ctx, `SELECT COUNT(*) FROM curators WHERE id = $1`, curatorID).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("curator %s: %w", curatorID, ErrNotFound)
+		}
+		if err := liveProject(ctx, q, projectID); err != nil {
+			return err
+		}
+		_, err := q.exec(ctx, `INSERT INTO curator_projects (curator_id, project_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, curatorID, projectID)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store: give curator %s project %s: %w", curatorID, projectID, err)
+	}
+	return nil
+}
+
+// CuratorProjectRemove takes a project from a curator, and ends the
+// sessions that work in it. A curator keeps one live project at least:
+// taking their last is ErrConflict; one they do not work in is
+// ErrNotFound.
+func (s *Store) CuratorProjectRemove(ctx context.Context, curatorID, projectID string) error {
+	err := s.d.tx(ctx, func(q querier, _ enqueue) error {
+		// Lock the curator, so that two removals cannot both leave the
+		// other project.
+		var id string
+		if err := q.queryRow(ctx, `SELECT id FROM curators WHERE id = $1`+s.d.forUpdate(), curatorID).Scan(&id); err != nil {
+			return err
+		}
+		var others int
+		if err := q.queryRow(ctx, `SELECT COUNT(*) FROM curator_projects cp JOIN projects p ON p.id = cp.project_id
+			WHERE cp.curator_id = $1 AND cp.project_id <> $2 AND p.archived_at IS NULL`, curatorID, projectID).Scan(&others); err != nil {
+			return err
+		}
+		deleted, err := q.exec(ctx, `DELETE FROM curator_projects WHERE curator_id = $1 AND project_id = $2`, curatorID, projectID)
+		switch {
+		case err != nil:
+			return err
+		case deleted == 0:
+			return fmt.Errorf("curator %s in project %s: %w", curatorID, projectID, ErrNotFound)
+		case others == 0:
+			return fmt.Errorf("curator %s keeps one project: %w", curatorID, ErrConflict)
+		}
+		_, err = q.exec(ctx, `UPDATE curator_sessions SET project_id = '' WHERE curator_id = $1 AND project_id = $2`, curatorID, projectID)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store: take project %s from curator %s: %w", projectID, curatorID, err)
 	}
 	return nil
 }
@@ -706,13 +829,35 @@ func (s *Store) CuratorByHash(ctx context.Context, hash string) (Curator, error)
 	return c, nil
 }
 
+func scanCurator(r row) (Curator, error) {
+	var c Curator
+	err := r.Scan(&c.ID, &c.Name, &c.Role, &c.Prefix, &c.Hash, &c.CreatedAt, &c.RevokedAt)
+	return c, err
+}
+
+// CuratorGet returns a curator, revoked or not.
+func (s *Store) CuratorGet(ctx context.Context, id string) (Curator, error) {
+	c, err := scanCurator(s.d.db().queryRow(ctx, `SELECT id, name, role, prefix, hash, created_at, revoked_at FROM curators WHERE id = $1`, id))
+	if err != nil {
+		return Curator{}, fmt.Errorf("store: curator %s: %w", id, err)
+	}
+	return c, nil
+}
+
 // CuratorList lists curators.
 func (s *Store) CuratorList(ctx context.Context) ([]Curator, error) {
-	return collect(ctx, s.d.db(), func(r row) (Curator, error) {
-		var c Curator
-		err := r.Scan(&c.ID, &c.Name, &c.Role, &c.Prefix, &c.Hash, &c.CreatedAt, &c.RevokedAt)
-		return c, err
-	}, `SELECT id, name, role, prefix, hash, created_at, revoked_at FROM curators ORDER BY id`)
+	return collect(ctx, s.d.db(), scanCurator, `SELECT id, name, role, prefix, hash, created_at, revoked_at FROM curators ORDER BY id`)
+}
+
+// CuratorListByProject lists the curators who work in a project, revoked
+// ones too, oldest first.
+func (s *Store) CuratorListByProject(ctx context.Context, projectID string) ([]Curator, error) {
+	out, err := collect(ctx, s.d.db(), scanCurator, `SELECT c.id, c.name, c.role, c.prefix, c.hash, c.created_at, c.revoked_at
+		FROM curators c JOIN curator_projects cp ON cp.curator_id = c.id WHERE cp.project_id = $1 ORDER BY c.id`, projectID)
+	if err != nil {
+		return nil, fmt.Errorf("store: curators of project %s: %w", projectID, err)
+	}
+	return out, nil
 }
 
 // CuratorRevoke revokes a curator's key and ends their sessions, in one
@@ -753,17 +898,38 @@ func (s *Store) SessionCreate(ctx context.Context, hash, curatorID string, expir
 	return nil
 }
 
-// SessionCurator returns the curator of a live session.
-func (s *Store) SessionCurator(ctx context.Context, hash string) (Curator, error) {
-	var c Curator
-	err := s.d.db().queryRow(ctx, `SELECT c.id, c.name, c.role, c.prefix, c.hash, c.created_at, c.revoked_at
+// CuratorSession is a live workbench session.
+type CuratorSession struct {
+	Curator Curator
+	// ProjectID is the project chosen in the session, "" until one is.
+	ProjectID string
+}
+
+// SessionGet returns a live session, with its curator.
+func (s *Store) SessionGet(ctx context.Context, hash string) (CuratorSession, error) {
+	var cs CuratorSession
+	c := &cs.Curator
+	err := s.d.db().queryRow(ctx, `SELECT c.id, c.name, c.role, c.prefix, c.hash, c.created_at, c.revoked_at, s.project_id
 		FROM curator_sessions s JOIN curators c ON c.id = s.curator_id
 		WHERE s.hash = $1 AND s.expires_at > $2 AND c.revoked_at IS NULL`, hash, now()).
-		Scan(&c.ID, &c.Name, &c.Role, &c.Prefix, &c.Hash, &c.CreatedAt, &c.RevokedAt)
+		Scan(&c.ID, &c.Name, &c.Role, &c.Prefix, &c.Hash, &c.CreatedAt, &c.RevokedAt, &cs.ProjectID)
 	if err != nil {
-		return Curator{}, fmt.Errorf("store: session: %w", err)
+		return CuratorSession{}, fmt.Errorf("store: session: %w", err)
 	}
-	return c, nil
+	return cs, nil
+}
+
+// SessionSetProject records the project a session works in; a session that
+// ended is ErrNotFound.
+func (s *Store) SessionSetProject(ctx context.Context, hash, projectID string) error {
+	n, err := s.d.db().exec(ctx, `UPDATE curator_sessions SET project_id = $2 WHERE hash = $1 AND expires_at > $3`, hash, projectID, now())
+	if err == nil && n == 0 {
+		err = ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("store: session project: %w", err)
+	}
+	return nil
 }
 
 // SessionDelete ends a session.
@@ -774,10 +940,12 @@ func (s *Store) SessionDelete(ctx context.Context, hash string) error {
 	return nil
 }
 
-// CurationTaskIDByKey finds a task by its conquest type and key.
-func (s *Store) CurationTaskIDByKey(ctx context.Context, typ, key string) (string, error) {
+// CurationTaskIDByKey finds a task by its project ("" the default
+// project), conquest type and key.
+func (s *Store) CurationTaskIDByKey(ctx context.Context, project, typ, key string) (string, error) {
 	var id string
-	if err := s.d.db().queryRow(ctx, `SELECT id FROM curation_tasks WHERE conquest_type = $1 AND task_key = $2`, typ, key).Scan(&id); err != nil {
+	if err := s.d.db().queryRow(ctx, `SELECT id FROM curation_tasks WHERE project_id = $1 AND conquest_type = $2 AND task_key = $3`,
+		cmp.Or(project, DefaultProject), typ, key).Scan(&id); err != nil {
 		return "", fmt.Errorf("store: task %s/%s: %w", typ, key, err)
 	}
 	return id, nil
@@ -789,22 +957,28 @@ type TaskStatusCount struct {
 	Tasks        int64
 }
 
-// CurationStatusCounts counts tasks per conquest type and status.
-func (s *Store) CurationStatusCounts(ctx context.Context) ([]TaskStatusCount, error) {
+// CurationStatusCounts counts a project's tasks ("" the default
+// project's, AllProjects every project's) per conquest type and status.
+func (s *Store) CurationStatusCounts(ctx context.Context, project string) ([]TaskStatusCount, error) {
+	var args []any
+	where := projectCond("project_id", project, &args)
 	out, err := collect(ctx, s.d.db(), func(r row) (TaskStatusCount, error) {
 		var c TaskStatusCount
 		err := r.Scan(&c.Type, &c.Status, &c.Tasks)
 		return c, err
-	}, `SELECT conquest_type, status, COUNT(*) FROM curation_tasks GROUP BY conquest_type, status ORDER BY conquest_type, status`)
+	}, `SELECT conquest_type, status, COUNT(*) FROM curation_tasks WHERE `+where+`
+		GROUP BY conquest_type, status ORDER BY conquest_type, status`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: task counts: %w", err)
 	}
 	return out, nil
 }
 
-// ConquestRecordsPut keeps data records by conquest type and custom_id; a
-// record kept before stays as it is (the custom_id names its content).
-func (s *Store) ConquestRecordsPut(ctx context.Context, typ string, records map[string]json.RawMessage) error {
+// ConquestRecordsPut keeps data records by project ("" the default
+// project), conquest type and custom_id; a record kept before stays as it
+// is (the custom_id names its content).
+func (s *Store) ConquestRecordsPut(ctx context.Context, project, typ string, records map[string]json.RawMessage) error {
+	project = cmp.Or(project, DefaultProject)
 	ids := make([]string, 0, len(records))
 	for id := range records {
 		ids = append(ids, id)
@@ -816,7 +990,7 @@ func (s *Store) ConquestRecordsPut(ctx context.Context, typ string, records map[
 		args = args[:0]
 		t := now()
 		for _, id := range ids[start:min(start+size, len(ids))] {
-			args = append(args, typ, id, string(records[id]), t)
+			args = append(args, project, typ, id, string(records[id]), t)
 		}
 		if _, err := insertRecords.exec(ctx, s.d.db(), s.d.name(), size, args); err != nil {
 			return fmt.Errorf("store: keep conquest records: %w", err)
@@ -825,10 +999,12 @@ func (s *Store) ConquestRecordsPut(ctx context.Context, typ string, records map[
 	return nil
 }
 
-// ConquestRecordGet returns a kept data record; none is ErrNotFound.
-func (s *Store) ConquestRecordGet(ctx context.Context, typ, customID string) (json.RawMessage, error) {
+// ConquestRecordGet returns a data record kept in a project ("" the
+// default project); none is ErrNotFound.
+func (s *Store) ConquestRecordGet(ctx context.Context, project, typ, customID string) (json.RawMessage, error) {
 	var data string
-	if err := s.d.db().queryRow(ctx, `SELECT data FROM conquest_records WHERE conquest_type = $1 AND custom_id = $2`, typ, customID).Scan(&data); err != nil {
+	if err := s.d.db().queryRow(ctx, `SELECT data FROM conquest_records WHERE project_id = $1 AND conquest_type = $2 AND custom_id = $3`,
+		cmp.Or(project, DefaultProject), typ, customID).Scan(&data); err != nil {
 		return nil, fmt.Errorf("store: conquest record %s/%s: %w", typ, customID, err)
 	}
 	return json.RawMessage(data), nil

@@ -55,7 +55,7 @@ func importFixture(t *testing.T, tb *testBundle) curationFixture {
 		typ, key string
 		id       *string
 	}{{"email", "k1", &f.emailK1}, {"email", "k2", &f.emailK2}, {"other", "k1", &f.otherK1}} {
-		*k.id, err = tb.st.CurationTaskIDByKey(tb.ctx, k.typ, k.key)
+		*k.id, err = tb.st.CurationTaskIDByKey(tb.ctx, "", k.typ, k.key)
 		require.NoError(t, err)
 	}
 	_, outs, _, err := tb.st.CurationTaskGet(tb.ctx, f.emailK1)
@@ -108,7 +108,7 @@ func testCuration(t *testing.T, setup setupFunc) {
 		res, err := tb.st.CurationImport(tb.ctx, "batch_1", []store.ImportItem{item("email", "k9", "new", "batch_1", "m1", true)})
 		require.NoError(t, err)
 		require.Equal(t, store.ImportResult{Already: true}, res)
-		_, err = tb.st.CurationTaskIDByKey(tb.ctx, "email", "k9")
+		_, err = tb.st.CurationTaskIDByKey(tb.ctx, "", "email", "k9")
 		require.ErrorIs(t, err, store.ErrNotFound)
 
 		// An existing task named with its input again stays as it was.
@@ -133,7 +133,7 @@ func testCuration(t *testing.T, setup setupFunc) {
 		res, err = tb.st.CurationImport(tb.ctx, "", []store.ImportItem{alone, alone})
 		require.NoError(t, err)
 		require.Equal(t, store.ImportResult{Tasks: 1}, res)
-		id, err := tb.st.CurationTaskIDByKey(tb.ctx, "email", "k5")
+		id, err := tb.st.CurationTaskIDByKey(tb.ctx, "", "email", "k5")
 		require.NoError(t, err)
 		_, outs, _, err = tb.st.CurationTaskGet(tb.ctx, id)
 		require.NoError(t, err)
@@ -152,7 +152,7 @@ func testCuration(t *testing.T, setup setupFunc) {
 
 		_, _, _, err = tb.st.CurationTaskGet(tb.ctx, "task_nope")
 		require.ErrorIs(t, err, store.ErrNotFound)
-		_, err = tb.st.CurationTaskIDByKey(tb.ctx, "other", "k2")
+		_, err = tb.st.CurationTaskIDByKey(tb.ctx, "", "other", "k2")
 		require.ErrorIs(t, err, store.ErrNotFound)
 	})
 
@@ -352,7 +352,7 @@ func testCuration(t *testing.T, setup setupFunc) {
 	t.Run("Stats", func(t *testing.T) {
 		t.Parallel()
 		tb := setup(t)
-		stats, err := tb.st.CurationStats(tb.ctx)
+		stats, err := tb.st.CurationStats(tb.ctx, "")
 		require.NoError(t, err)
 		require.Empty(t, stats)
 		f := importFixture(t, tb)
@@ -363,7 +363,7 @@ func testCuration(t *testing.T, setup setupFunc) {
 		require.NoError(t, tb.st.CurationAnnotate(tb.ctx, f.emailK2, 1, "alice", store.Annotation{
 			Outputs: []store.OutputAnnotation{{ID: f.k2m1, Rating: &two}}}))
 
-		stats, err = tb.st.CurationStats(tb.ctx)
+		stats, err = tb.st.CurationStats(tb.ctx, "")
 		require.NoError(t, err)
 		mean := 3.0
 		require.Equal(t, []store.CurationStat{
@@ -372,13 +372,230 @@ func testCuration(t *testing.T, setup setupFunc) {
 			{Type: "other", Model: "m1", Outputs: 1, Valid: 1},
 		}, stats)
 
-		counts, err := tb.st.CurationStatusCounts(tb.ctx)
+		counts, err := tb.st.CurationStatusCounts(tb.ctx, "")
 		require.NoError(t, err)
 		require.Equal(t, []store.TaskStatusCount{
 			{Type: "email", Status: store.TaskPending, Tasks: 1},
 			{Type: "email", Status: store.TaskReviewed, Tasks: 1},
 			{Type: "other", Status: store.TaskPending, Tasks: 1},
 		}, counts)
+	})
+}
+
+func testCurationProjects(t *testing.T, setup setupFunc) {
+	t.Run("SameRequestTwoProjects", func(t *testing.T) {
+		t.Parallel()
+		tb := setup(t)
+		b := newProject(t, tb, "B").ID
+		// The same request, answered in each project: a task in each.
+		inDefault := item("email", "k1", "hello", "batch_a", "m1", true)
+		inB := item("email", "k1", "hello", "batch_b", "m1", false)
+		inB.ProjectID = b
+		res, err := tb.st.CurationImport(tb.ctx, "batch_a", []store.ImportItem{inDefault})
+		require.NoError(t, err)
+		require.Equal(t, store.ImportResult{Tasks: 1, Outputs: 1}, res)
+		res, err = tb.st.CurationImport(tb.ctx, "batch_b", []store.ImportItem{inB})
+		require.NoError(t, err)
+		require.Equal(t, store.ImportResult{Tasks: 1, Outputs: 1}, res, "a task of its own in B")
+
+		idA, err := tb.st.CurationTaskIDByKey(tb.ctx, "", "email", "k1")
+		require.NoError(t, err)
+		idB, err := tb.st.CurationTaskIDByKey(tb.ctx, b, "email", "k1")
+		require.NoError(t, err)
+		require.NotEqual(t, idA, idB)
+		_, err = tb.st.CurationTaskIDByKey(tb.ctx, newProject(t, tb, "C").ID, "email", "k1")
+		require.ErrorIs(t, err, store.ErrNotFound)
+		task, outs, _, err := tb.st.CurationTaskGet(tb.ctx, idB)
+		require.NoError(t, err)
+		require.Equal(t, b, task.ProjectID)
+		require.Len(t, outs, 1)
+		require.Equal(t, "batch_b", outs[0].BatchID)
+		task, _, _, err = tb.st.CurationTaskGet(tb.ctx, idA)
+		require.NoError(t, err)
+		require.Equal(t, store.DefaultProject, task.ProjectID, "the default")
+
+		// Both projects in one import, in one chunk: each output finds its
+		// project's task.
+		more := item("email", "k1", "", "batch_c", "m2", true)
+		moreB := more
+		moreB.ProjectID = b
+		res, err = tb.st.CurationImport(tb.ctx, "batch_c", []store.ImportItem{more, moreB})
+		require.NoError(t, err)
+		require.Equal(t, store.ImportResult{Outputs: 2}, res)
+
+		// Lists, counts, walks and stats see one project each.
+		for _, c := range []struct {
+			project, id string
+			valid       int64
+		}{{"", idA, 2}, {store.DefaultProject, idA, 2}, {b, idB, 1}} {
+			page, _, err := tb.st.CurationTaskList(tb.ctx, store.TaskFilter{Project: c.project}, "", 10)
+			require.NoError(t, err)
+			require.Equal(t, []string{c.id}, taskIDs(page), c.project)
+			require.EqualValues(t, 2, page[0].Outputs)
+			n, err := tb.st.CurationCount(tb.ctx, store.TaskFilter{Project: c.project, Invalid: new(true)})
+			require.NoError(t, err)
+			require.EqualValues(t, 2-c.valid, n, c.project)
+			var walked []string
+			require.NoError(t, tb.st.CurationEach(tb.ctx, store.TaskFilter{Project: c.project}, func(task store.CurationTask, outs []store.CurationOutput) error {
+				walked = append(walked, task.ID)
+				require.Len(t, outs, 2)
+				return nil
+			}))
+			require.Equal(t, []string{c.id}, walked, c.project)
+			stats, err := tb.st.CurationStats(tb.ctx, c.project)
+			require.NoError(t, err)
+			require.Len(t, stats, 2, c.project)
+			require.Equal(t, c.valid-1, stats[0].Valid, "m1 of %s", c.project)
+			counts, err := tb.st.CurationStatusCounts(tb.ctx, c.project)
+			require.NoError(t, err)
+			require.Equal(t, []store.TaskStatusCount{{Type: "email", Status: store.TaskPending, Tasks: 1}}, counts, c.project)
+		}
+		stats, err := tb.st.CurationStats(tb.ctx, store.AllProjects)
+		require.NoError(t, err)
+		require.EqualValues(t, []int64{2, 2}, []int64{stats[0].Outputs, stats[1].Outputs}, "every project's")
+		counts, err := tb.st.CurationStatusCounts(tb.ctx, store.AllProjects)
+		require.NoError(t, err)
+		require.Equal(t, []store.TaskStatusCount{{Type: "email", Status: store.TaskPending, Tasks: 2}}, counts)
+		empty := newProject(t, tb, "empty").ID
+		page, _, err := tb.st.CurationTaskList(tb.ctx, store.TaskFilter{Project: empty}, "", 10)
+		require.NoError(t, err)
+		require.Empty(t, page)
+		stats, err = tb.st.CurationStats(tb.ctx, empty)
+		require.NoError(t, err)
+		require.Empty(t, stats)
+	})
+
+	t.Run("Records", func(t *testing.T) {
+		t.Parallel()
+		tb := setup(t)
+		b := newProject(t, tb, "B").ID
+		require.NoError(t, tb.st.ConquestRecordsPut(tb.ctx, "", "email", map[string]json.RawMessage{"req-1": json.RawMessage(`{"n":"default"}`)}))
+		require.NoError(t, tb.st.ConquestRecordsPut(tb.ctx, b, "email", map[string]json.RawMessage{"req-1": json.RawMessage(`{"n":"b"}`)}))
+		got, err := tb.st.ConquestRecordGet(tb.ctx, store.DefaultProject, "email", "req-1")
+		require.NoError(t, err)
+		require.JSONEq(t, `{"n":"default"}`, string(got))
+		got, err = tb.st.ConquestRecordGet(tb.ctx, b, "email", "req-1")
+		require.NoError(t, err)
+		require.JSONEq(t, `{"n":"b"}`, string(got), "each project keeps its own")
+		_, err = tb.st.ConquestRecordGet(tb.ctx, newProject(t, tb, "C").ID, "email", "req-1")
+		require.ErrorIs(t, err, store.ErrNotFound)
+	})
+
+	t.Run("Exports", func(t *testing.T) {
+		t.Parallel()
+		tb := setup(t)
+		b := newProject(t, tb, "B").ID
+		inB := store.CurationExport{ID: ids.New(ids.Export), ProjectID: b, Format: "openai_sft", Options: json.RawMessage(`{}`), CreatedAt: 1}
+		inDefault := store.CurationExport{ID: ids.New(ids.Export), Format: "openai_sft", Options: json.RawMessage(`{}`), CreatedAt: 2}
+		require.NoError(t, tb.st.ExportCreate(tb.ctx, inB, noopJob(inB.ID)))
+		require.NoError(t, tb.st.ExportCreate(tb.ctx, inDefault, noopJob(inDefault.ID)))
+		got, err := tb.st.ExportGet(tb.ctx, inB.ID)
+		require.NoError(t, err)
+		require.Equal(t, b, got.ProjectID)
+		got, err = tb.st.ExportGet(tb.ctx, inDefault.ID)
+		require.NoError(t, err)
+		require.Equal(t, store.DefaultProject, got.ProjectID)
+		for project, want := range map[string][]string{"": {inDefault.ID}, b: {inB.ID}, newProject(t, tb, "C").ID: nil} {
+			list, err := tb.st.ExportList(tb.ctx, project, 10)
+			require.NoError(t, err)
+			var got []string
+			for _, e := range list {
+				got = append(got, e.ID)
+			}
+			require.Equal(t, want, got, project)
+		}
+		// The file is curation's, in the export's project.
+		f := &store.File{ID: ids.New(ids.File), Purpose: "fine-tune", Filename: "x.jsonl", Bytes: 1, ObjectKey: "files/x",
+			Status: store.FileProcessed, CreatedAt: 1, Owner: store.FileOwnerCuration, ProjectID: b}
+		require.NoError(t, tb.st.ExportFinish(tb.ctx, inB.ID, 1, f, ""))
+		file, err := tb.st.FileGet(tb.ctx, f.ID)
+		require.NoError(t, err)
+		require.Equal(t, b, file.ProjectID)
+		require.Equal(t, store.FileOwnerCuration, file.Owner)
+	})
+
+	t.Run("Curators", func(t *testing.T) {
+		t.Parallel()
+		tb := setup(t)
+		a, b := newProject(t, tb, "Alpha").ID, newProject(t, tb, "Beta").ID
+		names := func(ps []store.Project) []string {
+			var out []string
+			for _, p := range ps {
+				out = append(out, p.Name)
+			}
+			return out
+		}
+		projectsOf := func(id string) []string {
+			t.Helper()
+			ps, err := tb.st.CuratorProjects(tb.ctx, id)
+			require.NoError(t, err)
+			return names(ps)
+		}
+		plain := store.Curator{ID: ids.New(ids.Curator), Name: "plain", Role: "curator", Prefix: "ck-1", Hash: "h-plain", CreatedAt: 1}
+		require.NoError(t, tb.st.CuratorCreate(tb.ctx, plain))
+		require.Equal(t, []string{"Default Project"}, projectsOf(plain.ID), "the default project by default")
+		got, err := tb.st.CuratorGet(tb.ctx, plain.ID)
+		require.NoError(t, err)
+		require.Equal(t, plain, got)
+		_, err = tb.st.CuratorGet(tb.ctx, "cur_nope")
+		require.ErrorIs(t, err, store.ErrNotFound)
+		admin := store.Curator{ID: ids.New(ids.Curator), Name: "admin", Role: "admin", Prefix: "ck-2", Hash: "h-admin", CreatedAt: 2}
+		require.NoError(t, tb.st.CuratorCreate(tb.ctx, admin, b, a))
+		require.Equal(t, []string{"Alpha", "Beta"}, projectsOf(admin.ID), "by name")
+		require.Empty(t, projectsOf("cur_nope"))
+
+		// A project that does not exist, or is archived, adds no curator.
+		ghost := store.Curator{ID: ids.New(ids.Curator), Name: "ghost", Role: "curator", Prefix: "ck-3", Hash: "h-ghost", CreatedAt: 3}
+		require.ErrorIs(t, tb.st.CuratorCreate(tb.ctx, ghost, a, "proj_nope"), store.ErrNotFound)
+		_, err = tb.st.CuratorByHash(tb.ctx, "h-ghost")
+		require.ErrorIs(t, err, store.ErrNotFound, "nothing stored")
+
+		// Lists per project.
+		for project, want := range map[string][]string{store.DefaultProject: {plain.ID}, a: {admin.ID}, b: {admin.ID}} {
+			list, err := tb.st.CuratorListByProject(tb.ctx, project)
+			require.NoError(t, err)
+			var got []string
+			for _, c := range list {
+				got = append(got, c.ID)
+			}
+			require.Equal(t, want, got, project)
+		}
+
+		// Adding: twice is once; an unknown curator or project is not found.
+		require.NoError(t, tb.st.CuratorProjectAdd(tb.ctx, plain.ID, a))
+		require.NoError(t, tb.st.CuratorProjectAdd(tb.ctx, plain.ID, a))
+		require.Equal(t, []string{"Alpha", "Default Project"}, projectsOf(plain.ID))
+		require.ErrorIs(t, tb.st.CuratorProjectAdd(tb.ctx, "cur_nope", a), store.ErrNotFound)
+		require.ErrorIs(t, tb.st.CuratorProjectAdd(tb.ctx, plain.ID, "proj_nope"), store.ErrNotFound)
+
+		// Removing ends the project's sessions' choice; the last project stays.
+		require.NoError(t, tb.st.SessionCreate(tb.ctx, "s-plain", plain.ID, time.Now().Add(time.Hour)))
+		s, err := tb.st.SessionGet(tb.ctx, "s-plain")
+		require.NoError(t, err)
+		require.Empty(t, s.ProjectID, "none chosen yet")
+		require.NoError(t, tb.st.SessionSetProject(tb.ctx, "s-plain", a))
+		s, err = tb.st.SessionGet(tb.ctx, "s-plain")
+		require.NoError(t, err)
+		require.Equal(t, a, s.ProjectID)
+		require.Equal(t, plain.ID, s.Curator.ID)
+		require.ErrorIs(t, tb.st.SessionSetProject(tb.ctx, "s-nope", a), store.ErrNotFound)
+		require.NoError(t, tb.st.CuratorProjectRemove(tb.ctx, plain.ID, a))
+		require.Equal(t, []string{"Default Project"}, projectsOf(plain.ID))
+		s, err = tb.st.SessionGet(tb.ctx, "s-plain")
+		require.NoError(t, err)
+		require.Empty(t, s.ProjectID, "the session forgets a project taken away")
+		require.ErrorIs(t, tb.st.CuratorProjectRemove(tb.ctx, plain.ID, a), store.ErrNotFound, "not theirs any more")
+		require.ErrorIs(t, tb.st.CuratorProjectRemove(tb.ctx, "cur_nope", a), store.ErrNotFound)
+		require.ErrorIs(t, tb.st.CuratorProjectRemove(tb.ctx, plain.ID, store.DefaultProject), store.ErrConflict, "the last one")
+		require.Equal(t, []string{"Default Project"}, projectsOf(plain.ID))
+
+		// An archived project is no one's to work in, nor to give, and does
+		// not count as a project kept.
+		_, err = tb.st.ProjectArchive(tb.ctx, b)
+		require.NoError(t, err)
+		require.Equal(t, []string{"Alpha"}, projectsOf(admin.ID))
+		require.ErrorIs(t, tb.st.CuratorProjectAdd(tb.ctx, plain.ID, b), store.ErrNotFound)
+		require.ErrorIs(t, tb.st.CuratorProjectRemove(tb.ctx, admin.ID, a), store.ErrConflict)
 	})
 }
 
@@ -393,7 +610,7 @@ func testCurationExports(t *testing.T, setup setupFunc) {
 		require.Equal(t, []string{e.ID}, w.wait(t, 1))
 		got, err := tb.st.ExportGet(tb.ctx, e.ID)
 		require.NoError(t, err)
-		e.Status = store.ExportQueued
+		e.Status, e.ProjectID = store.ExportQueued, store.DefaultProject
 		require.Equal(t, e, got)
 
 		require.NoError(t, tb.st.ExportProgress(tb.ctx, e.ID, store.ExportRunning, 5, 10, 4))
@@ -423,11 +640,11 @@ func testCurationExports(t *testing.T, setup setupFunc) {
 		require.Equal(t, "disk full", got.Error)
 		require.Nil(t, got.FileID)
 
-		list, err := tb.st.ExportList(tb.ctx, 10)
+		list, err := tb.st.ExportList(tb.ctx, "", 10)
 		require.NoError(t, err)
 		require.Len(t, list, 2)
 		require.Equal(t, []string{failed.ID, e.ID}, []string{list[0].ID, list[1].ID}, "newest first")
-		list, err = tb.st.ExportList(tb.ctx, 1)
+		list, err = tb.st.ExportList(tb.ctx, "", 1)
 		require.NoError(t, err)
 		require.Len(t, list, 1)
 		_, err = tb.st.ExportGet(tb.ctx, "export_nope")
@@ -456,13 +673,13 @@ func testCurators(t *testing.T, setup setupFunc) {
 
 		require.NoError(t, tb.st.SessionCreate(tb.ctx, "s-live", alice.ID, time.Now().Add(time.Hour)))
 		require.NoError(t, tb.st.SessionCreate(tb.ctx, "s-old", alice.ID, time.Now().Add(-time.Second)))
-		got, err = tb.st.SessionCurator(tb.ctx, "s-live")
+		got, err = sessionCurator(tb, "s-live")
 		require.NoError(t, err)
 		require.Equal(t, alice, got)
-		_, err = tb.st.SessionCurator(tb.ctx, "s-old")
+		_, err = sessionCurator(tb, "s-old")
 		require.ErrorIs(t, err, store.ErrNotFound, "an expired session")
 		require.NoError(t, tb.st.SessionDelete(tb.ctx, "s-live"))
-		_, err = tb.st.SessionCurator(tb.ctx, "s-live")
+		_, err = sessionCurator(tb, "s-live")
 		require.ErrorIs(t, err, store.ErrNotFound)
 		require.NoError(t, tb.st.SessionDelete(tb.ctx, "s-live"), "ending an ended session does nothing")
 
@@ -471,7 +688,7 @@ func testCurators(t *testing.T, setup setupFunc) {
 		require.NoError(t, tb.st.ExecForTest(tb.ctx, `UPDATE curators SET revoked_at = 300 WHERE id = '`+bob.ID+`'`))
 		_, err = tb.st.CuratorByHash(tb.ctx, "h-bob")
 		require.ErrorIs(t, err, store.ErrNotFound)
-		_, err = tb.st.SessionCurator(tb.ctx, "s-bob")
+		_, err = sessionCurator(tb, "s-bob")
 		require.ErrorIs(t, err, store.ErrNotFound)
 		list, err = tb.st.CuratorList(tb.ctx)
 		require.NoError(t, err)
@@ -499,7 +716,7 @@ func testCurators(t *testing.T, setup setupFunc) {
 		_, err = tb.st.CuratorByHash(tb.ctx, "h-bob")
 		require.ErrorIs(t, err, store.ErrNotFound, "the key stops working at once")
 		for _, s := range []string{"s-bob-1", "s-bob-2"} {
-			_, err = tb.st.SessionCurator(tb.ctx, s)
+			_, err = sessionCurator(tb, s)
 			require.ErrorIs(t, err, store.ErrNotFound, "and every session")
 		}
 		// Un-revoked by hand, the key works again but the sessions are gone:
@@ -507,10 +724,10 @@ func testCurators(t *testing.T, setup setupFunc) {
 		require.NoError(t, tb.st.ExecForTest(tb.ctx, `UPDATE curators SET revoked_at = NULL WHERE id = '`+bob.ID+`'`))
 		_, err = tb.st.CuratorByHash(tb.ctx, "h-bob")
 		require.NoError(t, err)
-		_, err = tb.st.SessionCurator(tb.ctx, "s-bob-1")
+		_, err = sessionCurator(tb, "s-bob-1")
 		require.ErrorIs(t, err, store.ErrNotFound)
 		require.NoError(t, tb.st.ExecForTest(tb.ctx, fmt.Sprintf(`UPDATE curators SET revoked_at = %d WHERE id = '%s'`, *revoked.RevokedAt, bob.ID)))
-		got, err = tb.st.SessionCurator(tb.ctx, "s-alice")
+		got, err = sessionCurator(tb, "s-alice")
 		require.NoError(t, err, "other curators keep theirs")
 		require.Equal(t, alice.ID, got.ID)
 
@@ -560,4 +777,10 @@ func BenchmarkCurationImport(b *testing.B) {
 			b.ReportMetric(rate, "tasks/s")
 		})
 	}
+}
+
+// sessionCurator is the curator of a live session.
+func sessionCurator(tb *testBundle, hash string) (store.Curator, error) {
+	s, err := tb.st.SessionGet(tb.ctx, hash)
+	return s.Curator, err
 }

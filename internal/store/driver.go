@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/jackc/pgx/v5"
@@ -18,7 +19,9 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
+	"github.com/riverqueue/river/rivertype"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	"riverqueue.com/riverui/uiendpoints"
 )
 
 // shardsChannel is the Postgres notification channel that wakes agents.
@@ -72,6 +75,10 @@ type driver interface {
 	// lastAttemptedBy is the SQL expression of the River client that last
 	// took a river_job row.
 	lastAttemptedBy() string
+	// riverUIEndpoints are River UI's endpoints on the driver's queue.
+	riverUIEndpoints() uiendpoints.Bundle
+	// stats are the driver's connections now (metrics.go).
+	stats() poolStats
 	close()
 }
 
@@ -80,12 +87,12 @@ type workerClient interface {
 	Stop(ctx context.Context) error
 }
 
-func openDriver(ctx context.Context, rawURL string) (driver, error) {
+func openDriver(ctx context.Context, rawURL string, mw []rivertype.Middleware) (driver, error) {
 	switch {
 	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
-		return openPostgres(ctx, rawURL)
+		return openPostgres(ctx, rawURL, mw)
 	case strings.HasPrefix(rawURL, "sqlite://"):
-		return openSQLite(ctx, rawURL)
+		return openSQLite(ctx, rawURL, mw)
 	default:
 		return nil, fmt.Errorf("store: unsupported database URL %q: want postgres://... or sqlite:///path", redact(rawURL))
 	}
@@ -104,9 +111,11 @@ func redact(raw string) string {
 type pgDriver struct {
 	pool     *pgxpool.Pool
 	inserter *river.Client[pgx.Tx]
+	// connectErrors counts failed attempts to reach the server.
+	connectErrors *atomic.Int64
 }
 
-func openPostgres(ctx context.Context, rawURL string) (*pgDriver, error) {
+func openPostgres(ctx context.Context, rawURL string, mw []rivertype.Middleware) (*pgDriver, error) {
 	cfg, err := pgxpool.ParseConfig(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("store: open postgres %s: %w", redact(rawURL), err)
@@ -116,6 +125,8 @@ func openPostgres(ctx context.Context, rawURL string) (*pgDriver, error) {
 		// and the agents' shard listener each hold one for good.
 		cfg.MaxConns = 16
 	}
+	connectErrors := new(atomic.Int64)
+	cfg.ConnConfig.DialFunc = countingDial(cfg.ConnConfig.DialFunc, connectErrors)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("store: open postgres %s: %w", redact(rawURL), err)
@@ -124,12 +135,12 @@ func openPostgres(ctx context.Context, rawURL string) (*pgDriver, error) {
 		pool.Close()
 		return nil, fmt.Errorf("store: connect to postgres %s: %w", redact(rawURL), err)
 	}
-	inserter, err := river.NewClient(riverpgxv5.New(pool), &river.Config{})
+	inserter, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Middleware: mw})
 	if err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("store: river client: %w", err)
 	}
-	return &pgDriver{pool: pool, inserter: inserter}, nil
+	return &pgDriver{pool: pool, inserter: inserter, connectErrors: connectErrors}, nil
 }
 
 func (d *pgDriver) name() string      { return "postgres" }
@@ -227,7 +238,7 @@ func sqliteDSN(rawURL string) (path, dsn string, err error) {
 	return path, "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(on)&_pragma=synchronous(normal)&_txlock=immediate", nil
 }
 
-func openSQLite(ctx context.Context, rawURL string) (*sqliteDriver, error) {
+func openSQLite(ctx context.Context, rawURL string, mw []rivertype.Middleware) (*sqliteDriver, error) {
 	path, dsn, err := sqliteDSN(rawURL)
 	if err != nil {
 		return nil, err
@@ -247,7 +258,7 @@ func openSQLite(ctx context.Context, rawURL string) (*sqliteDriver, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("store: open sqlite %s: %w", path, err)
 	}
-	inserter, err := river.NewClient(riversqlite.New(db), &river.Config{})
+	inserter, err := river.NewClient(riversqlite.New(db), &river.Config{Middleware: mw})
 	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("store: river client: %w", err)

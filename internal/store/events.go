@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -37,6 +38,9 @@ type Event struct {
 	// DedupeKey, when set, makes the event unique: emitting a second event
 	// with the same key does nothing.
 	DedupeKey string
+	// ProjectID is the project of the resource the event is about; its
+	// invocations and deliveries belong to it too. Default: DefaultProject.
+	ProjectID string
 }
 
 // Invocation statuses.
@@ -57,6 +61,8 @@ type Invocation struct {
 	LastError string
 	CreatedAt int64
 	UpdatedAt int64
+	// ProjectID is its event's project.
+	ProjectID string
 }
 
 // Dispatcher routes events to functions. The store asks it, inside the
@@ -100,8 +106,9 @@ func (s *Store) emit(ctx context.Context, q querier, enq enqueue, ev *Event) (bo
 	if ev.DedupeKey != "" {
 		dedupe = &ev.DedupeKey
 	}
-	n, err := q.exec(ctx, `INSERT INTO events (id, type, created_at, data, dedupe_key) VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT (dedupe_key) DO NOTHING`, ev.ID, ev.Type, ev.CreatedAt, string(ev.Data), dedupe)
+	ev.ProjectID = cmp.Or(ev.ProjectID, DefaultProject)
+	n, err := q.exec(ctx, `INSERT INTO events (id, type, created_at, data, dedupe_key, project_id) VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (dedupe_key) DO NOTHING`, ev.ID, ev.Type, ev.CreatedAt, string(ev.Data), dedupe, ev.ProjectID)
 	if err != nil {
 		return false, fmt.Errorf("event %s: %w", ev.Type, err)
 	}
@@ -114,9 +121,10 @@ func (s *Store) emit(ctx context.Context, q querier, enq enqueue, ev *Event) (bo
 	}
 	t := time.Now().Unix()
 	for _, fn := range d.Functions(ev.Type) {
-		inv := Invocation{ID: ids.New(ids.Invocation), EventID: ev.ID, Function: fn, Status: InvocationPending, CreatedAt: t, UpdatedAt: t}
-		if _, err := q.exec(ctx, `INSERT INTO function_invocations (id, event_id, function, status, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6)`, inv.ID, inv.EventID, inv.Function, inv.Status, inv.CreatedAt, inv.UpdatedAt); err != nil {
+		inv := Invocation{ID: ids.New(ids.Invocation), EventID: ev.ID, Function: fn, Status: InvocationPending, CreatedAt: t, UpdatedAt: t,
+			ProjectID: ev.ProjectID}
+		if _, err := q.exec(ctx, `INSERT INTO function_invocations (id, event_id, function, status, created_at, updated_at, project_id)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`, inv.ID, inv.EventID, inv.Function, inv.Status, inv.CreatedAt, inv.UpdatedAt, inv.ProjectID); err != nil {
 			return false, fmt.Errorf("invocation %s of %s: %w", fn, ev.ID, err)
 		}
 		if err := enq(ctx, d.Job(inv)); err != nil {
@@ -163,12 +171,12 @@ func (s *Store) EventEmit(ctx context.Context, ev *Event) (bool, error) {
 	return created, nil
 }
 
-const eventColumns = `id, type, created_at, data, COALESCE(dedupe_key, '')`
+const eventColumns = `id, type, created_at, data, COALESCE(dedupe_key, ''), project_id`
 
 func scanEvent(r row) (Event, error) {
 	var ev Event
 	var data string
-	if err := r.Scan(&ev.ID, &ev.Type, &ev.CreatedAt, &data, &ev.DedupeKey); err != nil {
+	if err := r.Scan(&ev.ID, &ev.Type, &ev.CreatedAt, &data, &ev.DedupeKey, &ev.ProjectID); err != nil {
 		return Event{}, err
 	}
 	ev.Data = json.RawMessage(data)
@@ -184,22 +192,23 @@ func (s *Store) EventGet(ctx context.Context, id string) (Event, error) {
 	return ev, nil
 }
 
-// EventList lists events newest first, of one type or all (""), after the
-// cursor, up to limit, and whether more follow.
-func (s *Store) EventList(ctx context.Context, typ, after string, limit int) ([]Event, bool, error) {
+// EventList lists the events of a project (every project's with ""),
+// newest first, of one type or all (""), after the cursor, up to limit,
+// and whether more follow.
+func (s *Store) EventList(ctx context.Context, project, typ, after string, limit int) ([]Event, bool, error) {
 	out, more, err := newestPage(ctx, s.d.db(), scanEvent, `SELECT `+eventColumns+` FROM events`, nil,
-		[][2]string{{"type", typ}}, after, limit)
+		[][2]string{{"project_id", project}, {"type", typ}}, after, limit)
 	if err != nil {
 		return nil, false, fmt.Errorf("store: list events: %w", err)
 	}
 	return out, more, nil
 }
 
-const invocationColumns = `id, event_id, function, status, attempts, last_error, created_at, updated_at`
+const invocationColumns = `id, event_id, function, status, attempts, last_error, created_at, updated_at, project_id`
 
 func scanInvocation(r row) (Invocation, error) {
 	var inv Invocation
-	err := r.Scan(&inv.ID, &inv.EventID, &inv.Function, &inv.Status, &inv.Attempts, &inv.LastError, &inv.CreatedAt, &inv.UpdatedAt)
+	err := r.Scan(&inv.ID, &inv.EventID, &inv.Function, &inv.Status, &inv.Attempts, &inv.LastError, &inv.CreatedAt, &inv.UpdatedAt, &inv.ProjectID)
 	return inv, err
 }
 
@@ -212,11 +221,12 @@ func (s *Store) InvocationGet(ctx context.Context, id string) (Invocation, error
 	return inv, nil
 }
 
-// InvocationList lists invocations newest first, with one status or all
-// (""), after the cursor, up to limit, and whether more follow.
-func (s *Store) InvocationList(ctx context.Context, status, after string, limit int) ([]Invocation, bool, error) {
+// InvocationList lists the invocations of a project (every project's
+// with ""), newest first, with one status or all (""), after the cursor,
+// up to limit, and whether more follow.
+func (s *Store) InvocationList(ctx context.Context, project, status, after string, limit int) ([]Invocation, bool, error) {
 	out, more, err := newestPage(ctx, s.d.db(), scanInvocation, `SELECT `+invocationColumns+` FROM function_invocations`, nil,
-		[][2]string{{"status", status}}, after, limit)
+		[][2]string{{"project_id", project}, {"status", status}}, after, limit)
 	if err != nil {
 		return nil, false, fmt.Errorf("store: list invocations: %w", err)
 	}

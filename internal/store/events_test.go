@@ -66,15 +66,15 @@ func testEvents(t *testing.T, setup setupFunc) {
 			objects = append(objects, ev.ID)
 		}
 		f := newFile(t, tb, "batch")
-		page, more, err := tb.st.EventList(tb.ctx, store.EventObjectCreated, "", 2)
+		page, more, err := tb.st.EventList(tb.ctx, "", store.EventObjectCreated, "", 2)
 		require.NoError(t, err)
 		require.True(t, more)
 		require.Equal(t, []string{objects[2], objects[1]}, eventIDs(page))
-		page, more, err = tb.st.EventList(tb.ctx, store.EventObjectCreated, objects[1], 2)
+		page, more, err = tb.st.EventList(tb.ctx, "", store.EventObjectCreated, objects[1], 2)
 		require.NoError(t, err)
 		require.False(t, more)
 		require.Equal(t, []string{objects[0]}, eventIDs(page))
-		page, more, err = tb.st.EventList(tb.ctx, "", "", 10)
+		page, more, err = tb.st.EventList(tb.ctx, "", "", "", 10)
 		require.NoError(t, err)
 		require.False(t, more)
 		require.Len(t, page, 4)
@@ -92,7 +92,7 @@ func testEvents(t *testing.T, setup setupFunc) {
 		require.NoError(t, err)
 		// Each subscribed function's invocation commits with the event and
 		// its job runs.
-		invs, more, err := tb.st.InvocationList(tb.ctx, "", "", 10)
+		invs, more, err := tb.st.InvocationList(tb.ctx, "", "", "", 10)
 		require.NoError(t, err)
 		require.False(t, more)
 		require.Len(t, invs, 2)
@@ -115,7 +115,7 @@ func testEvents(t *testing.T, setup setupFunc) {
 		require.EqualValues(t, 2, got.Attempts)
 		require.Empty(t, got.LastError)
 		require.NoError(t, tb.st.InvocationRecord(tb.ctx, b.ID, 5, store.InvocationDead, "boom"))
-		dead, _, err := tb.st.InvocationList(tb.ctx, store.InvocationDead, "", 10)
+		dead, _, err := tb.st.InvocationList(tb.ctx, "", store.InvocationDead, "", 10)
 		require.NoError(t, err)
 		require.Len(t, dead, 1)
 		require.Equal(t, b.ID, dead[0].ID)
@@ -141,11 +141,11 @@ func testEvents(t *testing.T, setup setupFunc) {
 		require.ErrorIs(t, tb.st.InvocationRecord(tb.ctx, "inv_nope", 1, store.InvocationSucceeded, ""), store.ErrConflict)
 
 		// Paging, newest first.
-		page, more, err := tb.st.InvocationList(tb.ctx, "", "", 1)
+		page, more, err := tb.st.InvocationList(tb.ctx, "", "", "", 1)
 		require.NoError(t, err)
 		require.True(t, more)
 		require.Equal(t, b.ID, page[0].ID)
-		page, more, err = tb.st.InvocationList(tb.ctx, "", b.ID, 1)
+		page, more, err = tb.st.InvocationList(tb.ctx, "", "", b.ID, 1)
 		require.NoError(t, err)
 		require.False(t, more)
 		require.Equal(t, a.ID, page[0].ID)
@@ -156,7 +156,7 @@ func testEvents(t *testing.T, setup setupFunc) {
 		tb.st.SetDispatcher(nil)
 		_, err = tb.st.EventEmit(tb.ctx, &store.Event{Type: store.EventObjectCreated, Data: json.RawMessage(`{}`)})
 		require.NoError(t, err)
-		invs, _, err = tb.st.InvocationList(tb.ctx, "", "", 10)
+		invs, _, err = tb.st.InvocationList(tb.ctx, "", "", "", 10)
 		require.NoError(t, err)
 		require.Len(t, invs, 2)
 	})
@@ -174,7 +174,7 @@ func testEvents(t *testing.T, setup setupFunc) {
 		tb.st.SetDispatcher(dispatcher{store.EventObjectCreated: {"fn"}})
 		invoked := func(createdAt int64) (store.Event, store.Invocation) {
 			ev := emit(createdAt)
-			invs, _, err := tb.st.InvocationList(tb.ctx, "", "", 1)
+			invs, _, err := tb.st.InvocationList(tb.ctx, "", "", "", 1)
 			require.NoError(t, err)
 			require.Equal(t, ev.ID, invs[0].EventID)
 			return ev, invs[0]

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 )
@@ -34,25 +35,28 @@ type File struct {
 	ExpiresAt *int64
 	// Owner says who sees the file: FileOwnerAPI or FileOwnerCuration.
 	Owner string
+	// ProjectID is the file's project. Default: DefaultProject.
+	ProjectID string
 }
 
-const fileColumns = `id, purpose, filename, bytes, object_key, status, created_at, expires_at, owner`
+const fileColumns = `id, purpose, filename, bytes, object_key, status, created_at, expires_at, owner, project_id`
 
 func scanFile(r row) (File, error) {
 	var f File
-	err := r.Scan(&f.ID, &f.Purpose, &f.Filename, &f.Bytes, &f.ObjectKey, &f.Status, &f.CreatedAt, &f.ExpiresAt, &f.Owner)
+	err := r.Scan(&f.ID, &f.Purpose, &f.Filename, &f.Bytes, &f.ObjectKey, &f.Status, &f.CreatedAt, &f.ExpiresAt, &f.Owner, &f.ProjectID)
 	return f, err
 }
 
 // insertFile records a file and, for the API's files, its file.created
 // event (curation's are not the API's business).
 func (s *Store) insertFile(ctx context.Context, q querier, enq enqueue, f File) error {
-	_, err := q.exec(ctx, `INSERT INTO files (`+fileColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		f.ID, f.Purpose, f.Filename, f.Bytes, f.ObjectKey, f.Status, f.CreatedAt, f.ExpiresAt, f.Owner)
+	f.ProjectID = cmp.Or(f.ProjectID, DefaultProject)
+	_, err := q.exec(ctx, `INSERT INTO files (`+fileColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		f.ID, f.Purpose, f.Filename, f.Bytes, f.ObjectKey, f.Status, f.CreatedAt, f.ExpiresAt, f.Owner, f.ProjectID)
 	if err != nil || f.Owner != FileOwnerAPI {
 		return err
 	}
-	_, err = s.emit(ctx, q, enq, &Event{Type: EventFileCreated, Data: idData(f.ID)})
+	_, err = s.emit(ctx, q, enq, &Event{Type: EventFileCreated, Data: idData(f.ID), ProjectID: f.ProjectID})
 	return err
 }
 
@@ -76,6 +80,8 @@ func (s *Store) FileGet(ctx context.Context, id string) (File, error) {
 
 // FileListParams filters and pages FileList.
 type FileListParams struct {
+	// Project lists only its files. Default: DefaultProject.
+	Project string
 	// Owner lists only its files; the zero value is the API's.
 	Owner   string
 	Purpose string // "" for all
@@ -87,19 +93,19 @@ type FileListParams struct {
 // FileList lists files that are not deleted, up to Limit, and whether more
 // follow.
 func (s *Store) FileList(ctx context.Context, p FileListParams) ([]File, bool, error) {
-	cmp, order := "<", "DESC"
+	op, order := "<", "DESC"
 	if p.Asc {
-		cmp, order = ">", "ASC"
+		op, order = ">", "ASC"
 	}
-	sql := `SELECT ` + fileColumns + ` FROM files WHERE deleted_at IS NULL AND owner = $1`
-	args := []any{p.Owner}
+	sql := `SELECT ` + fileColumns + ` FROM files WHERE deleted_at IS NULL AND owner = $1 AND project_id = $2`
+	args := []any{p.Owner, cmp.Or(p.Project, DefaultProject)}
 	if p.Purpose != "" {
 		args = append(args, p.Purpose)
 		sql += fmt.Sprintf(` AND purpose = $%d`, len(args))
 	}
 	if p.After != "" {
 		args = append(args, p.After)
-		sql += fmt.Sprintf(` AND id %s $%d`, cmp, len(args))
+		sql += fmt.Sprintf(` AND id %s $%d`, op, len(args))
 	}
 	args = append(args, p.Limit+1)
 	sql += fmt.Sprintf(` ORDER BY id %s LIMIT $%d`, order, len(args))

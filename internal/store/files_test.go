@@ -112,6 +112,7 @@ func testFiles(t *testing.T, setup setupFunc) {
 		require.NoError(t, tb.st.FileCreate(tb.ctx, f))
 		got, err := tb.st.FileGet(tb.ctx, f.ID)
 		require.NoError(t, err)
+		f.ProjectID = store.DefaultProject // made without one
 		require.Equal(t, f, got)
 		require.Equal(t, []string{f.ID}, eventsOf(t, tb, store.EventFileCreated), "a file's creation is an event")
 
@@ -174,7 +175,7 @@ func testFiles(t *testing.T, setup setupFunc) {
 		require.Equal(t, store.FileOwnerCuration, got.Owner)
 
 		// Only the API's file is announced to the API's webhooks.
-		evs, _, err := tb.st.EventList(tb.ctx, store.EventFileCreated, "", 10)
+		evs, _, err := tb.st.EventList(tb.ctx, "", store.EventFileCreated, "", 10)
 		require.NoError(t, err)
 		require.Len(t, evs, 1)
 		require.Contains(t, string(evs[0].Data), api.ID)

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -34,10 +35,10 @@ func (s *Store) InboxImport(ctx context.Context, key, etag string, f File, b *Ba
 		}
 		// A released version (the same bytes uploaded again after an
 		// import) is imported anew; one not released is a duplicate.
-		n, err := q.exec(ctx, `INSERT INTO inbox_objects (object_key, etag, file_id, batch_id, created_at) VALUES ($1, $2, $3, $4, $5)
+		n, err := q.exec(ctx, `INSERT INTO inbox_objects (object_key, etag, file_id, batch_id, created_at, project_id) VALUES ($1, $2, $3, $4, $5, $6)
 			ON CONFLICT (object_key, etag) DO UPDATE SET file_id = excluded.file_id, batch_id = excluded.batch_id,
-				created_at = excluded.created_at, released_at = NULL
-			WHERE inbox_objects.released_at IS NOT NULL`, key, etag, f.ID, batchID, now())
+				created_at = excluded.created_at, released_at = NULL, project_id = excluded.project_id
+			WHERE inbox_objects.released_at IS NOT NULL`, key, etag, f.ID, batchID, now(), cmp.Or(f.ProjectID, DefaultProject))
 		if err != nil {
 			return err
 		}

@@ -80,20 +80,29 @@ func (s *Store) ShardBacklog(ctx context.Context) ([]Backlog, error) {
 }
 
 // ShardClaim leases the next claimable shard of model to owner until
-// now+ttl: shards that became ready before starvedBefore (Unix ms) first,
-// then the highest priority, then the longest waiting, so that a stream of
-// urgent batches cannot starve the others. It returns ErrNotFound when none
-// waits.
+// now+ttl: shards that became ready before starvedBefore (Unix ms) first;
+// then those of the project with the fewest shards running, and among
+// those the project served least recently, so that projects sharing the
+// agents get equal shares of them, taking turns; then the highest
+// priority (which orders a project's own batches: no project can take
+// another's share by asking for more), then the longest waiting, so that
+// a stream of urgent batches cannot starve the others. It returns
+// ErrNotFound when none waits.
 func (s *Store) ShardClaim(ctx context.Context, model, owner string, ttl time.Duration, starvedBefore int64) (Shard, Batch, error) {
 	var sh Shard
 	var b Batch
 	err := s.d.tx(ctx, func(q querier, _ enqueue) error {
 		t := time.Now()
 		var err error
-		sh, err = scanShard(q.queryRow(ctx, `SELECT `+shardColumns+`
-			FROM batch_shards s JOIN batches b ON b.id = s.batch_id
+		sh, err = scanShard(q.queryRow(ctx, `WITH running AS (
+				SELECT rb.project_id, COUNT(*) AS n FROM batch_shards r JOIN batches rb ON rb.id = r.batch_id
+				WHERE r.status = 'running' AND r.lease_expires_at >= $1 GROUP BY rb.project_id)
+			SELECT `+shardColumns+`
+			FROM batch_shards s JOIN batches b ON b.id = s.batch_id JOIN projects p ON p.id = b.project_id
+			LEFT JOIN running ON running.project_id = b.project_id
 			WHERE `+claimable+` AND s.model = $2
-			ORDER BY CASE WHEN s.ready_at < $3 THEN 0 ELSE 1 END, s.priority DESC, s.ready_at, s.batch_id, s.idx
+			ORDER BY CASE WHEN s.ready_at < $3 THEN 0 ELSE 1 END, COALESCE(running.n, 0), p.claim_seq,
+				s.priority DESC, s.ready_at, s.batch_id, s.idx
 			LIMIT 1`+s.d.skipLocked("s"), t.UnixMilli(), model, starvedBefore))
 		if err != nil {
 			return err
@@ -103,7 +112,10 @@ func (s *Store) ShardClaim(ctx context.Context, model, owner string, ttl time.Du
 			WHERE batch_id = $1 AND idx = $2`, sh.BatchID, sh.Idx, sh.Status, owner, sh.LeaseExpiresAt, sh.Claims); err != nil {
 			return err
 		}
-		b, err = getBatch(ctx, q, sh.BatchID)
+		if b, err = getBatch(ctx, q, sh.BatchID); err != nil {
+			return err
+		}
+		_, err = q.exec(ctx, `UPDATE projects SET claim_seq = (SELECT MAX(claim_seq) FROM projects) + 1 WHERE id = $1`, b.ProjectID)
 		return err
 	})
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/kilnhq/kiln/internal/ids"
 )
@@ -41,6 +42,8 @@ type Store struct {
 	stopBeat func()
 	clientID string
 
+	jobMiddleware []rivertype.Middleware
+
 	signal      shardSignal
 	dispatch    dispatcherSlot
 	keyWatchers watcherSet
@@ -52,11 +55,27 @@ type Store struct {
 // Open connects to a postgres:// or sqlite:// URL and migrates the database
 // (River's tables and kiln's) to the newest version.
 func Open(ctx context.Context, databaseURL string, log *slog.Logger) (*Store, error) {
-	d, err := openDriver(ctx, databaseURL)
+	return OpenWith(ctx, databaseURL, log, nil)
+}
+
+// OpenOpts are options of OpenWith; nil means defaults.
+type OpenOpts struct {
+	// JobMiddleware wraps every job's insertion and work, in this store's
+	// inserts and its workers alike (tracing: see internal/tracing). Default:
+	// none.
+	JobMiddleware []rivertype.Middleware
+}
+
+// OpenWith is Open with options.
+func OpenWith(ctx context.Context, databaseURL string, log *slog.Logger, opts *OpenOpts) (*Store, error) {
+	if opts == nil {
+		opts = &OpenOpts{}
+	}
+	d, err := openDriver(ctx, databaseURL, opts.JobMiddleware)
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{d: d, log: log}
+	s := &Store{d: d, log: log, jobMiddleware: opts.JobMiddleware}
 	s.closed, s.close = context.WithCancel(context.Background())
 	if err := s.migrate(ctx); err != nil {
 		d.close()
@@ -182,6 +201,7 @@ func (s *Store) StartWorkers(ctx context.Context, opts WorkerOpts) error {
 		FetchCooldown:     min(poll, 20*time.Millisecond),
 		JobTimeout:        time.Hour,
 		PeriodicJobs:      opts.Periodic,
+		Middleware:        s.jobMiddleware,
 		Logger:            s.log.With("component", "river"),
 	})
 	if err != nil {

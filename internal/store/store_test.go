@@ -24,21 +24,31 @@ func TestConformance(t *testing.T) {
 		name string
 		test func(t *testing.T, setup setupFunc)
 	}{
+		{"AdminKeys", testAdminKeys},
 		{"Agents", testAgents},
+		{"AuditLogs", testAuditLogs},
 		{"Batches", testBatches},
 		{"Chunks", testChunks},
 		{"Conquests", testConquests},
 		{"Curation", testCuration},
 		{"CurationExports", testCurationExports},
+		{"CurationProjects", testCurationProjects},
 		{"Curators", testCurators},
 		{"Errors", testErrors},
+		{"EnqueuedTokens", testEnqueuedTokens},
 		{"Events", testEvents},
+		{"EventLookups", testEventLookups},
 		{"Files", testFiles},
 		{"Inbox", testInbox},
 		{"Keys", testKeys},
+		{"Projects", testProjects},
+		{"RateLimits", testRateLimits},
+		{"ServiceAccounts", testServiceAccounts},
+		{"Observability", testObservability},
 		{"Shards", testShards},
 		{"Store", testStore},
 		{"Uploads", testUploads},
+		{"Usage", testUsage},
 		{"Webhooks", testWebhooks},
 	}
 	for _, backend := range storetest.Backends {
@@ -274,7 +284,7 @@ func newFile(t *testing.T, tb *testBundle, purpose string) store.File {
 // eventsOf lists the IDs in the data of every event of a type, oldest first.
 func eventsOf(t *testing.T, tb *testBundle, typ string) []string {
 	t.Helper()
-	evs, _, err := tb.st.EventList(tb.ctx, typ, "", 1000)
+	evs, _, err := tb.st.EventList(tb.ctx, "", typ, "", 1000)
 	require.NoError(t, err)
 	var out []string
 	for i := len(evs) - 1; i >= 0; i-- {

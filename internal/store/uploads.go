@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -36,6 +37,9 @@ type Upload struct {
 	MultipartID *string
 	// MultipartFileID is the file the multipart upload becomes.
 	MultipartFileID *string
+	// ProjectID is the upload's project, and its file's. Default:
+	// DefaultProject.
+	ProjectID string
 }
 
 // UploadPart is one part of an upload.
@@ -51,11 +55,11 @@ type UploadPart struct {
 	CreatedAt  int64
 }
 
-const uploadColumns = `id, filename, purpose, bytes, mime_type, status, created_at, expires_at, file_id, multipart_id, multipart_file_id`
+const uploadColumns = `id, filename, purpose, bytes, mime_type, status, created_at, expires_at, file_id, multipart_id, multipart_file_id, project_id`
 
 func scanUpload(r row) (Upload, error) {
 	var u Upload
-	err := r.Scan(&u.ID, &u.Filename, &u.Purpose, &u.Bytes, &u.MimeType, &u.Status, &u.CreatedAt, &u.ExpiresAt, &u.FileID, &u.MultipartID, &u.MultipartFileID)
+	err := r.Scan(&u.ID, &u.Filename, &u.Purpose, &u.Bytes, &u.MimeType, &u.Status, &u.CreatedAt, &u.ExpiresAt, &u.FileID, &u.MultipartID, &u.MultipartFileID, &u.ProjectID)
 	return u, err
 }
 
@@ -70,8 +74,9 @@ func (s *Store) UploadCreate(ctx context.Context, u Upload, jobs ...Job) error {
 }
 
 func insertUpload(ctx context.Context, q querier, enq enqueue, u Upload, jobs []Job) error {
-	if _, err := q.exec(ctx, `INSERT INTO uploads (`+uploadColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-		u.ID, u.Filename, u.Purpose, u.Bytes, u.MimeType, u.Status, u.CreatedAt, u.ExpiresAt, u.FileID, u.MultipartID, u.MultipartFileID); err != nil {
+	if _, err := q.exec(ctx, `INSERT INTO uploads (`+uploadColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+		u.ID, u.Filename, u.Purpose, u.Bytes, u.MimeType, u.Status, u.CreatedAt, u.ExpiresAt, u.FileID, u.MultipartID, u.MultipartFileID,
+		cmp.Or(u.ProjectID, DefaultProject)); err != nil {
 		return err
 	}
 	return enqueueAll(ctx, enq, jobs)

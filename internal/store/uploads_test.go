@@ -126,6 +126,7 @@ func testUploads(t *testing.T, setup setupFunc) {
 		require.Equal(t, []string{"expire"}, w.wait(t, 1))
 		got, err := tb.st.UploadGet(tb.ctx, u.ID)
 		require.NoError(t, err)
+		u.ProjectID = store.DefaultProject // made without one
 		require.Equal(t, u, got)
 
 		now := time.Now().Unix()
@@ -153,7 +154,9 @@ func testUploads(t *testing.T, setup setupFunc) {
 		require.Equal(t, got, stored)
 		gotFile, err := tb.st.FileGet(tb.ctx, f.ID)
 		require.NoError(t, err)
-		require.Equal(t, f, gotFile)
+		want := f
+		want.ProjectID = store.DefaultProject // the upload's
+		require.Equal(t, want, gotFile)
 		_, err = tb.st.UploadComplete(tb.ctx, u.ID, store.File{ID: ids.New(ids.File)})
 		require.ErrorIs(t, err, store.ErrConflict)
 		_, err = tb.st.UploadComplete(tb.ctx, "upload_nope", f)

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -20,6 +21,9 @@ type WebhookEndpoint struct {
 	PreviousExpiresAt int64
 	CreatedAt         int64
 	UpdatedAt         int64
+	// ProjectID is the endpoint's project: it receives that project's
+	// events only. Default: DefaultProject.
+	ProjectID string
 }
 
 // Secrets are the secrets that sign a delivery now.
@@ -30,12 +34,12 @@ func (e WebhookEndpoint) Secrets() []string {
 	return []string{e.Secret}
 }
 
-const endpointColumns = `id, url, name, event_types, secret, previous_secret, previous_expires_at, created_at, updated_at`
+const endpointColumns = `id, url, name, event_types, secret, previous_secret, previous_expires_at, created_at, updated_at, project_id`
 
 func scanEndpoint(r row) (WebhookEndpoint, error) {
 	var e WebhookEndpoint
 	var types string
-	if err := r.Scan(&e.ID, &e.URL, &e.Name, &types, &e.Secret, &e.PreviousSecret, &e.PreviousExpiresAt, &e.CreatedAt, &e.UpdatedAt); err != nil {
+	if err := r.Scan(&e.ID, &e.URL, &e.Name, &types, &e.Secret, &e.PreviousSecret, &e.PreviousExpiresAt, &e.CreatedAt, &e.UpdatedAt, &e.ProjectID); err != nil {
 		return WebhookEndpoint{}, err
 	}
 	if err := json.Unmarshal([]byte(types), &e.EventTypes); err != nil {
@@ -50,8 +54,8 @@ func (s *Store) WebhookEndpointCreate(ctx context.Context, e WebhookEndpoint) er
 	if err != nil {
 		return err
 	}
-	if _, err := s.d.db().exec(ctx, `INSERT INTO webhook_endpoints (id, url, name, event_types, secret, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $6)`, e.ID, e.URL, e.Name, string(types), e.Secret, e.CreatedAt); err != nil {
+	if _, err := s.d.db().exec(ctx, `INSERT INTO webhook_endpoints (id, url, name, event_types, secret, created_at, updated_at, project_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $6, $7)`, e.ID, e.URL, e.Name, string(types), e.Secret, e.CreatedAt, cmp.Or(e.ProjectID, DefaultProject)); err != nil {
 		return fmt.Errorf("store: create webhook endpoint: %w", err)
 	}
 	return nil
@@ -102,15 +106,15 @@ func (s *Store) WebhookEndpointGet(ctx context.Context, id string) (WebhookEndpo
 	return e, nil
 }
 
-// WebhookEndpointList lists endpoints that are not deleted, newest first,
-// after the cursor ("" for the first page) and up to limit (0 for all), and
-// whether more follow.
-func (s *Store) WebhookEndpointList(ctx context.Context, after string, limit int) ([]WebhookEndpoint, bool, error) {
-	sql := `SELECT ` + endpointColumns + ` FROM webhook_endpoints WHERE deleted_at IS NULL`
-	var args []any
+// WebhookEndpointList lists a project's endpoints that are not deleted,
+// newest first, after the cursor ("" for the first page) and up to limit
+// (0 for all), and whether more follow.
+func (s *Store) WebhookEndpointList(ctx context.Context, project, after string, limit int) ([]WebhookEndpoint, bool, error) {
+	sql := `SELECT ` + endpointColumns + ` FROM webhook_endpoints WHERE deleted_at IS NULL AND project_id = $1`
+	args := []any{cmp.Or(project, DefaultProject)}
 	if after != "" {
 		args = append(args, after)
-		sql += ` AND id < $1`
+		sql += ` AND id < $2`
 	}
 	sql += ` ORDER BY id DESC`
 	if limit > 0 {
@@ -163,15 +167,17 @@ type Delivery struct {
 	CreatedAt      int64
 	UpdatedAt      int64
 	DeliveredAt    *int64
+	// ProjectID is its event's project.
+	ProjectID string
 }
 
 const deliveryColumns = `id, event_id, endpoint_id, url, status, attempts, response_status, response_body, last_error,
-	created_at, updated_at, delivered_at`
+	created_at, updated_at, delivered_at, project_id`
 
 func scanDelivery(r row) (Delivery, error) {
 	var d Delivery
 	err := r.Scan(&d.ID, &d.EventID, &d.EndpointID, &d.URL, &d.Status, &d.Attempts, &d.ResponseStatus, &d.ResponseBody,
-		&d.LastError, &d.CreatedAt, &d.UpdatedAt, &d.DeliveredAt)
+		&d.LastError, &d.CreatedAt, &d.UpdatedAt, &d.DeliveredAt, &d.ProjectID)
 	return d, err
 }
 
@@ -181,9 +187,9 @@ func scanDelivery(r row) (Delivery, error) {
 func (s *Store) DeliveriesCreate(ctx context.Context, ds []Delivery, job func(Delivery) Job) error {
 	err := s.d.tx(ctx, func(q querier, enq enqueue) error {
 		for _, d := range ds {
-			n, err := q.exec(ctx, `INSERT INTO webhook_deliveries (id, event_id, endpoint_id, url, status, created_at, updated_at)
-				VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id, endpoint_id, url) DO NOTHING`,
-				d.ID, d.EventID, d.EndpointID, d.URL, DeliveryPending, d.CreatedAt, d.CreatedAt)
+			n, err := q.exec(ctx, `INSERT INTO webhook_deliveries (id, event_id, endpoint_id, url, status, created_at, updated_at, project_id)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id, endpoint_id, url) DO NOTHING`,
+				d.ID, d.EventID, d.EndpointID, d.URL, DeliveryPending, d.CreatedAt, d.CreatedAt, cmp.Or(d.ProjectID, DefaultProject))
 			if err != nil {
 				return err
 			}

@@ -27,6 +27,7 @@ func testWebhooks(t *testing.T, setup setupFunc) {
 		got, err := tb.st.WebhookEndpointGet(tb.ctx, e.ID)
 		require.NoError(t, err)
 		e.UpdatedAt = e.CreatedAt
+		e.ProjectID = store.DefaultProject // made without one
 		require.Equal(t, e, got)
 
 		got, err = tb.st.WebhookEndpointUpdate(tb.ctx, store.WebhookEndpoint{ID: e.ID, URL: "https://example.com/v2", Name: "v2",
@@ -70,19 +71,19 @@ func testWebhooks(t *testing.T, setup setupFunc) {
 			made = append(made, newEndpoint(t, tb).ID)
 		}
 		require.NoError(t, tb.st.WebhookEndpointDelete(tb.ctx, made[1]))
-		all, more, err := tb.st.WebhookEndpointList(tb.ctx, "", 0)
+		all, more, err := tb.st.WebhookEndpointList(tb.ctx, "", "", 0)
 		require.NoError(t, err)
 		require.False(t, more)
 		require.Equal(t, []string{made[3], made[2], made[0]}, endpointIDs(all), "newest first, without deleted ones")
-		page, more, err := tb.st.WebhookEndpointList(tb.ctx, "", 2)
+		page, more, err := tb.st.WebhookEndpointList(tb.ctx, "", "", 2)
 		require.NoError(t, err)
 		require.True(t, more)
 		require.Equal(t, []string{made[3], made[2]}, endpointIDs(page))
-		page, more, err = tb.st.WebhookEndpointList(tb.ctx, made[2], 2)
+		page, more, err = tb.st.WebhookEndpointList(tb.ctx, "", made[2], 2)
 		require.NoError(t, err)
 		require.False(t, more)
 		require.Equal(t, []string{made[0]}, endpointIDs(page))
-		page, more, err = tb.st.WebhookEndpointList(tb.ctx, made[2], 0)
+		page, more, err = tb.st.WebhookEndpointList(tb.ctx, "", made[2], 0)
 		require.NoError(t, err)
 		require.False(t, more)
 		require.Equal(t, []string{made[0]}, endpointIDs(page))
@@ -128,7 +129,7 @@ func testWebhooks(t *testing.T, setup setupFunc) {
 		got, err := tb.st.DeliveryGet(tb.ctx, ds[0].ID)
 		require.NoError(t, err)
 		require.Equal(t, store.Delivery{ID: ds[0].ID, EventID: ev.ID, EndpointID: e.ID, URL: e.URL, Status: store.DeliveryPending,
-			CreatedAt: 10, UpdatedAt: 10}, got)
+			CreatedAt: 10, UpdatedAt: 10, ProjectID: store.DefaultProject}, got)
 
 		// A failed attempt that will be retried, then a success.
 		require.NoError(t, tb.st.DeliveryRecord(tb.ctx, ds[0].ID, store.DeliveryAttempt{Attempts: 1, Status: store.DeliveryPending,

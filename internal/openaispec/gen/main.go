@@ -47,6 +47,20 @@ var rootsSpec = []string{
 	"WebhookBatchCompleted",
 	"WebhookBatchExpired",
 	"WebhookBatchFailed",
+	// The Administration API (/v1/organization/...).
+	"ListAuditLogsResponse",
+	"Project",
+	"ProjectApiKey",
+	"ProjectApiKeyDeleteResponse",
+	"ProjectApiKeyListResponse",
+	"ProjectListResponse",
+	"ProjectRateLimit",
+	"ProjectRateLimitListResponse",
+	"ProjectServiceAccount",
+	"ProjectServiceAccountCreateResponse",
+	"ProjectServiceAccountDeleteResponse",
+	"ProjectServiceAccountListResponse",
+	"UsageResponse",
 }
 
 // rootsLines are the per-line schemas of batch input, output and error files,

@@ -1,4 +1,4 @@
-package conquest_test
+package conquestfuzz
 
 import (
 	"bytes"
@@ -15,7 +15,7 @@ import (
 // FuzzCheckOutput: the output check never panics, and what it accepts is
 // one JSON object holding an answer to every question.
 //
-//	go test -run '^$' -fuzz FuzzCheckOutput ./conquest_schemas/
+//	go test -run '^$' -fuzz '^FuzzCheckOutput$' ./conquest_schemas/conquest/conquestfuzz/
 func FuzzCheckOutput(f *testing.F) {
 	r, err := conquest.Load()
 	if err != nil {
@@ -62,7 +62,7 @@ func FuzzCheckOutput(f *testing.F) {
 // evaluated as a template), and any line of input either becomes one
 // request or one reported problem.
 //
-//	go test -run '^$' -fuzz FuzzRender ./conquest_schemas/
+//	go test -run '^$' -fuzz '^FuzzRender$' ./conquest_schemas/conquest/conquestfuzz/
 func FuzzRender(f *testing.F) {
 	r, err := conquest.Load()
 	if err != nil {
@@ -72,7 +72,9 @@ func FuzzRender(f *testing.F) {
 	f.Add("Ada Example\nEngineer at Northwind", "cand_1", "en", "")
 	f.Add("{{.Data.candidate_id}} {{range .Questions}}x{{end}}", "c", "", "r-1")
 	f.Add("\x00\xff\"\\\n\t</s>", "", "de", "custom")
-	f.Add(strings.Repeat("é", 300), "c2", "es", "")
+	// Short: the fuzzer minimises every new input it keeps, in time
+	// quadratic in its length, and counts no runs until it is done.
+	f.Add(strings.Repeat("é", 24), "c2", "es", "")
 	f.Fuzz(func(t *testing.T, resume, candidate, lang, customID string) {
 		rec := map[string]any{"resume_text": resume, "candidate_id": candidate}
 		if lang != "" {
