@@ -64,6 +64,9 @@ type OpenOpts struct {
 	// inserts and its workers alike (tracing: see internal/tracing). Default:
 	// none.
 	JobMiddleware []rivertype.Middleware
+	// migrateTo stops the migrations after this version (0: all), as an
+	// older kiln left the database; for tests of the migrations.
+	migrateTo int
 }
 
 // OpenWith is Open with options.
@@ -77,7 +80,7 @@ func OpenWith(ctx context.Context, databaseURL string, log *slog.Logger, opts *O
 	}
 	s := &Store{d: d, log: log, jobMiddleware: opts.JobMiddleware}
 	s.closed, s.close = context.WithCancel(context.Background())
-	if err := s.migrate(ctx); err != nil {
+	if err := s.migrate(ctx, opts.migrateTo); err != nil {
 		d.close()
 		return nil, err
 	}
@@ -93,7 +96,9 @@ func (s *Store) Close() {
 	s.d.close()
 }
 
-func (s *Store) migrate(ctx context.Context) error {
+// migrate applies the migrations not yet applied, up to version upTo (0:
+// all).
+func (s *Store) migrate(ctx context.Context, upTo int) error {
 	files, err := fs.Glob(migrations, "migrations/*.sql")
 	if err != nil {
 		return err
@@ -113,7 +118,7 @@ func (s *Store) migrate(ctx context.Context) error {
 			if err := q.queryRow(ctx, `SELECT COUNT(*) FROM kiln_migrations WHERE version = $1`, version).Scan(&n); err != nil {
 				return err
 			}
-			if n > 0 {
+			if n > 0 || (upTo > 0 && version > upTo) {
 				continue
 			}
 			body, err := migrations.ReadFile(f)
