@@ -1,16 +1,47 @@
 package gpuagent
 
 import (
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
+
+// maxProjectLabels bounds the values of the project label: the first
+// projects seen keep their own, and any further one counts as "other", so
+// that a box with many projects cannot blow up the series.
+const maxProjectLabels = 50
+
+// projectLabels hands out the project label's values.
+type projectLabels struct {
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+// of is the label of project id.
+func (p *projectLabels) of(id string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.seen[id] {
+		return id
+	}
+	if len(p.seen) >= maxProjectLabels {
+		return "other"
+	}
+	if p.seen == nil {
+		p.seen = map[string]bool{}
+	}
+	p.seen[id] = true
+	return id
+}
 
 // Metrics are the agent's Prometheus metrics.
 type Metrics struct {
 	inFlight    prometheus.Gauge
 	concurrency prometheus.Gauge
-	requests    prometheus.Counter
-	tokens      prometheus.Counter
+	requests    *prometheus.CounterVec
+	tokens      *prometheus.CounterVec
 	errors      *prometheus.CounterVec
+	projects    projectLabels
 	switches    *prometheus.CounterVec
 	chunkWrite  prometheus.Histogram
 	restarts    prometheus.Counter
@@ -24,12 +55,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Requests in flight against the engine."}),
 		concurrency: prometheus.NewGauge(prometheus.GaugeOpts{Name: "kiln_agent_concurrency_limit",
 			Help: "The adaptive limit on requests in flight."}),
-		requests: prometheus.NewCounter(prometheus.CounterOpts{Name: "kiln_agent_requests_total",
-			Help: "Requests finished (answered or failed for good); rate() gives requests/s."}),
-		tokens: prometheus.NewCounter(prometheus.CounterOpts{Name: "kiln_agent_tokens_total",
-			Help: "Prompt and completion tokens of answered requests; rate() gives tokens/s."}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kiln_agent_requests_total",
+			Help: "Requests finished (answered or failed for good), by project; rate() gives requests/s."}, []string{"project"}),
+		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kiln_agent_tokens_total",
+			Help: "Prompt and completion tokens of answered requests, by project; rate() gives tokens/s."}, []string{"project"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kiln_agent_request_errors_total",
-			Help: "Requests that went to the error file, by HTTP status or error code."}, []string{"code"}),
+			Help: "Requests that went to the error file, by project and HTTP status or error code."}, []string{"project", "code"}),
 		switches: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kiln_agent_model_switches_total",
 			Help: "Model switches, by the model unloaded and the one loaded."}, []string{"from", "to"}),
 		chunkWrite: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "kiln_agent_chunk_write_seconds",

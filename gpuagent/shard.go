@@ -361,8 +361,9 @@ func (r *request) run() {
 	a.completed.Add(1)
 	in, out := usageOf(rec)
 	a.tokens.Add(in + out)
-	a.metrics.requests.Inc()
-	a.metrics.tokens.Add(float64(in + out))
+	project := a.metrics.projects.of(sr.b.ProjectID)
+	a.metrics.requests.WithLabelValues(project).Inc()
+	a.metrics.tokens.WithLabelValues(project).Add(float64(in + out))
 	sr.results <- rec
 }
 
@@ -447,7 +448,7 @@ func (r *request) do(ctx context.Context) (rec batchline.Record, signal int, ok 
 		}
 	}
 	if code != "" {
-		a.metrics.errors.WithLabelValues(code).Inc()
+		a.metrics.errors.WithLabelValues(a.metrics.projects.of(r.sr.b.ProjectID), code).Inc()
 	}
 	data, merr := json.Marshal(out)
 	if merr != nil {

@@ -153,6 +153,7 @@ var boards = []board{
 					`min(kiln_batches_next_expiry_seconds{status=~"validating|in_progress"})`),
 				graph("Requests/s", "", "reqps", false, q(`sum by (instance) (rate(kiln_agent_requests_total`+rate+`))`, "{{instance}}")),
 				graph("Tokens/s", "", "short", false, q(`sum by (instance) (rate(kiln_agent_tokens_total`+rate+`))`, "{{instance}}")),
+				graph("Tokens/s by project", "Who uses the GPU.", "short", true, q(`sum by (project) (rate(kiln_agent_tokens_total`+rate+`))`, "{{project}}")),
 				graph("Open batches by status", "", "short", true, q(`sum by (status) (kiln_batches)`, "{{status}}")),
 				graph("Time to the next expiry per model", "", "s", false,
 					q(`min by (model) (kiln_batches_next_expiry_seconds{status=~"validating|in_progress"})`, "{{model}}")),

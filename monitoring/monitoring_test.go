@@ -264,7 +264,36 @@ func TestMetricsExported(t *testing.T) {
 	}
 	sort.Strings(missing)
 	require.Empty(t, missing, "metrics that the dashboards and rules read and kiln does not export")
+	requireSeries(t, base+"/metrics", "kiln_agent_requests_total", map[string]string{"project": "proj_default"})
 	t.Logf("%d expressions read %d metrics, all exported by a live kiln", len(exprs), len(want))
+}
+
+// requireSeries fails unless the /metrics page at url has a series of the
+// metric with these labels.
+func requireSeries(t *testing.T, url, metric string, labels map[string]string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := p.TextToMetricFamilies(resp.Body)
+	require.NoError(t, err)
+	mf, ok := families[metric]
+	require.True(t, ok, "no %s", metric)
+	for _, m := range mf.GetMetric() {
+		have := map[string]string{}
+		for _, l := range m.GetLabel() {
+			have[l.GetName()] = l.GetValue()
+		}
+		match := true
+		for k, v := range labels {
+			match = match && have[k] == v
+		}
+		if match {
+			return
+		}
+	}
+	t.Fatalf("no series of %s with %v", metric, labels)
 }
 
 // scrape reads a /metrics page and returns the names of the series on it:
