@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
 
 	"github.com/kilnhq/kiln/curation"
@@ -337,4 +338,48 @@ func testProjects(t *testing.T, backend string) {
 	session.do(http.MethodGet, "/v1/curation/session", nil, 200, &who)
 	require.Equal(t, a.ID, who.Project.ID, "a session in an archived project falls back to the first left")
 	require.Len(t, who.Projects, 1)
+}
+
+// TestCurationProjectSwitcherBrowser: the workbench of a curator with two
+// projects shows a switcher; the queue is the chosen project's, and a
+// reload keeps the choice. A curator with one project sees no switcher.
+func TestCurationProjectSwitcherBrowser(t *testing.T) {
+	chromiumPath(t) // fail first, with the way to fix it
+	env := kilntest.Start(t, "sqlite", kilntest.Options{NoAgent: true})
+	ctx := context.Background()
+	st := env.App.Store
+	base := env.Base()
+	a, b := store.Project{ID: ids.New(ids.Project), Name: "Alpha"}, store.Project{ID: ids.New(ids.Project), Name: "Beta"}
+	require.NoError(t, st.ProjectCreate(ctx, a))
+	require.NoError(t, st.ProjectCreate(ctx, b))
+	_, rootKey, err := curation.CreateCurator(ctx, st, "Root", curation.RoleAdmin, a.ID, b.ID)
+	require.NoError(t, err)
+	_, adaKey, err := curation.CreateCurator(ctx, st, "Ada", curation.RoleCurator, a.ID)
+	require.NoError(t, err)
+	root := curatorClient{t: t, base: base, key: rootKey}
+	root.as(a.ID).do(http.MethodPost, "/v1/curation/imports", append(jsonlTask("a-1", "One"), jsonlTask("a-2", "Two")...), 200, nil)
+	root.as(b.ID).do(http.MethodPost, "/v1/curation/imports", jsonlTask("b-1", "Three"), 200, nil)
+
+	p := newTab(t)
+	queue := `[...document.querySelectorAll('#task-list a')].map((e) => e.textContent).join('|')`
+	p.do("open the workbench", chromedp.Navigate(base+"/curation/"), chromedp.WaitVisible(chromedp.ID("login-key")))
+	p.do("sign in", chromedp.SetValue(chromedp.ID("login-key"), rootKey), chromedp.Click(chromedp.CSS(`#login-form button[type=submit]`)))
+	p.wait("Alpha's queue", `document.querySelectorAll('#task-list a').length === 2`)
+	require.Equal(t, "false", p.str(`String(document.querySelector('#project-switch').hidden)`), "two projects: a switcher")
+	require.Equal(t, "Alpha|Beta", p.str(`[...document.querySelectorAll('#project-select option')].map((o) => o.textContent).join('|')`))
+	require.Contains(t, p.str(queue), "One")
+	p.shot("project-alpha")
+	p.checkA11y("project switcher")
+
+	p.do("switch to Beta", chromedp.SetValue(chromedp.ID("project-select"), b.ID),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('#project-select').dispatchEvent(new Event('change'))`))
+	p.wait("Beta's queue", `document.querySelectorAll('#task-list a').length === 1 && document.querySelector('#task-list').textContent.includes('Three')`)
+	p.do("reload", chromedp.Reload())
+	p.wait("still Beta", `document.querySelector('#project-select')?.value === `+js(b.ID)+` && document.querySelectorAll('#task-list a').length === 1`)
+
+	p.click("sign out", "#logout")
+	p.do("sign in as Ada", chromedp.WaitVisible(chromedp.ID("login-key")), chromedp.SetValue(chromedp.ID("login-key"), adaKey),
+		chromedp.Click(chromedp.CSS(`#login-form button[type=submit]`)))
+	p.wait("Ada's queue", `document.querySelectorAll('#task-list a').length === 2`)
+	require.Equal(t, "true", p.str(`String(document.querySelector('#project-switch').hidden)`), "one project: no switcher")
 }

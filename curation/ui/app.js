@@ -104,8 +104,12 @@
     $('#login-key').focus();
   }
 
-  async function signedIn(curator) {
+  // signedIn takes the session (GET /session's answer): who, and the
+  // projects they work in.
+  async function signedIn(session) {
+    const curator = session.curator;
     S.curator = curator;
+    showProjects(session);
     $('#who').textContent = `${curator.name}${curator.role === 'admin' ? ' (admin)' : ''}`;
     $('#nav').hidden = false;
     $('#header-tools').hidden = false;
@@ -120,6 +124,29 @@
     route();
   }
 
+  // showProjects fills the project switcher, shown when the curator works
+  // in more than one project.
+  function showProjects(session) {
+    const projects = session.projects || [];
+    const sel = $('#project-select');
+    sel.replaceChildren(...projects.map((p) => h('option', { value: p.id }, p.name)));
+    if (session.project) sel.value = session.project.id;
+    $('#project-switch').hidden = projects.length < 2;
+  }
+
+  async function switchProject() {
+    const id = $('#project-select').value;
+    try {
+      const r = await api('POST', '/session/project', { project_id: id });
+      // The other project's queue, from its start: a task of this one is
+      // not there.
+      S.list = []; S.task = null; S.lastId = null; S.view = '';
+      if (location.hash !== '#/export') history.replaceState(null, '', '#/tasks');
+      await signedIn(r);
+      announce(`Working in ${r.project.name}.`);
+    } catch (e) { fail(e); }
+  }
+
   async function login(ev) {
     ev.preventDefault();
     const input = $('#login-key');
@@ -129,7 +156,7 @@
       const r = await api('POST', '/session', { key });
       input.value = '';
       $('#login-error').textContent = '';
-      await signedIn(r.curator);
+      await signedIn(r);
       announce(`Signed in as ${r.curator.name}.`);
     } catch (e) {
       $('#login-error').textContent = e.status === 401 ? 'That key was not accepted.' : e.message;
@@ -858,6 +885,7 @@
     f.addEventListener('input', (e) => { if (e.target.tagName === 'INPUT') applyFiltersSoon(350); });
     f.addEventListener('reset', () => applyFiltersSoon(0));
     $('#export-form').addEventListener('submit', startExport);
+    $('#project-select').addEventListener('change', switchProject);
     $('#task-body').addEventListener('focusin', (e) => {
       const col = e.target.closest('.output');
       if (col) { S.focus = Number(col.dataset.index); markFocus(); }
@@ -870,7 +898,7 @@
     bind();
     try {
       const r = await api('GET', '/session');
-      await signedIn(r.curator);
+      await signedIn(r);
     } catch (e) {
       if (e.status !== 401) $('#login-error').textContent = `Could not reach kiln: ${e.message}`;
       signedOut($('#login-error').textContent);
