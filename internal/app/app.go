@@ -146,7 +146,7 @@ func New(ctx context.Context, cfg config.Config, opts Options, log *slog.Logger)
 			a.Cfg.PublicURL = cfg.PublicURL
 		}
 	}
-	storeOpts := objectstore.Options{PublicURL: cfg.PublicURL}
+	storeOpts := objectstore.Options{PublicURL: cfg.PublicURL, CORSOrigins: cfg.CORSOrigins}
 	if cfg.SigningKey != "" {
 		storeOpts.SigningKey = []byte(cfg.SigningKey)
 	}
@@ -158,6 +158,15 @@ func New(ctx context.Context, cfg config.Config, opts Options, log *slog.Logger)
 		return nil, fmt.Errorf("object store: %w", err)
 	}
 	a.registerStoreMetrics(a.Bucket)
+	if opts.Serve && len(cfg.CORSOrigins) > 0 {
+		// Browsers on these origins PUT parts to presigned URLs; a bucket
+		// that refuses them breaks web apps' uploads, but not kiln.
+		corsCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		if err := objectstore.SetCORS(corsCtx, a.Bucket, cfg.CORSOrigins); err != nil {
+			log.Warn("object store: browsers on KILN_CORS_ORIGINS cannot use presigned URLs: set the bucket's CORS rules (or the server's CORS setting) for them", "origins", cfg.CORSOrigins, "err", err)
+		}
+		cancel()
+	}
 	if opts.WrapBucket != nil {
 		a.Bucket = opts.WrapBucket(a.Bucket)
 	}

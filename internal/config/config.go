@@ -223,6 +223,13 @@ type Config struct {
 	// folder. Default: random per process, so URLs die with it.
 	SigningKey string `name:"signing-key" env:"KILN_SIGNING_KEY" help:"Key for the folder store's presigned URLs (32+ bytes)."`
 
+	// CORSOrigins are the origins (scheme://host[:port], exactly as
+	// browsers send them) of web apps whose pages may use presigned URLs:
+	// the folder store answers their CORS requests at /objects/, and kiln
+	// serve sets an S3 bucket's CORS rules for them at start, or warns that
+	// it cannot. Default: none, no CORS.
+	CORSOrigins []string `name:"cors-origins" env:"KILN_CORS_ORIGINS" help:"Origins of web pages that may PUT and GET presigned URLs (comma-separated, e.g. https://app.example.com)."`
+
 	// MaxPartBytes is the largest upload part. Default: 64 MiB (OpenAI's).
 	MaxPartBytes int64 `name:"max-part-bytes" env:"KILN_MAX_PART_BYTES" default:"${max_part_bytes_default}" help:"Largest upload part, in bytes."`
 
@@ -420,6 +427,12 @@ func (c Config) Validate() error {
 	}
 	if c.SigningKey != "" && len(c.SigningKey) < 32 {
 		return fmt.Errorf("config: KILN_SIGNING_KEY must be at least 32 bytes")
+	}
+	for _, o := range c.CORSOrigins {
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" ||
+			u.RawQuery != "" || u.Fragment != "" || u.User != nil || strings.Contains(o, "*") {
+			return fmt.Errorf("config: KILN_CORS_ORIGINS entry %q: want an origin, scheme://host[:port] as in https://app.example.com (no path, no trailing slash, no wildcard)", o)
+		}
 	}
 	if c.InboxSQSURL != "" {
 		if u, err := url.Parse(c.InboxSQSURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

@@ -128,6 +128,17 @@ func TestWithDefaults(t *testing.T) {
 	})
 }
 
+// TestCORSOriginsFlag pins how KILN_CORS_ORIGINS lists origins: comma-
+// separated, each valid.
+func TestCORSOriginsFlag(t *testing.T) {
+	t.Setenv("KILN_CORS_ORIGINS", "https://app.example.com,http://127.0.0.1:3000")
+	var c cli
+	_, err := newParser(t, &c).Parse(nil)
+	require.NoError(t, err)
+	require.Equal(t, []string{"https://app.example.com", "http://127.0.0.1:3000"}, c.CORSOrigins)
+	require.NoError(t, c.WithDefaults().Validate())
+}
+
 func TestValidate(t *testing.T) {
 	t.Parallel()
 
@@ -157,6 +168,9 @@ func TestValidate(t *testing.T) {
 		{"InboxSQSURLNeedsPrefix", func(c *config.Config) { c.InboxSQSURL = "https://sqs.us-east-1.amazonaws.com/1/q" }, "KILN_INBOX_PREFIX"},
 		{"InboxSQSConcurrency", func(c *config.Config) { c.InboxSQSConcurrency = -1 }, "KILN_INBOX_SQS_CONCURRENCY"},
 		{"RemoteFunctions", func(c *config.Config) { c.RemoteFunctions = []string{"inbox_import"} }, "KILN_REMOTE_FUNCTIONS"},
+		{"CORSOriginsPath", func(c *config.Config) { c.CORSOrigins = []string{"https://app.example.com/"} }, "KILN_CORS_ORIGINS"},
+		{"CORSOriginsWildcard", func(c *config.Config) { c.CORSOrigins = []string{"https://*.example.com"} }, "KILN_CORS_ORIGINS"},
+		{"CORSOriginsScheme", func(c *config.Config) { c.CORSOrigins = []string{"app.example.com"} }, "KILN_CORS_ORIGINS"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()

@@ -40,3 +40,13 @@ func StartUpload(ctx context.Context, b Bucket, key string) (abort func() error,
 func SetComposeHook(b Bucket, hook func(part int) error) {
 	b.(*s3Bucket).composeHook = hook
 }
+
+// CORSWithRule and CORSRulesAllow are SetCORS's handling of an S3 bucket's
+// CORS rules.
+var (
+	CORSWithRule   = corsWithRule
+	CORSRulesAllow = corsRulesAllow
+)
+
+// CORSProbeKey is the object CheckCORS writes and removes on S3.
+const CORSProbeKey = corsProbeKey

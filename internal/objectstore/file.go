@@ -36,8 +36,9 @@ type fileBucket struct {
 	root string // absolute and clean
 	tmp  string // root/.tmp
 
-	publicURL  string // Options.PublicURL + SignedPath without its final "/"; "" when unset
-	signingKey []byte
+	publicURL   string // Options.PublicURL + SignedPath without its final "/"; "" when unset
+	signingKey  []byte
+	corsOrigins []string // Options.CORSOrigins, normalized
 }
 
 // parseFileURL returns the absolute folder that a file:// URL names.
@@ -72,6 +73,10 @@ func openFile(root string, o Options) (*fileBucket, error) {
 	}
 	if b.signingKey == nil {
 		b.signingKey = processSigningKey()
+	}
+	var err error
+	if b.corsOrigins, err = normalizeOrigins(o.CORSOrigins); err != nil {
+		return nil, fmt.Errorf("objectstore: Options.CORSOrigins: %w", err)
 	}
 	if o.PublicURL != "" {
 		b.publicURL = strings.TrimSuffix(o.PublicURL, "/") + strings.TrimSuffix(SignedPath, "/")

@@ -136,7 +136,10 @@ func (b *fileBucket) verify(method, key string, q url.Values) (filename, part, p
 // body into the object (atomically, as Put; Content-Length required, at most
 // MaxPutSize), GET and HEAD serve it with Range support. A bad, tampered or
 // expired URL, or one used with another method than it was signed for, gets
-// 403; a missing object 404. Errors have S3's XML form.
+// 403; a missing object 404. Errors have S3's XML form. For pages on
+// Options.CORSOrigins, it answers CORS preflights (OPTIONS) and adds CORS
+// headers to every answer (see CORSMethods, CORSAllowHeaders,
+// CORSExposeHeaders); other origins get none, and browsers refuse them.
 //
 // Mount it at SignedPath without stripping the path, as in
 // mux.Handle(objectstore.SignedPath, objectstore.Handler(b)); when
@@ -187,6 +190,11 @@ func (h fileHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeS3Error(w, http.StatusNotFound, "NoSuchKey", "The specified key does not exist.")
 		return
 	}
+	if r.Method == http.MethodOptions && len(h.b.corsOrigins) > 0 && r.Header.Get("Origin") != "" {
+		h.preflight(w, r)
+		return
+	}
+	h.cors(w, r) // on every answer, errors included, so a page can read them
 	method := r.Method
 	switch method {
 	case http.MethodHead:
@@ -297,11 +305,13 @@ func (h fileHandler) put(w http.ResponseWriter, r *http.Request, key, part strin
 func (h fileHandler) putPart(w http.ResponseWriter, r *http.Request, part string, body *errReader, wantMD5 []byte) {
 	uploadID, ns, _ := strings.Cut(part, "/")
 	n, err := strconv.Atoi(ns)
+	var etag string
 	if err == nil {
-		err = h.b.putPart(r.Context(), uploadID, n, body, r.ContentLength, wantMD5)
+		etag, err = h.b.putPart(r.Context(), uploadID, n, body, r.ContentLength, wantMD5)
 	}
 	switch {
 	case err == nil:
+		w.Header().Set("ETag", strconv.Quote(etag))
 		w.WriteHeader(http.StatusOK)
 	case errors.Is(err, errBadDigest):
 		writeS3Error(w, http.StatusBadRequest, "BadDigest", "The Content-MD5 you specified did not match what was received.")

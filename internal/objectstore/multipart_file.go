@@ -150,21 +150,22 @@ func removeUploadDir(dir string) error {
 }
 
 // putPart stores the body of a presigned part PUT as part n of the upload,
-// atomically, after checking it against wantMD5 when that is not nil.
-func (b *fileBucket) putPart(ctx context.Context, uploadID string, n int, r io.Reader, size int64, wantMD5 []byte) error {
+// atomically, after checking it against wantMD5 when that is not nil, and
+// returns the part's ETag: its MD5 in hex, as S3's.
+func (b *fileBucket) putPart(ctx context.Context, uploadID string, n int, r io.Reader, size int64, wantMD5 []byte) (string, error) {
 	dir, err := b.uploadDir(uploadID)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if _, err := os.Stat(dir); err != nil {
-		return fmt.Errorf("upload %s: %w", uploadID, ErrNotExist)
+		return "", fmt.Errorf("upload %s: %w", uploadID, ErrNotExist)
 	}
 	f, err := os.CreateTemp(dir, tempPattern)
 	if err != nil {
 		if isMissing(err) {
-			return fmt.Errorf("upload %s: %w", uploadID, ErrNotExist)
+			return "", fmt.Errorf("upload %s: %w", uploadID, ErrNotExist)
 		}
-		return err
+		return "", err
 	}
 	defer func() {
 		_ = f.Close()
@@ -173,24 +174,24 @@ func (b *fileBucket) putPart(ctx context.Context, uploadID string, n int, r io.R
 	var h hash.Hash = md5.New()
 	pr := newPutReader(ctx, r, size)
 	if _, err := io.Copy(io.MultiWriter(f, h), pr); err != nil {
-		return cmp.Or(pr.cause(), err)
+		return "", cmp.Or(pr.cause(), err)
 	}
 	if wantMD5 != nil && !bytes.Equal(h.Sum(nil), wantMD5) {
-		return errBadDigest
+		return "", errBadDigest
 	}
 	if err := f.Sync(); err != nil {
-		return err
+		return "", err
 	}
 	if err := f.Close(); err != nil {
-		return err
+		return "", err
 	}
 	if err := os.Rename(f.Name(), filepath.Join(dir, strconv.Itoa(n))); err != nil {
 		if isMissing(err) {
-			return fmt.Errorf("upload %s: %w", uploadID, ErrNotExist)
+			return "", fmt.Errorf("upload %s: %w", uploadID, ErrNotExist)
 		}
-		return err
+		return "", err
 	}
-	return nil
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // tempPattern is the name of a temporary file of putPart (and of Put).

@@ -216,6 +216,13 @@ type Options struct {
 	// S3 ignores it: its URLs are signed with the S3 credentials. Default: a
 	// random key made once per process, so the URLs die with the process.
 	SigningKey []byte
+
+	// CORSOrigins are the origins (scheme://host[:port]) of web pages that
+	// may use presigned URLs from a browser: a folder's Handler answers
+	// their CORS preflights and adds CORS headers to its answers. S3
+	// ignores it: SetCORS sets the bucket's CORS rules. Default: none, no
+	// CORS headers.
+	CORSOrigins []string
 }
 
 // signingKeyMinLength is the shortest Options.SigningKey.
@@ -224,6 +231,9 @@ const signingKeyMinLength = 32
 func (o Options) validate() error {
 	if o.SigningKey != nil && len(o.SigningKey) < signingKeyMinLength {
 		return fmt.Errorf("objectstore: Options.SigningKey: want at least %d bytes, got %d", signingKeyMinLength, len(o.SigningKey))
+	}
+	if _, err := normalizeOrigins(o.CORSOrigins); err != nil {
+		return fmt.Errorf("objectstore: Options.CORSOrigins: %w", err)
 	}
 	if o.PublicURL == "" {
 		return nil

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/base64"
+	"encoding/hex"
 	"io"
 	"net/http"
 	"testing"
@@ -50,10 +51,17 @@ func testMultipart(t *testing.T, setup func(t *testing.T) (objectstore.Bucket, c
 		require.ErrorIs(t, err, objectstore.ErrNotExist)
 
 		// Parts go up in any order, with their Content-MD5.
-		resp = doSized(t, http.MethodPut, u2, bytes.NewReader(part2), int64(len(part2)), contentMD5(part2))
-		require.Equal(t, http.StatusOK, resp.status, resp.body)
-		resp = doSized(t, http.MethodPut, u1, bytes.NewReader(part1), int64(len(part1)), contentMD5(part1))
-		require.Equal(t, http.StatusOK, resp.status, resp.body)
+		// Each answers its part's ETag, S3's quoted MD5, which a browser's
+		// S3 client reads (objectstore.CORSExposeHeaders).
+		for _, p := range []struct {
+			url  string
+			data []byte
+		}{{u2, part2}, {u1, part1}} {
+			resp = doSized(t, http.MethodPut, p.url, bytes.NewReader(p.data), int64(len(p.data)), contentMD5(p.data))
+			require.Equal(t, http.StatusOK, resp.status, resp.body)
+			sum := md5.Sum(p.data)
+			require.Equal(t, `"`+hex.EncodeToString(sum[:])+`"`, resp.header.Get("ETag"))
+		}
 		require.Empty(t, listKeys(t, b, ""), "parts are not objects")
 
 		_, err = b.CompleteMultipart(ctx, key, id, []int{2, 1}, 0)
