@@ -5,8 +5,9 @@ GO ?= go
 
 .PHONY: run build lambda test test-short chaos monitoring lint fmt openapi services-start services-stop clean demo
 
+# Built, then run (not go run, which exits 1 on Ctrl-C whatever kiln does).
 run:
-	$(GO) run ./cmd/kiln serve
+	$(GO) build -o bin/kiln ./cmd/kiln && bin/kiln serve
 
 build:
 	$(GO) build -o bin/kiln ./cmd/kiln

@@ -13,31 +13,17 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/openai/openai-go/v3"
-	"github.com/openai/openai-go/v3/option"
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/sync/errgroup"
 )
 
-// clientFlags reach a kiln server.
-type clientFlags struct {
-	URL    string `name:"url" env:"KILN_URL" default:"http://localhost:4080" help:"kiln's base URL."`
-	APIKey string `name:"key" env:"KILN_API_KEY" help:"An API key."`
-}
-
-func (f clientFlags) base() string { return strings.TrimRight(f.URL, "/") + "/v1" }
-
-func (f clientFlags) client() *openai.Client {
-	c := openai.NewClient(option.WithBaseURL(f.base()+"/"), option.WithAPIKey(f.APIKey))
-	return &c
-}
-
 type batchCmd struct {
 	Submit   batchSubmitCmd   `cmd:"" help:"Upload a JSONL file in parallel presigned parts and create a batch."`
+	Wait     batchWaitCmd     `cmd:"" help:"Wait for a batch to end, showing its progress."`
 	Download batchDownloadCmd `cmd:"" help:"Download a batch's output and error files."`
 }
 
@@ -65,6 +51,14 @@ const minMultipartPart = 5 << 20
 // upload, creates
 // the batch and, with --wait, follows it to the end.
 func (c *batchSubmitCmd) Run(e *env) error {
+	cl, err := c.client()
+	if err != nil {
+		return err
+	}
+	return c.explain(c.run(e, cl))
+}
+
+func (c *batchSubmitCmd) run(e *env, cl *openai.Client) error {
 	ctx := e.ctx
 	path := c.File
 	if c.Model != "" {
@@ -75,7 +69,7 @@ func (c *batchSubmitCmd) Run(e *env) error {
 		defer os.Remove(tmp)
 		path = tmp
 	}
-	fileID, err := c.upload(ctx, e, path)
+	fileID, err := c.upload(ctx, e, cl, path)
 	if err != nil {
 		return err
 	}
@@ -87,7 +81,7 @@ func (c *batchSubmitCmd) Run(e *env) error {
 		body["priority"] = c.Priority
 	}
 	var batch openai.Batch
-	if err := c.client().Post(ctx, "batches", body, &batch); err != nil {
+	if err := cl.Post(ctx, "batches", body, &batch); err != nil {
 		return fmt.Errorf("create batch: %w", err)
 	}
 	fmt.Fprintf(e.stderr, "batch %s created (%s)\n", batch.ID, batch.Status)
@@ -95,7 +89,7 @@ func (c *batchSubmitCmd) Run(e *env) error {
 	if !c.Wait {
 		return nil
 	}
-	return follow(ctx, e, c.client(), batch.ID)
+	return follow(e, c.clientFlags, cl, batch.ID)
 }
 
 type presigned struct {
@@ -105,7 +99,7 @@ type presigned struct {
 	} `json:"data"`
 }
 
-func (c *batchSubmitCmd) upload(ctx context.Context, e *env, path string) (string, error) {
+func (c *batchSubmitCmd) upload(ctx context.Context, e *env, cl *openai.Client, path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err
@@ -122,7 +116,6 @@ func (c *batchSubmitCmd) upload(ctx context.Context, e *env, path string) (strin
 	if c.PartSize < 1 {
 		return "", fmt.Errorf("--part-size must be positive, got %d", c.PartSize)
 	}
-	cl := c.client()
 	var up struct {
 		ID string `json:"id"`
 	}
@@ -144,8 +137,7 @@ func (c *batchSubmitCmd) upload(ctx context.Context, e *env, path string) (strin
 		}
 		urls.Data = append(urls.Data, more.Data...)
 	}
-	bar := progressbar.NewOptions64(size, progressbar.OptionSetWriter(e.stderr), progressbar.OptionShowBytes(true),
-		progressbar.OptionSetDescription("upload"), progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionShowCount())
+	bar := newBar(e.stderr, size, "upload", true)
 	hc := &http.Client{}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(c.Parallel, 1))
@@ -186,11 +178,12 @@ func (c *batchSubmitCmd) upload(ctx context.Context, e *env, path string) (strin
 	}
 	err = g.Wait()
 	wg.Wait()
-	_ = bar.Finish()
 	if err != nil {
+		_ = bar.Exit()
 		_ = cl.Post(context.WithoutCancel(ctx), "uploads/"+up.ID+"/cancel", nil, nil)
 		return "", err
 	}
+	_ = bar.Finish()
 	if sumErr != nil {
 		return "", sumErr
 	}
@@ -255,38 +248,88 @@ func rewriteModel(path, model string) (string, error) {
 	return out.Name(), out.Close()
 }
 
-// follow shows a batch's progress until it ends: counts, rate and ETA.
-func follow(ctx context.Context, e *env, cl *openai.Client, id string) error {
+// batchState is what follow shows of a batch: OpenAI's batch and kiln's
+// status_message, which says why a batch in progress waits.
+type batchState struct {
+	openai.Batch
+	StatusMessage string
+}
+
+// UnmarshalJSON reads both parts: the embedded Batch's own UnmarshalJSON
+// would otherwise take the whole and drop status_message.
+func (b *batchState) UnmarshalJSON(data []byte) error {
+	if err := b.Batch.UnmarshalJSON(data); err != nil {
+		return err
+	}
+	var kiln struct {
+		StatusMessage *string `json:"status_message"`
+	}
+	if err := json.Unmarshal(data, &kiln); err != nil {
+		return err
+	}
+	b.StatusMessage = ""
+	if kiln.StatusMessage != nil {
+		b.StatusMessage = *kiln.StatusMessage
+	}
+	return nil
+}
+
+// ended says whether a batch's status is final.
+func ended(status openai.BatchStatus) bool {
+	switch status {
+	case openai.BatchStatusCompleted, openai.BatchStatusFailed, openai.BatchStatusExpired, openai.BatchStatusCancelled:
+		return true
+	}
+	return false
+}
+
+// follow shows a batch's progress until it ends: counts, rate, ETA and why
+// it waits. Interrupted, it says that the batch goes on and how to wait
+// for it again.
+func follow(e *env, f clientFlags, cl *openai.Client, id string) error {
+	ctx := e.ctx
 	var bar *progressbar.ProgressBar
 	start := time.Now()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	message := ""
 	for {
-		b, err := cl.Batches.Get(ctx, id)
-		if err != nil {
+		var b batchState
+		if err := cl.Get(ctx, "batches/"+id, nil, &b); err != nil {
+			if ctx.Err() != nil {
+				return interrupted(e, f, id)
+			}
 			return err
 		}
+		if b.StatusMessage != message && b.StatusMessage != "" {
+			if bar != nil {
+				_ = bar.Clear()
+			}
+			fmt.Fprintf(e.stderr, "batch %s: %s\n", id, b.StatusMessage)
+		}
+		message = b.StatusMessage
 		done := b.RequestCounts.Completed + b.RequestCounts.Failed
 		if bar == nil && b.RequestCounts.Total > 0 {
-			bar = progressbar.NewOptions64(b.RequestCounts.Total, progressbar.OptionSetWriter(e.stderr),
-				progressbar.OptionSetDescription("requests"), progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(false))
+			// The counts reach the total before the batch ends (finalizing):
+			// the bar's line ends with the batch, not with the count.
+			bar = newBar(e.stderr, b.RequestCounts.Total, "requests", false, progressbar.OptionSetPredictTime(false),
+				progressbar.OptionOnCompletion(nil))
 		}
 		if bar != nil {
-			_ = bar.Set64(done)
 			desc := fmt.Sprintf("%s, %d failed", b.Status, b.RequestCounts.Failed)
-			if el := time.Since(start).Seconds(); done > 0 && el > 0 {
+			if el := time.Since(start).Seconds(); done > 0 && el > 0 && !ended(b.Status) {
 				rate := float64(done) / el
 				eta := time.Duration(float64(b.RequestCounts.Total-done) / rate * float64(time.Second))
 				desc += fmt.Sprintf(", %.0f req/s, ETA %s", rate, eta.Round(time.Second))
 			}
 			bar.Describe(desc)
+			_ = bar.Set64(done)
 		}
-		switch b.Status {
-		case openai.BatchStatusCompleted, openai.BatchStatusFailed, openai.BatchStatusExpired, openai.BatchStatusCancelled:
+		if ended(b.Status) {
 			if bar != nil {
-				_ = bar.Finish()
+				fmt.Fprintln(e.stderr)
 			}
-			fmt.Fprintf(e.stderr, "\nbatch %s %s in %s: %d completed, %d failed\n", id, b.Status,
+			fmt.Fprintf(e.stderr, "batch %s %s in %s: %d completed, %d failed\n", id, b.Status,
 				time.Since(start).Round(time.Second), b.RequestCounts.Completed, b.RequestCounts.Failed)
 			for _, be := range b.Errors.Data {
 				fmt.Fprintf(e.stderr, "  line %d: %s: %s\n", be.Line, be.Code, be.Message)
@@ -298,28 +341,63 @@ func follow(ctx context.Context, e *env, cl *openai.Client, id string) error {
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return interrupted(e, f, id)
 		case <-t.C:
 		}
 	}
 }
 
+// interrupted tells a user who stopped follow that the batch goes on.
+func interrupted(e *env, f clientFlags, id string) error {
+	fmt.Fprintln(e.stderr) // past the bar, or the ^C the terminal echoed
+	resume := "kiln batch wait " + id
+	if f.URL != defaultURL {
+		resume += " --url " + f.URL
+	}
+	fmt.Fprintf(e.stderr, "stopped waiting; batch %s goes on in kiln. Wait for it again with:\n\n    %s\n", id, resume)
+	return errInterrupted
+}
+
+type batchWaitCmd struct {
+	clientFlags `embed:""`
+	ID          string `arg:"" help:"The batch's ID."`
+}
+
+// Run follows a batch until it ends, as submit --wait does.
+func (c *batchWaitCmd) Run(e *env) error {
+	cl, err := c.client()
+	if err != nil {
+		return err
+	}
+	return c.explain(follow(e, c.clientFlags, cl, c.ID))
+}
+
 type batchDownloadCmd struct {
 	clientFlags `embed:""`
 	ID          string `arg:"" help:"The batch's ID."`
-	Dir         string `default:"." help:"Where to write BATCH_output.jsonl and BATCH_error.jsonl."`
+	Dir         string `default:"." help:"Where to write BATCH_output.jsonl and BATCH_error.jsonl (made if missing)."`
 }
 
 // Run downloads the batch's output and error files with a progress bar.
 func (c *batchDownloadCmd) Run(e *env) error {
+	cl, err := c.client()
+	if err != nil {
+		return err
+	}
+	return c.explain(c.run(e, cl))
+}
+
+func (c *batchDownloadCmd) run(e *env, cl *openai.Client) error {
 	ctx := e.ctx
-	cl := c.client()
 	b, err := cl.Batches.Get(ctx, c.ID)
 	if err != nil {
 		return err
 	}
 	if b.OutputFileID == "" && b.ErrorFileID == "" {
 		return fmt.Errorf("batch %s is %s and has no output yet", c.ID, b.Status)
+	}
+	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
+		return err
 	}
 	for _, f := range []struct{ id, name string }{{b.OutputFileID, "output"}, {b.ErrorFileID, "error"}} {
 		if f.id == "" {
@@ -349,11 +427,8 @@ func download(ctx context.Context, e *env, cl *openai.Client, fileID, path strin
 	if err != nil {
 		return err
 	}
-	bar := progressbar.NewOptions64(meta.Bytes, progressbar.OptionSetWriter(e.stderr), progressbar.OptionShowBytes(true),
-		progressbar.OptionSetDescription(filepath.Base(path)), progressbar.OptionThrottle(100*time.Millisecond))
+	bar := newBar(e.stderr, meta.Bytes, filepath.Base(path), true)
 	n, err := io.Copy(io.MultiWriter(out, bar), resp.Body)
-	_ = bar.Finish()
-	fmt.Fprintln(e.stderr)
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}
@@ -361,8 +436,12 @@ func download(ctx context.Context, e *env, cl *openai.Client, fileID, path strin
 		err = fmt.Errorf("got %d of %d bytes", n, meta.Bytes)
 	}
 	if err != nil {
+		if !bar.IsFinished() {
+			_ = bar.Exit()
+		}
 		os.Remove(tmp)
 		return fmt.Errorf("download %s: %w", fileID, err)
 	}
+	_ = bar.Finish()
 	return os.Rename(tmp, path)
 }

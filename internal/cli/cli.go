@@ -24,6 +24,7 @@ import (
 	"github.com/kilnhq/kiln/internal/app"
 	"github.com/kilnhq/kiln/internal/auth"
 	"github.com/kilnhq/kiln/internal/config"
+	"github.com/kilnhq/kiln/internal/doctor"
 	"github.com/kilnhq/kiln/internal/ids"
 	"github.com/kilnhq/kiln/internal/llmsim"
 	"github.com/kilnhq/kiln/internal/store"
@@ -50,6 +51,7 @@ type cli struct {
 	Batch    batchCmd    `cmd:"" help:"Submit batches and download their results, against any kiln."`
 	Conquest conquestCmd `cmd:"" help:"Conquest types: list and show them, build batch requests from data records, run the demo."`
 	Migrate  migrateCmd  `cmd:"" help:"Migrate the database to the newest schema."`
+	Doctor   doctorCmd   `cmd:"" help:"Check the database, job queue, clock, object store, disk, agents and webhook endpoints (kiln serve's settings)."`
 	Keys     keysCmd     `cmd:"" help:"Manage API keys."`
 	Admin    adminCmd    `cmd:"" name:"admin-keys" help:"Manage admin keys: they open the Administration API (/v1/organization/...) only."`
 	Projects projectsCmd `cmd:"" help:"Manage projects (tenants): each key opens its project's files and batches only."`
@@ -64,8 +66,24 @@ type env struct {
 	stderr io.Writer
 }
 
-// Main runs kiln with args and returns the exit code.
+// Main runs kiln with args and returns the exit code. SIGINT and SIGTERM
+// cancel the command's context: a server stops gracefully and exits 0, a
+// client stops (130, as a shell reports an interrupted command).
 func Main(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return mainContext(ctx, args, stdout, stderr)
+}
+
+// exitInterrupted is the exit code of a command stopped by a signal.
+const exitInterrupted = 130
+
+// errInterrupted is a command's error when the signal stopped it and it has
+// said so itself.
+var errInterrupted = errors.New("interrupted")
+
+// mainContext is Main on ctx, which tests cancel as a signal would.
+func mainContext(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var c cli
 	parser, err := kong.New(&c,
 		kong.Name("kiln"),
@@ -74,6 +92,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		kong.Exit(func(code int) { panic(exitCode(code)) }),
 		kong.UsageOnError(),
 		config.KongVars(),
+		kong.Vars{"client_url_default": defaultURL, "doctor_timeout_default": doctor.TimeoutDefault.String()},
 	)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -96,10 +115,16 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			code = 2
 			return
 		}
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		defer stop()
-		ctx = store.WithActor(ctx, cliActor()) // the audit log's actor of kiln keys, kiln projects, ...
-		if err := kctx.Run(&env{ctx: ctx, stdout: stdout, stderr: stderr}); err != nil {
+		ctx := store.WithActor(ctx, cliActor()) // the audit log's actor of kiln keys, kiln projects, ...
+		err = kctx.Run(&env{ctx: ctx, stdout: stdout, stderr: stderr})
+		switch {
+		case err == nil:
+		case errors.Is(err, errInterrupted):
+			code = exitInterrupted
+		case ctx.Err() != nil && errors.Is(err, context.Canceled):
+			fmt.Fprintln(stderr, "kiln: interrupted")
+			code = exitInterrupted
+		default:
 			fmt.Fprintln(stderr, "kiln:", err)
 			code = 1
 		}
@@ -444,5 +469,26 @@ type versionCmd struct{}
 
 func (c *versionCmd) Run(e *env) error {
 	fmt.Fprintln(e.stdout, "kiln", Version())
+	return nil
+}
+
+type doctorCmd struct {
+	config.Config `embed:""`
+	Timeout       time.Duration `name:"timeout" default:"${doctor_timeout_default}" help:"How long each check may take."`
+}
+
+// Run checks the deployment that kiln serve's settings configure and prints
+// a line per check; a failed check makes it exit 1.
+func (c *doctorCmd) Run(e *env) error {
+	r := doctor.Run(e.ctx, c.Config, &doctor.Opts{Timeout: c.Timeout})
+	if _, err := r.WriteTo(e.stdout); err != nil {
+		return err
+	}
+	if e.ctx.Err() != nil {
+		return e.ctx.Err()
+	}
+	if n := r.Count(doctor.Fail); n > 0 {
+		return fmt.Errorf("%d of %d checks failed", n, len(r.Results))
+	}
 	return nil
 }

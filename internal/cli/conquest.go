@@ -345,7 +345,7 @@ func (c *conquestDemoCmd) Run(e *env) error {
 	if !c.Keep {
 		return nil
 	}
-	fmt.Fprintf(e.stdout, "\nkiln keeps serving until Ctrl-C:\n  KILN_URL=%s\n  KILN_API_KEY=%s\n  batches:", base, key)
+	fmt.Fprintf(e.stdout, "\nkiln keeps serving until Ctrl-C; for kiln batch:\n  export KILN_BASE_URL=%s KILN_CLIENT_KEY=%s\n  batches:", base, key)
 	for _, b := range batches {
 		fmt.Fprintf(e.stdout, " %s", b.id)
 	}

@@ -194,7 +194,7 @@ func TestConquestDemo(t *testing.T) {
 		require.Regexp(t, `(?m)^`+id+`\s+`+n+`\s+`+n+`\s+`+n+`\s+0\s*$`, out)
 	}
 	require.Contains(t, errOut, "kiln is serving at http://127.0.0.1:")
-	require.NotContains(t, out, "KILN_API_KEY") // only with --keep
+	require.NotContains(t, out, "KILN_CLIENT_KEY") // only with --keep
 }
 
 func TestConquestDemoNoSamples(t *testing.T) {

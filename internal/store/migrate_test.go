@@ -75,3 +75,35 @@ func TestMigrateIntoProjects(t *testing.T) {
 		})
 	}
 }
+
+// TestPendingMigrations: a database opened without migrating tells which
+// of kiln's migrations it lacks, and opening it does not apply them.
+func TestPendingMigrations(t *testing.T) {
+	t.Parallel()
+	for _, backend := range storetest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			url := storetest.URL(t, backend)
+			pending := func() []int {
+				st, err := store.OpenWith(ctx, url, testLog(), &store.OpenOpts{NoMigrate: true})
+				require.NoError(t, err)
+				defer st.Close()
+				p, err := st.PendingMigrations(ctx)
+				require.NoError(t, err)
+				return p
+			}
+			all := pending()
+			require.Greater(t, len(all), 8, "a database kiln never saw lacks every migration")
+			require.Equal(t, all, pending(), "opening without migrating changes nothing")
+			old, err := store.OpenAt(ctx, url, testLog(), 7)
+			require.NoError(t, err)
+			old.Close()
+			require.Equal(t, all[7:], pending())
+			st, err := store.Open(ctx, url, testLog())
+			require.NoError(t, err)
+			st.Close()
+			require.Empty(t, pending())
+		})
+	}
+}

@@ -64,6 +64,10 @@ type OpenOpts struct {
 	// inserts and its workers alike (tracing: see internal/tracing). Default:
 	// none.
 	JobMiddleware []rivertype.Middleware
+	// NoMigrate opens the database as it is, applying no migration: for
+	// checks that must change nothing (kiln doctor; see
+	// PendingMigrations). Default: migrate.
+	NoMigrate bool
 	// migrateTo stops the migrations after this version (0: all), as an
 	// older kiln left the database; for tests of the migrations.
 	migrateTo int
@@ -80,6 +84,14 @@ func OpenWith(ctx context.Context, databaseURL string, log *slog.Logger, opts *O
 	}
 	s := &Store{d: d, log: log, jobMiddleware: opts.JobMiddleware}
 	s.closed, s.close = context.WithCancel(context.Background())
+	if opts.NoMigrate {
+		// A query that proves the server answers, as a migration would.
+		if _, err := d.db().exec(ctx, `SELECT 1`); err != nil {
+			d.close()
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		return s, nil
+	}
 	if err := s.migrate(ctx, opts.migrateTo); err != nil {
 		d.close()
 		return nil, err
@@ -94,6 +106,68 @@ func (s *Store) Dialect() string { return s.d.name() }
 func (s *Store) Close() {
 	s.close()
 	s.d.close()
+}
+
+// PendingMigrations are the versions of kiln's migrations that the
+// database has not applied, in order: none once kiln serve has started on
+// it with this kiln's schema.
+func (s *Store) PendingMigrations(ctx context.Context) ([]int, error) {
+	versions, err := migrationVersions()
+	if err != nil {
+		return nil, err
+	}
+	exists := `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'kiln_migrations'`
+	if s.d.name() == "postgres" {
+		exists = `SELECT COUNT(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'kiln_migrations'`
+	}
+	var n int
+	if err := s.d.db().queryRow(ctx, exists).Scan(&n); err != nil {
+		return nil, fmt.Errorf("store: pending migrations: %w", err)
+	}
+	if n == 0 {
+		return versions, nil // a database kiln never migrated
+	}
+	applied := map[int]bool{}
+	rows, err := s.d.db().query(ctx, `SELECT version FROM kiln_migrations`)
+	if err != nil {
+		return nil, fmt.Errorf("store: pending migrations: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		applied[v] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	var pending []int
+	for _, v := range versions {
+		if !applied[v] {
+			pending = append(pending, v)
+		}
+	}
+	return pending, nil
+}
+
+// migrationVersions are the versions of kiln's migrations, in order.
+func migrationVersions() ([]int, error) {
+	files, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return nil, err
+	}
+	var out []int
+	for _, f := range files {
+		v, err := strconv.Atoi(strings.SplitN(strings.TrimPrefix(f, "migrations/"), "_", 2)[0])
+		if err != nil {
+			return nil, fmt.Errorf("store: migration %s: name must start with a number", f)
+		}
+		out = append(out, v)
+	}
+	sort.Ints(out)
+	return out, nil
 }
 
 // migrate applies the migrations not yet applied, up to version upTo (0:
