@@ -6,6 +6,7 @@ package app
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -195,7 +196,7 @@ func New(ctx context.Context, cfg config.Config, opts Options, log *slog.Logger)
 			RiverUI: riverUI, RiverUIPrefix: RiverUIPrefix,
 			Admin: apikey.NewAdminChecker(a.Store, cfg.AdminKey), KeyRotationGrace: cfg.KeyRotationGrace,
 			Extra: func(hapi huma.API, mux *http.ServeMux) {
-				mux.Handle("GET /metrics", promhttp.HandlerFor(a.Metrics, promhttp.HandlerOpts{}))
+				mux.Handle("GET /metrics", a.metricsHandler())
 				curation.Register(hapi, curation.Deps{Store: a.Store, Bucket: a.Bucket, Schemas: a.Conquests, Importer: a.Importer, Log: log,
 					SecureCookies: strings.HasPrefix(cfg.PublicURL, "https://")})
 				ui := curation.UIHandler()
@@ -353,12 +354,30 @@ func (a *App) serveMetrics() error {
 	}
 	a.metricsLn = ln
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(a.Metrics, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", a.metricsHandler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	a.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = a.http.Serve(ln) }()
 	a.Log.Info("agent metrics", "addr", ln.Addr().String())
 	return nil
+}
+
+// metricsHandler serves the registry, behind KILN_METRICS_TOKEN when set.
+func (a *App) metricsHandler() http.Handler {
+	h := promhttp.HandlerFor(a.Metrics, promhttp.HandlerOpts{})
+	token := a.Cfg.MetricsToken
+	if token == "" {
+		return h
+	}
+	want := []byte("Bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="kiln metrics"`)
+			http.Error(w, "/metrics needs the bearer token of KILN_METRICS_TOKEN", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // LLMURL is the engine the agent drives.

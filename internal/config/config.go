@@ -189,6 +189,12 @@ type Config struct {
 	// serve serves them on Addr). Default: ":9464".
 	MetricsAddr string `name:"metrics-addr" env:"KILN_METRICS_ADDR" default:"${metrics_addr_default}" help:"kiln agent's /metrics address."`
 
+	// MetricsToken, when set, is the bearer token /metrics requires (on
+	// KILN_ADDR and KILN_METRICS_ADDR): Prometheus sends it with
+	// authorization: {credentials: …}. Default: none, /metrics is open, as
+	// Prometheus exporters are.
+	MetricsToken string `name:"metrics-token" env:"KILN_METRICS_TOKEN" help:"Bearer token that /metrics requires (default: none, open)."`
+
 	// MaxResponseBytes bounds one answer of the LLM backend; a larger one
 	// becomes an error line (response_too_large). Default: 64 MiB.
 	MaxResponseBytes int64 `name:"max-response-bytes" env:"KILN_MAX_RESPONSE_BYTES" default:"${max_response_bytes_default}" help:"Largest accepted answer of the LLM backend, in bytes."`
