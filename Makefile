@@ -3,7 +3,7 @@
 #   make test   the whole suite, with its own Postgres and MinIO
 GO ?= go
 
-.PHONY: run build lambda test test-short chaos monitoring lint fmt openapi services-start services-stop clean demo
+.PHONY: run build lambda test test-short chaos monitoring lint fmt openapi services-start services-stop clean demo bench
 
 # Built, then run (not go run, which exits 1 on Ctrl-C whatever kiln does).
 run:
@@ -59,6 +59,16 @@ monitoring:
 # A whole kiln in-process (temp dir, simulator) runs every conquest type's samples.
 demo:
 	$(GO) run ./cmd/kiln conquest demo
+
+# Regenerate benchmarks/README.md: every func Benchmark in the repository,
+# with the cheap ones run for their latest figures. BENCH_ALL=1 runs them
+# all, on a throwaway Postgres and MinIO (long: see the README).
+bench:
+ifeq ($(BENCH_ALL),1)
+	scripts/test-services.sh run -- $(GO) run ./internal/bench/figures -all
+else
+	$(GO) run ./internal/bench/figures
+endif
 
 clean:
 	rm -rf bin data

@@ -51,6 +51,7 @@ type cli struct {
 	Batch    batchCmd    `cmd:"" help:"Submit batches and download their results, against any kiln."`
 	Conquest conquestCmd `cmd:"" help:"Conquest types: list and show them, build batch requests from data records, run the demo."`
 	Migrate  migrateCmd  `cmd:"" help:"Migrate the database to the newest schema."`
+	Bench    benchCmd    `cmd:"" help:"Measure an engine (or the simulator) over a concurrency sweep per model, and kiln's batch throughput on it."`
 	Doctor   doctorCmd   `cmd:"" help:"Check the database, job queue, clock, object store, disk, agents and webhook endpoints (kiln serve's settings)."`
 	Keys     keysCmd     `cmd:"" help:"Manage API keys."`
 	Admin    adminCmd    `cmd:"" name:"admin-keys" help:"Manage admin keys: they open the Administration API (/v1/organization/...) only."`
