@@ -1,9 +1,11 @@
 package curation
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"time"
 
@@ -104,12 +106,8 @@ type exportOutput struct {
 
 func (d Deps) createExport(ctx context.Context, in *createExportInput) (*exportOutput, error) {
 	o := ExportOptions{Format: string(in.Body.Format), Type: in.Body.Type, Source: in.Body.Source, PerType: in.Body.PerType}
-	n, err := d.Store.CurationCount(ctx, store.TaskFilter{Project: projectOf(ctx), Type: o.Type})
-	if err != nil {
+	if err := d.exportable(ctx, o); err != nil {
 		return nil, err
-	}
-	if n == 0 {
-		return nil, apierror.InvalidCode("", "empty_export", "The selection holds no task: there is nothing to export.")
 	}
 	opts, _ := json.Marshal(o)
 	e := store.CurationExport{ID: ids.New(ids.Export), ProjectID: projectOf(ctx), Format: o.Format, Options: opts, Status: store.ExportQueued,
@@ -150,4 +148,62 @@ func (d Deps) listExports(ctx context.Context, _ *struct{}) (*exportListOutput, 
 		out.Body.Data = append(out.Body.Data, d.exportOf(ctx, e))
 	}
 	return out, nil
+}
+
+// errFound stops a look for an exportable task at the first.
+var errFound = errors.New("found")
+
+// exportable refuses at once, with 400 empty_export, an export whose
+// selection gives its format no row: openai_sft without a gold or
+// corrected output, a preference format without a pair of differently
+// rated outputs, icl without gold. It asks the store for the fewest tasks
+// that could qualify and stops at the first that does.
+func (d Deps) exportable(ctx context.Context, o ExportOptions) error {
+	f := store.TaskFilter{Project: projectOf(ctx), Type: o.Type}
+	yes := true
+	why := "The selection holds no task: there is nothing to export."
+	switch {
+	case o.Format == FormatICL || (o.Format == FormatSFT && o.Source == "gold"):
+		f.Gold = &yes
+		why = "No task of the selection has a gold output: star the best output of some tasks first."
+	case o.Format == FormatSFT && o.Source == "corrected":
+		why = "No task of the selection has a corrected output: correct some outputs first."
+	case o.Format == FormatSFT:
+		why = "No task of the selection has a gold or corrected output: star or correct some outputs first."
+	case o.Format == FormatDPO || o.Format == FormatTRL:
+		f.Rated = &yes
+		why = "No task of the selection has two outputs rated differently: rate at least two outputs of a task, one higher than the other."
+	}
+	n, err := d.Store.CurationCount(ctx, f)
+	if err != nil {
+		return err
+	}
+	if n > 0 && (o.Format == FormatLabelStudio || f.Gold != nil || (o.Format == FormatSFT && o.Source != "corrected" && d.anyGold(ctx, f))) {
+		return nil
+	}
+	if n > 0 {
+		w := newWriter(io.Discard, o)
+		err = d.Store.CurationEach(ctx, f, func(t store.CurationTask, outs []store.CurationOutput) error {
+			if rows, err := w.task(t, outs); err != nil || rows > 0 {
+				return cmp.Or(err, errFound)
+			}
+			return nil
+		})
+		if errors.Is(err, errFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return apierror.InvalidCode("", "empty_export", why)
+}
+
+// anyGold reports whether a task of f has a gold output (which openai_sft
+// takes by default); an error counts as no, and the slower look follows.
+func (d Deps) anyGold(ctx context.Context, f store.TaskFilter) bool {
+	yes := true
+	f.Gold = &yes
+	n, err := d.Store.CurationCount(ctx, f)
+	return err == nil && n > 0
 }

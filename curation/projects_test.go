@@ -250,11 +250,9 @@ func testProjects(t *testing.T, backend string) {
 	var e struct {
 		Error struct{ Code string } `json:"error"`
 	}
-	adaIn.do(http.MethodPost, "/v1/curation/exports", map[string]any{"format": curation.FormatSFT, "source": "gold"}, 200, &bExport)
-	kilntest.Eventually(t, time.Minute, func() bool {
-		adaIn.do(http.MethodGet, "/v1/curation/exports/"+bExport.ID, nil, 200, &bExport)
-		return bExport.Status == store.ExportFailed
-	}, "A's export, which has no gold task, fails")
+	// A's selection has no gold task (B's gold star is not A's): refused at once.
+	adaIn.do(http.MethodPost, "/v1/curation/exports", map[string]any{"format": curation.FormatSFT, "source": "gold"}, http.StatusBadRequest, &e)
+	require.Equal(t, "empty_export", e.Error.Code)
 	root.as(a.ID).do(http.MethodPost, "/v1/curation/exports", map[string]any{"format": curation.FormatSFT, "type": "b_only_type"}, http.StatusBadRequest, &e)
 	require.Equal(t, "empty_export", e.Error.Code)
 

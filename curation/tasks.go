@@ -1,13 +1,13 @@
 package curation
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"slices"
-	"strings"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -89,7 +89,9 @@ type TaskSummary struct {
 	Status          taskStatus `json:"status"`
 	GoldOutputID    *string    `json:"gold_output_id"`
 	Outputs         int64      `json:"outputs"`
-	Preview         string     `json:"preview" doc:"The start of the prompt's last message."`
+	Preview         string     `json:"preview" doc:"What tells the task apart: the type's preview fields of its data record, else the first line of its prompt after the type's header."`
+	Valid           int64      `json:"valid" doc:"Outputs valid against the schema (in a list; 0 in a task, which lists its outputs)."`
+	Rated           int64      `json:"rated" doc:"Outputs rated (in a list; 0 in a task, which lists its outputs)."`
 	Version         int64      `json:"version"`
 	UpdatedAt       int64      `json:"updated_at"`
 }
@@ -141,27 +143,9 @@ type Task struct {
 	Rendering *conquest.Rendering `json:"rendering" doc:"The conquest type's hints for curators; null for other types."`
 }
 
-func preview(input json.RawMessage) string {
-	var in struct {
-		Messages []struct {
-			Content any `json:"content"`
-		} `json:"messages"`
-	}
-	_ = json.Unmarshal(input, &in)
-	if len(in.Messages) == 0 {
-		return ""
-	}
-	s, _ := in.Messages[len(in.Messages)-1].Content.(string)
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > 200 {
-		s = strings.ToValidUTF8(s[:200], "") + "…"
-	}
-	return s
-}
-
 func summaryOf(t store.CurationTask) TaskSummary {
 	return TaskSummary{ID: t.ID, Type: t.ConquestType, ConquestVersion: t.ConquestVersion, Key: t.Key, Status: taskStatus(t.Status),
-		GoldOutputID: t.GoldOutputID, Outputs: t.Outputs, Preview: preview(t.Input), Version: t.Version, UpdatedAt: t.UpdatedAt}
+		GoldOutputID: t.GoldOutputID, Outputs: t.Outputs, Preview: promptPreview(t.Input, ""), Version: t.Version, UpdatedAt: t.UpdatedAt}
 }
 
 func (d Deps) taskOf(t store.CurationTask, outs []store.CurationOutput, hist []store.HistoryEntry) Task {
@@ -180,6 +164,7 @@ func (d Deps) taskOf(t store.CurationTask, outs []store.CurationOutput, hist []s
 	}
 	if def, err := d.Schemas.Get(t.ConquestType, int(t.ConquestVersion)); err == nil {
 		out.Rendering = &def.Rendering
+		out.Preview = promptPreview(t.Input, def.Description)
 	}
 	return out
 }
@@ -195,6 +180,9 @@ func (d Deps) withData(ctx context.Context, t Task) Task {
 		return t
 	}
 	_ = json.Unmarshal(raw, &t.Data)
+	if t.Rendering != nil {
+		t.Preview = cmp.Or(dataPreview(t.Data, t.Rendering.Preview), t.Preview)
+	}
 	return t
 }
 
@@ -224,6 +212,9 @@ func (d Deps) listTasks(ctx context.Context, in *taskListInput) (*taskListOutput
 	out := TaskList{Object: "list", Data: make([]TaskSummary, len(list)), HasMore: more}
 	for i, t := range list {
 		out.Data[i] = summaryOf(t)
+	}
+	if err := d.withPreviews(ctx, out.Data); err != nil {
+		return nil, err
 	}
 	if len(list) > 0 {
 		out.LastID = &list[len(list)-1].ID

@@ -550,6 +550,22 @@ func TestCurationUIBrowser(t *testing.T) {
 	p.do("right key", chromedp.SetValue(chromedp.ID("login-key"), key), chromedp.Click(chromedp.CSS(`#login-form button[type=submit]`)))
 	p.wait("the queue", `document.querySelectorAll('#task-list a').length === 4`)
 	require.Equal(t, "Ada", p.str(`document.querySelector('#who').textContent`))
+	// The first task opens on load, and the queue tells tasks apart: each
+	// shows its own preview (not the type's header), its key, and how many
+	// outputs are valid and rated.
+	p.wait("the first task open", `!!document.querySelector('#task-title') && location.hash === '#/tasks/' + document.querySelector('#task-list a').getAttribute('href').slice(8)`)
+	previews := p.str(`[...document.querySelectorAll('#task-list .task-preview')].map((e) => e.textContent).join('|')`)
+	require.Len(t, strings.Split(previews, "|"), 4)
+	seen := map[string]bool{}
+	for _, pv := range strings.Split(previews, "|") {
+		require.NotEmpty(t, pv)
+		require.False(t, seen[pv], "distinct previews: %s", previews)
+		seen[pv] = true
+	}
+	require.Contains(t, previews, "candidate 2 in Berlin")
+	require.Contains(t, p.str(`document.querySelector('a[href="#/tasks/`+ids["email-1"]+`"]').textContent`), "email-1")
+	require.Contains(t, p.str(`document.querySelector('a[href="#/tasks/`+ids["email-1"]+`"]').textContent`), "2/3 valid")
+	require.Contains(t, p.str(`document.querySelector('a[href="#/tasks/`+ids["email-1"]+`"]').textContent`), "0/3 rated")
 	p.wait("the progress", `document.querySelector('#progress').textContent.includes('Rated 0 of 6 outputs')`)
 
 	// Open the task with three answers.
@@ -559,6 +575,16 @@ func TestCurationUIBrowser(t *testing.T) {
 	require.Contains(t, p.str(`document.querySelector('[data-index="2"]').textContent`), "Invalid output")
 	p.shot("task")
 	p.checkA11y("task")
+	// At 1280 px the three answers fit side by side; at 1920 px too. The
+	// screenshots are kept as artifacts.
+	for _, w := range []int64{1280, 1920} {
+		p.do(fmt.Sprintf("a %d px window", w), chromedp.EmulateViewport(w, w*9/16))
+		p.wait("the layout", `document.querySelector('#task-body .outputs').scrollWidth <= document.querySelector('#task-body .outputs').clientWidth`)
+		require.Equal(t, "true", p.str(`String(document.querySelector('.queue').getBoundingClientRect().right < document.querySelector('#task-body .outputs').getBoundingClientRect().left)`),
+			"the queue is beside the task")
+		p.shot(fmt.Sprintf("task-%dpx", w))
+	}
+	p.do("back to 1440 px", chromedp.EmulateViewport(1440, 960))
 	require.True(t, p.str(`String(!!document.querySelector('nav'))`) == "true")
 
 	// The answer with HTML in it is text: the payload is in the DOM's text,
@@ -568,15 +594,17 @@ func TestCurationUIBrowser(t *testing.T) {
 	require.Equal(t, "0", p.str(`String(document.querySelectorAll('#task-body script, #task-body img, #task-body [onerror]').length)`))
 
 	// Rate by mouse, then by keyboard on the focused column.
+	// A rating moves on to the next output still unrated.
 	p.click("rate alpha 4", sel("rate:"+alpha+":4"))
 	p.wait("alpha rated 4", `document.querySelector(`+js(sel("rate:"+alpha+":4"))+`).getAttribute('aria-pressed') === 'true'`)
-	p.keys("l")
 	p.wait("beta focused", `document.activeElement.dataset.index === '1'`)
 	require.Equal(t, "solid", p.str(`getComputedStyle(document.activeElement).outlineStyle`), "focus is visible")
 	p.keys("2")
 	p.wait("beta rated 2", `document.querySelector(`+js(sel("rate:"+beta+":2"))+`).getAttribute('aria-pressed') === 'true'`)
 
 	// Gold star: one output at a time.
+	p.wait("gamma focused", `document.activeElement.dataset.index === '2'`)
+	p.keys("h")
 	p.keys("h")
 	p.keys("g")
 	p.wait("alpha gold", `document.querySelector(`+js(sel("gold:"+alpha))+`).getAttribute('aria-pressed') === 'true'`)
@@ -595,6 +623,10 @@ func TestCurationUIBrowser(t *testing.T) {
 	p.click("validate and save", sel("save:"+gamma))
 	p.wait("the schema error", `document.querySelector(`+js(editor+"-error")+`).textContent.includes('does not match')`)
 	require.Equal(t, "true", p.str(`String(!!document.querySelector(`+js(sel("force:"+gamma))+`))`), "Save anyway is offered")
+	refused := p.str(`document.querySelector(` + js(editor+"-error") + `).textContent`)
+	require.NotContains(t, refused, "force: true", "said in words")
+	require.Contains(t, refused, "save it anyway")
+	require.Equal(t, "true", p.str(`(() => { const e = document.querySelector(`+js(editor+"-error")+`); return String(e.scrollWidth <= e.clientWidth); })()`), "the reason fits its box")
 	require.Equal(t, "true", p.str(`document.querySelector(`+js(editor)+`).getAttribute('aria-invalid')`))
 	p.shot("correction-refused")
 	p.checkA11y("correction editor")
@@ -667,7 +699,12 @@ func TestCurationUIBrowser(t *testing.T) {
 	p.do("open the evaluation", chromedp.Evaluate[chromedp.Void](`location.hash = '#/tasks/`+ids["cand-1"]+`'`))
 	p.wait("the score meter", `document.querySelector('#task-body [role="meter"]')?.getAttribute('aria-valuenow') === '7'`)
 	require.Equal(t, "10", p.str(`document.querySelector('#task-body [role="meter"]').getAttribute('aria-valuemax')`))
-	require.Contains(t, p.str(`[...document.querySelectorAll('#task-body .output .badge')].map((e) => e.textContent).join('|')`), "advance")
+	// Colour from meaning: the tones of the type's hints, not the word's look.
+	require.Equal(t, "neutral", p.str(`document.querySelector('#task-body .output .out-field .badge').dataset.tone`), "advance is no value of the enum: neutral")
+	require.Equal(t, "positive", p.str(`document.querySelector('#task-body .score-fill').dataset.tone`), "7 of 10")
+	require.Equal(t, "neutral|positive|neutral|negative", p.str(`[...document.querySelectorAll('#task-body .output table .badge')].map((e) => e.dataset.tone).join('|')`),
+		"must_have, strong, nice_to_have, weak")
+	require.Equal(t, "true", p.str(`String([...document.querySelectorAll('#task-body .output table .badge')].some((e) => e.classList.contains('badge-bad') && e.textContent === 'weak'))`))
 	require.Contains(t, p.str(`document.querySelector('#task-body .output table').textContent`), "Five years of Go")
 	p.shot("rendering")
 	p.checkA11y("rendering hints")

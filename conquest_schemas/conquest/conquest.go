@@ -67,6 +67,13 @@ type OutputView struct {
 	Columns []string `json:"columns,omitempty"`
 	Min     *float64 `json:"min,omitempty"`
 	Max     *float64 `json:"max,omitempty"`
+	// Tones, for a badge: each value's tone (true and false for a boolean).
+	Tones map[string]Tone `json:"tones,omitempty"`
+	// ColumnTones, for a table: a column's values' tones.
+	ColumnTones map[string]map[string]Tone `json:"column_tones,omitempty"`
+	// LowerIsBetter, for a score: a low score is positive (a score bar is
+	// positive in its top third and negative in its bottom third).
+	LowerIsBetter bool `json:"lower_is_better,omitempty"`
 }
 
 // Rendering holds the hints for curators: which fields to show, in what
@@ -74,6 +81,9 @@ type OutputView struct {
 type Rendering struct {
 	Data   []DataView   `json:"data"`
 	Output []OutputView `json:"output"`
+	// Preview names the data fields (a.b for a field of an object) that
+	// tell tasks apart in the queue, such as the candidate's name and role.
+	Preview []string `json:"preview,omitempty"`
 }
 
 var (
@@ -296,6 +306,9 @@ func parse(raw []byte) (*Definition, error) {
 		if v.Format == "table" && len(v.Columns) == 0 {
 			return nil, pathError(at+"/columns", "a table needs columns")
 		}
+	}
+	if err := d.CheckHints(); err != nil {
+		return nil, err
 	}
 	return &d, nil
 }

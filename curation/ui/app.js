@@ -194,7 +194,7 @@
       loadExports();
       return;
     }
-    if (entering || !S.list.length) { loadList(true); loadStats(); }
+    if (entering || !S.list.length) { loadList(true).then(openFirst); loadStats(); }
     if (id && (!S.task || S.task.id !== id)) openTask(id);
     if (!id) { S.task = null; renderTask(); renderList(); }
   }
@@ -213,6 +213,8 @@
     const taskSum = (k) => tasks.reduce((n, x) => n + (Number(x[k]) || 0), 0);
     const total = taskSum('total'), reviewed = taskSum('reviewed'), skipped = taskSum('skipped');
     const stat = (label, value) => h('div', {}, h('dt', {}, label), h('dd', {}, value));
+    $('#progress-summary').textContent = `· reviewed ${reviewed + skipped} of ${total} tasks · rated ${rated} of ${outputs} outputs`;
+    showModels([...new Set(rows.map((x) => x.model))].sort());
     const box = $('#progress');
     box.replaceChildren(
       h('dl', { class: 'stat-grid' },
@@ -236,10 +238,28 @@
             h('td', {}, x.gold))))))) : null);
   }
 
+  // showModels lists the models present in the model filter, keeping the
+  // one chosen.
+  function showModels(models) {
+    const sel = $('#f-model');
+    const cur = sel.value;
+    if (cur && !models.includes(cur)) models.push(cur);
+    sel.replaceChildren(h('option', { value: '' }, 'Any model'), ...models.map((m) => h('option', { value: m }, m)));
+    sel.value = cur;
+  }
+
   let statsTimer = 0;
   function refreshStatsSoon() { clearTimeout(statsTimer); statsTimer = setTimeout(loadStats, 800); }
 
   // ---- Queue ---------------------------------------------------------
+
+  // openFirst opens the queue's first task when none is named: the page
+  // never stands empty while there is work.
+  function openFirst() {
+    if (S.view !== 'tasks' || !S.list.length || /^#\/tasks\/./.test(location.hash)) return;
+    history.replaceState(null, '', `#/tasks/${encodeURIComponent(S.list[0].id)}`);
+    openTask(S.list[0].id);
+  }
 
   function filters() {
     const p = new URLSearchParams();
@@ -263,6 +283,8 @@
     S.hasMore = !!r.has_more;
     S.lastId = r.last_id || (S.list.length ? S.list[S.list.length - 1].id : null);
     renderList();
+    const n = [...p.keys()].filter((k) => !['q', 'limit', 'after'].includes(k)).length;
+    $('#filter-summary').textContent = n ? `(${n} on)` : '';
     if (reset) announce(`${S.list.length}${S.hasMore ? '+' : ''} tasks in the queue.`);
   }
 
@@ -273,15 +295,23 @@
 
   function renderList() {
     const current = S.task && S.task.id;
-    $('#task-list').replaceChildren(...S.list.map((t) => h('li', {},
-      h('a', { class: 'task-link', href: `#/tasks/${encodeURIComponent(t.id)}`, 'aria-current': t.id === current ? 'true' : null },
-        h('span', { class: 'task-meta' },
-          h('span', { class: 'badge' }, t.type), statusBadge(t.status),
-          t.gold_output_id ? h('span', { class: 'badge badge-gold' }, h('span', { 'aria-hidden': 'true' }, '★ '), 'gold') : null,
-          h('span', {}, `${t.outputs} output${t.outputs === 1 ? '' : 's'}`)),
-        h('span', { class: 'task-preview' }, t.preview || t.key)))));
+    $('#task-list').replaceChildren(...S.list.map((t) => {
+      const n = t.outputs || 0, valid = t.valid || 0, rated = t.rated || 0;
+      return h('li', {},
+        h('a', { class: 'task-link', href: `#/tasks/${encodeURIComponent(t.id)}`, 'aria-current': t.id === current ? 'true' : null },
+          h('span', { class: 'task-preview' }, t.preview || t.key),
+          h('span', { class: 'task-key' }, h('code', {}, t.key), ' · ', t.type),
+          h('span', { class: 'task-meta' },
+            statusBadge(t.status),
+            t.gold_output_id ? h('span', { class: 'badge badge-gold' }, h('span', { 'aria-hidden': 'true' }, '★ '), 'gold') : null,
+            h('span', { class: `badge ${valid < n ? 'badge-bad' : 'badge-good'}`, title: 'Outputs valid against the schema' }, `${valid}/${n} valid`),
+            h('span', { class: `badge ${n && rated === n ? 'badge-good' : 'badge-neutral'}`, title: 'Outputs rated' }, `${rated}/${n} rated`))));
+    }));
+    $('#queue-count').textContent = S.list.length ? `(${S.list.length}${S.hasMore ? '+' : ''})` : '';
     $('#queue-empty').hidden = S.list.length > 0;
     $('#load-more').hidden = !S.hasMore;
+    const cur = $('#task-list a[aria-current="true"]');
+    if (cur) cur.scrollIntoView({ block: 'nearest' });
   }
 
   let filterTimer = 0;
@@ -348,7 +378,7 @@
     const t = S.task;
     const outs = S.order.map((_, i) => outputAt(i)).filter(Boolean);
     const grid = h('div', { class: 'outputs' }, outs.map(renderOutput));
-    grid.style.gridTemplateColumns = `repeat(${Math.max(outs.length, 1)}, minmax(18rem, 1fr))`;
+    grid.style.gridTemplateColumns = `repeat(${Math.max(outs.length, 1)}, minmax(17rem, 1fr))`;
     body.replaceChildren(
       h('div', { class: 'card' },
         h('div', { class: 'task-head' },
@@ -364,7 +394,7 @@
         S.stale ? h('div', { class: 'banner banner-warn', role: 'alert' },
           'Someone else saved this task meanwhile, so your last change was not saved.',
           h('button', { type: 'button', class: 'btn btn-secondary', 'data-key': 'reload', onclick: () => openTask(t.id) }, 'Reload task')) : null,
-        h('h2', {}, 'Input'),
+        h('h2', { class: 'input-title' }, 'Input'),
         renderInput(t)),
       h('h2', { class: 'visually-hidden' }, 'Outputs'),
       grid,
@@ -428,7 +458,9 @@
     h('div', { class: 'output-head' },
       h('div', {},
         h('h2', { id: headId }, name),
-        S.blind || !o.output_tokens ? null : h('div', { class: 'output-sub' }, `${o.output_tokens} tokens out · ${o.input_tokens} in`)),
+        S.blind ? null : h('div', { class: 'output-sub' }, [
+          o.latency_ms != null ? h('span', { class: 'latency' }, latency(o.latency_ms)) : null,
+          o.output_tokens ? `${o.latency_ms != null ? ' · ' : ''}${o.output_tokens} tokens out · ${o.input_tokens} in` : null])),
       h('div', { class: 'toolbar' },
         o.valid ? h('span', { class: 'badge badge-good' }, 'valid') : h('span', { class: 'badge badge-bad' }, 'invalid'),
         o.corrected != null ? h('span', { class: 'badge badge-info' }, 'corrected') : null)),
@@ -456,6 +488,18 @@
       o.corrected != null ? h('button', { type: 'button', class: 'btn btn-ghost-dark', 'data-key': `clear:${o.id}`, onclick: () => clearCorrection(o.id) }, 'Remove correction') : null));
     col.addEventListener('click', () => { S.focus = S.order.indexOf(o.id); markFocus(); });
     return col;
+  }
+
+  function latency(ms) {
+    return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(ms < 10000 ? 1 : 0)} s`;
+  }
+
+  // refusal turns correction_invalid's message, written for scripts, into
+  // words for a curator: what is wrong, and what they can do.
+  function refusal(message) {
+    const m = /does not match the (\S+) schema: (?:[a-z_]+: )?(.*?)\.? Send force: true to save it anyway\.?$/s.exec(message || '');
+    if (!m) return message;
+    return `This correction does not match the ${m[1]} schema: ${m[2]}. Fix it and save again, or save it anyway: it will be kept, marked as not matching.`;
   }
 
   function renderEditor(o, name) {
@@ -534,10 +578,10 @@
   function renderValue(v, hint) {
     switch (hint.format) {
       case 'markdown': return typeof v === 'string' ? renderMarkdown(v) : renderJSON(v);
-      case 'table': return renderTable(v, hint.columns);
+      case 'table': return renderTable(v, hint.columns, hint.column_tones);
       case 'list': return renderItems(v);
       case 'score': return renderScore(v, hint);
-      case 'badge': return renderBadge(v);
+      case 'badge': return renderBadge(v, hint);
       case 'json': return renderJSON(v);
       default: return renderText(v);
     }
@@ -575,14 +619,15 @@
     return typeof v === 'object' ? JSON.stringify(v) : String(v);
   }
 
-  function renderTable(v, columns) {
+  function renderTable(v, columns, tones) {
     if (!Array.isArray(v)) return renderJSON(v);
     if (!v.length) return h('p', { class: 'muted' }, 'none');
     if (!v.every((r) => r && typeof r === 'object' && !Array.isArray(r))) return renderItems(v);
     const cols = columns && columns.length ? columns : [...new Set(v.flatMap((r) => Object.keys(r)))];
     return h('div', { class: 'table-wrap' }, h('table', { class: 'data-table' },
       h('thead', {}, h('tr', {}, cols.map((c) => h('th', { scope: 'col' }, c.replace(/_/g, ' '))))),
-      h('tbody', {}, v.map((r) => h('tr', {}, cols.map((c) => h('td', {}, cell(r[c]))))))));
+      h('tbody', {}, v.map((r) => h('tr', {}, cols.map((c) => h('td', {},
+        tones && tones[c] && r[c] != null ? toneBadge(r[c], tones[c]) : cell(r[c]))))))));
   }
 
   function renderItems(v) {
@@ -597,7 +642,9 @@
     const min = hint.min ?? 0;
     const max = hint.max ?? Math.max(1, n);
     const frac = Math.min(1, Math.max(0, (n - min) / (max - min || 1)));
-    const fill = h('div', { class: 'score-fill' });
+    const good = hint.lower_is_better ? 1 - frac : frac;
+    const tone = good >= 2 / 3 ? 'positive' : good < 1 / 3 ? 'negative' : 'neutral';
+    const fill = h('div', { class: `score-fill tone-${tone}`, 'data-tone': tone });
     fill.style.width = `${(frac * 100).toFixed(1)}%`;
     return h('div', {
       class: 'score', role: 'meter', 'aria-label': hint.label || 'Score',
@@ -605,14 +652,20 @@
     }, h('div', { class: 'score-track' }, fill), h('span', { class: 'score-value', 'aria-hidden': 'true' }, `${n} / ${max}`));
   }
 
-  function renderBadge(v) {
+  // A value's colour comes from its tone in the type's rendering hints
+  // (positive, neutral, negative), never from how the word looks.
+  const TONE_CLASS = { positive: 'badge-good', neutral: 'badge-neutral', negative: 'badge-bad' };
+
+  function toneBadge(v, tones) {
+    const tone = (tones && TONE_CLASS[tones[String(v)]]) ? tones[String(v)] : 'neutral';
+    const s = typeof v === 'boolean' ? (v ? 'yes' : 'no') : String(v);
+    return h('span', { class: `badge ${TONE_CLASS[tone]}`, 'data-tone': tone }, s.replace(/_/g, ' '));
+  }
+
+  function renderBadge(v, hint) {
     if (v == null) return h('p', { class: 'muted' }, 'none');
     if (typeof v === 'object') return renderJSON(v);
-    const s = typeof v === 'boolean' ? (v ? 'yes' : 'no') : String(v);
-    let cls = 'badge-info';
-    if (/^(yes|true|pass|hire|strong|advance|match|meets|exceeds|accept|approve|above)/i.test(s)) cls = 'badge-good';
-    else if (/^(no|false|fail|reject|decline|below|mismatch|weak)/i.test(s)) cls = 'badge-bad';
-    return h('p', {}, h('span', { class: `badge ${cls}` }, s.replace(/_/g, ' ')));
+    return h('p', {}, toneBadge(v, hint && hint.tones));
   }
 
   // ---- Annotation ----------------------------------------------------
@@ -634,7 +687,10 @@
         if (!S.task || S.task.id !== t.id) return null; // moved on meanwhile
         S.stale = false;
         const item = S.list.find((x) => x.id === r.id);
-        if (item) Object.assign(item, { status: r.status, gold_output_id: r.gold_output_id, version: r.version, updated_at: r.updated_at });
+        if (item) {
+          Object.assign(item, { status: r.status, gold_output_id: r.gold_output_id, version: r.version, updated_at: r.updated_at,
+            rated: (r.outputs || []).filter((o) => o.rating != null).length });
+        }
         if (done) done();
         setTask(r, false);
         refreshStatsSoon();
@@ -660,7 +716,28 @@
     const clear = o.rating === n;
     const name = columnName(o);
     const err = await annotate({ outputs: [clear ? { id, clear_rating: true } : { id, rating: n }] });
-    if (!err) announce(clear ? `Rating of ${name} cleared.` : `Rated ${name} ${n} of 5.`);
+    if (err) return;
+    announce(clear ? `Rating of ${name} cleared.` : `Rated ${name} ${n} of 5.`);
+    if (!clear) moveOn(id);
+  }
+
+  // moveOn follows a rating: to the next output still unrated, or, when
+  // every output is rated, to the next task.
+  function moveOn(id) {
+    if (!S.task) return;
+    const at = S.order.indexOf(id);
+    const unrated = (i) => { const o = outputAt(i); return o && o.rating == null; };
+    for (let k = 1; k < S.order.length; k++) {
+      const i = (at + k) % S.order.length;
+      if (unrated(i)) {
+        S.focus = i;
+        markFocus();
+        const col = $(`#task-body .output[data-index="${i}"]`);
+        if (col) col.focus();
+        return;
+      }
+    }
+    step(1);
   }
 
   async function gold(id) {
@@ -672,7 +749,9 @@
 
   async function setStatus(status) {
     const err = await annotate({ status });
-    if (!err) announce(status === 'reviewed' ? 'Marked reviewed.' : 'Skipped.');
+    if (err) return;
+    announce(status === 'reviewed' ? 'Marked reviewed.' : 'Skipped.');
+    if (status === 'skipped') step(1);
   }
 
   async function saveNotes() {
@@ -718,7 +797,7 @@
       const btn = $(`[data-key="${CSS.escape('edit:' + id)}"]`);
       if (btn) btn.focus();
     } else if (err.code === 'correction_invalid') {
-      S.editError = { id, message: err.message };
+      S.editError = { id, message: refusal(err.message) };
       renderTask();
       announce('The correction does not match the schema.', 'error');
     }
@@ -828,10 +907,11 @@
   async function startExport(ev) {
     ev.preventDefault();
     const f = ev.target.elements;
-    const body = { format: f.format.value, source: f.source.value };
+    const body = { format: f.format.value };
+    if (body.format === 'openai_sft') body.source = f.source.value;
     if (f.type.value) body.type = f.type.value;
     const per = parseInt(f.per_type.value, 10);
-    if (per > 0) body.per_type = per;
+    if (body.format === 'icl' && per > 0) body.per_type = per;
     $('#export-error').textContent = '';
     const btn = $('#x-start');
     btn.disabled = true;
@@ -885,6 +965,13 @@
     f.addEventListener('input', (e) => { if (e.target.tagName === 'INPUT') applyFiltersSoon(350); });
     f.addEventListener('reset', () => applyFiltersSoon(0));
     $('#export-form').addEventListener('submit', startExport);
+    // Show only the options the chosen format uses.
+    const perType = () => {
+      $('#x-per-type-field').hidden = $('#x-format').value !== 'icl';
+      $('#x-source-field').hidden = $('#x-format').value !== 'openai_sft';
+    };
+    $('#x-format').addEventListener('change', perType);
+    perType();
     $('#project-select').addEventListener('change', switchProject);
     $('#task-body').addEventListener('focusin', (e) => {
       const col = e.target.closest('.output');
