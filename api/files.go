@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -30,6 +31,22 @@ type File struct {
 	Filename  string `json:"filename"`
 	Purpose   string `json:"purpose"`
 	Status    string `json:"status" enum:"uploaded,processed,error" doc:"Deprecated by OpenAI; always processed."`
+}
+
+// ExpiresAfter is OpenAI's FileExpirationAfter and BatchFileExpirationAfter:
+// a file expires Seconds after its Anchor. The domain checks it, so that a
+// multipart upload's fields get the same answers.
+type ExpiresAfter struct {
+	Anchor  string `json:"anchor" doc:"The time the delay counts from: created_at, the file's creation." example:"created_at"`
+	Seconds int64  `json:"seconds" doc:"Seconds after the anchor when the file expires, 3600 (1 hour) to 2592000 (30 days)." example:"86400"`
+}
+
+// policy is the domain's form of e; nil is none.
+func (e *ExpiresAfter) policy() *batch.ExpiresAfter {
+	if e == nil {
+		return nil
+	}
+	return &batch.ExpiresAfter{Anchor: e.Anchor, Seconds: e.Seconds}
 }
 
 func fileOf(f store.File) File {
@@ -81,6 +98,9 @@ type fileListOutput struct{ Body FileList }
 
 type fileDeletedOutput struct{ Body FileDeleted }
 
+// The bounds of expires_after.seconds, for the document.
+var expiresAfterMin, expiresAfterMax float64 = batch.ExpiresAfterMinSeconds, batch.ExpiresAfterMaxSeconds
+
 func registerFiles(api huma.API, d Deps) {
 	huma.Register(api, huma.Operation{
 		OperationID: "createFile",
@@ -88,7 +108,9 @@ func registerFiles(api huma.API, d Deps) {
 		Path:        "/v1/files",
 		Summary:     "Upload a file",
 		Description: "Multipart upload with fields `purpose` and `file`. The file streams to object storage and is never held whole in memory. " +
-			"Files for purpose `batch` must be JSONL. Files larger than the configured limit get 413.",
+			"Files for purpose `batch` must be JSONL. Files larger than the configured limit get 413. " +
+			"With `expires_after[anchor]=created_at` and `expires_after[seconds]` (3600 to 2592000) the file is deleted that long after its creation; " +
+			"without, the server's retention for its purpose (KILN_FILE_RETENTION) applies, if any.",
 		Tags: []string{"Files"},
 	}, d.createFile)
 	// The request body is documented after registration: declared before,
@@ -101,6 +123,12 @@ func registerFiles(api huma.API, d Deps) {
 			Properties: map[string]*huma.Schema{
 				"file":    {Type: "string", Format: "binary", Description: "The file."},
 				"purpose": {Type: "string", Enum: anySlice(batch.UploadPurposes), Description: "What the file is for."},
+				"expires_after": {Type: "object", Description: "When the file expires, sent as the fields expires_after[anchor] and expires_after[seconds].",
+					Required: []string{"anchor", "seconds"},
+					Properties: map[string]*huma.Schema{
+						"anchor":  {Type: "string", Enum: []any{batch.AnchorCreatedAt}, Description: "The time the delay counts from: the file's created_at."},
+						"seconds": {Type: "integer", Format: "int64", Minimum: &expiresAfterMin, Maximum: &expiresAfterMax, Description: "Seconds after the anchor when the file expires."},
+					}},
 			},
 		}},
 	}}
@@ -274,15 +302,40 @@ func parseRange(h string, size int64) (start, length int64, ok bool) {
 // no object and no row is left behind.
 func upload(ctx context.Context, d Deps, in *fileUploadInput) (store.File, error) {
 	var draft *batch.Draft
+	var expires *batch.ExpiresAfter
 	purpose := ""
+	field := func(part *multipart.Part, param string) (string, error) {
+		b, err := io.ReadAll(io.LimitReader(part, 256))
+		if err != nil {
+			return "", apierror.BodyError(param, err)
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
 	err := eachFormPart(in.ContentType, in.body, func(part *multipart.Part) error {
-		switch part.FormName() {
+		switch name := part.FormName(); name {
 		case "purpose":
-			b, err := io.ReadAll(io.LimitReader(part, 256))
+			var err error
+			purpose, err = field(part, "purpose")
+			return err
+		case "expires_after[anchor]", "expires_after.anchor":
+			v, err := field(part, "expires_after.anchor")
 			if err != nil {
-				return apierror.BodyError("purpose", err)
+				return err
 			}
-			purpose = strings.TrimSpace(string(b))
+			expires = cmp.Or(expires, &batch.ExpiresAfter{})
+			expires.Anchor = v
+		case "expires_after[seconds]", "expires_after.seconds":
+			v, err := field(part, "expires_after.seconds")
+			if err != nil {
+				return err
+			}
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return apierror.InvalidCode("expires_after.seconds", "invalid_type",
+					fmt.Sprintf("Invalid 'expires_after.seconds': expected an integer, but got '%s' instead.", v))
+			}
+			expires = cmp.Or(expires, &batch.ExpiresAfter{})
+			expires.Seconds = n
 		case "file":
 			if draft != nil {
 				return apierror.Invalid("file", "Only one file may be uploaded per request.")
@@ -302,7 +355,7 @@ func upload(ctx context.Context, d Deps, in *fileUploadInput) (store.File, error
 	if draft == nil {
 		return store.File{}, apierror.Invalid("file", "Missing required parameter: 'file'.")
 	}
-	return draft.Commit(ctx, purpose)
+	return draft.Commit(ctx, purpose, expires)
 }
 
 // eachFormPart calls fn with each part of a multipart/form-data body, in

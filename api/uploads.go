@@ -44,15 +44,12 @@ type UploadPart struct {
 
 type uploadCreateInput struct {
 	Body struct {
-		_            struct{} `additionalProperties:"true"`
-		Bytes        int64    `json:"bytes" minimum:"1" doc:"The file's size in bytes."`
-		Filename     string   `json:"filename" minLength:"1"`
-		MimeType     string   `json:"mime_type" minLength:"1"`
-		Purpose      string   `json:"purpose"`
-		ExpiresAfter *struct {
-			Anchor  string `json:"anchor"`
-			Seconds int64  `json:"seconds"`
-		} `json:"expires_after,omitempty" doc:"Accepted for compatibility; kiln keeps files until they are deleted."`
+		_            struct{}      `additionalProperties:"true"`
+		Bytes        int64         `json:"bytes" minimum:"1" doc:"The file's size in bytes."`
+		Filename     string        `json:"filename" minLength:"1"`
+		MimeType     string        `json:"mime_type" minLength:"1"`
+		Purpose      string        `json:"purpose"`
+		ExpiresAfter *ExpiresAfter `json:"expires_after,omitempty" doc:"When the file the upload becomes expires: that many seconds after it is made. Without it, the server's retention for the purpose (KILN_FILE_RETENTION) applies, if any."`
 	}
 }
 
@@ -157,7 +154,8 @@ func registerUploads(api huma.API, d Deps) {
 
 func (d Deps) createUpload(ctx context.Context, in *uploadCreateInput) (*uploadOutput, error) {
 	b := in.Body
-	u, err := d.Batches.CreateUpload(ctx, batch.UploadParams{Filename: b.Filename, Purpose: b.Purpose, Bytes: b.Bytes, MimeType: b.MimeType})
+	u, err := d.Batches.CreateUpload(ctx, batch.UploadParams{Filename: b.Filename, Purpose: b.Purpose, Bytes: b.Bytes, MimeType: b.MimeType,
+		ExpiresAfter: b.ExpiresAfter.policy()})
 	if err != nil {
 		return nil, err
 	}

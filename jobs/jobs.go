@@ -1,7 +1,7 @@
 // Package jobs holds kiln's River job kinds and their workers, one file per
 // kind, and Register, the one place where every worker of a process is
 // added (the workers of functions and curation live beside their code, and
-// are added here too). The lifecycle jobs (validate, finalize, expire, upload expiry) are
+// are added here too). The lifecycle jobs (validate, finalize, expire, upload expiry, file expiry) are
 // thin: they call internal/batch, which owns the rules and enqueues them.
 // Agents do not take jobs: they claim a batch's shards under leases (see
 // store.ShardClaim). Kinds are stable: never rename one, jobs of the old
@@ -67,6 +67,7 @@ func Register(workers *river.Workers, d Deps) {
 	river.AddWorker(workers, &UploadExpireWorker{d: d})
 	river.AddWorker(workers, &EventsPruneWorker{d: d})
 	river.AddWorker(workers, &ObjectsSweepWorker{d: d})
+	river.AddWorker(workers, &FilesExpireWorker{d: d})
 	river.AddWorker(workers, &functions.InvokeWorker{Registry: d.Functions, Store: d.Store,
 		Log: d.Log.With("component", "functions"), Metrics: d.Webhooks.Metrics})
 	river.AddWorker(workers, &functions.DeliverWorker{Webhooks: d.Webhooks})
@@ -75,7 +76,7 @@ func Register(workers *river.Workers, d Deps) {
 
 // Periodic are the jobs that run on a schedule.
 func Periodic() []*river.PeriodicJob {
-	return []*river.PeriodicJob{EventsPrunePeriodic(), ObjectsSweepPeriodic()}
+	return []*river.PeriodicJob{EventsPrunePeriodic(), ObjectsSweepPeriodic(), FilesExpirePeriodic()}
 }
 
 // stopIfPermanent turns an error the database would give again, however

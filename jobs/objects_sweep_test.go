@@ -81,7 +81,7 @@ func TestObjectsSweepWorker(t *testing.T) {
 // The sweep runs hourly and at start, on the workers of jobs.Register.
 func TestObjectsSweepPeriodic(t *testing.T) {
 	t.Parallel()
-	require.Len(t, Periodic(), 2, "events_prune and objects_sweep")
+	require.Len(t, Periodic(), 3, "events_prune, objects_sweep and files_expire")
 	for _, backend := range batchtest.Backends {
 		t.Run(backend, func(t *testing.T) {
 			t.Parallel()

@@ -83,10 +83,11 @@ func remote(cfg config.Config, fns []functions.Function, log *slog.Logger) ([]fu
 // NewBatches is the lifecycle of batches, files and uploads on st and
 // bucket, with cfg's limits.
 func NewBatches(cfg config.Config, st *store.Store, bucket objectstore.Bucket, log *slog.Logger) *batch.Service {
+	retention, _ := config.ParseFileRetention(cfg.FileRetention) // cfg.Validate checked it
 	return batch.New(st, bucket, batch.Limits{
 		MaxFileBytes: cfg.MaxFileBytes, MaxPartBytes: cfg.MaxPartBytes, MaxLineBytes: cfg.MaxLineBytes,
 		MaxRequests: cfg.MaxRequests, ShardSize: cfg.ShardSize, UploadTTL: cfg.UploadTTL,
 		MaxPendingUploads: cfg.MaxPendingUploads, MaxPendingUploadBytes: cfg.MaxPendingUploadBytes,
-		WebhookAllowPrivate: cfg.WebhookAllowPrivate,
+		WebhookAllowPrivate: cfg.WebhookAllowPrivate, FileRetention: retention,
 	}, log.With("component", "batch"))
 }

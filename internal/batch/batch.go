@@ -20,6 +20,7 @@ package batch
 import (
 	"cmp"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/kilnhq/kiln/internal/config"
@@ -55,6 +56,12 @@ type Limits struct {
 	// WebhookAllowPrivate accepts batch webhook URLs on private addresses.
 	// Default: false.
 	WebhookAllowPrivate bool
+	// FileRetention is how long after they are made files expire, by
+	// purpose (config.ParseFileRetention): config.FileRetentionAny stands
+	// for the purposes not listed, and 0 keeps a purpose's files. A
+	// client's expires_after comes first. Default: none (files are kept
+	// until deleted).
+	FileRetention map[string]time.Duration
 }
 
 // WithDefaults fills the unset limits.
@@ -77,13 +84,23 @@ type Service struct {
 	bucket objectstore.Bucket
 	log    *slog.Logger
 	limits Limits
-	now    func() time.Time
+	clock  atomic.Pointer[func() time.Time]
 }
 
 // New is the lifecycle on st and bucket.
 func New(st *store.Store, bucket objectstore.Bucket, limits Limits, log *slog.Logger) *Service {
-	return &Service{store: st, bucket: bucket, log: log, limits: limits.WithDefaults(), now: time.Now}
+	s := &Service{store: st, bucket: bucket, log: log, limits: limits.WithDefaults()}
+	s.SetClock(time.Now)
+	return s
 }
+
+// SetClock makes now the service's clock, by which it dates what it makes
+// and decides what is due (uploads, files). It is a test hook: a test
+// moves the clock forward instead of waiting. It is safe to call while the
+// service runs.
+func (s *Service) SetClock(now func() time.Time) { s.clock.Store(&now) }
+
+func (s *Service) now() time.Time { return (*s.clock.Load())() }
 
 // Limits are the service's limits, defaults filled.
 func (s *Service) Limits() Limits { return s.limits }

@@ -37,6 +37,10 @@ type CreateParams struct {
 	// Model, when set, is the model every request must name (the inbox's
 	// sidecar can ask for it).
 	Model string
+	// OutputExpiresAfter, when set, is when the batch's output and error
+	// files expire, after finalize makes them; nil leaves them to the
+	// retention of batch_output.
+	OutputExpiresAfter *ExpiresAfter
 }
 
 // Create makes a batch of an uploaded file: it checks the request, records
@@ -79,6 +83,9 @@ func (s *Service) newBatch(ctx context.Context, p CreateParams) (store.Batch, []
 	if err := batchline.CheckEndpoint(p.Endpoint); err != nil {
 		return store.Batch{}, nil, apierror.InvalidErr("endpoint", err)
 	}
+	if err := p.OutputExpiresAfter.check("output_expires_after"); err != nil {
+		return store.Batch{}, nil, err
+	}
 	if target := p.Metadata[MetadataWebhookURL]; target != "" {
 		if err := s.checkWebhookURL(ctx, target); err != nil {
 			return store.Batch{}, nil, err
@@ -97,6 +104,8 @@ func (s *Service) newBatch(ctx context.Context, p CreateParams) (store.Batch, []
 		ProjectID:        auth.Project(ctx),
 		CreatedAt:        created.Unix(),
 		ExpiresAt:        created.Add(window).Unix(),
+		// The output's policy waits in the batch for finalize.
+		OutputExpiresAfter: p.OutputExpiresAfter.seconds(),
 		// Later work on the batch, in any process, continues this trace.
 		TraceContext: tracing.Inject(ctx),
 	}
@@ -122,6 +131,7 @@ type Imported struct {
 func (s *Service) Import(ctx context.Context, key, etag, filename string, batch *CreateParams) (Imported, error) {
 	f := NewFile(PurposeBatch, filename)
 	f.ProjectID = auth.Project(ctx)
+	s.setExpiry(&f, 0)
 	var b *store.Batch
 	var jobs []store.Job
 	if batch != nil {

@@ -58,7 +58,7 @@ func (s *Service) CreateFile(ctx context.Context, purpose, filename string, r io
 	if err != nil {
 		return store.File{}, err
 	}
-	return d.Commit(ctx, purpose)
+	return d.Commit(ctx, purpose, nil)
 }
 
 // Draft is a file whose bytes are stored and whose row is not written yet:
@@ -108,10 +108,15 @@ func checkFilename(param, name string) error {
 	return nil
 }
 
-// Commit records the draft as a file of purpose, one of UploadPurposes.
-// A batch file must look like JSONL (400 invalid_file_format). On any
+// Commit records the draft as a file of purpose, one of UploadPurposes,
+// which expires as expiresAfter says (nil: as the purpose's retention). A
+// batch file must look like JSONL (400 invalid_file_format). On any
 // failure the bytes are removed.
-func (d *Draft) Commit(ctx context.Context, purpose string) (store.File, error) {
+func (d *Draft) Commit(ctx context.Context, purpose string, expiresAfter *ExpiresAfter) (store.File, error) {
+	if err := expiresAfter.check("expires_after"); err != nil {
+		d.Discard(ctx)
+		return store.File{}, err
+	}
 	switch {
 	case purpose == "":
 		d.Discard(ctx)
@@ -126,6 +131,7 @@ func (d *Draft) Commit(ctx context.Context, purpose string) (store.File, error) 
 		}
 	}
 	d.File.Purpose = purpose
+	d.s.setExpiry(&d.File, expiresAfter.seconds())
 	if err := d.s.store.FileCreate(ctx, d.File); err != nil {
 		d.Discard(ctx)
 		return store.File{}, err

@@ -139,7 +139,7 @@ func (s *Service) assemble(ctx context.Context, b store.Batch) (store.Outcome, e
 		s.log.WarnContext(ctx, "chunks overlap; keeping each line's first result", "batch", b.ID)
 		return s.assembleFiltered(ctx, b, chunks)
 	}
-	outFile, errFile := newFile(b, "output"), newFile(b, "error")
+	outFile, errFile := s.newFile(b, "output"), s.newFile(b, "error")
 	var cleanup []string
 	defer func() {
 		for _, k := range cleanup {
@@ -243,7 +243,7 @@ func (s *Service) assembleFiltered(ctx context.Context, b store.Batch, chunks []
 		file.Bytes = size
 		return err
 	}
-	outFile, errFile := newFile(b, "output"), newFile(b, "error")
+	outFile, errFile := s.newFile(b, "output"), s.newFile(b, "error")
 	// Output lines win over error lines of the same request, whichever
 	// came first: the request did succeed.
 	if err := write(&outFile, true, &o.Completed); err != nil {
@@ -291,10 +291,13 @@ func missingReason(b store.Batch) (code, message string) {
 	}
 }
 
-// newFile is one of a batch's files: kind is output or error.
-func newFile(b store.Batch, kind string) store.File {
+// newFile is one of a batch's files: kind is output or error. It expires
+// as the batch's output_expires_after says, else as batch_output's
+// retention.
+func (s *Service) newFile(b store.Batch, kind string) store.File {
 	f := NewFile(PurposeBatchOutput, b.ID+"_"+kind+".jsonl")
 	f.ProjectID = b.ProjectID
+	s.setExpiry(&f, b.OutputExpiresAfter)
 	return f
 }
 

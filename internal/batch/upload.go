@@ -45,6 +45,9 @@ type UploadParams struct {
 	Purpose  string
 	Bytes    int64
 	MimeType string
+	// ExpiresAfter, when set, is when the upload's file expires; nil
+	// leaves it to the retention of its purpose.
+	ExpiresAfter *ExpiresAfter
 }
 
 // CreateUpload starts an upload, with its expiry job. It takes parts until
@@ -64,9 +67,13 @@ func (s *Service) CreateUpload(ctx context.Context, p UploadParams) (store.Uploa
 	if len(p.MimeType) > maxMimeTypeBytes {
 		return store.Upload{}, apierror.Invalid("mime_type", fmt.Sprintf("The MIME type is %d bytes long; the most is %d.", len(p.MimeType), maxMimeTypeBytes))
 	}
+	if err := p.ExpiresAfter.check("expires_after"); err != nil {
+		return store.Upload{}, err
+	}
 	now := s.now()
 	u := store.Upload{ID: ids.New(ids.Upload), Filename: p.Filename, Purpose: p.Purpose, Bytes: p.Bytes, MimeType: p.MimeType, ProjectID: auth.Project(ctx),
-		Status: store.UploadPending, CreatedAt: now.Unix(), ExpiresAt: now.Add(s.limits.UploadTTL).Unix()}
+		Status: store.UploadPending, CreatedAt: now.Unix(), ExpiresAt: now.Add(s.limits.UploadTTL).Unix(),
+		FileExpiresAfter: p.ExpiresAfter.seconds()}
 	caps := store.UploadCap{MaxPending: int64(s.limits.MaxPendingUploads), MaxPendingBytes: s.limits.MaxPendingUploadBytes}
 	err := s.store.UploadCreateCapped(ctx, u, caps, uploadExpireJob(u.ID, now.Add(s.limits.UploadTTL)))
 	var capped *store.UploadCapError
@@ -447,6 +454,7 @@ func (s *Service) finishUpload(ctx context.Context, u store.Upload, p CompletePa
 	fail func(error) (store.Upload, error)) (store.Upload, error) {
 	id := u.ID
 	f.Bytes = info.Size
+	s.setExpiry(&f, u.FileExpiresAfter)
 	if p.MD5 != "" {
 		sum, err := s.md5Of(ctx, f.ObjectKey)
 		if err != nil {

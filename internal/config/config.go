@@ -6,6 +6,7 @@ import (
 	"cmp"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -346,6 +347,17 @@ type Config struct {
 	// invocations and webhook deliveries, are kept. Default: 720h (30 days).
 	EventRetention time.Duration `name:"event-retention" env:"KILN_EVENT_RETENTION" default:"${event_retention_default}" help:"How long events and their delivery logs are kept."`
 
+	// FileRetention deletes files a time after they are made, by purpose,
+	// as purpose=duration (KILN_FILE_RETENTION is comma-separated), such as
+	// batch=720h,batch_output=2160h: a file of that purpose gets that
+	// expires_at, unless its client asked for one (expires_after,
+	// output_expires_after), and the files_expire job deletes it then. The
+	// purpose * stands for every purpose not listed; a duration of 0 keeps
+	// a purpose's files for good (batch=0,*=720h). A duration is at least
+	// 1h, as OpenAI's expires_after. It applies to files made after it is
+	// set. Default: none (files are kept until deleted).
+	FileRetention []string `name:"file-retention" env:"KILN_FILE_RETENTION" help:"purpose=duration: files of the purpose expire that long after creation (repeatable; * for every other purpose, 0 keeps)."`
+
 	// LogLevel is debug, info, warn or error. Default: "info".
 	LogLevel string `name:"log-level" env:"KILN_LOG_LEVEL" default:"${log_level_default}" enum:"debug,info,warn,error" help:"Log level."`
 }
@@ -456,12 +468,54 @@ func (c Config) Validate() error {
 			return fmt.Errorf("config: KILN_REMOTE_FUNCTIONS entry %q: want name=lambda-function, e.g. inbox_import=arn:aws:lambda:REGION:ACCOUNT:function:NAME", f)
 		}
 	}
+	if _, err := ParseFileRetention(c.FileRetention); err != nil {
+		return err
+	}
 	for _, e := range c.Endpoints {
 		if m, u, ok := strings.Cut(e, "="); !ok || m == "" || !strings.HasPrefix(u, "http") {
 			return fmt.Errorf("config: KILN_ENDPOINTS entry %q: want model=http://host:port/v1", e)
 		}
 	}
 	return nil
+}
+
+// FilePurposes are the purposes of files, which KILN_FILE_RETENTION names:
+// OpenAI's upload purposes and batch_output. internal/batch's lists agree
+// (a test there compares them).
+var FilePurposes = []string{"assistants", "batch", "batch_output", "fine-tune", "vision", "user_data", "evals"}
+
+// FileRetentionAny is the purpose of KILN_FILE_RETENTION that stands for
+// every purpose not listed.
+const FileRetentionAny = "*"
+
+// MinFileRetention is the shortest retention, as OpenAI's shortest
+// expires_after.
+const MinFileRetention = time.Hour
+
+// ParseFileRetention reads FileRetention's purpose=duration entries into a
+// map from purpose (or FileRetentionAny) to duration; 0 keeps the
+// purpose's files. An unknown or repeated purpose, or a duration that is
+// negative or under MinFileRetention, is an error naming the entry.
+func ParseFileRetention(entries []string) (map[string]time.Duration, error) {
+	out := make(map[string]time.Duration, len(entries))
+	for _, e := range entries {
+		purpose, d, ok := strings.Cut(strings.TrimSpace(e), "=")
+		dur, err := time.ParseDuration(strings.TrimSpace(d))
+		purpose = strings.TrimSpace(purpose)
+		switch {
+		case !ok || err != nil:
+			return nil, fmt.Errorf("config: KILN_FILE_RETENTION entry %q: want purpose=duration, e.g. batch_output=720h", e)
+		case purpose != FileRetentionAny && !slices.Contains(FilePurposes, purpose):
+			return nil, fmt.Errorf("config: KILN_FILE_RETENTION entry %q: the purpose is not one of %s or *", e, strings.Join(FilePurposes, ", "))
+		case dur != 0 && dur < MinFileRetention:
+			return nil, fmt.Errorf("config: KILN_FILE_RETENTION entry %q: a retention is 0 (keep) or at least %s", e, MinFileRetention)
+		}
+		if _, dup := out[purpose]; dup {
+			return nil, fmt.Errorf("config: KILN_FILE_RETENTION names %s twice", purpose)
+		}
+		out[purpose] = dur
+	}
+	return out, nil
 }
 
 // IsSQLite reports whether the store is the embedded SQLite database.

@@ -171,6 +171,11 @@ func TestValidate(t *testing.T) {
 		{"CORSOriginsPath", func(c *config.Config) { c.CORSOrigins = []string{"https://app.example.com/"} }, "KILN_CORS_ORIGINS"},
 		{"CORSOriginsWildcard", func(c *config.Config) { c.CORSOrigins = []string{"https://*.example.com"} }, "KILN_CORS_ORIGINS"},
 		{"CORSOriginsScheme", func(c *config.Config) { c.CORSOrigins = []string{"app.example.com"} }, "KILN_CORS_ORIGINS"},
+		{"FileRetentionForm", func(c *config.Config) { c.FileRetention = []string{"batch:720h"} }, "KILN_FILE_RETENTION"},
+		{"FileRetentionPurpose", func(c *config.Config) { c.FileRetention = []string{"batch-output=720h"} }, "KILN_FILE_RETENTION"},
+		{"FileRetentionShort", func(c *config.Config) { c.FileRetention = []string{"batch=30m"} }, "KILN_FILE_RETENTION"},
+		{"FileRetentionNegative", func(c *config.Config) { c.FileRetention = []string{"batch=-1h"} }, "KILN_FILE_RETENTION"},
+		{"FileRetentionTwice", func(c *config.Config) { c.FileRetention = []string{"batch=1h", "batch=2h"} }, "KILN_FILE_RETENTION"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -179,4 +184,19 @@ func TestValidate(t *testing.T) {
 			require.ErrorContains(t, c.Validate(), tt.field)
 		})
 	}
+}
+
+// TestFileRetentionFlag pins how KILN_FILE_RETENTION lists retentions:
+// comma-separated purpose=duration entries, * for the other purposes and
+// 0 to keep a purpose's files.
+func TestFileRetentionFlag(t *testing.T) {
+	t.Setenv("KILN_FILE_RETENTION", "batch=0,batch_output=2160h,*=720h")
+	var c cli
+	_, err := newParser(t, &c).Parse(nil)
+	require.NoError(t, err)
+	require.Equal(t, []string{"batch=0", "batch_output=2160h", "*=720h"}, c.FileRetention)
+	require.NoError(t, c.WithDefaults().Validate())
+	r, err := config.ParseFileRetention(c.FileRetention)
+	require.NoError(t, err)
+	require.Equal(t, map[string]time.Duration{"batch": 0, "batch_output": 90 * 24 * time.Hour, config.FileRetentionAny: 30 * 24 * time.Hour}, r)
 }

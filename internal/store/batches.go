@@ -87,6 +87,10 @@ type Batch struct {
 	// TraceContext is the W3C traceparent of the span that created the
 	// batch, under which later work on it is traced; "" without tracing.
 	TraceContext string
+	// OutputExpiresAfter is how many seconds after finalize makes them the
+	// batch's output and error files expire (its output_expires_after); 0
+	// leaves them to the purpose's retention.
+	OutputExpiresAfter int64
 }
 
 // Conquest is what a batch knows of its conquest type and its outputs'
@@ -108,7 +112,8 @@ func (b Batch) Terminal() bool { return b.Status.Terminal() }
 const batchColumns = `id, endpoint, model, input_file_id, completion_window, status, output_file_id, error_file_id,
 	errors, metadata, created_at, in_progress_at, expires_at, finalizing_at, completed_at, failed_at, expired_at,
 	cancelling_at, cancelled_at, total, completed, failed, input_tokens, output_tokens, stop_reason, priority, shards_total, shards_done,
-	conquest_type, conquest_version, conquest_valid, conquest_invalid, conquest_checked_at, conquest_error, project_id, trace_context`
+	conquest_type, conquest_version, conquest_valid, conquest_invalid, conquest_checked_at, conquest_error, project_id, trace_context,
+	output_expires_after`
 
 func scanBatch(r row) (Batch, error) {
 	var b Batch
@@ -118,7 +123,7 @@ func scanBatch(r row) (Batch, error) {
 		&b.CancellingAt, &b.CancelledAt, &b.Total, &b.Completed, &b.Failed, &b.InputTokens, &b.OutputTokens, &b.StopReason,
 		&b.Priority, &b.ShardsTotal, &b.ShardsDone,
 		&b.Conquest.Type, &b.Conquest.Version, &b.Conquest.Valid, &b.Conquest.Invalid, &b.Conquest.CheckedAt, &b.Conquest.Error, &b.ProjectID,
-		&b.TraceContext)
+		&b.TraceContext, &b.OutputExpiresAfter)
 	if err != nil {
 		return Batch{}, err
 	}
@@ -168,10 +173,10 @@ func insertBatch(ctx context.Context, q querier, b Batch) error {
 		return err
 	}
 	_, err = q.exec(ctx, `INSERT INTO batches (id, endpoint, model, input_file_id, completion_window, status, metadata, created_at, expires_at, priority,
-		conquest_type, conquest_version, project_id, trace_context)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+		conquest_type, conquest_version, project_id, trace_context, output_expires_after)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
 		b.ID, b.Endpoint, b.Model, b.InputFileID, b.CompletionWindow, b.Status, meta, b.CreatedAt, b.ExpiresAt, b.Priority,
-		b.Conquest.Type, b.Conquest.Version, cmp.Or(b.ProjectID, DefaultProject), b.TraceContext)
+		b.Conquest.Type, b.Conquest.Version, cmp.Or(b.ProjectID, DefaultProject), b.TraceContext, b.OutputExpiresAfter)
 	return err
 }
 

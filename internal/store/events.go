@@ -20,12 +20,15 @@ const (
 	EventBatchExpired   = "batch.expired"
 	EventBatchCancelled = "batch.cancelled"
 	EventFileCreated    = "file.created"
-	EventObjectCreated  = "object.created"
+	// EventFileExpired is a kiln extension: a file reached its expires_at
+	// and was deleted.
+	EventFileExpired   = "file.expired"
+	EventObjectCreated = "object.created"
 )
 
 // EventTypes lists every event type kiln emits.
 var EventTypes = []string{EventBatchCompleted, EventBatchFailed, EventBatchExpired, EventBatchCancelled,
-	EventFileCreated, EventObjectCreated}
+	EventFileCreated, EventFileExpired, EventObjectCreated}
 
 // Event is something that happened, written in the same transaction as the
 // change it reports.

@@ -16,3 +16,11 @@ func (s *Store) Exec(ctx context.Context, query string, args ...any) error {
 	_, err := s.d.db().exec(ctx, query, args...)
 	return err
 }
+
+// QueryInt runs a query of one integer: what the store's API does not
+// show, such as whether a row is there at all.
+func (s *Store) QueryInt(ctx context.Context, query string, args ...any) (int64, error) {
+	var n int64
+	err := s.d.db().queryRow(ctx, query, args...).Scan(&n)
+	return n, err
+}

@@ -227,3 +227,65 @@ func (s *Store) FileIDsInUse(ctx context.Context, ids []string) (map[string]bool
 	}
 	return out, nil
 }
+
+// FileListExpired lists up to limit files whose expires_at is at or before
+// now, soonest first, leaving out the inputs of batches that have not
+// ended: those are kept until their batch ends, and listed after.
+func (s *Store) FileListExpired(ctx context.Context, now int64, limit int) ([]File, error) {
+	rs, err := s.d.db().query(ctx, `SELECT `+fileColumns+` FROM files f
+		WHERE expires_at IS NOT NULL AND expires_at <= $1 AND deleted_at IS NULL
+		AND NOT EXISTS (SELECT 1 FROM batches WHERE input_file_id = f.id AND status NOT IN ($2, $3, $4, $5))
+		ORDER BY expires_at, id LIMIT $6`,
+		now, BatchFailed, BatchCompleted, BatchExpired, BatchCancelled, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: list expired files: %w", err)
+	}
+	defer rs.Close()
+	var out []File
+	for rs.Next() {
+		f, err := scanFile(rs)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, f)
+	}
+	return out, rs.Err()
+}
+
+// FileExpire deletes the row of a file whose expires_at is at or before
+// now and returns it, so the caller can remove its object; for the API's
+// files it emits file.expired in the same transaction. A file that is not
+// there, or not yet due, is ErrNotFound; the input of a batch that has not
+// ended is ErrFileInUse. Unlike FileDelete, which keeps the row marked
+// deleted, the row goes: an expired file leaves nothing behind.
+func (s *Store) FileExpire(ctx context.Context, id string, now int64) (File, error) {
+	var f File
+	err := s.d.tx(ctx, func(q querier, enq enqueue) error {
+		var err error
+		f, err = scanFile(q.queryRow(ctx, `SELECT `+fileColumns+` FROM files
+			WHERE id = $1 AND deleted_at IS NULL AND expires_at IS NOT NULL AND expires_at <= $2`+s.d.forUpdate(), id, now))
+		if err != nil {
+			return err
+		}
+		var users int
+		if err := q.queryRow(ctx, `SELECT COUNT(*) FROM batches WHERE input_file_id = $1 AND status NOT IN ($2, $3, $4, $5)`,
+			id, BatchFailed, BatchCompleted, BatchExpired, BatchCancelled).Scan(&users); err != nil {
+			return err
+		}
+		if users > 0 {
+			return ErrFileInUse
+		}
+		if _, err := q.exec(ctx, `DELETE FROM files WHERE id = $1`, id); err != nil {
+			return err
+		}
+		if f.Owner != FileOwnerAPI {
+			return nil
+		}
+		_, err = s.emit(ctx, q, enq, &Event{Type: EventFileExpired, Data: idData(f.ID), ProjectID: f.ProjectID})
+		return err
+	})
+	if err != nil {
+		return File{}, fmt.Errorf("store: expire file %s: %w", id, err)
+	}
+	return f, nil
+}

@@ -180,6 +180,76 @@ func testFiles(t *testing.T, setup setupFunc) {
 		require.Len(t, evs, 1)
 		require.Contains(t, string(evs[0].Data), api.ID)
 	})
+	t.Run("Expire", func(t *testing.T) {
+		t.Parallel()
+		tb := setup(t)
+		const now = 1_000_000
+		made := func(purpose string, expiresAt int64, owner string) store.File {
+			f := store.File{ID: ids.New(ids.File), Purpose: purpose, Filename: "f.jsonl", ObjectKey: "files/f", Status: store.FileProcessed,
+				CreatedAt: now - 7200, Owner: owner}
+			if expiresAt != 0 {
+				f.ExpiresAt = &expiresAt
+			}
+			require.NoError(t, tb.st.FileCreate(tb.ctx, f))
+			return f
+		}
+		later := made("batch_output", now+1, "")
+		kept := made("batch_output", 0, "")
+		due := made("batch_output", now-10, "")
+		dueFirst := made("user_data", now-20, "")
+		export := made("fine-tune", now, store.FileOwnerCuration)
+		input := made("batch", now-5, "")
+		b := store.Batch{ID: ids.New(ids.Batch), Endpoint: "/v1/chat/completions", InputFileID: input.ID, CompletionWindow: "24h",
+			Status: store.BatchValidating, CreatedAt: 1, ExpiresAt: 2, OutputExpiresAfter: 3600}
+		require.NoError(t, tb.st.BatchCreate(tb.ctx, b))
+		got, err := tb.st.BatchGet(tb.ctx, b.ID)
+		require.NoError(t, err)
+		require.EqualValues(t, 3600, got.OutputExpiresAfter, "a batch keeps its output_expires_after for finalize")
+
+		list, err := tb.st.FileListExpired(tb.ctx, now, 10)
+		require.NoError(t, err)
+		require.Equal(t, []string{dueFirst.ID, due.ID, export.ID}, fileIDs(list), "soonest first; not the input of a batch that runs")
+		list, err = tb.st.FileListExpired(tb.ctx, now, 1)
+		require.NoError(t, err)
+		require.Equal(t, []string{dueFirst.ID}, fileIDs(list))
+
+		_, err = tb.st.FileExpire(tb.ctx, later.ID, now)
+		require.ErrorIs(t, err, store.ErrNotFound, "not yet due")
+		_, err = tb.st.FileExpire(tb.ctx, kept.ID, now)
+		require.ErrorIs(t, err, store.ErrNotFound, "no expires_at")
+		_, err = tb.st.FileExpire(tb.ctx, input.ID, now)
+		require.ErrorIs(t, err, store.ErrFileInUse)
+		for _, f := range []store.File{due, dueFirst, export} {
+			gone, err := tb.st.FileExpire(tb.ctx, f.ID, now)
+			require.NoError(t, err)
+			require.Equal(t, f.ObjectKey, gone.ObjectKey)
+			_, err = tb.st.FileGet(tb.ctx, f.ID)
+			require.ErrorIs(t, err, store.ErrNotFound)
+			_, err = tb.st.FileExpire(tb.ctx, f.ID, now)
+			require.ErrorIs(t, err, store.ErrNotFound, "expired once")
+		}
+		rows, err := tb.st.QueryInt(tb.ctx, `SELECT COUNT(*) FROM files WHERE id IN ($1, $2)`, due.ID, dueFirst.ID)
+		require.NoError(t, err)
+		require.Zero(t, rows, "an expired file's row is gone, not marked deleted")
+		require.Equal(t, []string{due.ID, dueFirst.ID}, eventsOf(t, tb, store.EventFileExpired), "the API's files only")
+
+		// Once its batch ended, the input goes too.
+		_, err = tb.st.BatchFail(tb.ctx, b.ID, nil)
+		require.NoError(t, err)
+		list, err = tb.st.FileListExpired(tb.ctx, now, 10)
+		require.NoError(t, err)
+		require.Equal(t, []string{input.ID}, fileIDs(list))
+		_, err = tb.st.FileExpire(tb.ctx, input.ID, now)
+		require.NoError(t, err)
+
+		// An upload keeps its expires_after for the file it becomes.
+		u := store.Upload{ID: ids.New(ids.Upload), Filename: "f", Purpose: "batch", Bytes: 1, MimeType: "text/plain",
+			Status: store.UploadPending, CreatedAt: now, ExpiresAt: now + 3600, FileExpiresAfter: 86400}
+		require.NoError(t, tb.st.UploadCreate(tb.ctx, u))
+		gotU, err := tb.st.UploadGet(tb.ctx, u.ID)
+		require.NoError(t, err)
+		require.EqualValues(t, 86400, gotU.FileExpiresAfter)
+	})
 	t.Run("Unknown", func(t *testing.T) {
 		t.Parallel()
 		tb := setup(t)

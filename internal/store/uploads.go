@@ -40,6 +40,10 @@ type Upload struct {
 	// ProjectID is the upload's project, and its file's. Default:
 	// DefaultProject.
 	ProjectID string
+	// FileExpiresAfter is how many seconds after it is made the upload's
+	// file expires (its expires_after); 0 leaves it to the purpose's
+	// retention.
+	FileExpiresAfter int64
 }
 
 // UploadPart is one part of an upload.
@@ -55,11 +59,13 @@ type UploadPart struct {
 	CreatedAt  int64
 }
 
-const uploadColumns = `id, filename, purpose, bytes, mime_type, status, created_at, expires_at, file_id, multipart_id, multipart_file_id, project_id`
+const uploadColumns = `id, filename, purpose, bytes, mime_type, status, created_at, expires_at, file_id, multipart_id, multipart_file_id, project_id,
+	file_expires_after`
 
 func scanUpload(r row) (Upload, error) {
 	var u Upload
-	err := r.Scan(&u.ID, &u.Filename, &u.Purpose, &u.Bytes, &u.MimeType, &u.Status, &u.CreatedAt, &u.ExpiresAt, &u.FileID, &u.MultipartID, &u.MultipartFileID, &u.ProjectID)
+	err := r.Scan(&u.ID, &u.Filename, &u.Purpose, &u.Bytes, &u.MimeType, &u.Status, &u.CreatedAt, &u.ExpiresAt, &u.FileID, &u.MultipartID, &u.MultipartFileID, &u.ProjectID,
+		&u.FileExpiresAfter)
 	return u, err
 }
 
@@ -74,9 +80,9 @@ func (s *Store) UploadCreate(ctx context.Context, u Upload, jobs ...Job) error {
 }
 
 func insertUpload(ctx context.Context, q querier, enq enqueue, u Upload, jobs []Job) error {
-	if _, err := q.exec(ctx, `INSERT INTO uploads (`+uploadColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+	if _, err := q.exec(ctx, `INSERT INTO uploads (`+uploadColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 		u.ID, u.Filename, u.Purpose, u.Bytes, u.MimeType, u.Status, u.CreatedAt, u.ExpiresAt, u.FileID, u.MultipartID, u.MultipartFileID,
-		cmp.Or(u.ProjectID, DefaultProject)); err != nil {
+		cmp.Or(u.ProjectID, DefaultProject), u.FileExpiresAfter); err != nil {
 		return err
 	}
 	return enqueueAll(ctx, enq, jobs)
