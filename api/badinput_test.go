@@ -214,7 +214,7 @@ func testBadBatches(t *testing.T, c *rawClient) {
 		{name: "deleted file", body: body(func(b map[string]any) { b["input_file_id"] = deleted.ID }), status: 404, param: "input_file_id"},
 		{name: "missing file", body: body(func(b map[string]any) { delete(b, "input_file_id") }), status: 400, param: "input_file_id"},
 		{name: "file not for batches", body: body(func(b map[string]any) { b["input_file_id"] = notes.ID }), status: 400, param: "input_file_id"},
-		{name: "wrong endpoint", body: body(func(b map[string]any) { b["endpoint"] = "/v1/responses" }), status: 400, param: "endpoint"},
+		{name: "wrong endpoint", body: body(func(b map[string]any) { b["endpoint"] = "/v1/moderations" }), status: 400, param: "endpoint"},
 		{name: "missing endpoint", body: body(func(b map[string]any) { delete(b, "endpoint") }), status: 400, param: "endpoint"},
 		{name: "missing completion_window", body: body(func(b map[string]any) { delete(b, "completion_window") }), status: 400, param: "completion_window"},
 		{name: "completion_window not a duration", body: body(func(b map[string]any) { b["completion_window"] = "tomorrow" }), status: 400, param: "completion_window"},

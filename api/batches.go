@@ -114,14 +114,11 @@ type batchCreateInput struct {
 		// working.
 		_                  struct{}          `additionalProperties:"true"`
 		InputFileID        string            `json:"input_file_id" minLength:"1" doc:"The ID of an uploaded file with purpose batch."`
-		Endpoint           string            `json:"endpoint" enum:"/v1/chat/completions,/v1/completions,/v1/embeddings" doc:"The endpoint every request of the batch calls."`
+		Endpoint           string            `json:"endpoint" enum:"/v1/chat/completions,/v1/completions,/v1/embeddings,/v1/responses" doc:"The endpoint every request of the batch calls."`
 		CompletionWindow   string            `json:"completion_window" doc:"24h, as OpenAI. kiln extension: any duration from 1s to 168h, such as 90m."`
 		Metadata           map[string]string `json:"metadata,omitempty" doc:"Up to 16 keys of at most 64 characters, values of at most 512."`
 		Priority           int64             `json:"priority,omitempty" minimum:"-100" maximum:"100" doc:"kiln extension: higher runs first among batches of one model (default 0). It never forces a model switch; the starvation bound caps any wait."`
-		OutputExpiresAfter *struct {
-			Anchor  string `json:"anchor"`
-			Seconds int64  `json:"seconds"`
-		} `json:"output_expires_after,omitempty" doc:"Accepted for compatibility; kiln keeps output files until they are deleted."`
+		OutputExpiresAfter *ExpiresAfter     `json:"output_expires_after,omitempty" doc:"When the batch's output and error files expire: that many seconds after finalize makes them. Without it, the server's retention for batch_output (KILN_FILE_RETENTION) applies, if any."`
 	}
 }
 
@@ -175,7 +172,8 @@ func registerBatches(api huma.API, d Deps) {
 func (d Deps) createBatch(ctx context.Context, in *batchCreateInput) (*batchOutput, error) {
 	body := in.Body
 	b, err := d.Batches.Create(ctx, batch.CreateParams{InputFileID: body.InputFileID, Endpoint: body.Endpoint,
-		CompletionWindow: body.CompletionWindow, Metadata: body.Metadata, Priority: body.Priority})
+		CompletionWindow: body.CompletionWindow, Metadata: body.Metadata, Priority: body.Priority,
+		OutputExpiresAfter: body.OutputExpiresAfter.policy()})
 	if err != nil {
 		return nil, err
 	}

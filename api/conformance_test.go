@@ -462,7 +462,7 @@ func TestConformance(t *testing.T) {
 					{name: "limit not a number", method: "GET", path: "/v1/files?limit=ten", status: 400, param: "limit"},
 					{name: "bad order", method: "GET", path: "/v1/files?order=sideways", status: 400, param: "order"},
 					{name: "batch body not JSON", method: "POST", path: "/v1/batches", body: strings.NewReader("{"), headers: []string{"Content-Type", "application/json"}, status: 400},
-					{name: "batch bad endpoint", method: "POST", path: "/v1/batches", body: jsonReader(t, map[string]any{"input_file_id": "file-x", "endpoint": "/v1/responses", "completion_window": "24h"}), headers: []string{"Content-Type", "application/json"}, status: 400, param: "endpoint"},
+					{name: "batch bad endpoint", method: "POST", path: "/v1/batches", body: jsonReader(t, map[string]any{"input_file_id": "file-x", "endpoint": "/v1/moderations", "completion_window": "24h"}), headers: []string{"Content-Type", "application/json"}, status: 400, param: "endpoint"},
 					{name: "batch body too large", method: "POST", path: "/v1/batches", body: jsonReader(t, map[string]any{"input_file_id": strings.Repeat("x", 2<<20)}), headers: []string{"Content-Type", "application/json"}, status: 413},
 					{name: "cancel finished", method: "POST", path: "/v1/batches/" + doneID + "/cancel", status: 409},
 				} {

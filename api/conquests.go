@@ -43,7 +43,7 @@ type ConquestRequests struct {
 	Object   string                 `json:"object" enum:"conquest.requests"`
 	Type     string                 `json:"type"`
 	Version  int                    `json:"version"`
-	Requests []map[string]any       `json:"requests" doc:"Batch input lines for /v1/chat/completions, in record order."`
+	Requests []map[string]any       `json:"requests" doc:"Batch input lines for the endpoint asked for (default /v1/chat/completions), in record order."`
 	Errors   []conquest.RecordError `json:"errors" doc:"Records left out, with their line (the record's position, from 1) and why."`
 	FileID   *string                `json:"file_id" doc:"With file: true, the uploaded batch input file (purpose batch) holding the requests."`
 }
@@ -106,6 +106,7 @@ type requestsInput struct {
 		MaxTokens   int              `json:"max_tokens,omitempty" minimum:"0"`
 		Temperature *float64         `json:"temperature,omitempty" minimum:"0" maximum:"2"`
 		File        bool             `json:"file,omitempty" doc:"Also upload the requests as a batch input file, ready for POST /v1/batches."`
+		Endpoint    string           `json:"endpoint,omitempty" enum:"/v1/chat/completions,/v1/responses" doc:"The endpoint the requests call (default /v1/chat/completions): for /v1/responses the schema goes in text.format and max_tokens becomes max_output_tokens."`
 	}
 }
 
@@ -137,7 +138,7 @@ func registerConquests(api huma.API, d Deps) {
 		OperationID: "buildConquestRequests", Method: http.MethodPost, Path: "/v1/conquests/{type}/requests",
 		Summary: "Build batch requests from data records", Tags: tags,
 		Description: "Renders each record through the type's prompt templates into a /v1/chat/completions request whose " +
-			"response_format is the type's output schema (json_schema, strict). Bad records are left out and listed with their position; " +
+			"response_format is the type's output schema (json_schema, strict), or with endpoint /v1/responses a Responses API request whose text.format is. Bad records are left out and listed with their position; " +
 			"a batch of these requests records its conquest type, and its outputs are checked against the schema when it ends.",
 	}, d.buildConquestRequests)
 
@@ -215,7 +216,7 @@ func (d Deps) buildRequests(def *conquest.Definition, in *requestsInput) (built 
 	}
 	var out bytes.Buffer
 	kept = map[string]json.RawMessage{}
-	rep, err = def.Build(&src, &out, conquest.BuildOptions{Model: in.Body.Model, MaxTokens: in.Body.MaxTokens, Temperature: in.Body.Temperature,
+	rep, err = def.Build(&src, &out, conquest.BuildOptions{Model: in.Body.Model, MaxTokens: in.Body.MaxTokens, Temperature: in.Body.Temperature, Endpoint: in.Body.Endpoint,
 		OnRequest: func(id string, rec map[string]any) {
 			data := make(map[string]any, len(rec))
 			for k, v := range rec {

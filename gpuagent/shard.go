@@ -458,25 +458,32 @@ func (r *request) do(ctx context.Context) (rec batchline.Record, signal int, ok 
 }
 
 // isAnswer says whether a successful body is an answer of endpoint: an
-// object with its results, choices (completions) or data (embeddings).
-// Anything else, a proxy's or a broken engine's, would go to the output
-// file as a success whose body a client cannot read, and that OpenAI's
-// BatchRequestOutput forbids when it is not an object.
+// object with its results, choices (completions), data (embeddings) or a
+// response's output (responses). Anything else, a proxy's or a broken
+// engine's, would go to the output file as a success whose body a client
+// cannot read, and that OpenAI's BatchRequestOutput forbids when it is not
+// an object.
 func isAnswer(endpoint string, body []byte) bool {
 	var a struct {
 		Choices []json.RawMessage `json:"choices"`
 		Data    []json.RawMessage `json:"data"`
+		Object  string            `json:"object"`
+		Output  []json.RawMessage `json:"output"`
 	}
 	if json.Unmarshal(body, &a) != nil {
 		return false // not an object, or its results are not a list
 	}
-	if endpoint == "/v1/embeddings" {
+	switch endpoint {
+	case "/v1/embeddings":
 		return a.Data != nil
+	case batchline.EndpointResponses:
+		return a.Object == "response" && a.Output != nil
 	}
 	return a.Choices != nil
 }
 
-// usageOf reads the token usage of a successful output line.
+// usageOf reads the token usage of a successful output line: prompt and
+// completion tokens, or a response's input and output tokens.
 func usageOf(rec batchline.Record) (in, out int64) {
 	if !rec.OK {
 		return 0, 0
@@ -487,6 +494,8 @@ func usageOf(rec batchline.Record) (in, out int64) {
 				Usage struct {
 					PromptTokens     int64 `json:"prompt_tokens"`
 					CompletionTokens int64 `json:"completion_tokens"`
+					InputTokens      int64 `json:"input_tokens"`
+					OutputTokens     int64 `json:"output_tokens"`
 				} `json:"usage"`
 			} `json:"body"`
 		} `json:"response"`
@@ -494,5 +503,6 @@ func usageOf(rec batchline.Record) (in, out int64) {
 	if json.Unmarshal(rec.Data, &o) != nil {
 		return 0, 0
 	}
-	return o.Response.Body.Usage.PromptTokens, o.Response.Body.Usage.CompletionTokens
+	u := o.Response.Body.Usage
+	return u.PromptTokens + u.InputTokens, u.CompletionTokens + u.OutputTokens
 }

@@ -71,41 +71,101 @@ type OutputLine struct {
 	Err   *OutputError
 }
 
-// CheckOutputLine validates one line of a batch output file
-// (OpenAI's batch output: {"custom_id", "response": {"status_code",
-// "body": {"choices": [{"message": {"content"}, "finish_reason"}]}}}).
+// CheckOutputLine validates one line of a batch output file (OpenAI's
+// batch output: {"custom_id", "response": {"status_code", "body"}}), whose
+// body is a chat completion ({"choices": [{"message": {"content"},
+// "finish_reason"}]}) or a response ({"object": "response", "output":
+// [{"type": "message", "content": [{"type": "output_text", "text"}]}]}).
 func (d *Definition) CheckOutputLine(line []byte) OutputLine {
 	var l struct {
 		CustomID string `json:"custom_id"`
 		Response *struct {
-			StatusCode int `json:"status_code"`
-			Body       struct {
-				Choices []struct {
-					Message struct {
-						Content *string `json:"content"`
-						Refusal *string `json:"refusal"`
-					} `json:"message"`
-					FinishReason string `json:"finish_reason"`
-				} `json:"choices"`
-			} `json:"body"`
+			StatusCode int          `json:"status_code"`
+			Body       responseBody `json:"body"`
 		} `json:"response"`
 	}
 	if err := json.Unmarshal(line, &l); err != nil {
 		return OutputLine{Err: &OutputError{Reason: ReasonNotJSON, Message: "the output line is not JSON: " + err.Error()}}
 	}
 	out := OutputLine{CustomID: l.CustomID}
-	switch {
-	case l.Response == nil || l.Response.StatusCode != 200:
+	if l.Response == nil || l.Response.StatusCode != 200 {
 		out.Err = &OutputError{Reason: ReasonRequestFail, Message: "the request got no successful answer"}
-	case len(l.Response.Body.Choices) == 0 || l.Response.Body.Choices[0].Message.Content == nil:
-		msg := "the answer has no message content"
-		if len(l.Response.Body.Choices) > 0 && l.Response.Body.Choices[0].Message.Refusal != nil {
-			msg = "the model refused: " + *l.Response.Body.Choices[0].Message.Refusal
-		}
-		out.Err = &OutputError{Reason: ReasonNoAnswer, Message: msg}
+		return out
+	}
+	content, finish, refusal, ok := l.Response.Body.answer()
+	switch {
+	case !ok && refusal != "":
+		out.Err = &OutputError{Reason: ReasonNoAnswer, Message: "the model refused: " + refusal}
+	case !ok:
+		out.Err = &OutputError{Reason: ReasonNoAnswer, Message: "the answer has no message content"}
 	default:
-		c := l.Response.Body.Choices[0]
-		out.Value, out.Err = d.CheckOutput(*c.Message.Content, c.FinishReason)
+		out.Value, out.Err = d.CheckOutput(content, finish)
 	}
 	return out
+}
+
+// responseBody is the body of a successful output line: a chat completion
+// or a response of the Responses API.
+type responseBody struct {
+	Choices []struct {
+		Message struct {
+			Content *string `json:"content"`
+			Refusal *string `json:"refusal"`
+		} `json:"message"`
+		FinishReason string `json:"finish_reason"`
+	} `json:"choices"`
+	Object            string `json:"object"`
+	Status            string `json:"status"`
+	IncompleteDetails *struct {
+		Reason string `json:"reason"`
+	} `json:"incomplete_details"`
+	Output []struct {
+		Type    string `json:"type"`
+		Content []struct {
+			Type    string `json:"type"`
+			Text    string `json:"text"`
+			Refusal string `json:"refusal"`
+		} `json:"content"`
+	} `json:"output"`
+}
+
+// answer is the body's answer text and finish reason ("length" when
+// max_tokens or max_output_tokens cut it short), or its refusal; ok is
+// false when it holds no answer text.
+func (b *responseBody) answer() (content, finish, refusal string, ok bool) {
+	if b.Object != "response" {
+		if len(b.Choices) == 0 {
+			return "", "", "", false
+		}
+		c := b.Choices[0]
+		if c.Message.Content == nil {
+			if c.Message.Refusal != nil {
+				refusal = *c.Message.Refusal
+			}
+			return "", "", refusal, false
+		}
+		return *c.Message.Content, c.FinishReason, "", true
+	}
+	// A response's answer is the text of its messages' output_text parts,
+	// as the SDKs' output_text joins them; reasoning and tool items are
+	// not part of it.
+	var text strings.Builder
+	for _, item := range b.Output {
+		if item.Type != "message" {
+			continue
+		}
+		for _, c := range item.Content {
+			switch c.Type {
+			case "output_text":
+				text.WriteString(c.Text)
+				ok = true
+			case "refusal":
+				refusal = c.Refusal
+			}
+		}
+	}
+	if b.Status == "incomplete" && b.IncompleteDetails != nil && b.IncompleteDetails.Reason == "max_output_tokens" {
+		finish = "length"
+	}
+	return text.String(), finish, refusal, ok
 }

@@ -3,12 +3,14 @@ package conquest
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/template"
 
@@ -192,41 +194,74 @@ type BuildOptions struct {
 	MaxTokens int
 	// Temperature, when set, is sent as is.
 	Temperature *float64
+	// Endpoint is the batch endpoint the requests call: EndpointChat
+	// (the default, for "") or EndpointResponses.
+	Endpoint string
 	// OnRequest, when set, is told each request built and the record it
 	// came from.
 	OnRequest func(customID string, rec map[string]any)
 }
 
-// Request is the batch input line (for /v1/chat/completions) of a checked
-// record: the rendered prompts, and the output schema as a strict
-// json_schema response format.
+// The batch endpoints conquest requests can call.
+const (
+	EndpointChat      = "/v1/chat/completions"
+	EndpointResponses = "/v1/responses"
+)
+
+// Endpoints are the batch endpoints conquest requests can call.
+var Endpoints = []string{EndpointChat, EndpointResponses}
+
+// ErrEndpoint is BuildOptions.Endpoint naming an endpoint conquest requests
+// cannot call.
+var ErrEndpoint = errors.New("conquest requests call /v1/chat/completions or /v1/responses")
+
+// Request is the batch input line of a checked record: the rendered
+// prompts, and the output schema as a strict json_schema format: for chat
+// completions messages and response_format, for the Responses API input
+// and text.format.
 func (d *Definition) Request(customID string, rec map[string]any, o BuildOptions) ([]byte, error) {
+	endpoint := cmp.Or(o.Endpoint, EndpointChat)
+	if !slices.Contains(Endpoints, endpoint) {
+		return nil, fmt.Errorf("%w, not %q", ErrEndpoint, endpoint)
+	}
 	system, user, err := d.render(rec)
 	if err != nil {
 		return nil, err
 	}
-	body := map[string]any{
-		"model": o.Model,
-		"messages": []map[string]string{
-			{"role": "system", "content": system},
-			{"role": "user", "content": user},
-		},
-		"response_format": map[string]any{
+	messages := []map[string]string{
+		{"role": "system", "content": system},
+		{"role": "user", "content": user},
+	}
+	body := map[string]any{"model": o.Model}
+	if endpoint == EndpointResponses {
+		body["input"] = messages
+		body["text"] = map[string]any{"format": map[string]any{
+			"type":   "json_schema",
+			"name":   d.SchemaName(),
+			"schema": d.schemaJSON,
+			"strict": true,
+		}}
+		if o.MaxTokens > 0 {
+			body["max_output_tokens"] = o.MaxTokens
+		}
+	} else {
+		body["messages"] = messages
+		body["response_format"] = map[string]any{
 			"type": "json_schema",
 			"json_schema": map[string]any{
 				"name":   d.SchemaName(),
 				"schema": d.schemaJSON,
 				"strict": true,
 			},
-		},
-	}
-	if o.MaxTokens > 0 {
-		body["max_tokens"] = o.MaxTokens
+		}
+		if o.MaxTokens > 0 {
+			body["max_tokens"] = o.MaxTokens
+		}
 	}
 	if o.Temperature != nil {
 		body["temperature"] = *o.Temperature
 	}
-	return json.Marshal(map[string]any{"custom_id": customID, "method": "POST", "url": "/v1/chat/completions", "body": body})
+	return json.Marshal(map[string]any{"custom_id": customID, "method": "POST", "url": endpoint, "body": body})
 }
 
 // BuildReport is what Build did.
@@ -247,6 +282,9 @@ const MaxBuildErrors = 100
 // maxLine bytes.
 func (d *Definition) Build(r io.Reader, w io.Writer, o BuildOptions, maxLine int) (BuildReport, error) {
 	var rep BuildReport
+	if o.Endpoint != "" && !slices.Contains(Endpoints, o.Endpoint) {
+		return rep, fmt.Errorf("%w, not %q", ErrEndpoint, o.Endpoint)
+	}
 	report := func(e RecordError) {
 		if len(rep.Errors) < MaxBuildErrors {
 			rep.Errors = append(rep.Errors, e)

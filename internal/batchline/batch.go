@@ -8,7 +8,11 @@ import (
 )
 
 // Endpoints are the batch endpoints kiln runs.
-var Endpoints = []string{"/v1/chat/completions", "/v1/completions", "/v1/embeddings"}
+var Endpoints = []string{"/v1/chat/completions", "/v1/completions", "/v1/embeddings", EndpointResponses}
+
+// EndpointResponses is OpenAI's Responses API, whose requests must hold an
+// input.
+const EndpointResponses = "/v1/responses"
 
 // Completion windows: OpenAI's 24h, and as a kiln extension any Go duration
 // from 1s to 168h ("90m", "48h").

@@ -65,6 +65,7 @@ const (
 	CodeMismatchedURL     = "mismatched_url"
 	CodeMissingBody       = "missing_body"
 	CodeMissingModel      = "missing_model"
+	CodeMissingInput      = "missing_input"
 	CodeMismatchedModel   = "mismatched_model"
 	CodeEmptyFile         = "empty_file"
 	CodeTooManyRequests   = "too_many_requests"
@@ -108,12 +109,18 @@ func ParseInput(line []byte, endpoint string) (in Input, model string, p *Proble
 	}
 	var b struct {
 		Model json.RawMessage `json:"model"`
+		Input json.RawMessage `json:"input"`
 	}
 	if err := json.Unmarshal(body, &b); err != nil {
 		return in, "", &Problem{Code: CodeMissingBody, Message: "body must be a JSON object: " + jsonErrText(err), Param: "body"}
 	}
 	if err := json.Unmarshal(b.Model, &model); err != nil || model == "" {
 		return in, "", &Problem{Code: CodeMissingModel, Message: "body.model must be a non-empty string", Param: "body.model"}
+	}
+	if endpoint == EndpointResponses {
+		if v := bytes.TrimSpace(b.Input); len(v) == 0 || string(v) == "null" || string(v) == `""` || string(v) == "[]" {
+			return in, "", &Problem{Code: CodeMissingInput, Message: "body.input must be a non-empty string or list of input items", Param: "body.input"}
+		}
 	}
 	// Both are stored (shards, outputs, curation): they must be text a
 	// database holds. The rest of the line goes to the engine as it is.

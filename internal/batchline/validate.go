@@ -36,8 +36,9 @@ type Summary struct {
 	Requests int
 	Model    string
 	Shards   []Span
-	// SchemaName is the first request's response_format.json_schema.name,
-	// which tells a conquest batch's type; "" when it has none.
+	// SchemaName is the first request's response_format.json_schema.name
+	// (text.format.name for /v1/responses), which tells a conquest batch's
+	// type; "" when it has none.
 	SchemaName string
 	// InputTokens estimates the requests' input tokens, for enqueued-token
 	// limits: kiln has no tokenizer of the model, so it counts a token for
@@ -191,7 +192,8 @@ func duplicates(open func() (io.ReadCloser, error), ids []idAt, seed maphash.See
 	return out, more, sc.Err()
 }
 
-// schemaName is a request body's response_format.json_schema.name.
+// schemaName is a request body's response_format.json_schema.name, or
+// for the Responses API its text.format.name.
 func schemaName(body json.RawMessage) string {
 	var b struct {
 		ResponseFormat *struct {
@@ -199,9 +201,21 @@ func schemaName(body json.RawMessage) string {
 				Name string `json:"name"`
 			} `json:"json_schema"`
 		} `json:"response_format"`
+		Text *struct {
+			Format *struct {
+				Type string `json:"type"`
+				Name string `json:"name"`
+			} `json:"format"`
+		} `json:"text"`
 	}
-	if json.Unmarshal(body, &b) != nil || b.ResponseFormat == nil || b.ResponseFormat.JSONSchema == nil {
+	if json.Unmarshal(body, &b) != nil {
 		return ""
 	}
-	return b.ResponseFormat.JSONSchema.Name
+	switch {
+	case b.ResponseFormat != nil && b.ResponseFormat.JSONSchema != nil:
+		return b.ResponseFormat.JSONSchema.Name
+	case b.Text != nil && b.Text.Format != nil && b.Text.Format.Type == "json_schema":
+		return b.Text.Format.Name
+	}
+	return ""
 }

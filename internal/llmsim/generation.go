@@ -55,6 +55,9 @@ type generation struct {
 	outputs      []output
 	stream       bool
 	includeUsage bool
+	// responses is the request of a /v1/responses generation, which is
+	// answered with a Response object; nil for the other routes.
+	responses *responsesRequest
 }
 
 func (g *generation) completionTokens() int {
@@ -193,9 +196,12 @@ func (s *Server) serveGeneration(w http.ResponseWriter, r *http.Request, g *gene
 		return
 	}
 	release()
-	if g.chat {
+	switch {
+	case g.responses != nil:
+		writeJSON(w, http.StatusOK, s.responseObject(g))
+	case g.chat:
 		writeJSON(w, http.StatusOK, s.chatCompletionResponse(g))
-	} else {
+	default:
 		writeJSON(w, http.StatusOK, s.completionResponse(g))
 	}
 	s.complete(g.route, g.promptTokens, g.completionTokens())

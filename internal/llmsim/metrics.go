@@ -50,7 +50,7 @@ func newMetrics(s *Server) *metrics {
 			func() float64 { return float64(s.completionTokens.Load()) }),
 	)
 	// Pre-create the common series so they read 0 before the first request.
-	for _, route := range []string{routeChat, routeCompletion, routeEmbedding} {
+	for _, route := range []string{routeChat, routeCompletion, routeResponses, routeEmbedding} {
 		m.requests.WithLabelValues(route, "200")
 	}
 	return m

@@ -1,7 +1,8 @@
 // Package llmsim is kiln's vLLM-like simulator (`kiln sim`): an
-// OpenAI-compatible server that answers chat completions, completions and
-// embeddings the way vLLM's OpenAI server does, with configurable latency,
-// capacity and fault injection, and with deterministic output.
+// OpenAI-compatible server that answers chat completions, completions,
+// responses and embeddings the way vLLM's OpenAI server does, with
+// configurable latency, capacity and fault injection, and with deterministic
+// output.
 //
 // It is the stand-in for the LLM in kiln's tests and benchmarks, so it is
 // exact where clients look (response shapes, error envelopes, usage, finish
@@ -16,7 +17,9 @@
 // different outputs.
 //
 // Routes: POST /v1/chat/completions and /v1/completions (with stream and
-// stream_options.include_usage), POST /v1/embeddings, GET /v1/models,
+// stream_options.include_usage), POST /v1/responses (OpenAI's Responses
+// API, not streamed, with text.format for structured outputs),
+// POST /v1/embeddings, GET /v1/models,
 // GET /health and GET /metrics (Prometheus: kiln_sim_* and vLLM's
 // vllm:num_requests_running, vllm:num_requests_waiting and token counters),
 // and sleep mode's POST /sleep, POST /wake_up and GET /is_sleeping (see
@@ -85,7 +88,7 @@ type Server struct {
 // Stats are a Server's counters, for tests and benchmarks.
 type Stats struct {
 	// Requests counts the inference requests received (chat completions,
-	// completions, embeddings), whatever their outcome. Each ends up in
+	// completions, responses, embeddings), whatever their outcome. Each ends up in
 	// exactly one of Completed, Failed or Canceled.
 	Requests int64
 	// Completed counts requests answered 200 in full.
@@ -235,12 +238,14 @@ const (
 	routeChat       = "chat_completions"
 	routeCompletion = "completions"
 	routeEmbedding  = "embeddings"
+	routeResponses  = "responses"
 )
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/v1/chat/completions", onlyMethod(http.MethodPost, s.awake(routeChat, http.HandlerFunc(s.handleChatCompletion))))
 	mux.Handle("/v1/completions", onlyMethod(http.MethodPost, s.awake(routeCompletion, http.HandlerFunc(s.handleCompletion))))
+	mux.Handle("/v1/responses", onlyMethod(http.MethodPost, s.awake(routeResponses, http.HandlerFunc(s.handleResponse))))
 	mux.Handle("/v1/embeddings", onlyMethod(http.MethodPost, s.awake(routeEmbedding, http.HandlerFunc(s.handleEmbedding))))
 	mux.Handle("/v1/models", onlyMethod(http.MethodGet, http.HandlerFunc(s.handleModels)))
 	mux.Handle("/health", onlyMethod(http.MethodGet, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})))

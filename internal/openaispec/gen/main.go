@@ -61,6 +61,8 @@ var rootsSpec = []string{
 	"ProjectServiceAccountDeleteResponse",
 	"ProjectServiceAccountListResponse",
 	"UsageResponse",
+	// The body of a /v1/responses batch line's answer.
+	"Response",
 }
 
 // rootsLines are the per-line schemas of batch input, output and error files,
@@ -244,6 +246,17 @@ func (c *converter) object(in map[string]any, path string) (map[string]any, bool
 				return nil, false, fmt.Errorf("%s: nullable is a %T, want a boolean", p, v)
 			}
 			nullable = b
+		case k == "$recursiveAnchor":
+			// Draft 2019-09's recursion (CompoundFilter): with no
+			// extension of the schema anywhere, "$recursiveRef": "#" is
+			// a plain $ref to the component itself.
+			continue
+		case k == "$recursiveRef":
+			if v != "#" {
+				return nil, false, fmt.Errorf("%s: unsupported $recursiveRef %q", p, v)
+			}
+			root, _, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+			out["$ref"] = "#/$defs/" + root
 		case k == "$ref":
 			s, _ := v.(string)
 			name, ok := strings.CutPrefix(s, refPrefixSpec)
