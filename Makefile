@@ -7,6 +7,7 @@ GO ?= go
 
 # Built, then run (not go run, which exits 1 on Ctrl-C whatever kiln does).
 run:
+	@echo "make run: building bin/kiln (the first build takes a few minutes on a small machine)"
 	$(GO) build -o bin/kiln ./cmd/kiln && bin/kiln serve
 
 build:
