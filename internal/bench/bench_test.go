@@ -297,3 +297,11 @@ func TestCompare(t *testing.T) {
 	require.Regexp(t, `(?m)^a/<b>&c +2 +2 +0\.90× +0\.90×$`, out.String())
 	require.Regexp(t, `(?m)^m3 +- +>1 +- +-$`, out.String())
 }
+
+// TestMs: durations print with three significant digits, the thresholds
+// judged on the value as printed.
+func TestMs(t *testing.T) {
+	for v, want := range map[float64]string{1.234: "1.23ms", 9.9996: "10.0ms", 12.34: "12.3ms", 99.96: "100ms", 676.4: "676ms"} {
+		require.Equal(t, want, ms(v), "%v", v)
+	}
+}

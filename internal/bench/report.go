@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -85,10 +86,12 @@ func kneeText(m ModelResult, gain float64) string {
 
 // ms prints milliseconds with a precision that suits their size.
 func ms(v float64) string {
+	// The thresholds look at the value as printed, so that 9.9996 is
+	// 10.0ms, not 10.00ms.
 	switch {
-	case v >= 100:
+	case math.Round(v) >= 100:
 		return fmt.Sprintf("%.0fms", v)
-	case v >= 10:
+	case math.Round(v*10)/10 >= 10:
 		return fmt.Sprintf("%.1fms", v)
 	}
 	return fmt.Sprintf("%.2fms", v)
