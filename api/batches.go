@@ -104,6 +104,8 @@ func batchOf(b store.Batch) Batch {
 	}
 	out.Usage.InputTokens = b.InputTokens
 	out.Usage.OutputTokens = b.OutputTokens
+	out.Usage.InputTokensDetails.CachedTokens = b.CachedTokens
+	out.Usage.OutputTokensDetails.ReasoningTokens = b.ReasoningTokens
 	out.Usage.TotalTokens = b.InputTokens + b.OutputTokens
 	return out
 }

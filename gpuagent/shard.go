@@ -301,9 +301,11 @@ func (sr *shardRun) collect() error {
 				errs.WriteByte('\n')
 				c.ErrorLines++
 			}
-			in, out := usageOf(rec)
-			c.InputTokens += in
-			c.OutputTokens += out
+			u := usageOf(rec)
+			c.InputTokens += u.in
+			c.OutputTokens += u.out
+			c.CachedTokens += u.cached
+			c.ReasoningTokens += u.reasoning
 			if int(c.OutputLines+c.ErrorLines) >= a.cfg.ChunkLines {
 				flush()
 			}
@@ -359,7 +361,8 @@ func (r *request) run() {
 		return // stopped: the line stays without a result
 	}
 	a.completed.Add(1)
-	in, out := usageOf(rec)
+	u := usageOf(rec)
+	in, out := u.in, u.out
 	a.tokens.Add(in + out)
 	project := a.metrics.projects.of(sr.b.ProjectID)
 	a.metrics.requests.WithLabelValues(project).Inc()
@@ -482,27 +485,52 @@ func isAnswer(endpoint string, body []byte) bool {
 	return a.Choices != nil
 }
 
-// usageOf reads the token usage of a successful output line: prompt and
-// completion tokens, or a response's input and output tokens.
-func usageOf(rec batchline.Record) (in, out int64) {
+// usage is the token usage of one output line, as the engine reported it.
+type usage struct {
+	in, out           int64
+	cached, reasoning int64 // details of in and out
+}
+
+// usageOf reads the token usage of a successful output line: chat and
+// completions' prompt_tokens and completion_tokens with their
+// prompt_tokens_details.cached_tokens and
+// completion_tokens_details.reasoning_tokens, or Responses' input_tokens
+// and output_tokens with their input_tokens_details and
+// output_tokens_details. A failed line used none.
+func usageOf(rec batchline.Record) usage {
 	if !rec.OK {
-		return 0, 0
+		return usage{}
+	}
+	type cached struct {
+		CachedTokens int64 `json:"cached_tokens"`
+	}
+	type reasoning struct {
+		ReasoningTokens int64 `json:"reasoning_tokens"`
 	}
 	var o struct {
 		Response struct {
 			Body struct {
 				Usage struct {
-					PromptTokens     int64 `json:"prompt_tokens"`
-					CompletionTokens int64 `json:"completion_tokens"`
-					InputTokens      int64 `json:"input_tokens"`
-					OutputTokens     int64 `json:"output_tokens"`
+					PromptTokens            int64     `json:"prompt_tokens"`
+					CompletionTokens        int64     `json:"completion_tokens"`
+					PromptTokensDetails     cached    `json:"prompt_tokens_details"`
+					CompletionTokensDetails reasoning `json:"completion_tokens_details"`
+					InputTokens             int64     `json:"input_tokens"`
+					OutputTokens            int64     `json:"output_tokens"`
+					InputTokensDetails      cached    `json:"input_tokens_details"`
+					OutputTokensDetails     reasoning `json:"output_tokens_details"`
 				} `json:"usage"`
 			} `json:"body"`
 		} `json:"response"`
 	}
 	if json.Unmarshal(rec.Data, &o) != nil {
-		return 0, 0
+		return usage{}
 	}
 	u := o.Response.Body.Usage
-	return u.PromptTokens + u.InputTokens, u.CompletionTokens + u.OutputTokens
+	return usage{
+		in:        u.PromptTokens + u.InputTokens,
+		out:       u.CompletionTokens + u.OutputTokens,
+		cached:    u.PromptTokensDetails.CachedTokens + u.InputTokensDetails.CachedTokens,
+		reasoning: u.CompletionTokensDetails.ReasoningTokens + u.OutputTokensDetails.ReasoningTokens,
+	}
 }

@@ -42,20 +42,24 @@ func TestUsageOf(t *testing.T) {
 	t.Parallel()
 
 	tests := []struct {
-		name    string
-		rec     batchline.Record
-		in, out int64
+		name string
+		rec  batchline.Record
+		want usage
 	}{
-		{"Chat", batchline.Record{OK: true, Data: []byte(`{"response":{"body":{"usage":{"prompt_tokens":7,"completion_tokens":3,"total_tokens":10}}}}`)}, 7, 3},
-		{"Response", batchline.Record{OK: true, Data: []byte(`{"response":{"body":{"usage":{"input_tokens":11,"output_tokens":5,"total_tokens":16,"input_tokens_details":{"cached_tokens":0}}}}}`)}, 11, 5},
-		{"Failed", batchline.Record{OK: false, Data: []byte(`{"response":{"body":{"usage":{"input_tokens":11,"output_tokens":5}}}}`)}, 0, 0},
+		{"Chat", batchline.Record{OK: true, Data: []byte(`{"response":{"body":{"usage":{"prompt_tokens":7,"completion_tokens":3,"total_tokens":10}}}}`)}, usage{in: 7, out: 3}},
+		{"ChatDetails", batchline.Record{OK: true, Data: []byte(`{"response":{"body":{"usage":{"prompt_tokens":7,"completion_tokens":3,"total_tokens":10,` +
+			`"prompt_tokens_details":{"cached_tokens":4},"completion_tokens_details":{"reasoning_tokens":2}}}}}`)}, usage{in: 7, out: 3, cached: 4, reasoning: 2}},
+		{"ChatNullDetails", batchline.Record{OK: true, Data: []byte(`{"response":{"body":{"usage":{"prompt_tokens":7,"completion_tokens":3,` +
+			`"prompt_tokens_details":null,"completion_tokens_details":null}}}}`)}, usage{in: 7, out: 3}},
+		{"Response", batchline.Record{OK: true, Data: []byte(`{"response":{"body":{"usage":{"input_tokens":11,"output_tokens":5,"total_tokens":16,"input_tokens_details":{"cached_tokens":0}}}}}`)}, usage{in: 11, out: 5}},
+		{"ResponseDetails", batchline.Record{OK: true, Data: []byte(`{"response":{"body":{"usage":{"input_tokens":11,"output_tokens":5,"total_tokens":16,` +
+			`"input_tokens_details":{"cached_tokens":8},"output_tokens_details":{"reasoning_tokens":1}}}}}`)}, usage{in: 11, out: 5, cached: 8, reasoning: 1}},
+		{"Failed", batchline.Record{OK: false, Data: []byte(`{"response":{"body":{"usage":{"input_tokens":11,"output_tokens":5}}}}`)}, usage{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			in, out := usageOf(tt.rec)
-			require.Equal(t, tt.in, in)
-			require.Equal(t, tt.out, out)
+			require.Equal(t, tt.want, usageOf(tt.rec))
 		})
 	}
 }

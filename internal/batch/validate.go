@@ -31,8 +31,9 @@ func (s *Service) Validate(ctx context.Context, id string) error {
 	}
 	ctx, span := tracing.StartBatch(ctx, b.TraceContext, "batch.validate", tracing.BatchID(id))
 	defer span.End()
+	model := "" // the model of the file's lines, once validation has read them
 	fail := func(errs ...store.BatchError) error {
-		_, err := s.store.BatchFail(ctx, id, errs)
+		_, err := s.store.BatchFailWith(ctx, id, model, errs)
 		if errors.Is(err, store.ErrConflict) {
 			return nil
 		}
@@ -56,6 +57,7 @@ func (s *Service) Validate(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("validate batch %s: %w", id, err)
 	}
+	model = sum.Model
 	if len(problems) > 0 {
 		errs := make([]store.BatchError, len(problems))
 		for i, p := range problems {

@@ -86,7 +86,9 @@ func TestRunKiln(t *testing.T) {
 	res, err := Run(context.Background(), b.opts)
 	require.NoError(t, err)
 	m := res.Models[0]
-	require.Equal(t, 4, m.Knee)
+	// TestRunSim holds the knee to the simulator's sequences; here the
+	// sweep is short, and a noisy point may move it past them, never before.
+	require.GreaterOrEqual(t, m.Knee, 4)
 	require.NotNil(t, m.Kiln)
 	k := m.Kiln
 	require.Equal(t, m.Best, k.Concurrency)

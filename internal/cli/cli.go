@@ -187,6 +187,8 @@ type simCmd struct {
 	Error500     float64       `name:"error-500-rate" help:"Fraction of requests answered 500."`
 	Error429     float64       `name:"error-429-rate" help:"Fraction of requests answered 429."`
 	TimeoutRate  float64       `name:"timeout-rate" help:"Fraction of requests that hang until the client gives up."`
+	CachedShare  float64       `name:"cached-share" help:"Fraction of each prompt's tokens reported as prompt-cache hits (usage.prompt_tokens_details.cached_tokens)."`
+	Reasoning    float64       `name:"reasoning-share" help:"Fraction of each completion's tokens reported as reasoning (usage.completion_tokens_details.reasoning_tokens)."`
 	Seed         int64         `help:"Seed mixed into the deterministic outputs."`
 	LogLevel     string        `name:"log-level" default:"info" enum:"debug,info,warn,error" help:"Log level."`
 }
@@ -199,6 +201,7 @@ func (c *simCmd) Run(e *env) error {
 	return llmsim.Serve(e.ctx, c.Addr, llmsim.Config{
 		Models: models, MaxNumSeqs: c.MaxNumSeqs, TTFT: noDelay(c.TTFT), TPOT: noDelay(c.TPOT), OutputTokens: c.OutputTokens,
 		ErrorRate500: c.Error500, ErrorRate429: c.Error429, TimeoutRate: c.TimeoutRate, Seed: c.Seed,
+		CachedShare: c.CachedShare, ReasoningShare: c.Reasoning,
 	}, newLogger(e.stderr, c.LogLevel))
 }
 

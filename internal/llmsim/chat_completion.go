@@ -175,7 +175,7 @@ func (s *Server) chatCompletionResponse(g *generation) *chatCompletionResponse {
 		Created: time.Now().Unix(),
 		Model:   g.model,
 		Choices: make([]chatChoice, len(g.outputs)),
-		Usage:   g.usage(),
+		Usage:   s.usage(g),
 	}
 	for i, o := range g.outputs {
 		resp.Choices[i] = chatChoice{

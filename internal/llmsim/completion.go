@@ -173,7 +173,7 @@ func (s *Server) completionResponse(g *generation) *completionResponse {
 		Created: time.Now().Unix(),
 		Model:   g.model,
 		Choices: make([]completionChoice, len(g.outputs)),
-		Usage:   g.usage(),
+		Usage:   s.usage(g),
 	}
 	for i, o := range g.outputs {
 		resp.Choices[i] = completionChoice{Index: o.index, Text: o.text, FinishReason: o.finish}

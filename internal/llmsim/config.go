@@ -61,6 +61,23 @@ type Config struct {
 	// until the client gives up. Default: 0.
 	TimeoutRate float64
 
+	// CachedShare is the fraction, 0 to 1, of each prompt's tokens reported
+	// as read from the prompt cache (rounded down): chat and completions'
+	// usage.prompt_tokens_details.cached_tokens, Responses'
+	// usage.input_tokens_details.cached_tokens. 0 reports
+	// prompt_tokens_details null, as vLLM does without
+	// --enable-prompt-tokens-details. Streamed usage leaves it out.
+	// Default: 0.
+	CachedShare float64
+
+	// ReasoningShare is the fraction, 0 to 1, of each completion's tokens
+	// reported as reasoning (rounded down): chat and completions'
+	// usage.completion_tokens_details.reasoning_tokens, Responses'
+	// usage.output_tokens_details.reasoning_tokens. 0 leaves
+	// completion_tokens_details out. Streamed usage leaves it out.
+	// Default: 0.
+	ReasoningShare float64
+
 	// Seed is mixed into every generated output and into the draws that
 	// inject faults: the same Seed gives the same answers and the same fault
 	// sequence. Default: 0.
@@ -100,7 +117,8 @@ func (c Config) validate() error {
 	for _, r := range []struct {
 		name string
 		v    float64
-	}{{"ErrorRate500", c.ErrorRate500}, {"ErrorRate429", c.ErrorRate429}, {"TimeoutRate", c.TimeoutRate}} {
+	}{{"ErrorRate500", c.ErrorRate500}, {"ErrorRate429", c.ErrorRate429}, {"TimeoutRate", c.TimeoutRate},
+		{"CachedShare", c.CachedShare}, {"ReasoningShare", c.ReasoningShare}} {
 		if !(r.v >= 0 && r.v <= 1) {
 			errs = append(errs, fmt.Errorf("invalid Config.%s: must be between 0 and 1, got %v", r.name, r.v))
 		}

@@ -353,13 +353,39 @@ func appendChunk(buf, head []byte, index int, chat bool, delta, finish string) [
 
 // usage is the usage object of responses.
 type usage struct {
-	PromptTokens        int `json:"prompt_tokens"`
-	TotalTokens         int `json:"total_tokens"`
-	CompletionTokens    int `json:"completion_tokens"`
-	PromptTokensDetails any `json:"prompt_tokens_details"`
+	PromptTokens            int                      `json:"prompt_tokens"`
+	TotalTokens             int                      `json:"total_tokens"`
+	CompletionTokens        int                      `json:"completion_tokens"`
+	PromptTokensDetails     *promptTokensDetails     `json:"prompt_tokens_details"`
+	CompletionTokensDetails *completionTokensDetails `json:"completion_tokens_details,omitempty"`
 }
 
-func (g *generation) usage() usage {
+type promptTokensDetails struct {
+	CachedTokens int `json:"cached_tokens"`
+}
+
+type completionTokensDetails struct {
+	ReasoningTokens int `json:"reasoning_tokens"`
+}
+
+func (s *Server) usage(g *generation) usage {
 	c := g.completionTokens()
-	return usage{PromptTokens: g.promptTokens, TotalTokens: g.promptTokens + c, CompletionTokens: c}
+	u := usage{PromptTokens: g.promptTokens, TotalTokens: g.promptTokens + c, CompletionTokens: c}
+	if s.cfg.CachedShare > 0 {
+		u.PromptTokensDetails = &promptTokensDetails{CachedTokens: s.cachedTokens(g.promptTokens)}
+	}
+	if s.cfg.ReasoningShare > 0 {
+		u.CompletionTokensDetails = &completionTokensDetails{ReasoningTokens: s.reasoningTokens(c)}
+	}
+	return u
+}
+
+// cachedTokens is how many of prompt tokens the simulator reports as read
+// from its prompt cache.
+func (s *Server) cachedTokens(prompt int) int { return int(float64(prompt) * s.cfg.CachedShare) }
+
+// reasoningTokens is how many of completion tokens the simulator reports
+// as reasoning.
+func (s *Server) reasoningTokens(completion int) int {
+	return int(float64(completion) * s.cfg.ReasoningShare)
 }

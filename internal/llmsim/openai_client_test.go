@@ -8,6 +8,7 @@ import (
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/responses"
 	"github.com/openai/openai-go/v3/shared"
 	"github.com/stretchr/testify/require"
 )
@@ -132,5 +133,45 @@ func TestOpenAIClient(t *testing.T) {
 		require.Equal(t, http.StatusNotFound, apiErr.StatusCode)
 		require.Equal(t, "NotFoundError", apiErr.Type)
 		require.Equal(t, "The model `unknown` does not exist.", apiErr.Message)
+	})
+}
+
+// TestUsageDetails checks the usage details the simulator reports when
+// configured, as the official client reads them.
+func TestUsageDetails(t *testing.T) {
+	t.Parallel()
+
+	client := func(t *testing.T, cfg Config) openai.Client {
+		b := setup(t, cfg).start(t)
+		return openai.NewClient(option.WithBaseURL(b.srv.URL+"/v1/"), option.WithAPIKey("unused"),
+			option.WithMaxRetries(0), option.WithHTTPClient(b.srv.Client()))
+	}
+	chat := openai.ChatCompletionNewParams{Model: ModelDefault, Messages: []openai.ChatCompletionMessageParamUnion{
+		openai.UserMessage("Tell me about kilns, the ones that fire pottery, at some length.")}}
+
+	t.Run("Shares", func(t *testing.T) {
+		t.Parallel()
+		c := client(t, Config{OutputTokens: 20, CachedShare: 0.5, ReasoningShare: 0.25})
+		resp, err := c.Chat.Completions.New(t.Context(), chat)
+		require.NoError(t, err)
+		u := resp.Usage
+		require.Positive(t, u.PromptTokensDetails.CachedTokens)
+		require.Equal(t, u.PromptTokens/2, u.PromptTokensDetails.CachedTokens)
+		require.Equal(t, int64(5), u.CompletionTokensDetails.ReasoningTokens)
+
+		r, err := c.Responses.New(t.Context(), responses.ResponseNewParams{Model: ModelDefault,
+			Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("Tell me about kilns.")}})
+		require.NoError(t, err)
+		require.Equal(t, r.Usage.InputTokens/2, r.Usage.InputTokensDetails.CachedTokens)
+		require.Equal(t, int64(5), r.Usage.OutputTokensDetails.ReasoningTokens)
+	})
+
+	t.Run("Off", func(t *testing.T) {
+		t.Parallel()
+		c := client(t, Config{OutputTokens: 20})
+		resp, err := c.Chat.Completions.New(t.Context(), chat)
+		require.NoError(t, err)
+		require.Contains(t, resp.RawJSON(), `"prompt_tokens_details":null`, "as vLLM without --enable-prompt-tokens-details")
+		require.NotContains(t, resp.RawJSON(), "completion_tokens_details")
 	})
 }

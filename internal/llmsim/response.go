@@ -297,5 +297,7 @@ func (s *Server) responseObject(g *generation) *responseObject {
 	resp.Usage.InputTokens = g.promptTokens
 	resp.Usage.OutputTokens = o.tokens
 	resp.Usage.TotalTokens = g.promptTokens + o.tokens
+	resp.Usage.InputTokensDetails.CachedTokens = s.cachedTokens(g.promptTokens)
+	resp.Usage.OutputTokensDetails.ReasoningTokens = s.reasoningTokens(o.tokens)
 	return resp
 }

@@ -75,10 +75,14 @@ type Batch struct {
 	Failed           int64
 	InputTokens      int64
 	OutputTokens     int64
-	StopReason       string
-	Priority         int64
-	ShardsTotal      int64
-	ShardsDone       int64
+	// CachedTokens and ReasoningTokens are the details of InputTokens and
+	// OutputTokens the engines reported: prompt-cache hits and reasoning.
+	CachedTokens    int64
+	ReasoningTokens int64
+	StopReason      string
+	Priority        int64
+	ShardsTotal     int64
+	ShardsDone      int64
 	// Conquest is the conquest type the batch was built from, if any.
 	Conquest Conquest
 	// ProjectID is the batch's project; its shards, chunks, files and
@@ -113,7 +117,7 @@ const batchColumns = `id, endpoint, model, input_file_id, completion_window, sta
 	errors, metadata, created_at, in_progress_at, expires_at, finalizing_at, completed_at, failed_at, expired_at,
 	cancelling_at, cancelled_at, total, completed, failed, input_tokens, output_tokens, stop_reason, priority, shards_total, shards_done,
 	conquest_type, conquest_version, conquest_valid, conquest_invalid, conquest_checked_at, conquest_error, project_id, trace_context,
-	output_expires_after`
+	output_expires_after, cached_tokens, reasoning_tokens`
 
 func scanBatch(r row) (Batch, error) {
 	var b Batch
@@ -123,7 +127,7 @@ func scanBatch(r row) (Batch, error) {
 		&b.CancellingAt, &b.CancelledAt, &b.Total, &b.Completed, &b.Failed, &b.InputTokens, &b.OutputTokens, &b.StopReason,
 		&b.Priority, &b.ShardsTotal, &b.ShardsDone,
 		&b.Conquest.Type, &b.Conquest.Version, &b.Conquest.Valid, &b.Conquest.Invalid, &b.Conquest.CheckedAt, &b.Conquest.Error, &b.ProjectID,
-		&b.TraceContext, &b.OutputExpiresAfter)
+		&b.TraceContext, &b.OutputExpiresAfter, &b.CachedTokens, &b.ReasoningTokens)
 	if err != nil {
 		return Batch{}, err
 	}
@@ -321,6 +325,13 @@ func (s *Store) BatchStartWith(ctx context.Context, id string, p BatchStartParam
 
 // BatchFail moves a batch from validating to failed with its errors.
 func (s *Store) BatchFail(ctx context.Context, id string, errs []BatchError) (Batch, error) {
+	return s.BatchFailWith(ctx, id, "", errs)
+}
+
+// BatchFailWith is BatchFail that also records the model validation read
+// from the file (the first line's, when lines mix models), as OpenAI fills
+// a failed batch's model. An empty model keeps the batch's.
+func (s *Store) BatchFailWith(ctx context.Context, id, model string, errs []BatchError) (Batch, error) {
 	doc, err := jsonOrNil(errs, false)
 	if err != nil {
 		return Batch{}, err
@@ -329,7 +340,8 @@ func (s *Store) BatchFail(ctx context.Context, id string, errs []BatchError) (Ba
 		if b.Status != BatchValidating {
 			return ErrConflict
 		}
-		_, err := q.exec(ctx, `UPDATE batches SET status = $2, failed_at = $3, errors = $4 WHERE id = $1`, id, BatchFailed, now(), doc)
+		_, err := q.exec(ctx, `UPDATE batches SET status = $2, failed_at = $3, errors = $4, model = $5 WHERE id = $1`,
+			id, BatchFailed, now(), doc, cmp.Or(model, b.Model))
 		return err
 	}, nil)
 }

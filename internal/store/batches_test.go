@@ -192,6 +192,24 @@ func testBatches(t *testing.T, setup setupFunc) {
 		require.ErrorIs(t, err, store.ErrNotFound)
 	})
 
+	t.Run("FailWithModel", func(t *testing.T) {
+		t.Parallel()
+		tb := setup(t)
+		b := newBatch(t, tb)
+		got, err := tb.st.BatchFailWith(tb.ctx, b.ID, "m", []store.BatchError{{Code: "mismatched_model", Message: "two models"}})
+		require.NoError(t, err)
+		require.Equal(t, store.BatchFailed, got.Status)
+		require.Equal(t, "m", got.Model)
+		got, err = tb.st.BatchGet(tb.ctx, b.ID)
+		require.NoError(t, err)
+		require.Equal(t, "m", got.Model)
+		// An empty model keeps the batch's.
+		c := newBatch(t, tb)
+		got, err = tb.st.BatchFailWith(tb.ctx, c.ID, "", nil)
+		require.NoError(t, err)
+		require.Equal(t, c.Model, got.Model)
+	})
+
 	t.Run("CompleteWithErrorFile", func(t *testing.T) {
 		t.Parallel()
 		tb := setup(t)

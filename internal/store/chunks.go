@@ -15,7 +15,12 @@ type Chunk struct {
 	ErrorLines   int64
 	InputTokens  int64
 	OutputTokens int64
-	CreatedAt    int64
+	// CachedTokens are the input tokens the engine read from its prompt
+	// cache, and ReasoningTokens the output tokens it spent reasoning, as
+	// the engine reported them.
+	CachedTokens    int64
+	ReasoningTokens int64
+	CreatedAt       int64
 }
 
 // ChunkCommit records a chunk whose object is already durable and adds its
@@ -35,9 +40,11 @@ func (s *Store) ChunkCommit(ctx context.Context, owner string, c Chunk) error {
 		if holder != owner {
 			return fmt.Errorf("lease held by %q: %w", holder, ErrConflict)
 		}
-		n, err := q.exec(ctx, `INSERT INTO batch_chunks (batch_id, shard, seq, object_key, output_lines, error_lines, input_tokens, output_tokens, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (batch_id, shard, seq) DO NOTHING`,
-			c.BatchID, c.Shard, c.Seq, c.ObjectKey, c.OutputLines, c.ErrorLines, c.InputTokens, c.OutputTokens, c.CreatedAt)
+		n, err := q.exec(ctx, `INSERT INTO batch_chunks (batch_id, shard, seq, object_key, output_lines, error_lines, input_tokens, output_tokens,
+			cached_tokens, reasoning_tokens, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (batch_id, shard, seq) DO NOTHING`,
+			c.BatchID, c.Shard, c.Seq, c.ObjectKey, c.OutputLines, c.ErrorLines, c.InputTokens, c.OutputTokens,
+			c.CachedTokens, c.ReasoningTokens, c.CreatedAt)
 		if err != nil {
 			return err
 		}
@@ -49,10 +56,11 @@ func (s *Store) ChunkCommit(ctx context.Context, owner string, c Chunk) error {
 		// while the store was out of reach, and which nobody took over,
 		// still holds the shard and may try.
 		n, err = q.exec(ctx, `UPDATE batches SET completed = completed + $2, failed = failed + $3,
-			input_tokens = input_tokens + $4, output_tokens = output_tokens + $5
+			input_tokens = input_tokens + $4, output_tokens = output_tokens + $5,
+			cached_tokens = cached_tokens + $10, reasoning_tokens = reasoning_tokens + $11
 			WHERE id = $1 AND status NOT IN ($6, $7, $8, $9)`,
 			c.BatchID, c.OutputLines, c.ErrorLines, c.InputTokens, c.OutputTokens,
-			BatchCompleted, BatchFailed, BatchExpired, BatchCancelled)
+			BatchCompleted, BatchFailed, BatchExpired, BatchCancelled, c.CachedTokens, c.ReasoningTokens)
 		if err == nil && n == 0 {
 			err = fmt.Errorf("batch %s has ended: %w", c.BatchID, ErrConflict)
 		}
@@ -67,7 +75,8 @@ func (s *Store) ChunkCommit(ctx context.Context, owner string, c Chunk) error {
 // ChunkList lists a batch's chunks in order of shard and sequence; with
 // shard >= 0, only that shard's.
 func (s *Store) ChunkList(ctx context.Context, batchID string, shard int64) ([]Chunk, error) {
-	rs, err := s.d.db().query(ctx, `SELECT batch_id, shard, seq, object_key, output_lines, error_lines, input_tokens, output_tokens, created_at
+	rs, err := s.d.db().query(ctx, `SELECT batch_id, shard, seq, object_key, output_lines, error_lines, input_tokens, output_tokens,
+		cached_tokens, reasoning_tokens, created_at
 		FROM batch_chunks WHERE batch_id = $1 AND ($2 < 0 OR shard = $2) ORDER BY shard, seq`, batchID, shard)
 	if err != nil {
 		return nil, fmt.Errorf("store: list chunks of %s: %w", batchID, err)
@@ -76,7 +85,8 @@ func (s *Store) ChunkList(ctx context.Context, batchID string, shard int64) ([]C
 	var out []Chunk
 	for rs.Next() {
 		var c Chunk
-		if err := rs.Scan(&c.BatchID, &c.Shard, &c.Seq, &c.ObjectKey, &c.OutputLines, &c.ErrorLines, &c.InputTokens, &c.OutputTokens, &c.CreatedAt); err != nil {
+		if err := rs.Scan(&c.BatchID, &c.Shard, &c.Seq, &c.ObjectKey, &c.OutputLines, &c.ErrorLines, &c.InputTokens, &c.OutputTokens,
+			&c.CachedTokens, &c.ReasoningTokens, &c.CreatedAt); err != nil {
 			return nil, err
 		}
 		out = append(out, c)

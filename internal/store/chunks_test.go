@@ -24,8 +24,10 @@ func testChunks(t *testing.T, setup setupFunc) {
 			owner string
 			c     store.Chunk
 		}{
-			{"b", store.Chunk{BatchID: b.ID, Shard: 1, Seq: 0, ObjectKey: "s1-0", OutputLines: 3, InputTokens: 1, OutputTokens: 2, CreatedAt: 7}},
-			{"a", store.Chunk{BatchID: b.ID, Shard: 0, Seq: 1, ObjectKey: "s0-1", OutputLines: 1, ErrorLines: 1}},
+			{"b", store.Chunk{BatchID: b.ID, Shard: 1, Seq: 0, ObjectKey: "s1-0", OutputLines: 3, InputTokens: 1, OutputTokens: 2,
+				CachedTokens: 1, ReasoningTokens: 2, CreatedAt: 7}},
+			{"a", store.Chunk{BatchID: b.ID, Shard: 0, Seq: 1, ObjectKey: "s0-1", OutputLines: 1, ErrorLines: 1, InputTokens: 10, OutputTokens: 5,
+				CachedTokens: 4, ReasoningTokens: 3}},
 			{"a", store.Chunk{BatchID: b.ID, Shard: 0, Seq: 0, ObjectKey: "s0-0", OutputLines: 1}},
 		}
 		for _, c := range commits {
@@ -45,7 +47,8 @@ func testChunks(t *testing.T, setup setupFunc) {
 		require.Len(t, chunks, 2)
 		got, err := tb.st.BatchGet(tb.ctx, b.ID)
 		require.NoError(t, err)
-		require.EqualValues(t, []int64{5, 1, 1, 2}, []int64{got.Completed, got.Failed, got.InputTokens, got.OutputTokens})
+		require.EqualValues(t, []int64{5, 1, 11, 7, 5, 5}, []int64{got.Completed, got.Failed, got.InputTokens, got.OutputTokens,
+			got.CachedTokens, got.ReasoningTokens})
 
 		// A retried commit changes nothing, even with other counts.
 		retry := commits[0].c
