@@ -10,8 +10,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"testing"
 	"time"
 
@@ -19,6 +17,7 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kilnhq/kiln/internal/browsertest"
 	"github.com/kilnhq/kiln/internal/config"
 	"github.com/kilnhq/kiln/internal/kilntest"
 	"github.com/kilnhq/kiln/internal/testenv"
@@ -100,7 +99,7 @@ func setupBrowserUpload(t *testing.T, backend string) *browserUploadBundle {
 			c.ObjectStore = objectStore
 		}
 	}})
-	return &browserUploadBundle{env: env, browser: newBrowser(t), allowed: allowed.URL, other: other.URL}
+	return &browserUploadBundle{env: env, browser: browsertest.New(t, browsertest.Options{}).Context(), allowed: allowed.URL, other: other.URL}
 }
 
 // uploadAndRun is Aris's flow: its server creates the upload and the part
@@ -243,53 +242,4 @@ func (tb *browserUploadBundle) putParts(t *testing.T, origin string, parts []pre
 	require.NoError(t, json.Unmarshal([]byte(out), &results), out)
 	require.Len(t, results, len(parts))
 	return results
-}
-
-// newBrowser starts a headless Chromium for the test, as the curation
-// workbench's tests do.
-func newBrowser(t *testing.T) context.Context {
-	t.Helper()
-	profile := t.TempDir()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromiumPath(t)),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.UserDataDir(profile),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(func() {
-		cancel()
-		cancelAlloc() // waits for the browser to exit, before TempDir's removal
-	})
-	if err := chromedp.Do(ctx); err != nil { // starts the browser, with no timeout
-		t.Fatalf("start %s: %v", chromiumPath(t), err)
-	}
-	return ctx
-}
-
-// chromiumPath finds the browser: $KILN_TEST_CHROMIUM, or chromium on PATH.
-// Without one the test fails, saying how to install it; as for the other
-// services, KILN_TEST_ALLOW_SKIP=1 (make test-short) skips it instead.
-func chromiumPath(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("KILN_TEST_CHROMIUM"); p != "" {
-		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("KILN_TEST_CHROMIUM=%s: %v", p, err)
-		}
-		return p
-	}
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	const msg = "the browser upload tests need Chromium: run scripts/install-chromium.sh (or set KILN_TEST_CHROMIUM to a Chromium or Chrome binary)"
-	if os.Getenv(testenv.EnvAllowSkip) == "1" {
-		t.Skip(msg)
-	}
-	t.Fatal(msg)
-	return ""
 }
