@@ -82,6 +82,7 @@ func New(d Deps) (http.Handler, huma.API) {
 	registerFiles(api, d)
 	registerUploads(api, d)
 	registerBatches(api, d)
+	registerBatchExtensions(api, d)
 	registerModels(api, d)
 	registerAgents(api, d)
 	registerWebhooks(api, d)

@@ -182,7 +182,8 @@ func TestResumeAfterRestart(t *testing.T) {
 	}
 }
 
-// TestUnservedModel: a batch for a model no agent serves waits, says so in
+// TestUnservedModel: a batch for a model kiln knows (here from KILN_MODELS)
+// but no agent serves waits, says so in
 // its status message and in GET /v1/agents, and expires at the end of its
 // window with every request as batch_expired.
 func TestUnservedModel(t *testing.T) {
@@ -190,7 +191,8 @@ func TestUnservedModel(t *testing.T) {
 	for _, backend := range kilntest.Backends {
 		t.Run(backend, func(t *testing.T) {
 			t.Parallel()
-			env := kilntest.Start(t, backend, kilntest.Options{})
+			// Known to kiln (the configuration names it), served by no agent.
+			env := kilntest.Start(t, backend, kilntest.Options{Configure: func(c *config.Config) { c.Models = []string{"nobody/serves-this"} }})
 			c := sdkClient(env)
 			var input bytes.Buffer
 			for i := range 3 {

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -121,11 +120,11 @@ func (d Deps) listRateLimits(ctx context.Context, in *rateLimitListInput) (*rate
 	for _, l := range rows {
 		byModel[l.Model] = l
 	}
-	agents, err := d.Store.AgentList(ctx, time.Now().Add(-agentLiveness).Unix())
+	catalogue, err := d.catalogue(ctx)
 	if err != nil {
 		return nil, err
 	}
-	for _, m := range modelsOf(agents) {
+	for _, m := range catalogue {
 		if _, ok := byModel[m.ID]; !ok {
 			byModel[m.ID] = store.RateLimit{ProjectID: in.ProjectID, Model: m.ID}
 		}

@@ -233,6 +233,7 @@ func (sr *shardRun) collect() error {
 		}
 		c.BatchID, c.Shard, c.Seq = sr.sh.BatchID, sr.sh.Idx, sr.seq
 		c.ObjectKey = batch.ChunkKey(c.BatchID, c.Shard, c.Seq)
+		c.OutputBytes, c.ErrorBytes = int64(out.Len()), int64(errs.Len())
 		start := time.Now()
 		_, span := a.cfg.TracerProvider.Tracer(tracing.Scope).Start(trace.ContextWithSpan(sr.ctx, sr.span), "agent.chunk",
 			trace.WithAttributes(attribute.Int64("kiln.chunk.seq", c.Seq), attribute.Int64("kiln.chunk.output_lines", c.OutputLines),

@@ -211,7 +211,10 @@ func TestMetricsExported(t *testing.T) {
 		}
 	}
 
-	env := kilntest.Start(t, "sqlite", kilntest.Options{Configure: func(c *config.Config) { c.WebhookAllowPrivate = true }})
+	env := kilntest.Start(t, "sqlite", kilntest.Options{Configure: func(c *config.Config) {
+		c.WebhookAllowPrivate = true
+		c.Models = []string{"no-agent-model"} // known, so that its batch waits for an agent
+	}})
 	base := env.Base()
 	delivered := make(chan struct{}, 16)
 	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -228,7 +231,7 @@ func TestMetricsExported(t *testing.T) {
 	// A batch for another model: the agent switches models.
 	other := runBatch(t, c, chatLinesFor("Qwen/Qwen2.5-3B-Instruct", 2))
 	require.Equal(t, "completed", string(kilntest.WaitBatch(t, c, other).Status))
-	// A batch for a model no agent serves: it waits, in progress.
+	// A batch for a known model no agent serves: it waits, in progress.
 	waiting := runBatch(t, c, chatLinesFor("no-agent-model", 2))
 	kilntest.Eventually(t, time.Minute, func() bool {
 		b, err := c.Batches.Get(context.Background(), waiting)

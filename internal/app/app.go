@@ -236,6 +236,18 @@ func (a *App) Start(ctx context.Context) error {
 			}
 		}
 	}
+	// An agent in this process starts first: its first heartbeat puts its
+	// models in the catalogue before any batch is validated against it.
+	if a.opts.Agent {
+		if err := a.startAgent(ctx); err != nil {
+			return err
+		}
+		if !a.opts.Serve {
+			if err := a.serveMetrics(); err != nil {
+				return err
+			}
+		}
+	}
 	if a.opts.Serve {
 		workers := river.NewWorkers()
 		jobs.Register(workers, jobs.Deps{Batches: a.Batches, Store: a.Store, Log: a.Log,
@@ -263,16 +275,6 @@ func (a *App) Start(ctx context.Context) error {
 				defer close(a.inboxDone)
 				a.Inbox.Watch(inboxCtx, a.Cfg.InboxPollInterval)
 			}()
-		}
-	}
-	if a.opts.Agent {
-		if err := a.startAgent(ctx); err != nil {
-			return err
-		}
-		if !a.opts.Serve {
-			if err := a.serveMetrics(); err != nil {
-				return err
-			}
 		}
 	}
 	if a.opts.Serve {

@@ -89,5 +89,6 @@ func NewBatches(cfg config.Config, st *store.Store, bucket objectstore.Bucket, l
 		MaxRequests: cfg.MaxRequests, ShardSize: cfg.ShardSize, UploadTTL: cfg.UploadTTL,
 		MaxPendingUploads: cfg.MaxPendingUploads, MaxPendingUploadBytes: cfg.MaxPendingUploadBytes,
 		WebhookAllowPrivate: cfg.WebhookAllowPrivate, FileRetention: retention,
+		Models: cfg.Models, AcceptAnyModel: cfg.AcceptAnyModel,
 	}, log.With("component", "batch"))
 }

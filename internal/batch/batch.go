@@ -62,6 +62,13 @@ type Limits struct {
 	// client's expires_after comes first. Default: none (files are kept
 	// until deleted).
 	FileRetention map[string]time.Duration
+	// Models are the models batches may name besides those of the store's
+	// catalogue, which agents fill (config.Config.Models, plus the models
+	// of an agent in this process). Default: none.
+	Models []string
+	// AcceptAnyModel turns the catalogue's check off: a batch may name any
+	// model. Default: false.
+	AcceptAnyModel bool
 }
 
 // WithDefaults fills the unset limits.

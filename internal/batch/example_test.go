@@ -37,7 +37,9 @@ func Example() {
 		panic(err)
 	}
 	defer bucket.Close()
-	batches := batch.New(st, bucket, batch.Limits{}, log)
+	// No agent runs here to declare its models: the configuration names
+	// the one the batch uses.
+	batches := batch.New(st, bucket, batch.Limits{Models: []string{"sim-model"}}, log)
 
 	input := `{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{"model":"sim-model","messages":[{"role":"user","content":"hi"}]}}
 {"custom_id":"b","method":"POST","url":"/v1/chat/completions","body":{"model":"sim-model","messages":[{"role":"user","content":"bye"}]}}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/kilnhq/kiln/conquest_schemas/conquest"
 	"github.com/kilnhq/kiln/internal/batchline"
@@ -72,6 +73,13 @@ func (s *Service) Validate(ctx context.Context, id string) error {
 		s.log.InfoContext(ctx, "batch failed validation", "batch", id, "problems", len(problems))
 		return fail(errs...)
 	}
+	if p, err := s.checkModel(ctx, sum); err != nil || p != nil {
+		if err != nil {
+			return err
+		}
+		s.log.InfoContext(ctx, "batch names an unknown model", "batch", id, "model", sum.Model)
+		return fail(*p)
+	}
 	shards := make([]store.Shard, len(sum.Shards))
 	for i, sp := range sum.Shards {
 		shards[i] = store.Shard{FirstLine: int64(sp.FirstLine), LastLine: int64(sp.LastLine), Offset: sp.Offset, Requests: int64(sp.Requests)}
@@ -113,6 +121,27 @@ func (s *Service) Validate(ctx context.Context, id string) error {
 	}
 	s.log.InfoContext(ctx, "batch validated", "batch", id, "requests", sum.Requests, "model", sum.Model, "shards", len(shards))
 	return nil
+}
+
+// CodeModelNotFound is the error of a batch whose model is not in the
+// catalogue, as OpenAI's code for a model that does not exist.
+const CodeModelNotFound = "model_not_found"
+
+// checkModel fails a batch whose model kiln does not know: no agent has
+// declared it and the configuration does not name it. A known model with
+// no live agent passes: its batch waits for one.
+func (s *Service) checkModel(ctx context.Context, sum batchline.Summary) (*store.BatchError, error) {
+	if s.limits.AcceptAnyModel || sum.Model == "" || slices.Contains(s.limits.Models, sum.Model) {
+		return nil, nil
+	}
+	known, err := s.store.ModelKnown(ctx, sum.Model)
+	if err != nil || known {
+		return nil, err
+	}
+	line := sum.Shards[0].FirstLine // the first request names the batch's model
+	return &store.BatchError{Code: CodeModelNotFound, Param: ptr("body.model"), Line: &line, Message: fmt.Sprintf(
+		"The model %q does not exist: no agent has declared it and KILN_MODELS does not name it. GET /v1/models lists the models kiln knows.",
+		sum.Model)}, nil
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -24,7 +24,9 @@ import (
 type batchCmd struct {
 	Submit   batchSubmitCmd   `cmd:"" help:"Upload a JSONL file in parallel presigned parts and create a batch."`
 	Wait     batchWaitCmd     `cmd:"" help:"Wait for a batch to end, showing its progress."`
-	Download batchDownloadCmd `cmd:"" help:"Download a batch's output and error files."`
+	Download batchDownloadCmd `cmd:"" help:"Download a batch's output and error files (or, with --partial, the results durable so far; with --merged, its chain of retries as one file)."`
+	Tail     batchTailCmd     `cmd:"" help:"Print a batch's result lines as they become durable, each once, until it ends."`
+	Retry    batchRetryCmd    `cmd:"" help:"Make a new batch of an ended batch's failed requests."`
 }
 
 type batchSubmitCmd struct {
@@ -376,6 +378,8 @@ type batchDownloadCmd struct {
 	clientFlags `embed:""`
 	ID          string `arg:"" help:"The batch's ID."`
 	Dir         string `default:"." help:"Where to write BATCH_output.jsonl and BATCH_error.jsonl (made if missing)."`
+	Partial     bool   `help:"Write the result lines durable now, output and error lines together, to BATCH_partial.jsonl, even while the batch runs." xor:"mode"`
+	Merged      bool   `help:"Write one file, BATCH_merged.jsonl, of the batch's chain of retries: each custom_id once, its newest success or else its newest failure." xor:"mode"`
 }
 
 // Run downloads the batch's output and error files with a progress bar.
@@ -389,6 +393,15 @@ func (c *batchDownloadCmd) Run(e *env) error {
 
 func (c *batchDownloadCmd) run(e *env, cl *openai.Client) error {
 	ctx := e.ctx
+	if c.Partial || c.Merged {
+		if err := os.MkdirAll(c.Dir, 0o755); err != nil {
+			return err
+		}
+		if c.Partial {
+			return downloadPartial(e, cl, c.ID, resultsPath(c.Dir, c.ID, "partial"))
+		}
+		return downloadMerged(e, cl, c.ID, resultsPath(c.Dir, c.ID, "merged"))
+	}
 	b, err := cl.Batches.Get(ctx, c.ID)
 	if err != nil {
 		return err

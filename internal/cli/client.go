@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -67,6 +68,14 @@ func (f clientFlags) explain(err error) error {
 	var apiErr *openai.Error
 	if errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusUnauthorized {
 		return fmt.Errorf("kiln at %s refused the API key (401): set %s to a key of this kiln (kiln keys list shows them)", f.base(), keyVars)
+	}
+	if errors.As(err, &apiErr) && apiErr.Message != "" {
+		// The SDK's own text is the status line; the envelope says why.
+		what := strconv.Itoa(apiErr.StatusCode)
+		if apiErr.Code != "" {
+			what += " " + apiErr.Code
+		}
+		return fmt.Errorf("kiln answered %s: %s", what, apiErr.Message)
 	}
 	var netErr *net.OpError
 	if errors.As(err, &netErr) && netErr.Op == "dial" {

@@ -165,6 +165,17 @@ type Config struct {
 	// (comma-separated). Default: none.
 	EngineModels []string `name:"engine-models" env:"KILN_ENGINE_MODELS" help:"Models the managed engine may load."`
 
+	// Models are models batches may name besides those agents have
+	// declared (comma-separated): models of agents that have yet to start.
+	// A batch naming a model in neither fails validation with
+	// model_not_found. Default: none.
+	Models []string `name:"models" env:"KILN_MODELS" help:"Models batches may name besides those agents have declared."`
+
+	// AcceptAnyModel lets batches name any model, as kiln did before it
+	// kept a catalogue: a batch for a model no agent serves waits, with a
+	// status message, until one does or it expires. Default: false.
+	AcceptAnyModel bool `name:"accept-any-model" env:"KILN_ACCEPT_ANY_MODEL" help:"Accept batches for models no agent has declared (they wait for one)."`
+
 	// EngineSleepMode switches models of a managed engine with vLLM's sleep
 	// mode (/sleep, /wake_up) instead of a restart. Default: false.
 	EngineSleepMode bool `name:"engine-sleep-mode" env:"KILN_ENGINE_SLEEP_MODE" help:"Switch models with vLLM sleep mode."`

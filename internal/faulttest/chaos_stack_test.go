@@ -260,6 +260,9 @@ func startChaosStack(t *testing.T, bin string, agents int) *chaosStack {
 			"KILN_ADDR=127.0.0.1:" + strconv.Itoa(servePort),
 			"KILN_API_KEY=" + chaosKey,
 			"KILN_AGENT=off",
+			// The agents, killed and restarted, may not have declared
+			// their model when a batch is validated.
+			"KILN_MODELS=" + model,
 			"KILN_WEBHOOK_ALLOW_PRIVATE=true",
 			"KILN_WEBHOOK_TIMEOUT=5s",
 			"KILN_RETRY_BASE=50ms",

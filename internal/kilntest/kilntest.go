@@ -90,6 +90,11 @@ func Start(t testing.TB, backend string, o Options) *Env {
 	} else {
 		cfg.ObjectStore = "file://" + filepath.Join(t.TempDir(), "objects")
 	}
+	if o.NoAgent {
+		// The agents a test starts elsewhere serve the simulator's
+		// models, and may declare them after the test's first batch.
+		cfg.Models = app.SimModels
+	}
 	if o.Configure != nil {
 		o.Configure(&cfg)
 	}

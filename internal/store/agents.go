@@ -29,7 +29,8 @@ type Agent struct {
 const agentColumns = `id, hostname, models, synthetic, loaded_model, state, in_flight, concurrency,
 	requests_per_sec, tokens_per_sec, model_switches, started_at, heartbeat_at`
 
-// AgentHeartbeat inserts or refreshes an agent's row.
+// AgentHeartbeat inserts or refreshes an agent's row, and adds the models
+// it serves to the catalogue (ModelList).
 func (s *Store) AgentHeartbeat(ctx context.Context, a Agent) error {
 	models, err := json.Marshal(a.Models)
 	if err != nil {
@@ -42,15 +43,28 @@ func (s *Store) AgentHeartbeat(ctx context.Context, a Agent) error {
 	if a.HeartbeatAt == 0 {
 		a.HeartbeatAt = now()
 	}
-	_, err = s.d.db().exec(ctx, `INSERT INTO agents (`+agentColumns+`)
+	err = s.d.tx(ctx, func(q querier, _ enqueue) error {
+		_, err := q.exec(ctx, `INSERT INTO agents (`+agentColumns+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 		ON CONFLICT (id) DO UPDATE SET models = excluded.models, synthetic = excluded.synthetic,
 			loaded_model = excluded.loaded_model, state = excluded.state, in_flight = excluded.in_flight,
 			concurrency = excluded.concurrency, requests_per_sec = excluded.requests_per_sec,
 			tokens_per_sec = excluded.tokens_per_sec, model_switches = excluded.model_switches,
 			heartbeat_at = excluded.heartbeat_at`,
-		a.ID, a.Hostname, string(models), syn, a.LoadedModel, a.State, a.InFlight, a.Concurrency,
-		a.RequestsPerSec, a.TokensPerSec, a.ModelSwitches, a.StartedAt, a.HeartbeatAt)
+			a.ID, a.Hostname, string(models), syn, a.LoadedModel, a.State, a.InFlight, a.Concurrency,
+			a.RequestsPerSec, a.TokensPerSec, a.ModelSwitches, a.StartedAt, a.HeartbeatAt)
+		if err != nil {
+			return err
+		}
+		// The models it serves join the catalogue, and stay there after
+		// the agent goes.
+		for _, m := range a.Models {
+			if err := declareModel(ctx, q, m, a.Synthetic, a.HeartbeatAt); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("store: agent heartbeat: %w", err)
 	}

@@ -47,4 +47,30 @@ func testAgents(t *testing.T, setup setupFunc) {
 		require.NoError(t, err)
 		require.Empty(t, list)
 	})
+
+	// The models agents declare make the catalogue, which outlives them.
+	t.Run("Catalogue", func(t *testing.T) {
+		t.Parallel()
+		tb := setup(t)
+		known, err := tb.st.ModelKnown(tb.ctx, "m1")
+		require.NoError(t, err)
+		require.False(t, known)
+		require.NoError(t, tb.st.AgentHeartbeat(tb.ctx, store.Agent{ID: "a", Models: []string{"m1", "m2"}, Synthetic: true, HeartbeatAt: 100}))
+		require.NoError(t, tb.st.AgentHeartbeat(tb.ctx, store.Agent{ID: "b", Models: []string{"m2"}, HeartbeatAt: 200}))
+		require.NoError(t, tb.st.AgentRemove(tb.ctx, "a"))
+		list, err := tb.st.ModelList(tb.ctx)
+		require.NoError(t, err)
+		require.Equal(t, []store.CatalogModel{
+			{ID: "m1", Synthetic: true, FirstSeenAt: 100, LastSeenAt: 100},
+			{ID: "m2", Synthetic: false, FirstSeenAt: 100, LastSeenAt: 200},
+		}, list, "a model stays after its agent goes")
+		known, err = tb.st.ModelKnown(tb.ctx, "m1")
+		require.NoError(t, err)
+		require.True(t, known)
+		require.NoError(t, tb.st.ModelForget(tb.ctx, "m1"))
+		require.ErrorIs(t, tb.st.ModelForget(tb.ctx, "m1"), store.ErrNotFound)
+		known, err = tb.st.ModelKnown(tb.ctx, "m1")
+		require.NoError(t, err)
+		require.False(t, known)
+	})
 }

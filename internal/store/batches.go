@@ -95,6 +95,9 @@ type Batch struct {
 	// batch's output and error files expire (its output_expires_after); 0
 	// leaves them to the purpose's retention.
 	OutputExpiresAfter int64
+	// RetryOf is the batch whose failed lines this batch retries; "" for
+	// a batch of its own. A batch is retried at most once.
+	RetryOf string
 }
 
 // Conquest is what a batch knows of its conquest type and its outputs'
@@ -117,7 +120,7 @@ const batchColumns = `id, endpoint, model, input_file_id, completion_window, sta
 	errors, metadata, created_at, in_progress_at, expires_at, finalizing_at, completed_at, failed_at, expired_at,
 	cancelling_at, cancelled_at, total, completed, failed, input_tokens, output_tokens, stop_reason, priority, shards_total, shards_done,
 	conquest_type, conquest_version, conquest_valid, conquest_invalid, conquest_checked_at, conquest_error, project_id, trace_context,
-	output_expires_after, cached_tokens, reasoning_tokens`
+	output_expires_after, cached_tokens, reasoning_tokens, retry_of`
 
 func scanBatch(r row) (Batch, error) {
 	var b Batch
@@ -127,7 +130,7 @@ func scanBatch(r row) (Batch, error) {
 		&b.CancellingAt, &b.CancelledAt, &b.Total, &b.Completed, &b.Failed, &b.InputTokens, &b.OutputTokens, &b.StopReason,
 		&b.Priority, &b.ShardsTotal, &b.ShardsDone,
 		&b.Conquest.Type, &b.Conquest.Version, &b.Conquest.Valid, &b.Conquest.Invalid, &b.Conquest.CheckedAt, &b.Conquest.Error, &b.ProjectID,
-		&b.TraceContext, &b.OutputExpiresAfter, &b.CachedTokens, &b.ReasoningTokens)
+		&b.TraceContext, &b.OutputExpiresAfter, &b.CachedTokens, &b.ReasoningTokens, &b.RetryOf)
 	if err != nil {
 		return Batch{}, err
 	}
@@ -171,16 +174,39 @@ func (s *Store) BatchCreate(ctx context.Context, b Batch, jobs ...Job) error {
 	return nil
 }
 
+// BatchCreateWithInput stores a new batch with its new input file f, and
+// the jobs that follow its creation, in one transaction: both are kept, or
+// neither.
+func (s *Store) BatchCreateWithInput(ctx context.Context, f File, b Batch, jobs ...Job) error {
+	err := s.d.tx(ctx, func(q querier, enq enqueue) error {
+		if err := s.insertFile(ctx, q, enq, f); err != nil {
+			return err
+		}
+		if err := insertBatch(ctx, q, b); err != nil {
+			return err
+		}
+		return enqueueAll(ctx, enq, jobs)
+	})
+	if err != nil {
+		return fmt.Errorf("store: create batch: %w", err)
+	}
+	return nil
+}
+
 func insertBatch(ctx context.Context, q querier, b Batch) error {
 	meta, err := jsonOrNil(b.Metadata, b.Metadata == nil)
 	if err != nil {
 		return err
 	}
 	_, err = q.exec(ctx, `INSERT INTO batches (id, endpoint, model, input_file_id, completion_window, status, metadata, created_at, expires_at, priority,
-		conquest_type, conquest_version, project_id, trace_context, output_expires_after)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+		conquest_type, conquest_version, project_id, trace_context, output_expires_after, retry_of)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
 		b.ID, b.Endpoint, b.Model, b.InputFileID, b.CompletionWindow, b.Status, meta, b.CreatedAt, b.ExpiresAt, b.Priority,
-		b.Conquest.Type, b.Conquest.Version, cmp.Or(b.ProjectID, DefaultProject), b.TraceContext, b.OutputExpiresAfter)
+		b.Conquest.Type, b.Conquest.Version, cmp.Or(b.ProjectID, DefaultProject), b.TraceContext, b.OutputExpiresAfter, b.RetryOf)
+	if b.RetryOf != "" && IsPermanent(err) {
+		// The unique index on retry_of: the batch was retried already.
+		return fmt.Errorf("batch %s was retried already: %w", b.RetryOf, ErrConflict)
+	}
 	return err
 }
 
@@ -426,6 +452,7 @@ var errNoJobs = errors.New("store: commit without jobs")
 // enqueues jobs and returns the batch as it is after the change.
 func (s *Store) transition(ctx context.Context, id string, fn func(q querier, enq enqueue, b Batch) error, jobs []Job) (Batch, error) {
 	var out Batch
+	ended := false
 	err := s.d.tx(ctx, func(q querier, enq enqueue) error {
 		b, err := scanBatch(q.queryRow(ctx, `SELECT `+batchColumns+` FROM batches WHERE id = $1`+s.d.forUpdate(), id))
 		if err != nil {
@@ -444,16 +471,34 @@ func (s *Store) transition(ctx context.Context, id string, fn func(q querier, en
 		if err != nil {
 			return err
 		}
-		// Reaching a terminal status is an event, in the same transaction.
+		// Reaching a terminal status is an event, in the same transaction,
+		// and wakes readers tailing the batch's results.
 		if out.Terminal() && !b.Terminal() {
-			_, err = s.emit(ctx, q, enq, &Event{Type: batchEvent(out.Status), Data: idData(id), ProjectID: out.ProjectID})
+			ended = true
+			if _, err = s.emit(ctx, q, enq, &Event{Type: batchEvent(out.Status), Data: idData(id), ProjectID: out.ProjectID}); err != nil {
+				return err
+			}
+			return s.d.notifyResults(ctx, q)
 		}
-		return err
+		return nil
 	})
 	if err != nil {
 		return out, fmt.Errorf("store: batch %s: %w", id, err)
 	}
+	if ended {
+		s.resultsChanged()
+	}
 	return out, nil
+}
+
+// BatchRetry is the batch that retries batch id's failed lines, or
+// ErrNotFound when none does.
+func (s *Store) BatchRetry(ctx context.Context, id string) (Batch, error) {
+	b, err := scanBatch(s.d.db().queryRow(ctx, `SELECT `+batchColumns+` FROM batches WHERE retry_of = $1`, id))
+	if err != nil {
+		return Batch{}, fmt.Errorf("store: retry of batch %s: %w", id, err)
+	}
+	return b, nil
 }
 
 // BatchStatuses returns the status of each of ids that is a batch; an ID

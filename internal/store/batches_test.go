@@ -12,6 +12,39 @@ import (
 )
 
 func testBatches(t *testing.T, setup setupFunc) {
+	// A retry names its batch; a batch is retried once.
+	t.Run("Retry", func(t *testing.T) {
+		t.Parallel()
+		tb := setup(t)
+		orig := newBatch(t, tb)
+		_, err := tb.st.BatchRetry(tb.ctx, orig.ID)
+		require.ErrorIs(t, err, store.ErrNotFound)
+		retry := store.Batch{ID: ids.New(ids.Batch), Endpoint: "/v1/chat/completions", InputFileID: "file-y", CompletionWindow: "24h",
+			Status: store.BatchValidating, CreatedAt: time.Now().Unix(), ExpiresAt: time.Now().Add(time.Hour).Unix(), RetryOf: orig.ID}
+		require.NoError(t, tb.st.BatchCreate(tb.ctx, retry))
+		got, err := tb.st.BatchRetry(tb.ctx, orig.ID)
+		require.NoError(t, err)
+		require.Equal(t, retry.ID, got.ID)
+		require.Equal(t, orig.ID, got.RetryOf)
+		again := retry
+		again.ID, again.InputFileID = ids.New(ids.Batch), ids.New(ids.File)
+		f := store.File{ID: again.InputFileID, Purpose: "batch", Filename: "retry.jsonl", ObjectKey: "files/x", Bytes: 1,
+			Status: store.FileProcessed, CreatedAt: time.Now().Unix()}
+		require.ErrorIs(t, tb.st.BatchCreateWithInput(tb.ctx, f, again), store.ErrConflict, "a second retry of one batch")
+		_, err = tb.st.BatchGet(tb.ctx, again.ID)
+		require.ErrorIs(t, err, store.ErrNotFound, "and nothing of it is kept")
+		_, err = tb.st.FileGet(tb.ctx, f.ID)
+		require.ErrorIs(t, err, store.ErrNotFound, "not even its input file")
+		other := again
+		other.ID, other.RetryOf = ids.New(ids.Batch), ""
+		require.NoError(t, tb.st.BatchCreateWithInput(tb.ctx, f, other))
+		got, err = tb.st.BatchGet(tb.ctx, other.ID)
+		require.NoError(t, err)
+		require.Equal(t, f.ID, got.InputFileID)
+		_, err = tb.st.FileGet(tb.ctx, f.ID)
+		require.NoError(t, err)
+	})
+
 	t.Run("Statuses", func(t *testing.T) {
 		t.Parallel()
 		tb := setup(t)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 )
 
@@ -20,7 +21,15 @@ type Chunk struct {
 	// the engine reported them.
 	CachedTokens    int64
 	ReasoningTokens int64
-	CreatedAt       int64
+	// OutputBytes and ErrorBytes are the sizes of the chunk's output and
+	// error objects, which place it in the batch's final files.
+	OutputBytes int64
+	ErrorBytes  int64
+	// Ord is the chunk's place among its batch's chunks in order of commit,
+	// from 1; ChunkCommit sets it. Chunks committed before kiln numbered
+	// them have 0.
+	Ord       int64
+	CreatedAt int64
 }
 
 // ChunkCommit records a chunk whose object is already durable and adds its
@@ -41,10 +50,10 @@ func (s *Store) ChunkCommit(ctx context.Context, owner string, c Chunk) error {
 			return fmt.Errorf("lease held by %q: %w", holder, ErrConflict)
 		}
 		n, err := q.exec(ctx, `INSERT INTO batch_chunks (batch_id, shard, seq, object_key, output_lines, error_lines, input_tokens, output_tokens,
-			cached_tokens, reasoning_tokens, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (batch_id, shard, seq) DO NOTHING`,
+			cached_tokens, reasoning_tokens, output_bytes, error_bytes, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (batch_id, shard, seq) DO NOTHING`,
 			c.BatchID, c.Shard, c.Seq, c.ObjectKey, c.OutputLines, c.ErrorLines, c.InputTokens, c.OutputTokens,
-			c.CachedTokens, c.ReasoningTokens, c.CreatedAt)
+			c.CachedTokens, c.ReasoningTokens, c.OutputBytes, c.ErrorBytes, c.CreatedAt)
 		if err != nil {
 			return err
 		}
@@ -55,38 +64,73 @@ func (s *Store) ChunkCommit(ctx context.Context, owner string, c Chunk) error {
 		// made, and its counts are theirs. An agent whose lease ran out
 		// while the store was out of reach, and which nobody took over,
 		// still holds the shard and may try.
-		n, err = q.exec(ctx, `UPDATE batches SET completed = completed + $2, failed = failed + $3,
+		//
+		// The update locks the batch's row until the transaction ends, so
+		// the batch's chunks commit one at a time, in the order of the
+		// ordinals they take here: a reader that has seen ordinal k has
+		// seen every chunk before it.
+		var ord int64
+		err = q.queryRow(ctx, `UPDATE batches SET completed = completed + $2, failed = failed + $3,
 			input_tokens = input_tokens + $4, output_tokens = output_tokens + $5,
-			cached_tokens = cached_tokens + $10, reasoning_tokens = reasoning_tokens + $11
-			WHERE id = $1 AND status NOT IN ($6, $7, $8, $9)`,
+			cached_tokens = cached_tokens + $10, reasoning_tokens = reasoning_tokens + $11,
+			chunks_committed = chunks_committed + 1
+			WHERE id = $1 AND status NOT IN ($6, $7, $8, $9) RETURNING chunks_committed`,
 			c.BatchID, c.OutputLines, c.ErrorLines, c.InputTokens, c.OutputTokens,
-			BatchCompleted, BatchFailed, BatchExpired, BatchCancelled, c.CachedTokens, c.ReasoningTokens)
-		if err == nil && n == 0 {
-			err = fmt.Errorf("batch %s has ended: %w", c.BatchID, ErrConflict)
+			BatchCompleted, BatchFailed, BatchExpired, BatchCancelled, c.CachedTokens, c.ReasoningTokens).Scan(&ord)
+		if errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("batch %s has ended: %w", c.BatchID, ErrConflict)
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		_, err = q.exec(ctx, `UPDATE batch_chunks SET ord = $4 WHERE batch_id = $1 AND shard = $2 AND seq = $3`,
+			c.BatchID, c.Shard, c.Seq, ord)
+		if err != nil {
+			return err
+		}
+		return s.d.notifyResults(ctx, q)
 	})
 	if err != nil {
 		return fmt.Errorf("store: commit chunk %s/%d/%d: %w", c.BatchID, c.Shard, c.Seq, err)
 	}
+	s.resultsChanged()
 	return nil
 }
 
 // ChunkList lists a batch's chunks in order of shard and sequence; with
 // shard >= 0, only that shard's.
 func (s *Store) ChunkList(ctx context.Context, batchID string, shard int64) ([]Chunk, error) {
-	rs, err := s.d.db().query(ctx, `SELECT batch_id, shard, seq, object_key, output_lines, error_lines, input_tokens, output_tokens,
-		cached_tokens, reasoning_tokens, created_at
+	rs, err := s.d.db().query(ctx, `SELECT `+chunkColumns+`
 		FROM batch_chunks WHERE batch_id = $1 AND ($2 < 0 OR shard = $2) ORDER BY shard, seq`, batchID, shard)
 	if err != nil {
 		return nil, fmt.Errorf("store: list chunks of %s: %w", batchID, err)
 	}
+	return scanChunks(rs)
+}
+
+// ChunksAfter lists a batch's chunks whose ordinal is above after, in
+// order of ordinal: the chunks committed since a reader saw ordinal after.
+// Chunks committed before kiln numbered them (ordinal 0) are always listed,
+// first, so that a reader can tell that it cannot follow the batch.
+func (s *Store) ChunksAfter(ctx context.Context, batchID string, after int64) ([]Chunk, error) {
+	rs, err := s.d.db().query(ctx, `SELECT `+chunkColumns+`
+		FROM batch_chunks WHERE batch_id = $1 AND (ord > $2 OR ord = 0) ORDER BY ord, shard, seq`, batchID, after)
+	if err != nil {
+		return nil, fmt.Errorf("store: list chunks of %s: %w", batchID, err)
+	}
+	return scanChunks(rs)
+}
+
+const chunkColumns = `batch_id, shard, seq, object_key, output_lines, error_lines, input_tokens, output_tokens,
+	cached_tokens, reasoning_tokens, output_bytes, error_bytes, ord, created_at`
+
+func scanChunks(rs rows) ([]Chunk, error) {
 	defer rs.Close()
 	var out []Chunk
 	for rs.Next() {
 		var c Chunk
 		if err := rs.Scan(&c.BatchID, &c.Shard, &c.Seq, &c.ObjectKey, &c.OutputLines, &c.ErrorLines, &c.InputTokens, &c.OutputTokens,
-			&c.CachedTokens, &c.ReasoningTokens, &c.CreatedAt); err != nil {
+			&c.CachedTokens, &c.ReasoningTokens, &c.OutputBytes, &c.ErrorBytes, &c.Ord, &c.CreatedAt); err != nil {
 			return nil, err
 		}
 		out = append(out, c)

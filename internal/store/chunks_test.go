@@ -25,7 +25,7 @@ func testChunks(t *testing.T, setup setupFunc) {
 			c     store.Chunk
 		}{
 			{"b", store.Chunk{BatchID: b.ID, Shard: 1, Seq: 0, ObjectKey: "s1-0", OutputLines: 3, InputTokens: 1, OutputTokens: 2,
-				CachedTokens: 1, ReasoningTokens: 2, CreatedAt: 7}},
+				CachedTokens: 1, ReasoningTokens: 2, OutputBytes: 30, ErrorBytes: 0, CreatedAt: 7}},
 			{"a", store.Chunk{BatchID: b.ID, Shard: 0, Seq: 1, ObjectKey: "s0-1", OutputLines: 1, ErrorLines: 1, InputTokens: 10, OutputTokens: 5,
 				CachedTokens: 4, ReasoningTokens: 3}},
 			{"a", store.Chunk{BatchID: b.ID, Shard: 0, Seq: 0, ObjectKey: "s0-0", OutputLines: 1}},
@@ -40,7 +40,10 @@ func testChunks(t *testing.T, setup setupFunc) {
 			keys = append(keys, c.ObjectKey)
 		}
 		require.Equal(t, []string{"s0-0", "s0-1", "s1-0"}, keys)
-		require.Equal(t, commits[0].c, chunks[2])
+		want := commits[0].c
+		want.Ord = 1 // committed first
+		require.Equal(t, want, chunks[2])
+		require.EqualValues(t, []int64{3, 2}, []int64{chunks[0].Ord, chunks[1].Ord}, "ordinals follow the order of commit")
 		require.InDelta(t, time.Now().Unix(), chunks[0].CreatedAt, 60, "a chunk without a creation time is created now")
 		chunks, err = tb.st.ChunkList(tb.ctx, b.ID, 0)
 		require.NoError(t, err)
@@ -62,6 +65,95 @@ func testChunks(t *testing.T, setup setupFunc) {
 		none, err := tb.st.ChunkList(tb.ctx, "batch_nope", -1)
 		require.NoError(t, err)
 		require.Empty(t, none)
+	})
+
+	// Chunks take their batch's ordinals in the order they commit, with no
+	// gaps, even when several agents commit at once; ChunksAfter lists
+	// those above a reader's last, so that a reader tailing them never
+	// skips one.
+	t.Run("OrdinalsAndChunksAfter", func(t *testing.T) {
+		t.Parallel()
+		tb := setup(t)
+		const shards, perShard = 4, 10
+		b := startBatch(t, tb, "m", perShard, perShard, perShard, perShard)
+		for i := range shards {
+			_, _, err := tb.st.ShardClaim(tb.ctx, "m", string(rune('a'+i)), time.Minute, 0)
+			require.NoError(t, err)
+		}
+		var wg sync.WaitGroup
+		stop := make(chan struct{})
+		reader := make(chan []int64)
+		go func() { // a reader tailing as the chunks commit
+			var got []int64
+			last := int64(0)
+			for done := false; !done; {
+				select {
+				case <-stop:
+					done = true
+				default:
+				}
+				cs, err := tb.st.ChunksAfter(tb.ctx, b.ID, last)
+				if err != nil {
+					panic(err)
+				}
+				for _, c := range cs {
+					got = append(got, c.Ord)
+					last = c.Ord
+				}
+			}
+			reader <- got
+		}()
+		for i := range shards {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for seq := range perShard {
+					c := store.Chunk{BatchID: b.ID, Shard: int64(i), Seq: int64(seq), ObjectKey: "k", OutputLines: 1}
+					if err := tb.st.ChunkCommit(tb.ctx, string(rune('a'+i)), c); err != nil {
+						panic(err)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(stop)
+		got := <-reader
+		all, err := tb.st.ChunksAfter(tb.ctx, b.ID, 0)
+		require.NoError(t, err)
+		require.Len(t, all, shards*perShard)
+		for i, c := range all {
+			require.EqualValues(t, i+1, c.Ord, "ordinals are dense, from 1")
+		}
+		require.Len(t, got, shards*perShard, "the tailing reader saw every chunk")
+		for i, o := range got {
+			require.EqualValues(t, i+1, o, "and in order, none skipped")
+		}
+		tail, err := tb.st.ChunksAfter(tb.ctx, b.ID, shards*perShard-2)
+		require.NoError(t, err)
+		require.Len(t, tail, 2)
+	})
+
+	// WaitResults wakes when a chunk commits. The waiter may start waiting
+	// after a commit, so chunks keep committing until it wakes.
+	t.Run("WaitResults", func(t *testing.T) {
+		t.Parallel()
+		tb := setup(t)
+		b := startBatch(t, tb, "m", 1)
+		_, _, err := tb.st.ShardClaim(tb.ctx, "m", "a", time.Minute, 0)
+		require.NoError(t, err)
+		woke := make(chan struct{})
+		go func() {
+			tb.st.WaitResults(tb.ctx, time.Hour)
+			close(woke)
+		}()
+		for seq := int64(0); ; seq++ {
+			select {
+			case <-woke:
+				return
+			default:
+			}
+			require.NoError(t, tb.st.ChunkCommit(tb.ctx, "a", store.Chunk{BatchID: b.ID, Shard: 0, Seq: seq, ObjectKey: "k"}))
+		}
 	})
 
 	// An agent whose lease ran out while the database was out of reach,

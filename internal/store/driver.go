@@ -27,6 +27,10 @@ import (
 // shardsChannel is the Postgres notification channel that wakes agents.
 const shardsChannel = "kiln_shards"
 
+// resultsChannel is the Postgres notification channel that wakes readers
+// tailing batches' results: a chunk committed, or a batch ended.
+const resultsChannel = "kiln_results"
+
 // querier is the part of a connection or transaction the store's SQL needs.
 // Both drivers accept the same SQL, with $N placeholders.
 type querier interface {
@@ -72,6 +76,9 @@ type driver interface {
 	skipLocked(alias string) string
 	// notifyShards tells listening agents that shards wait, at commit.
 	notifyShards(ctx context.Context, q querier) error
+	// notifyResults tells readers tailing results that a chunk committed
+	// or a batch ended, at commit.
+	notifyResults(ctx context.Context, q querier) error
 	// lastAttemptedBy is the SQL expression of the River client that last
 	// took a river_job row.
 	lastAttemptedBy() string
@@ -152,6 +159,10 @@ func (d *pgDriver) skipLocked(alias string) string {
 }
 func (d *pgDriver) notifyShards(ctx context.Context, q querier) error {
 	_, err := q.exec(ctx, `SELECT pg_notify('`+shardsChannel+`', '')`)
+	return err
+}
+func (d *pgDriver) notifyResults(ctx context.Context, q querier) error {
+	_, err := q.exec(ctx, `SELECT pg_notify('`+resultsChannel+`', '')`)
 	return err
 }
 func (d *pgDriver) tx(ctx context.Context, fn func(querier, enqueue) error) error {
@@ -272,8 +283,9 @@ func (d *sqliteDriver) close()            { _ = d.sqldb.Close() }
 func (d *sqliteDriver) forUpdate() string { return "" }
 
 // SQLite's transactions begin IMMEDIATE: the writer holds the database.
-func (d *sqliteDriver) skipLocked(string) string                    { return "" }
-func (d *sqliteDriver) notifyShards(context.Context, querier) error { return nil }
+func (d *sqliteDriver) skipLocked(string) string                     { return "" }
+func (d *sqliteDriver) notifyShards(context.Context, querier) error  { return nil }
+func (d *sqliteDriver) notifyResults(context.Context, querier) error { return nil }
 
 func (d *sqliteDriver) tx(ctx context.Context, fn func(querier, enqueue) error) error {
 	tx, err := d.sqldb.BeginTx(ctx, nil)

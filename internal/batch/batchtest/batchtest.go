@@ -33,14 +33,25 @@ type Env struct {
 	Bucket  objectstore.Bucket
 	Batches *batch.Service
 	Log     *slog.Logger
+	// DatabaseURL is the store's database, for a second store on it (as
+	// another process has).
+	DatabaseURL string
 }
 
 // New is the lifecycle on a fresh store of backend: SQLite with a folder
-// object store, or Postgres with an S3 bucket.
+// object store, or Postgres with an S3 bucket. Its batches may name any
+// model, since no agent declares models here, unless limits name models
+// (an empty, non-nil list names none): then the catalogue is checked.
 func New(t testing.TB, backend string, limits batch.Limits) *Env {
 	t.Helper()
+	if limits.Models == nil {
+		limits.AcceptAnyModel = true
+	}
 	ctx := context.Background()
-	st := storetest.New(t, backend)
+	dbURL := storetest.URL(t, backend)
+	st, err := store.Open(ctx, dbURL, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	t.Cleanup(st.Close)
 	url := "file://" + t.TempDir()
 	if backend == "postgres" {
 		url = testenv.S3URL(t)
@@ -49,7 +60,7 @@ func New(t testing.TB, backend string, limits batch.Limits) *Env {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = bucket.Close() })
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	return &Env{Store: st, Bucket: bucket, Batches: batch.New(st, bucket, limits, log), Log: log}
+	return &Env{Store: st, Bucket: bucket, Batches: batch.New(st, bucket, limits, log), Log: log, DatabaseURL: dbURL}
 }
 
 // ChatLines is a batch input of n chat completion requests for model,
@@ -81,9 +92,16 @@ const Agent = "agent-test"
 // failed, and finishes the shard. It returns how many shards it ran.
 func (e *Env) RunShards(t testing.TB, model string, ok func(line int) bool) int {
 	t.Helper()
+	return e.RunShardsUpTo(t, model, -1, ok)
+}
+
+// RunShardsUpTo is RunShards that stops after max shards (negative: no
+// limit).
+func (e *Env) RunShardsUpTo(t testing.TB, model string, limit int, ok func(line int) bool) int {
+	t.Helper()
 	ctx := context.Background()
 	n := 0
-	for {
+	for limit < 0 || n < limit {
 		sh, b, err := e.Store.ShardClaim(ctx, model, Agent, time.Minute, 0)
 		if err != nil {
 			require.ErrorIs(t, err, store.ErrNotFound)
@@ -112,6 +130,7 @@ func (e *Env) RunShards(t testing.TB, model string, ok func(line int) bool) int 
 			}
 			dst.Write(append(l, '\n'))
 		}
+		c.OutputBytes, c.ErrorBytes = int64(out.Len()), int64(errs.Len())
 		for key, buf := range map[string]*bytes.Buffer{batch.ChunkOutputKey(c.ObjectKey): &out, batch.ChunkErrorKey(c.ObjectKey): &errs, c.ObjectKey: &idx} {
 			if buf.Len() > 0 {
 				_, err := e.Bucket.Put(ctx, key, bytes.NewReader(buf.Bytes()), int64(buf.Len()))
@@ -124,6 +143,7 @@ func (e *Env) RunShards(t testing.TB, model string, ok func(line int) bool) int 
 		_ = b
 		n++
 	}
+	return n
 }
 
 // ReadFile is a file's bytes.
