@@ -3,7 +3,7 @@
 #   make test   the whole suite, with its own Postgres and MinIO
 GO ?= go
 
-.PHONY: run build lambda test test-short chaos monitoring lint fmt openapi services-start services-stop clean demo bench
+.PHONY: run build lambda provider test test-short chaos monitoring lint fmt openapi services-start services-stop clean demo bench
 
 # Built, then run (not go run, which exits 1 on Ctrl-C whatever kiln does).
 run:
@@ -20,12 +20,23 @@ LAMBDA_ARCHES ?= amd64 arm64
 lambda:
 	$(GO) run ./internal/lambdazip -o bin $(LAMBDA_ARCHES)
 
+# The Terraform/OpenTofu provider (terraform/provider), laid out as a
+# filesystem mirror in bin/terraform-mirror (see terraform/provider/README.md).
+PROVIDER_VERSION ?= 0.1.0
+provider:
+	$(GO) build -ldflags "-X main.version=$(PROVIDER_VERSION)" \
+		-o bin/terraform-mirror/registry.opentofu.org/kiln/kiln/$(PROVIDER_VERSION)/$$($(GO) env GOOS)_$$($(GO) env GOARCH)/terraform-provider-kiln_v$(PROVIDER_VERSION) \
+		./cmd/terraform-provider-kiln
+
 # The whole suite. scripts/install-chromium.sh installs Debian's Chromium
-# for the workbench's browser tests (once); scripts/test-services.sh starts a
-# throwaway Postgres and MinIO on free loopback ports, runs the tests
-# against them and stops them.
+# for the workbench's browser tests, and scripts/install-checkers.sh
+# cloud-init, shellcheck and caddy for the Terraform modules' tests (once);
+# scripts/test-services.sh starts a throwaway Postgres and MinIO on free
+# loopback ports (and builds OpenTofu once, see scripts/install-tofu.sh),
+# runs the tests against them and stops them.
 test:
 	scripts/install-chromium.sh
+	scripts/install-checkers.sh
 	KILN_TEST_ARTIFACTS=$${KILN_TEST_ARTIFACTS:-$(CURDIR)/artifacts} scripts/test-services.sh run -- $(GO) test -count=1 -timeout 20m ./...
 
 # The chaos suite: KILN_CHAOS_RUNS seeded runs (50 here; `make test` runs

@@ -149,9 +149,12 @@ func TestResumeAfterRestart(t *testing.T) {
 	for _, backend := range kilntest.Backends {
 		t.Run(backend, func(t *testing.T) {
 			t.Parallel()
-			first := kilntest.Start(t, backend, kilntest.Options{Sim: slowSim()})
+			// Few requests in flight and many to go, so that the batch is
+			// far from its end when the graceful stop has drained them,
+			// however late a busy machine notices the progress.
+			first := kilntest.Start(t, backend, kilntest.Options{Sim: slowSim(), Configure: func(c *config.Config) { c.AgentConcurrency = 32 }})
 			c := sdkClient(first)
-			const n = 400
+			const n = 2000
 			b := createBatch(t, c, chatLines(n, 0), "24h")
 			waitProgress(t, c, b.ID, 40)
 			require.NoError(t, first.Stop())

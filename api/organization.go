@@ -34,6 +34,7 @@ func registerOrganization(api huma.API, d Deps) {
 	registerRateLimits(api, d)
 	registerAuditLogs(api, d)
 	registerUsage(api, d)
+	registerAdminExtensions(api, d)
 }
 
 // isOrganization reports whether path is one of the Administration API's.

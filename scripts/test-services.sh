@@ -16,6 +16,8 @@
 # internal/testenv reads, and KILN_TEST_MINIO_BIN, the MinIO binary with
 # which testenv starts private servers for tests that restart them;
 # KILN_TEST_GOAWS_URL (and KILN_TEST_GOAWS_BIN) and KILN_TEST_LAMBDA_RIE_BIN;
+# KILN_TEST_TOFU_BIN, the OpenTofu binary the Terraform provider's tests
+# run (scripts/install-tofu.sh builds it once);
 # and KILN_TEST_NOT_RUN, a file where tests that cannot run here (the
 # LocalStack test without Docker) say so: `run` prints it at the end.
 # Postgres comes from the system (on Debian/Ubuntu as root it is installed
@@ -299,6 +301,24 @@ install_lambda_rie() {
 	echo "export KILN_TEST_LAMBDA_RIE_BIN='$bin'" >>"$dir/env.tmp"
 }
 
+# The OpenTofu build (minutes, once) runs in the background while the
+# other services start: install_tofu_start, then install_tofu_finish.
+tofu_pid=
+install_tofu_start() {
+	local dir=$1
+	"$here/install-tofu.sh" >"$dir/tofu.path" 2>"$dir/tofu.log" &
+	tofu_pid=$!
+}
+
+install_tofu_finish() {
+	local dir=$1
+	if ! wait "$tofu_pid"; then
+		cat "$dir/tofu.log" >&2
+		die "could not get an OpenTofu binary (scripts/install-tofu.sh failed)"
+	fi
+	echo "export KILN_TEST_TOFU_BIN='$(cat "$dir/tofu.path")'" >>"$dir/env.tmp"
+}
+
 # --- commands ---------------------------------------------------------------
 
 start_services() {
@@ -307,10 +327,12 @@ start_services() {
 		die "services in $dir seem to be running; run: $0 stop $dir"
 	fi
 	rm -f "$dir/env" "$dir/env.tmp"
+	install_tofu_start "$dir"
 	start_postgres "$dir"
 	start_minio "$dir"
 	start_goaws "$dir"
 	install_lambda_rie "$dir"
+	install_tofu_finish "$dir"
 	: >"$dir/not-run"
 	echo "export KILN_TEST_NOT_RUN='$dir/not-run'" >>"$dir/env.tmp"
 	mv "$dir/env.tmp" "$dir/env"
