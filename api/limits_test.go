@@ -68,18 +68,24 @@ func TestRequestsPerMinute(t *testing.T) {
 
 // TestFairShare: projects that share one agent, all with work waiting, get
 // equal shares of it: when the first of four equal batches ends, each of
-// the others is within 10% of it. (Within a project, priority orders its
-// own batches; no project takes another's share by asking for more.)
+// the others is within 15% of it, that is, within the three shards of 5
+// requests the agent may be holding at once. (Within a project, priority
+// orders its own batches; no project takes another's share by asking for
+// more: before the least-recently-served order, the shares were
+// [0 70 95 120].) BenchmarkProjectsShareOneAgent measures the shares on a
+// quiet machine.
 func TestFairShare(t *testing.T) {
 	t.Parallel()
 	for _, backend := range kilntest.Backends {
 		t.Run(backend, func(t *testing.T) {
 			t.Parallel()
 			env := kilntest.Start(t, backend, kilntest.Options{Sim: slowSim(), Configure: func(c *config.Config) {
-				// Shards of 5: the shares may differ by the shards in
-				// flight, which stay within 10% of a batch.
+				// request_counts move a chunk at a time: with chunks every
+				// 200 ms, a batch's count lags by up to 10% of it at
+				// this pace, which would blur the shares measured.
 				c.ShardSize = 5
 				c.AgentConcurrency = 8
+				c.ChunkInterval = 20 * time.Millisecond
 			}})
 			ctx := context.Background()
 			const projects, n = 4, 120
@@ -116,7 +122,7 @@ func TestFairShare(t *testing.T) {
 				lo, hi = min(lo, c), max(hi, c)
 			}
 			t.Logf("requests done by project when the first batch ended: %v", counts)
-			require.GreaterOrEqual(t, float64(lo), 0.9*float64(hi), "unequal shares: %v", counts)
+			require.GreaterOrEqual(t, float64(lo), 0.85*float64(hi), "unequal shares: %v", counts)
 		})
 	}
 }

@@ -337,11 +337,13 @@ func TestManagedEngine(t *testing.T) {
 	t.Run("StartTimeout", func(t *testing.T) {
 		t.Parallel()
 		b := setupManaged(t, []string{"model-a"}, []string{"KILN_FAKE_VLLM_NEVER_READY=1"}, func(c *gpuagent.ManagedConfig) {
-			c.StartTimeout = time.Second
+			// Long enough for the fake to be listening on a busy machine,
+			// so that the last error is its 503.
+			c.StartTimeout = 4 * time.Second
 		})
 
 		_, err := b.engine.Load(t.Context(), "model-a")
-		require.ErrorContains(t, err, "did not answer /health within 1s")
+		require.ErrorContains(t, err, "did not answer /health within 4s")
 		require.ErrorContains(t, err, "/health answered 503")
 		require.ErrorContains(t, err, "INFO fake vllm: serving model-a")
 		require.Len(t, b.pids(t), 1)
