@@ -32,6 +32,11 @@ func Register(api huma.API, d Deps) {
 	registerExports(api, d)
 	registerImports(api, d)
 	registerCurators(api, d)
+	registerPairwise(api, d)
+	registerLeaderboard(api, d)
+	registerAssignment(api, d)
+	registerAgreement(api, d)
+	registerDatasets(api, d)
 }
 
 // SpecRoutes registers the curation routes for the OpenAPI document only:

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -24,9 +25,10 @@ const (
 	// or corrected answer.
 	FormatSFT = "openai_sft"
 	// FormatDPO is OpenAI's preference JSONL: input, preferred_output and
-	// non_preferred_output, from ratings.
+	// non_preferred_output, from pairwise verdicts first, then ratings.
 	FormatDPO = "openai_dpo"
-	// FormatTRL is TRL's prompt / chosen / rejected, from ratings.
+	// FormatTRL is TRL's prompt / chosen / rejected, from pairwise verdicts
+	// first, then ratings.
 	FormatTRL = "trl"
 	// FormatICL is in-context-learning examples: gold only, N per type.
 	FormatICL = "icl"
@@ -49,6 +51,11 @@ type ExportOptions struct {
 	Source string `json:"source,omitempty"`
 	// PerType, for icl: examples per type (default 5).
 	PerType int `json:"per_type,omitempty"`
+	// Dedupe keeps one task of each cluster of near-duplicate inputs
+	// (neardup.go).
+	Dedupe bool `json:"dedupe,omitempty"`
+	// FileFormat is jsonl (the default) or parquet (parquet.go).
+	FileFormat string `json:"file_format,omitempty"`
 }
 
 // ErrEmptyExport is an export whose selection holds nothing.
@@ -118,16 +125,46 @@ func (e *Exporter) Run(ctx context.Context, exportID, project string, o ExportOp
 	if o.Format == FormatLabelStudio {
 		name = fmt.Sprintf("kiln-label-studio-%s.json", time.Now().UTC().Format("20060102-150405"))
 	}
+	if o.FileFormat == FileParquet {
+		name = strings.TrimSuffix(name, ".jsonl") + ".parquet"
+	}
 	nf := batch.NewFile(batch.PurposeFineTune, name)
 	nf.Owner = store.FileOwnerCuration // curators' alone: no API key sees it
 	nf.ProjectID = project
 	f := &nf
+	prefs, err := preferred(ctx, e.Store, project, o)
+	if err != nil {
+		return nil, 0, err
+	}
+	skip, err := duplicates(ctx, e.Store, project, o)
+	if err != nil {
+		return nil, 0, err
+	}
 	var rows, done int64
 	pr, pw := io.Pipe()
 	go func() {
 		bw := bufio.NewWriterSize(pw, 256<<10)
-		w := newWriter(bw, o)
+		var out io.Writer = bw
+		var pq *lineSplitter
+		if o.FileFormat == FileParquet {
+			sink, err := newParquetSink(bw, o.Format)
+			if err != nil {
+				pw.CloseWithError(err)
+				return
+			}
+			pq = &lineSplitter{sink: sink}
+			out = pq
+		}
+		w := newWriter(out, o)
+		w.prefs = prefs
 		err := e.Store.CurationEach(ctx, filter, func(t store.CurationTask, outs []store.CurationOutput) error {
+			if skip[t.ID] {
+				done++
+				return nil
+			}
+			if pq != nil {
+				pq.task = t.ID
+			}
 			n, err := w.task(t, outs)
 			rows += n
 			done++
@@ -138,6 +175,9 @@ func (e *Exporter) Run(ctx context.Context, exportID, project string, o ExportOp
 		})
 		if err == nil {
 			err = w.close()
+		}
+		if err == nil && pq != nil {
+			err = pq.sink.close()
 		}
 		if err == nil {
 			err = bw.Flush()
@@ -163,6 +203,50 @@ type writer struct {
 	o     ExportOptions
 	perTy map[string]int
 	first bool
+	// prefs are the decided pairs of outputs by task, for the preference
+	// formats.
+	prefs map[string][]decided
+	// picked, when set, hears of each example's output and its source
+	// (gold, corrected, pairwise, ratings): a dataset's manifest counts
+	// them.
+	picked func(o store.CurationOutput, source string)
+}
+
+func (w *writer) pick(o store.CurationOutput, source string) {
+	if w.picked != nil {
+		if o.Corrected != nil && source == "gold" {
+			source = "corrected"
+		}
+		w.picked(o, source)
+	}
+}
+
+// decided is a pair of outputs that curators' verdicts decide: more said
+// chosen was better than rejected.
+type decided struct{ chosen, rejected string }
+
+// preferred reads, for the preference formats, the pairs of outputs that
+// the verdicts decide, by task: where an admin settled a pair, their
+// verdict; else the majority of a and b (ties and both_bad decide
+// nothing).
+func preferred(ctx context.Context, st *store.Store, project string, o ExportOptions) (map[string][]decided, error) {
+	if o.Format != FormatDPO && o.Format != FormatTRL {
+		return nil, nil
+	}
+	verdicts, err := st.PreferenceVerdicts(ctx, project, o.Type)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]decided{}
+	for _, v := range verdicts {
+		switch {
+		case v.A > v.B:
+			out[v.TaskID] = append(out[v.TaskID], decided{v.OutputA, v.OutputB})
+		case v.B > v.A:
+			out[v.TaskID] = append(out[v.TaskID], decided{v.OutputB, v.OutputA})
+		}
+	}
+	return out, nil
 }
 
 func newWriter(w io.Writer, o ExportOptions) *writer {
@@ -242,26 +326,19 @@ func (w *writer) task(t store.CurationTask, outs []store.CurationOutput) (int64,
 			return 0, nil
 		}
 		one := 1
+		w.pick(*chosen, "gold")
 		msgs := append(messagesOf(t), message{Role: "assistant", Content: answer(*chosen), Weight: &one})
 		return w.line(map[string]any{"messages": msgs})
 	case FormatDPO, FormatTRL:
+		if n, err := w.preferences(t, outs); n > 0 || err != nil {
+			return n, err
+		}
 		best, worst, ok := pair(t, outs)
 		if !ok {
 			return 0, nil
 		}
-		msgs := messagesOf(t)
-		if w.o.Format == FormatDPO {
-			return w.line(map[string]any{
-				"input":                map[string]any{"messages": msgs},
-				"preferred_output":     []message{{Role: "assistant", Content: answer(best)}},
-				"non_preferred_output": []message{{Role: "assistant", Content: answer(worst)}},
-			})
-		}
-		return w.line(map[string]any{
-			"prompt":   msgs,
-			"chosen":   []message{{Role: "assistant", Content: answer(best)}},
-			"rejected": []message{{Role: "assistant", Content: answer(worst)}},
-		})
+		w.pick(best, "ratings")
+		return w.preference(t, best, worst)
 	case FormatICL:
 		if t.GoldOutputID == nil || w.perTy[t.ConquestType] >= w.o.PerType {
 			return 0, nil
@@ -269,6 +346,7 @@ func (w *writer) task(t store.CurationTask, outs []store.CurationOutput) (int64,
 		for _, o := range outs {
 			if o.ID == *t.GoldOutputID {
 				w.perTy[t.ConquestType]++
+				w.pick(o, "gold")
 				var parsed any = answer(o)
 				var v any
 				if json.Unmarshal([]byte(answer(o)), &v) == nil {
@@ -282,6 +360,47 @@ func (w *writer) task(t store.CurationTask, outs []store.CurationOutput) (int64,
 		return w.labelStudio(t, outs)
 	}
 	return 0, fmt.Errorf("unknown format %q", w.o.Format)
+}
+
+// preferences writes a line per pair of the task's outputs that verdicts
+// decide; none when there is none.
+func (w *writer) preferences(t store.CurationTask, outs []store.CurationOutput) (int64, error) {
+	byID := make(map[string]store.CurationOutput, len(outs))
+	for _, o := range outs {
+		byID[o.ID] = o
+	}
+	var rows int64
+	for _, p := range w.prefs[t.ID] {
+		chosen, ok1 := byID[p.chosen]
+		rejected, ok2 := byID[p.rejected]
+		if !ok1 || !ok2 {
+			continue
+		}
+		w.pick(chosen, "pairwise")
+		n, err := w.preference(t, chosen, rejected)
+		rows += n
+		if err != nil {
+			return rows, err
+		}
+	}
+	return rows, nil
+}
+
+// preference writes one preference line: chosen over rejected.
+func (w *writer) preference(t store.CurationTask, chosen, rejected store.CurationOutput) (int64, error) {
+	msgs := messagesOf(t)
+	if w.o.Format == FormatDPO {
+		return w.line(map[string]any{
+			"input":                map[string]any{"messages": msgs},
+			"preferred_output":     []message{{Role: "assistant", Content: answer(chosen)}},
+			"non_preferred_output": []message{{Role: "assistant", Content: answer(rejected)}},
+		})
+	}
+	return w.line(map[string]any{
+		"prompt":   msgs,
+		"chosen":   []message{{Role: "assistant", Content: answer(chosen)}},
+		"rejected": []message{{Role: "assistant", Content: answer(rejected)}},
+	})
 }
 
 // pair picks the best and worst rated outputs of a task (the gold star

@@ -94,6 +94,9 @@ type createCurationExportRequest struct {
 	Type    string       `json:"type,omitempty"`
 	Source  string       `json:"source,omitempty" enum:"gold,corrected,both,"`
 	PerType int          `json:"per_type,omitempty" minimum:"0" maximum:"1000"`
+	Dedupe  bool         `json:"dedupe,omitempty" doc:"Keep one task of each cluster of near-duplicate inputs (the first)."`
+	// FileFormat: parquet is one Parquet file of typed rows (not for label_studio).
+	FileFormat fileFormat `json:"file_format,omitempty" doc:"jsonl (default) or parquet."`
 }
 
 type createExportInput struct {
@@ -105,7 +108,11 @@ type exportOutput struct {
 }
 
 func (d Deps) createExport(ctx context.Context, in *createExportInput) (*exportOutput, error) {
-	o := ExportOptions{Format: string(in.Body.Format), Type: in.Body.Type, Source: in.Body.Source, PerType: in.Body.PerType}
+	o := ExportOptions{Format: string(in.Body.Format), Type: in.Body.Type, Source: in.Body.Source, PerType: in.Body.PerType,
+		Dedupe: in.Body.Dedupe, FileFormat: string(in.Body.FileFormat)}
+	if err := checkFileFormat(o); err != nil {
+		return nil, err
+	}
 	if err := d.exportable(ctx, o); err != nil {
 		return nil, err
 	}
@@ -171,8 +178,13 @@ func (d Deps) exportable(ctx context.Context, o ExportOptions) error {
 	case o.Format == FormatSFT:
 		why = "No task of the selection has a gold or corrected output: star or correct some outputs first."
 	case o.Format == FormatDPO || o.Format == FormatTRL:
+		prefs, err := preferred(ctx, d.Store, projectOf(ctx), o)
+		if err != nil || len(prefs) > 0 {
+			return err
+		}
 		f.Rated = &yes
-		why = "No task of the selection has two outputs rated differently: rate at least two outputs of a task, one higher than the other."
+		why = "No task of the selection has a pairwise verdict for one output or two outputs rated differently: compare outputs " +
+			"in pairs, or rate at least two outputs of a task, one higher than the other."
 	}
 	n, err := d.Store.CurationCount(ctx, f)
 	if err != nil {

@@ -94,6 +94,7 @@ type TaskSummary struct {
 	Rated           int64      `json:"rated" doc:"Outputs rated (in a list; 0 in a task, which lists its outputs)."`
 	Version         int64      `json:"version"`
 	UpdatedAt       int64      `json:"updated_at"`
+	NearDuplicateOf *string    `json:"near_duplicate_of" doc:"The first task of its type whose input this one's nearly repeats (SimHash); null when none (in a list)."`
 }
 
 // TaskList is a page of tasks.
@@ -216,6 +217,9 @@ func (d Deps) listTasks(ctx context.Context, in *taskListInput) (*taskListOutput
 	if err := d.withPreviews(ctx, out.Data); err != nil {
 		return nil, err
 	}
+	if err := d.withNearDups(ctx, in.Type, out.Data); err != nil {
+		return nil, err
+	}
 	if len(list) > 0 {
 		out.LastID = &list[len(list)-1].ID
 	}
@@ -278,7 +282,7 @@ func (d Deps) annotateTask(ctx context.Context, in *annotateInput) (*taskOutput,
 		return nil, err
 	}
 	def, _ := d.Schemas.Get(t.ConquestType, int(t.ConquestVersion))
-	a := store.Annotation{Status: (*string)(in.Body.Status), Notes: in.Body.Notes, Gold: in.Body.Gold}
+	a := store.Annotation{Status: (*string)(in.Body.Status), Notes: in.Body.Notes, Gold: in.Body.Gold, CuratorID: curatorOf(ctx).ID}
 	for _, o := range in.Body.Outputs {
 		oa, err := checkAnnotation(def, o)
 		if err != nil {

@@ -184,11 +184,17 @@
 
   function route() {
     if (!S.curator) return;
-    const m = location.hash.match(/^#\/(tasks|export)(?:\/(.+))?$/);
+    const m = location.hash.match(/^#\/(tasks|export|pairs|leaderboard|team)(?:\/(.+))?$/);
     const view = m ? m[1] : 'tasks';
     const id = m && m[2] ? decodeURIComponent(m[2]) : '';
     const entering = S.view !== view;
     showView(view);
+    if (view === 'pairs' || view === 'leaderboard' || view === 'team') {
+      // review.js draws these views.
+      document.title = `${view[0].toUpperCase()}${view.slice(1)} · Kiln curation`;
+      window.dispatchEvent(new CustomEvent('kiln:view', { detail: { view, curator: S.curator, types: S.types } }));
+      return;
+    }
     if (view === 'export') {
       document.title = 'Export · Kiln curation';
       loadExports();
@@ -305,7 +311,8 @@
             statusBadge(t.status),
             t.gold_output_id ? h('span', { class: 'badge badge-gold' }, h('span', { 'aria-hidden': 'true' }, '★ '), 'gold') : null,
             h('span', { class: `badge ${valid < n ? 'badge-bad' : 'badge-good'}`, title: 'Outputs valid against the schema' }, `${valid}/${n} valid`),
-            h('span', { class: `badge ${n && rated === n ? 'badge-good' : 'badge-neutral'}`, title: 'Outputs rated' }, `${rated}/${n} rated`))));
+            h('span', { class: `badge ${n && rated === n ? 'badge-good' : 'badge-neutral'}`, title: 'Outputs rated' }, `${rated}/${n} rated`),
+            t.near_duplicate_of ? h('span', { class: 'badge badge-warn badge-dup', title: `Nearly the same input as task ${t.near_duplicate_of}` }, 'near duplicate') : null)));
     }));
     $('#queue-count').textContent = S.list.length ? `(${S.list.length}${S.hasMore ? '+' : ''})` : '';
     $('#queue-empty').hidden = S.list.length > 0;

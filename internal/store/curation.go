@@ -220,6 +220,9 @@ func (s *Store) CurationImport(ctx context.Context, batchID string, items []Impo
 				return err
 			}
 			res.Outputs += n
+			if err := keepTypeModels(ctx, q, dialect, chunk); err != nil {
+				return err
+			}
 			return s.markImported(ctx, q, batchID, last, res, t)
 		})
 		if err != nil {
@@ -411,6 +414,9 @@ type Annotation struct {
 	// Gold names the gold-star output; "" clears it.
 	Gold    *string            `json:"gold_output_id,omitempty"`
 	Outputs []OutputAnnotation `json:"outputs,omitempty"`
+	// CuratorID, when set, keeps the ratings as this curator's own too
+	// (curation_ratings), for agreement between curators.
+	CuratorID string `json:"-"`
 }
 
 // ErrStale is a write that names a version other than the task's: someone
@@ -423,7 +429,9 @@ var ErrStale = fmt.Errorf("%w: the task changed since it was read", ErrConflict)
 func (s *Store) CurationAnnotate(ctx context.Context, taskID string, version int64, curator string, a Annotation) error {
 	err := s.d.tx(ctx, func(q querier, _ enqueue) error {
 		var cur int64
-		if err := q.queryRow(ctx, `SELECT version FROM curation_tasks WHERE id = $1`+s.d.forUpdate(), taskID).Scan(&cur); err != nil {
+		var project, typ string
+		if err := q.queryRow(ctx, `SELECT version, project_id, conquest_type FROM curation_tasks WHERE id = $1`+s.d.forUpdate(), taskID).
+			Scan(&cur, &project, &typ); err != nil {
 			return err
 		}
 		if cur != version {
@@ -460,6 +468,9 @@ func (s *Store) CurationAnnotate(ctx context.Context, taskID string, version int
 			}
 			if n == 0 {
 				return fmt.Errorf("output %s of task %s: %w", o.ID, taskID, ErrNotFound)
+			}
+			if err := keepRating(ctx, q, a.CuratorID, project, typ, taskID, o, t); err != nil {
+				return err
 			}
 		}
 		sets, args := []string{"version = version + 1", "updated_at = $2", "curator = $3"}, []any{taskID, t, curator}

@@ -33,6 +33,8 @@ func TestConformance(t *testing.T) {
 		{"Curation", testCuration},
 		{"CurationExports", testCurationExports},
 		{"CurationProjects", testCurationProjects},
+		{"CurationPrefs", testCurationPrefs},
+		{"CurationDatasets", testCurationDatasets},
 		{"Curators", testCurators},
 		{"Errors", testErrors},
 		{"EnqueuedTokens", testEnqueuedTokens},
