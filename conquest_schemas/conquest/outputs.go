@@ -33,13 +33,18 @@ func (e *OutputError) Error() string { return e.Reason + ": " + e.Message }
 // It returns the parsed answer when valid.
 func (d *Definition) CheckOutput(content, finishReason string) (any, *OutputError) {
 	// One decode, numbers kept exact, as the validator wants them; a
-	// second value after the first is an error.
-	v, err := jsonschema.UnmarshalJSON(strings.NewReader(content))
-	if err != nil {
-		if finishReason == "length" {
-			return nil, &OutputError{Reason: ReasonTruncated, Message: "the answer stopped at max_tokens before its JSON ended"}
+	// second value after the first is an error. The fast path reads valid
+	// answers; jsonschema.UnmarshalJSON reads the others, and says what is
+	// wrong.
+	v, ok := decodeAnswer([]byte(content))
+	if !ok {
+		var err error
+		if v, err = jsonschema.UnmarshalJSON(strings.NewReader(content)); err != nil {
+			if finishReason == "length" {
+				return nil, &OutputError{Reason: ReasonTruncated, Message: "the answer stopped at max_tokens before its JSON ended"}
+			}
+			return nil, &OutputError{Reason: ReasonNotJSON, Message: err.Error()}
 		}
-		return nil, &OutputError{Reason: ReasonNotJSON, Message: err.Error()}
 	}
 	if err := d.schema.Validate(v); err != nil {
 		return nil, &OutputError{Reason: ReasonSchema, Message: schemaMessage(err)}
@@ -77,15 +82,12 @@ type OutputLine struct {
 // "finish_reason"}]}) or a response ({"object": "response", "output":
 // [{"type": "message", "content": [{"type": "output_text", "text"}]}]}).
 func (d *Definition) CheckOutputLine(line []byte) OutputLine {
-	var l struct {
-		CustomID string `json:"custom_id"`
-		Response *struct {
-			StatusCode int          `json:"status_code"`
-			Body       responseBody `json:"body"`
-		} `json:"response"`
-	}
-	if err := json.Unmarshal(line, &l); err != nil {
-		return OutputLine{Err: &OutputError{Reason: ReasonNotJSON, Message: "the output line is not JSON: " + err.Error()}}
+	l, ok := decodeOutputLine(line)
+	if !ok {
+		l = outputLineJSON{}
+		if err := json.Unmarshal(line, &l); err != nil {
+			return OutputLine{Err: &OutputError{Reason: ReasonNotJSON, Message: "the output line is not JSON: " + err.Error()}}
+		}
 	}
 	out := OutputLine{CustomID: l.CustomID}
 	if l.Response == nil || l.Response.StatusCode != 200 {
@@ -104,29 +106,48 @@ func (d *Definition) CheckOutputLine(line []byte) OutputLine {
 	return out
 }
 
+// outputLineJSON is what the check reads of an output line.
+type outputLineJSON struct {
+	CustomID string        `json:"custom_id"`
+	Response *responseJSON `json:"response"`
+}
+
+type responseJSON struct {
+	StatusCode int          `json:"status_code"`
+	Body       responseBody `json:"body"`
+}
+
 // responseBody is the body of a successful output line: a chat completion
 // or a response of the Responses API.
 type responseBody struct {
-	Choices []struct {
-		Message struct {
-			Content *string `json:"content"`
-			Refusal *string `json:"refusal"`
-		} `json:"message"`
-		FinishReason string `json:"finish_reason"`
-	} `json:"choices"`
-	Object            string `json:"object"`
-	Status            string `json:"status"`
-	IncompleteDetails *struct {
-		Reason string `json:"reason"`
-	} `json:"incomplete_details"`
-	Output []struct {
-		Type    string `json:"type"`
-		Content []struct {
-			Type    string `json:"type"`
-			Text    string `json:"text"`
-			Refusal string `json:"refusal"`
-		} `json:"content"`
-	} `json:"output"`
+	Choices           []choiceJSON     `json:"choices"`
+	Object            string           `json:"object"`
+	Status            string           `json:"status"`
+	IncompleteDetails *incompleteJSON  `json:"incomplete_details"`
+	Output            []outputItemJSON `json:"output"`
+}
+
+type choiceJSON struct {
+	Message struct {
+		Content *string `json:"content"`
+		Refusal *string `json:"refusal"`
+	} `json:"message"`
+	FinishReason string `json:"finish_reason"`
+}
+
+type incompleteJSON struct {
+	Reason string `json:"reason"`
+}
+
+type outputItemJSON struct {
+	Type    string           `json:"type"`
+	Content []outputPartJSON `json:"content"`
+}
+
+type outputPartJSON struct {
+	Type    string `json:"type"`
+	Text    string `json:"text"`
+	Refusal string `json:"refusal"`
 }
 
 // answer is the body's answer text and finish reason ("length" when

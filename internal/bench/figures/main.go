@@ -26,6 +26,7 @@ var cheap = map[string]bool{
 	"BenchmarkChatCompletion": true,
 	"BenchmarkGenerateJSON":   true,
 	"BenchmarkCheckCVParsing": true,
+	"BenchmarkValidate":       true,
 }
 
 // docBenchtime finds the -benchtime a benchmark's doc runs it with (1x
