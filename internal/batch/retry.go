@@ -15,6 +15,7 @@ import (
 
 	"github.com/kilnhq/kiln/internal/apierror"
 	"github.com/kilnhq/kiln/internal/batchline"
+	"github.com/kilnhq/kiln/internal/config"
 	"github.com/kilnhq/kiln/internal/store"
 )
 
@@ -267,8 +268,9 @@ func (s *Service) failedIDs(ctx context.Context, f store.File, match func(errorL
 }
 
 // MaxResultLineBytes bounds a line of an output or error file: an answer
-// of the largest size the agent keeps, plus its envelope.
-const MaxResultLineBytes = 80 << 20
+// of the largest size the agent keeps by default, plus room for its
+// envelope.
+const MaxResultLineBytes = config.MaxResponseBytesDefault + 16<<20
 
 // copyRequests writes the lines of input file in whose custom_id is in ids
 // to w, as they are, and counts them.

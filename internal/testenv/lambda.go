@@ -76,7 +76,7 @@ func StartLambda(t testing.TB, bootstrap string, o LambdaOptions) *Lambda {
 	bin, err := emulatorBin("lambda-rie", rieVersion, EnvLambdaRIEBin)
 	if err != nil {
 		if errors.Is(err, errNoEmulator) {
-			unavailable(t, "testenv: this test needs the AWS Lambda Runtime Interface Emulator, but "+err.Error())
+			Unavailable(t, "testenv: this test needs the AWS Lambda Runtime Interface Emulator, but "+err.Error())
 			return nil
 		}
 		t.Fatalf("testenv: %v", err)

@@ -73,10 +73,10 @@ func StartMinIO(t testing.TB) *MinIO {
 // StartMinIOWith is StartMinIO with options.
 func StartMinIOWith(t testing.TB, o MinIOOptions) *MinIO {
 	t.Helper()
-	bin, err := minioBin()
+	bin, err := MinIOBin()
 	if err != nil {
 		if errors.Is(err, errNoMinIO) {
-			unavailable(t, "testenv: this test runs its own MinIO server, but "+err.Error())
+			Unavailable(t, "testenv: this test runs its own MinIO server, but "+err.Error())
 			return nil
 		}
 		t.Fatalf("testenv: %v", err)
@@ -266,9 +266,9 @@ func (m *MinIO) start() error {
 
 var errNoMinIO = errors.New("no MinIO binary")
 
-// minioBin returns the MinIO server binary: EnvMinIOBin, else the one
+// MinIOBin returns the MinIO server binary: EnvMinIOBin, else the one
 // scripts/install-minio.sh caches.
-func minioBin() (string, error) {
+func MinIOBin() (string, error) {
 	if bin := os.Getenv(EnvMinIOBin); bin != "" {
 		if err := executable(bin); err != nil {
 			return "", fmt.Errorf("%s: %w", EnvMinIOBin, err)

@@ -48,7 +48,7 @@ func StartPostgres(t testing.TB) *Postgres {
 	t.Helper()
 	bindir, err := pgBinDir()
 	if errors.Is(err, errNoPostgres) {
-		unavailable(t, fmt.Sprintf("testenv: this test runs its own Postgres, but %v. "+
+		Unavailable(t, fmt.Sprintf("testenv: this test runs its own Postgres, but %v. "+
 			"Install PostgreSQL (Debian/Ubuntu: apt-get install postgresql) or set %s to the folder that holds initdb and postgres.",
 			err, EnvPGBinDir))
 		return nil

@@ -157,13 +157,13 @@ func TestMinIOVersion(t *testing.T) {
 
 func TestMinIOBin(t *testing.T) {
 	t.Setenv(EnvMinIOBin, "/nonexistent/minio")
-	_, err := minioBin()
+	_, err := MinIOBin()
 	require.ErrorContains(t, err, EnvMinIOBin)
 	require.NotErrorIs(t, err, errNoMinIO, "a wrong setting fails even with "+EnvAllowSkip+"=1")
 
 	t.Setenv(EnvMinIOBin, "")
 	t.Setenv("XDG_CACHE_HOME", t.TempDir())
-	_, err = minioBin()
+	_, err = MinIOBin()
 	require.ErrorIs(t, err, errNoMinIO)
 	require.ErrorContains(t, err, "install-minio.sh")
 }

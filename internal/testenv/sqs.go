@@ -68,7 +68,7 @@ func SQS(t testing.TB) *SQSServer {
 	s, err := sqsServer()
 	if err != nil {
 		if errors.Is(err, errNoEmulator) {
-			unavailable(t, "testenv: this test needs an SQS emulator (goaws), but "+err.Error())
+			Unavailable(t, "testenv: this test needs an SQS emulator (goaws), but "+err.Error())
 			return nil
 		}
 		t.Fatalf("testenv: SQS server: %v", err)

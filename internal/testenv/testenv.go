@@ -182,7 +182,7 @@ func serverURL(t skipFataler, what, env string, start func() (string, error)) st
 		return u
 	}
 	if err := dockerHealthy(); err != nil {
-		unavailable(t, fmt.Sprintf(
+		Unavailable(t, fmt.Sprintf(
 			"testenv: this test needs %s server, but %s is not set and Docker is not available (%v). "+
 				"Run the tests with `make test`, which starts Postgres and MinIO for them "+
 				"(scripts/test-services.sh run -- go test ./...), or set %s and %s yourself.",
@@ -205,8 +205,9 @@ type skipFataler interface {
 	Fatalf(format string, args ...any)
 }
 
-// unavailable fails t, or skips it when EnvAllowSkip is 1.
-func unavailable(t skipFataler, msg string) {
+// Unavailable fails t for a missing service or tool, or skips it when
+// EnvAllowSkip is 1: a skip reads as a pass, so it is never the default.
+func Unavailable(t skipFataler, msg string) {
 	t.Helper()
 	if os.Getenv(EnvAllowSkip) == "1" {
 		t.Skip(msg + " Skipping: " + EnvAllowSkip + "=1.")

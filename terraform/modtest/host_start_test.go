@@ -17,15 +17,11 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/kilnhq/kiln/internal/testenv"
 )
 
 const (
-	// envMinIOBin, as in internal/testenv: the MinIO server binary, set by
-	// scripts/test-services.sh. Unset, scripts/install-minio.sh's cache.
-	envMinIOBin = "KILN_TEST_MINIO_BIN"
-	// minioVersion is the MinIO scripts/install-minio.sh builds.
-	minioVersion = "v0.0.0-20260212201848-7aac2a2c5b7c"
-
 	// setupTimeout bounds the start-up script: Postgres, MinIO and kiln
 	// each start in seconds here.
 	setupTimeout = 5 * time.Minute
@@ -129,14 +125,17 @@ func buildKiln(t testing.TB) string {
 // (tofu, MinIO, PostgreSQL) and returns the MinIO binary.
 func hostPrereqs(t testing.TB) string {
 	t.Helper()
-	tofuBin(t)
-	minio := minioBin(t)
+	testenv.TofuBin(t)
+	minio, err := testenv.MinIOBin()
+	if err != nil {
+		testenv.Unavailable(t, "this test runs MinIO: "+err.Error()+".")
+	}
 	if _, err := os.Stat("/usr/lib/postgresql"); err != nil {
-		unavailable(t, "this test runs PostgreSQL's server programs, which are not installed (Debian: apt-get install postgresql).")
+		testenv.Unavailable(t, "this test runs PostgreSQL's server programs, which are not installed (Debian: apt-get install postgresql).")
 	}
 	if os.Getuid() == 0 {
 		if _, err := user.Lookup("postgres"); err != nil {
-			unavailable(t, "as root, this test runs PostgreSQL as the postgres user, which does not exist.")
+			testenv.Unavailable(t, "as root, this test runs PostgreSQL as the postgres user, which does not exist.")
 		}
 	}
 	return minio
@@ -190,25 +189,6 @@ func makeKey(t testing.TB, root string) string {
 	key := regexp.MustCompile(`sk-kiln-[A-Za-z0-9_-]+`).Find(out)
 	require.NotNil(t, key, "kiln-admin printed no key:\n%s", out)
 	return string(key)
-}
-
-// minioBin returns the MinIO binary: KILN_TEST_MINIO_BIN, else the one
-// scripts/install-minio.sh caches, else it ends t as unavailable.
-func minioBin(t testing.TB) string {
-	t.Helper()
-	if bin := os.Getenv(envMinIOBin); bin != "" {
-		return bin
-	}
-	cache := os.Getenv("XDG_CACHE_HOME")
-	if cache == "" {
-		home, _ := os.UserHomeDir()
-		cache = filepath.Join(home, ".cache")
-	}
-	bin := filepath.Join(cache, "kiln", "minio", minioVersion, "minio")
-	if _, err := os.Stat(bin); err != nil {
-		unavailable(t, fmt.Sprintf("this test runs MinIO, but %s is not set and %s is missing: run scripts/install-minio.sh (several minutes) or `make test`.", envMinIOBin, bin))
-	}
-	return bin
 }
 
 // freePort returns a loopback port nothing listens on now.

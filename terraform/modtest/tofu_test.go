@@ -13,50 +13,22 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
+
+	"github.com/kilnhq/kiln/internal/testenv"
 )
 
 const (
-	// envTofuBin names the OpenTofu binary the tests run;
-	// scripts/test-services.sh sets it from scripts/install-tofu.sh.
-	envTofuBin = "KILN_TEST_TOFU_BIN"
-	// envAllowSkip, as in internal/testenv: set to 1, a test whose tool is
-	// missing is skipped rather than failed.
-	envAllowSkip = "KILN_TEST_ALLOW_SKIP"
-
 	// tofuTimeout bounds one tofu command; init and apply of these modules
 	// take seconds.
 	tofuTimeout = 3 * time.Minute
 )
-
-// unavailable fails t for a missing tool, or skips it with
-// KILN_TEST_ALLOW_SKIP=1: a skip reads as a pass, so it is never the default.
-func unavailable(t testing.TB, msg string) {
-	t.Helper()
-	if os.Getenv(envAllowSkip) == "1" {
-		t.Skip(msg + " Skipping: " + envAllowSkip + "=1.")
-	}
-	t.Fatal(msg + " To skip such tests instead, set " + envAllowSkip + "=1.")
-}
-
-// tofuBin returns KILN_TEST_TOFU_BIN, or ends t as unavailable.
-func tofuBin(t testing.TB) string {
-	t.Helper()
-	bin := os.Getenv(envTofuBin)
-	if bin == "" {
-		unavailable(t, "this test runs OpenTofu, but "+envTofuBin+" is not set. Run it with `make test`, or build tofu with scripts/install-tofu.sh (several minutes) and set "+envTofuBin+" to the path it prints.")
-	}
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("%s: %v", envTofuBin, err)
-	}
-	return bin
-}
 
 // requireTool returns the path of a checking tool, or ends t as unavailable.
 func requireTool(t testing.TB, name, pkg string) string {
 	t.Helper()
 	path, err := exec.LookPath(name)
 	if err != nil {
-		unavailable(t, "this test checks rendered files with "+name+", which is not installed (Debian: apt-get install "+pkg+").")
+		testenv.Unavailable(t, "this test checks rendered files with "+name+", which is not installed (Debian: apt-get install "+pkg+").")
 	}
 	return path
 }
@@ -74,7 +46,7 @@ func modulesDir(t testing.TB) string {
 // checkpoint calls. It returns stdout, and fails t with both outputs.
 func runTofu(t testing.TB, dir string, args ...string) string {
 	t.Helper()
-	bin := tofuBin(t)
+	bin := testenv.TofuBin(t)
 	cfg := filepath.Join(t.TempDir(), "tofurc")
 	require.NoError(t, os.WriteFile(cfg, nil, 0o644))
 	ctx, cancel := context.WithTimeout(context.Background(), tofuTimeout)

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/kilnhq/kiln/internal/testenv"
 )
 
 // TestTofuFmt checks that every .tf and .tftest.hcl file under terraform/
@@ -24,7 +26,7 @@ func TestTofuFmt(t *testing.T) {
 // Each runs in a copy, so that init writes nothing into the source tree.
 func TestTofuTest(t *testing.T) {
 	t.Parallel()
-	tofuBin(t)
+	testenv.TofuBin(t)
 	for _, module := range []string{"kiln-host", "kiln-gpu-agent"} {
 		t.Run(module, func(t *testing.T) {
 			t.Parallel()

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/kilnhq/kiln/internal/testenv"
 )
 
 // writeFiles does what cloud-init's write_files does with cc: each file,
@@ -45,7 +47,7 @@ func stub(t testing.TB, path string) {
 //     that hold them are 0600.
 func TestUserData(t *testing.T) {
 	t.Parallel()
-	tofuBin(t)
+	testenv.TofuBin(t)
 	cloudInit := requireTool(t, "cloud-init", "cloud-init")
 	systemdAnalyze := requireTool(t, "systemd-analyze", "systemd")
 	shellcheck := requireTool(t, "shellcheck", "shellcheck")

@@ -31,13 +31,6 @@ import (
 // loopback, with the provider built from this tree and installed from a
 // filesystem mirror, as an operator without a registry would.
 
-// EnvTofuBin names the OpenTofu binary the tests run; scripts/test-services.sh
-// sets it (scripts/install-tofu.sh builds it).
-const EnvTofuBin = "KILN_TEST_TOFU_BIN"
-
-// tofuVersion is the version scripts/install-tofu.sh builds and caches.
-const tofuVersion = "v1.12.6"
-
 // adminKey is the KILN_ADMIN_KEY of the tests' kilns.
 const adminKey = "sk-kiln-admin-tf-test"
 
@@ -58,34 +51,6 @@ func TestMain(m *testing.M) {
 		_ = os.RemoveAll(mirrorDir)
 	}
 	os.Exit(code)
-}
-
-// tofuBin is the OpenTofu binary: EnvTofuBin, else the one
-// scripts/install-tofu.sh caches. Without either the test fails, or is
-// skipped with KILN_TEST_ALLOW_SKIP=1.
-func tofuBin(t *testing.T) string {
-	t.Helper()
-	if bin := os.Getenv(EnvTofuBin); bin != "" {
-		require.FileExists(t, bin, EnvTofuBin)
-		return bin
-	}
-	cache := os.Getenv("XDG_CACHE_HOME")
-	if cache == "" {
-		if home, err := os.UserHomeDir(); err == nil {
-			cache = filepath.Join(home, ".cache")
-		}
-	}
-	bin := filepath.Join(cache, "kiln", "tofu", tofuVersion, "tofu")
-	if fi, err := os.Stat(bin); err == nil && fi.Mode()&0o111 != 0 {
-		return bin
-	}
-	msg := fmt.Sprintf("this test runs OpenTofu, but %s is not set and scripts/install-tofu.sh has not built %s. "+
-		"Run the tests with `make test`, or run scripts/install-tofu.sh (several minutes) first.", EnvTofuBin, bin)
-	if os.Getenv(testenv.EnvAllowSkip) == "1" {
-		t.Skip(msg + " Skipping: " + testenv.EnvAllowSkip + "=1.")
-	}
-	t.Fatal(msg + " To skip such tests instead, set " + testenv.EnvAllowSkip + "=1.")
-	return ""
 }
 
 // mirror builds the provider once per test binary into a filesystem
@@ -132,7 +97,7 @@ type stack struct {
 // newStack starts kiln on backend and prepares a working folder.
 func newStack(t *testing.T, backend string) *stack {
 	t.Helper()
-	bin := tofuBin(t)
+	bin := testenv.TofuBin(t)
 	mir := mirror(t)
 	env := kilntest.Start(t, backend, kilntest.Options{Configure: func(c *config.Config) {
 		c.AdminKey = adminKey
