@@ -97,9 +97,11 @@ func TestFileExpirySDK(t *testing.T) {
 				env.App.Batches.SetClock(func() time.Time { return time.Now().Add(3 * time.Hour) })
 				require.NoError(t, env.App.Store.Enqueue(ctx, store.Job{Args: jobs.FilesExpireArgs{}}))
 				for _, f := range append(outputs, expiring) {
+					// The job deletes the row, then the object: wait for both.
 					kilntest.Eventually(t, 30*time.Second, func() bool {
 						_, err := c.Files.Get(ctx, f.ID)
-						return err != nil
+						_, statErr := env.App.Bucket.Stat(ctx, batch.FileKey(f.ID))
+						return err != nil && statErr != nil
 					}, "file %s to expire", f.ID)
 					_, err := c.Files.Get(ctx, f.ID)
 					var apiErr *openai.Error
