@@ -29,13 +29,15 @@ provider:
 		./cmd/terraform-provider-kiln
 
 # The whole suite. scripts/install-chromium.sh installs Debian's Chromium
-# for the workbench's browser tests, and scripts/install-checkers.sh
+# for the workbench's browser tests, scripts/install-axe.sh the axe-core
+# accessibility checker they run (from npm), and scripts/install-checkers.sh
 # cloud-init, shellcheck and caddy for the Terraform modules' tests (once);
 # scripts/test-services.sh starts a throwaway Postgres and MinIO on free
 # loopback ports (and builds OpenTofu once, see scripts/install-tofu.sh),
 # runs the tests against them and stops them.
 test:
 	scripts/install-chromium.sh
+	scripts/install-axe.sh
 	scripts/install-checkers.sh
 	KILN_TEST_ARTIFACTS=$${KILN_TEST_ARTIFACTS:-$(CURDIR)/artifacts} scripts/test-services.sh run -- $(GO) test -count=1 -timeout 20m ./...
 

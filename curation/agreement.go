@@ -3,6 +3,7 @@ package curation
 import (
 	"context"
 	"errors"
+	"maps"
 	"math"
 	"net/http"
 	"slices"
@@ -284,10 +285,15 @@ func (d Deps) curatorNames(ctx context.Context) (map[string]string, error) {
 // that two curators or more judged, and returns the agreement per type
 // and kind.
 func ComputeAgreement(ctx context.Context, st *store.Store, project, typ string) ([]Agreement, error) {
+	judges, err := st.JudgeList(ctx, project, 1)
+	if err != nil {
+		return nil, err
+	}
 	var out []Agreement
 	for _, kind := range judgementKinds {
 		accs := map[string]*agreementAcc{}
-		err := st.CurationJudgements(ctx, store.JudgementFilter{Project: project, Type: typ, Kind: kind}, func(u store.JudgementUnit) error {
+		f := store.JudgementFilter{Project: project, Type: typ, Kind: kind, Judges: len(judges) > 0}
+		err := st.CurationJudgements(ctx, f, func(u store.JudgementUnit) error {
 			votes := u.Votes
 			// A settled pair is the admin's: the others' votes still say how
 			// well they agreed, the admin's is no coder's.
@@ -372,6 +378,11 @@ func (d Deps) agreement(ctx context.Context, in *agreementInput) (*agreementOutp
 	if err != nil {
 		return nil, err
 	}
+	judges, err := d.judgeNames(ctx)
+	if err != nil {
+		return nil, err
+	}
+	maps.Copy(names, judges)
 	for i := range list {
 		for j := range list[i].Pairs {
 			p := &list[i].Pairs[j]

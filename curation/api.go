@@ -6,6 +6,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/kilnhq/kiln/conquest_schemas/conquest"
+	"github.com/kilnhq/kiln/internal/batch"
 	"github.com/kilnhq/kiln/internal/objectstore"
 	"github.com/kilnhq/kiln/internal/store"
 )
@@ -16,7 +17,9 @@ type Deps struct {
 	Bucket   objectstore.Bucket
 	Schemas  *conquest.Registry
 	Importer *Importer
-	Log      *slog.Logger
+	// Batches runs the judges' batches; nil leaves judges out.
+	Batches *batch.Service
+	Log     *slog.Logger
 	// SecureCookies marks the session cookie Secure: kiln is reached over
 	// https (its public URL says so).
 	SecureCookies bool
@@ -37,6 +40,7 @@ func Register(api huma.API, d Deps) {
 	registerAssignment(api, d)
 	registerAgreement(api, d)
 	registerDatasets(api, d)
+	registerJudges(api, d)
 }
 
 // SpecRoutes registers the curation routes for the OpenAPI document only:

@@ -50,10 +50,11 @@ type Importer struct {
 }
 
 // Function is the curation_import function: batches that end with results
-// and carry a conquest type or the curation_import flag.
+// and carry a conquest type or the curation_import flag, and the batches of
+// model judges, whose answers become pre-labels.
 func (im *Importer) Function() functions.Function {
 	return functions.Function{Name: ImportName, Handle: im.handle,
-		Events: []string{store.EventBatchCompleted, store.EventBatchExpired, store.EventBatchCancelled}}
+		Events: []string{store.EventBatchCompleted, store.EventBatchExpired, store.EventBatchCancelled, store.EventBatchFailed}}
 }
 
 func (im *Importer) handle(ctx context.Context, ev functions.Event) error {
@@ -63,7 +64,14 @@ func (im *Importer) handle(ctx context.Context, ev functions.Event) error {
 	if err := json.Unmarshal(ev.Data, &data); err != nil {
 		return functions.Permanent(fmt.Errorf("event data: %w", err))
 	}
-	_, err := im.ImportBatch(ctx, data.ID)
+	b, err := im.Store.BatchGet(ctx, data.ID)
+	if err != nil {
+		return err
+	}
+	if b.Metadata[MetaJudge] != "" {
+		return im.importJudge(ctx, b)
+	}
+	_, err = im.ImportBatch(ctx, data.ID)
 	return err
 }
 

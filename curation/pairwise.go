@@ -87,6 +87,8 @@ type Pair struct {
 	Blind   bool            `json:"blind"`
 	// Compared is how many verdicts the pair of models had so far.
 	Compared int64 `json:"compared" doc:"Verdicts the two models had so far (every curator's)."`
+	// Prelabels are the judges' verdicts on the pair, as A and B read.
+	Prelabels []Prelabel `json:"prelabels" doc:"The model judges' verdicts on this pair, winner as A and B read; empty in blind mode, where the verdict's answer carries them."`
 }
 
 type nextPairInput struct {
@@ -256,8 +258,14 @@ func (d Deps) nextPair(ctx context.Context, in *nextPairInput) (*pairOutput, err
 	if rand.IntN(2) == 1 {
 		a, b = b, a
 	}
+	pre := []Prelabel{}
+	if !in.Blind {
+		if pre, err = d.pairPrelabels(ctx, t.ID, a.ID, b.ID); err != nil {
+			return nil, err
+		}
+	}
 	return &pairOutput{Pair{TaskID: t.ID, Type: t.ConquestType, Key: t.Key, Preview: view.Preview, Input: t.Input, A: a, B: b,
-		Blind: in.Blind, Compared: mp.total}}, nil
+		Blind: in.Blind, Compared: mp.total, Prelabels: pre}}, nil
 }
 
 // PreferenceView is a verdict as the API shows it.
@@ -275,6 +283,9 @@ type PreferenceView struct {
 	CuratorID string `json:"curator_id"`
 	Final     bool   `json:"final"`
 	CreatedAt int64  `json:"created_at"`
+	// Prelabels: in the answer to a verdict, the judges' verdicts on the
+	// pair, now that the curator has decided.
+	Prelabels []Prelabel `json:"prelabels,omitempty" doc:"In the answer to a verdict: the model judges' verdicts on the pair, winner as output_a and output_b read."`
 }
 
 // viewOf shows a stored verdict with the sides as asked: a stored pair is
@@ -333,7 +344,11 @@ func (d Deps) createPreference(ctx context.Context, in *createPreferenceInput) (
 	case err != nil:
 		return nil, err
 	}
-	return &preferenceOutput{viewOf(p, in.Body.OutputA)}, nil
+	v := viewOf(p, in.Body.OutputA)
+	if v.Prelabels, err = d.pairPrelabels(ctx, p.TaskID, v.OutputA, v.OutputB); err != nil {
+		return nil, err
+	}
+	return &preferenceOutput{v}, nil
 }
 
 type preferenceListInput struct {

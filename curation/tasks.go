@@ -142,6 +142,9 @@ type Task struct {
 	Outputs   []Output            `json:"outputs"`
 	History   []History           `json:"history"`
 	Rendering *conquest.Rendering `json:"rendering" doc:"The conquest type's hints for curators; null for other types."`
+	// Prelabels are the model judges' answers on the task's outputs.
+	Prelabels       []Prelabel `json:"prelabels" doc:"The model judges' answers (GET /v1/curation/judges) on this task's outputs."`
+	PrelabelsHidden int        `json:"prelabels_hidden" doc:"Pre-labels left out in blind review until the caller decides their units."`
 }
 
 func summaryOf(t store.CurationTask) TaskSummary {
@@ -228,6 +231,7 @@ func (d Deps) listTasks(ctx context.Context, in *taskListInput) (*taskListOutput
 
 type taskInput struct {
 	TaskID string `path:"task_id"`
+	Blind  bool   `query:"blind" doc:"Blind review: leave out the judges' pre-labels of what the caller has not decided yet."`
 }
 
 type taskOutput struct {
@@ -249,7 +253,11 @@ func (d Deps) getTask(ctx context.Context, in *taskInput) (*taskOutput, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &taskOutput{d.withData(ctx, d.taskOf(t, outs, hist))}, nil
+	view := d.withData(ctx, d.taskOf(t, outs, hist))
+	if view.Prelabels, view.PrelabelsHidden, err = d.prelabelsOf(ctx, t.ID, curatorOf(ctx).ID, in.Blind); err != nil {
+		return nil, err
+	}
+	return &taskOutput{view}, nil
 }
 
 // annotateCurationTaskRequest is named after its operation, as Huma names
@@ -273,6 +281,7 @@ type outputAnnotation struct {
 
 type annotateInput struct {
 	TaskID string `path:"task_id"`
+	Blind  bool   `query:"blind" doc:"As for GET: the pre-labels in the answer are those of what the caller has decided."`
 	Body   annotateCurationTaskRequest
 }
 
@@ -303,7 +312,11 @@ func (d Deps) annotateTask(ctx context.Context, in *annotateInput) (*taskOutput,
 	if err != nil {
 		return nil, err
 	}
-	return &taskOutput{d.withData(ctx, d.taskOf(t, outs, hist))}, nil
+	view := d.withData(ctx, d.taskOf(t, outs, hist))
+	if view.Prelabels, view.PrelabelsHidden, err = d.prelabelsOf(ctx, t.ID, curatorOf(ctx).ID, in.Blind); err != nil {
+		return nil, err
+	}
+	return &taskOutput{view}, nil
 }
 
 // checkAnnotation checks an output's correction against the conquest

@@ -331,7 +331,7 @@
 
   async function openTask(id) {
     let t;
-    try { t = await api('GET', `/tasks/${encodeURIComponent(id)}`); } catch (e) { fail(e); return; }
+    try { t = await api('GET', `/tasks/${encodeURIComponent(id)}?blind=${S.blind}`); } catch (e) { fail(e); return; }
     S.editing = null; S.draft = ''; S.editError = null; S.notesDraft = null; S.stale = false;
     if ($('#status').classList.contains('error')) $('#status').textContent = ''; // it was about the task before
     setTask(t, true);
@@ -405,6 +405,7 @@
         renderInput(t)),
       h('h2', { class: 'visually-hidden' }, 'Outputs'),
       grid,
+      judgeVerdicts(t),
       h('div', { class: 'card' },
         h('label', { for: 'notes' }, 'Notes'),
         h('textarea', { id: 'notes', rows: '3', 'data-key': 'notes', 'aria-keyshortcuts': 'n', oninput: (e) => { S.notesDraft = e.target.value; } }),
@@ -481,6 +482,7 @@
         type: 'button', class: 'star', 'data-key': `gold:${o.id}`, 'aria-pressed': String(isGold), 'aria-keyshortcuts': 'g',
         'aria-label': `Gold star for ${name}`, onclick: () => gold(o.id),
       }, h('span', { class: 'star-icon', 'aria-hidden': 'true' }, isGold ? '★ ' : '☆ '), 'Gold')),
+    judgeRatings(o),
     o.valid ? null : h('div', { class: 'invalid-box', role: 'note' },
       h('p', {}, h('strong', {}, 'Invalid output'), o.reason ? ` (${o.reason})` : ''),
       o.message ? h('p', {}, o.message) : null),
@@ -495,6 +497,37 @@
       o.corrected != null ? h('button', { type: 'button', class: 'btn btn-ghost-dark', 'data-key': `clear:${o.id}`, onclick: () => clearCorrection(o.id) }, 'Remove correction') : null));
     col.addEventListener('click', () => { S.focus = S.order.indexOf(o.id); markFocus(); });
     return col;
+  }
+
+  // judgeRatings are the model judges' ratings of an output (pre-labels).
+  function judgeRatings(o) {
+    const ps = (S.task.prelabels || []).filter((p) => p.kind === 'rating' && p.output_ids[0] === o.id);
+    if (!ps.length) return null;
+    return h('ul', { class: 'prelabels', 'aria-label': 'Judges\' ratings' }, ps.map((p) => h('li', { class: 'prelabel', 'data-judge': p.judge_id },
+      h('span', { class: 'badge badge-info' }, `Judge ${p.model}: ${p.value}/5`), p.reason ? ` ${p.reason}` : '')));
+  }
+
+  // judgeVerdicts are the model judges' pairwise verdicts on the task, and
+  // how many pre-labels blind review hides until the curator decides.
+  function judgeVerdicts(t) {
+    const ps = (t.prelabels || []).filter((p) => p.kind === 'preference');
+    const hidden = t.prelabels_hidden || 0;
+    if (!ps.length && !hidden) return null;
+    const name = (id) => {
+      const o = (t.outputs || []).find((x) => x.id === id);
+      return o ? columnName(o) : id;
+    };
+    const said = (p) => {
+      const [a, b] = p.output_ids;
+      return { a: `${name(a)} is better than ${name(b)}`, b: `${name(b)} is better than ${name(a)}`,
+        tie: `${name(a)} and ${name(b)} tie`, both_bad: `${name(a)} and ${name(b)} are both bad` }[p.value] || p.value;
+    };
+    return h('section', { class: 'card judges', id: 'task-judges', 'aria-labelledby': 'judges-title' },
+      h('h2', { id: 'judges-title' }, 'Model judges'),
+      ps.length ? h('ul', { class: 'prelabels' }, ps.map((p) => h('li', { class: 'prelabel', 'data-judge': p.judge_id },
+        h('strong', {}, `Judge ${p.model}: `), said(p), p.reason ? ` — ${p.reason}` : ''))) : null,
+      hidden ? h('p', { class: 'muted', id: 'prelabels-hidden' },
+        `${hidden} pre-label${hidden === 1 ? '' : 's'} hidden in blind review until you decide: rate an output, or judge its pair in Pairs, to see the judges' answer.`) : null);
   }
 
   function latency(ms) {
@@ -690,7 +723,7 @@
         return new Error('moved on');
       }
       try {
-        const r = await api('POST', `/tasks/${encodeURIComponent(t.id)}/annotations`, { version: t.version, ...patch });
+        const r = await api('POST', `/tasks/${encodeURIComponent(t.id)}/annotations?blind=${S.blind}`, { version: t.version, ...patch });
         if (!S.task || S.task.id !== t.id) return null; // moved on meanwhile
         S.stale = false;
         const item = S.list.find((x) => x.id === r.id);
@@ -815,11 +848,23 @@
     if (!err) announce('Correction removed.');
   }
 
+  // refreshPrelabels reads the task's pre-labels again, as blind review
+  // now shows them.
+  async function refreshPrelabels(id) {
+    let t;
+    try { t = await api('GET', `/tasks/${encodeURIComponent(id)}?blind=${S.blind}`); } catch (e) { fail(e); return; }
+    if (!S.task || S.task.id !== id) return;
+    S.task.prelabels = t.prelabels;
+    S.task.prelabels_hidden = t.prelabels_hidden;
+    renderTask();
+  }
+
   function toggleBlind() {
     S.blind = !S.blind;
     localStorage.setItem('kiln.curation.blind', S.blind ? '1' : '0');
     if (S.task) { S.order = columnOrder(S.task); S.focus = 0; S.editing = null; }
     renderTask();
+    if (S.task) refreshPrelabels(S.task.id);
     announce(S.blind ? 'Blind review on: models are hidden and shuffled.' : 'Blind review off.');
   }
 

@@ -70,7 +70,7 @@
       h('h2', {}, `Answer ${letter}`, o.model ? h('span', { class: 'muted pair-model' }, ` · ${o.model}`) : null),
       o.valid ? null : h('p', { class: 'badge badge-bad' }, 'Invalid output'),
       h('pre', { class: 'pair-content' }, pretty(o)));
-    body.replaceChildren(side('A', p.a), side('B', p.b));
+    body.replaceChildren(side('A', p.a), side('B', p.b), ...judgeLine(p.prelabels, 'Model judges: '));
   }
 
   async function nextPair() {
@@ -82,13 +82,22 @@
     renderPair();
   }
 
+  // judgeLine says what the model judges said of a pair, as A and B read.
+  function judgeLine(pre, lead) {
+    if (!pre || !pre.length) return [];
+    const word = { a: 'A is better', b: 'B is better', tie: 'a tie', both_bad: 'both bad' };
+    return [h('p', { class: 'prelabel' }, lead, pre.map((x, i) => [i ? '; ' : '', h('strong', {}, `judge ${x.model}: `), word[x.value] || x.value,
+      x.reason ? ` (${x.reason})` : '']))];
+  }
+
   async function judge(winner) {
     const p = R.pair;
     if (!p || p.done || R.busy) return;
     R.busy = true;
     try {
       const reason = $('#p-reason').value.trim();
-      await api('POST', '/preferences', { task_id: p.task_id, output_a: p.a.id, output_b: p.b.id, winner, reason: reason || undefined });
+      const v = await api('POST', '/preferences', { task_id: p.task_id, output_a: p.a.id, output_b: p.b.id, winner, reason: reason || undefined });
+      $('#p-judges').replaceChildren(...judgeLine(v.prelabels, 'On the pair you just judged, '));
       R.judged++;
       $('#p-reason').value = '';
       say(`Saved: ${{ a: 'A is better', b: 'B is better', tie: 'a tie', both_bad: 'both bad' }[winner]}.`);
@@ -122,7 +131,44 @@
   async function loadTeam() {
     const admin = R.curator && R.curator.role === 'admin';
     $('#assign-card').hidden = !admin;
-    await Promise.all([loadProgress(), loadAgreement(), loadDisagreements(), admin ? loadAssignment() : null]);
+    $('#judge-form').hidden = !admin;
+    await Promise.all([loadProgress(), loadAgreement(), loadDisagreements(), loadJudges(), admin ? loadAssignment() : null]);
+  }
+
+  // ---- Model judges ------------------------------------------------------
+
+  let judgeTimer = null;
+
+  async function loadJudges() {
+    clearTimeout(judgeTimer);
+    let r;
+    try { r = await api('GET', '/judges'); } catch (e) { say(e.message, 'error'); return; }
+    const sel = $('#j-model');
+    if (!sel.options.length) sel.replaceChildren(...(r.models || []).map((m) => h('option', { value: m }, m)));
+    $('#j-types').replaceChildren(...(r.types || []).map((t) => h('option', { value: t })));
+    const list = r.data || [];
+    $('#judge-list').replaceChildren(...(list.length ? list.map((j) => h('tr', { 'data-judge': j.id, 'data-status': j.status },
+      h('td', {}, j.type), h('td', {}, j.model), h('td', {}, j.kind === 'preference' ? 'pairwise' : 'rating'),
+      h('td', { class: 'j-status' }, j.status === 'failed' ? `failed: ${j.error}` : j.status),
+      h('td', {}, `${j.completed} of ${j.requests}`), h('td', { class: 'j-labels' }, j.status === 'running' ? '—' : String(j.labels)))) :
+      [h('tr', {}, h('td', { colspan: '6', class: 'muted' }, 'No judge has run yet.'))]));
+    // A running judge is polled until its batch ends, while the Team view is open.
+    if (list.some((j) => j.status === 'running') && R.view === 'team') judgeTimer = setTimeout(loadJudges, 1000);
+    if (list.some((j) => j.status !== 'running') && R.judgesSeen !== list.map((j) => j.id + j.status).join()) {
+      R.judgesSeen = list.map((j) => j.id + j.status).join();
+      loadAgreement();
+    }
+  }
+
+  async function runJudge(ev) {
+    ev.preventDefault();
+    $('#judge-error').textContent = '';
+    try {
+      const j = await api('POST', '/judges', { type: $('#j-type').value.trim(), model: $('#j-model').value, kind: $('#j-kind').value,
+        limit: Number($('#j-limit').value) || undefined });
+      say(`Judge started: batch ${j.batch_id}, ${j.requests} request${j.requests === 1 ? '' : 's'}.`);
+      await loadJudges();
+    } catch (e) { $('#judge-error').textContent = e.message; }
   }
 
   async function loadProgress() {
@@ -245,4 +291,5 @@
   $('#p-blind').addEventListener('change', nextPair);
   $('#p-type').addEventListener('change', nextPair);
   $('#assign-form').addEventListener('submit', saveAssignment);
+  $('#judge-form').addEventListener('submit', runJudge);
 })();

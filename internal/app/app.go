@@ -197,7 +197,7 @@ func New(ctx context.Context, cfg config.Config, opts Options, log *slog.Logger)
 			Admin: apikey.NewAdminChecker(a.Store, cfg.AdminKey), KeyRotationGrace: cfg.KeyRotationGrace,
 			Extra: func(hapi huma.API, mux *http.ServeMux) {
 				mux.Handle("GET /metrics", a.metricsHandler())
-				curation.Register(hapi, curation.Deps{Store: a.Store, Bucket: a.Bucket, Schemas: a.Conquests, Importer: a.Importer, Log: log,
+				curation.Register(hapi, curation.Deps{Store: a.Store, Bucket: a.Bucket, Schemas: a.Conquests, Importer: a.Importer, Batches: a.Batches, Log: log,
 					SecureCookies: strings.HasPrefix(cfg.PublicURL, "https://")})
 				ui := curation.UIHandler()
 				mux.Handle("/curation/", ui)

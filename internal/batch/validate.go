@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 
 	"github.com/kilnhq/kiln/conquest_schemas/conquest"
 	"github.com/kilnhq/kiln/internal/batchline"
@@ -131,10 +130,10 @@ const CodeModelNotFound = "model_not_found"
 // declared it and the configuration does not name it. A known model with
 // no live agent passes: its batch waits for one.
 func (s *Service) checkModel(ctx context.Context, sum batchline.Summary) (*store.BatchError, error) {
-	if s.limits.AcceptAnyModel || sum.Model == "" || slices.Contains(s.limits.Models, sum.Model) {
+	if sum.Model == "" {
 		return nil, nil
 	}
-	known, err := s.store.ModelKnown(ctx, sum.Model)
+	known, err := s.ModelKnown(ctx, sum.Model)
 	if err != nil || known {
 		return nil, err
 	}

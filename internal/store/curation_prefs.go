@@ -424,6 +424,9 @@ type JudgementFilter struct {
 	Type string
 	// Kind is JudgePreference or JudgeRating.
 	Kind string
+	// Judges counts the judges' pre-labels as votes, each judge a coder
+	// of its own.
+	Judges bool
 }
 
 // CurationJudgements calls fn for every unit of f's kind that two curators
@@ -440,6 +443,9 @@ func (s *Store) CurationJudgements(ctx context.Context, f JudgementFilter, fn fu
 		keyset = "p.task_id, p.output_id, p.curator_id"
 	default:
 		return fmt.Errorf("store: judgements of kind %q", f.Kind)
+	}
+	if f.Judges {
+		table = map[string]string{JudgePreference: judgedPreferences, JudgeRating: judgedRatings}[f.Kind]
 	}
 	same := "q.task_id = p.task_id AND q.output_a = p.output_a AND q.output_b = p.output_b"
 	if f.Kind == JudgeRating {

@@ -35,6 +35,7 @@ func TestConformance(t *testing.T) {
 		{"CurationProjects", testCurationProjects},
 		{"CurationPrefs", testCurationPrefs},
 		{"CurationDatasets", testCurationDatasets},
+		{"CurationJudges", testCurationJudges},
 		{"Curators", testCurators},
 		{"Errors", testErrors},
 		{"EnqueuedTokens", testEnqueuedTokens},
