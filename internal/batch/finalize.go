@@ -2,12 +2,16 @@ package batch
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/kilnhq/kiln/internal/batchline"
 	"github.com/kilnhq/kiln/internal/ids"
@@ -85,107 +89,244 @@ func (s *Service) Finalize(ctx context.Context, id string) error {
 }
 
 // removeChunks removes a batch's working objects: its chunks and the
-// finalizer's scratch.
+// finalizer's scratch, chunkWorkers at a time.
 func (s *Service) removeChunks(ctx context.Context, id string) error {
 	var keys []string
 	err := s.bucket.List(ctx, BatchPrefix(id), func(i objectstore.Info) error {
 		keys = append(keys, i.Key)
 		return nil
 	})
-	for _, k := range keys {
-		err = errors.Join(err, s.bucket.Delete(ctx, k))
+	errs := make([]error, len(keys))
+	var g errgroup.Group
+	g.SetLimit(chunkWorkers)
+	for i, k := range keys {
+		g.Go(func() error {
+			errs[i] = s.bucket.Delete(ctx, k)
+			return nil
+		})
 	}
-	if err != nil {
+	_ = g.Wait()
+	if err = errors.Join(append([]error{err}, errs...)...); err != nil {
 		return fmt.Errorf("remove the chunks of batch %s: %w", id, err)
 	}
 	return nil
 }
 
+// chunkWorkers is how many chunk objects the finalizer reads or removes at
+// once: they are small, so round trips, not bytes, bound the time.
+const chunkWorkers = 16
+
+// errOverlap is what the scan of the chunks' indexes says when two hold
+// the same line.
+var errOverlap = errors.New("chunks overlap")
+
 // assemble writes the output and error files. Chunks of a batch never hold
 // the same line twice (a chunk is committed only under its shard's lease, and
 // a new holder skips the lines already committed), so the files are the
-// chunks' output and error objects concatenated server-side with Compose,
-// plus, for a batch that stopped early, the error lines of the requests that
-// never ran. Should chunks overlap all the same, the files are streamed
-// through a filter that keeps each line's first result.
+// chunks' output and error objects concatenated server-side with
+// ComposeSources, in order of shard and sequence (which results.go's byte
+// ranges follow), plus, for a batch that stopped early, the error lines of
+// the requests that never ran. The chunks' recorded sizes spare the object
+// store a request per chunk, and the file rows need only the sizes, so no
+// byte is hashed here. The indexes are checked for overlap while the files
+// are composed: should chunks overlap all the same, the files are dropped and
+// streamed instead through a filter that keeps each line's first result.
 func (s *Service) assemble(ctx context.Context, b store.Batch) (store.Outcome, error) {
 	chunks, err := s.store.ChunkList(ctx, b.ID, -1)
 	if err != nil {
 		return store.Outcome{}, err
 	}
-	var done batchline.Bitmap
-	overlap := false
 	var o store.Outcome
-	var outKeys, errKeys []string
+	var outSrcs, errSrcs []objectstore.Source
+	source := func(key string, size int64, c store.Chunk) objectstore.Source {
+		if c.Ord == 0 { // committed before kiln recorded the sizes
+			size = -1
+		}
+		return objectstore.Source{Key: key, Size: size}
+	}
 	for _, c := range chunks {
 		if c.OutputLines > 0 {
-			outKeys = append(outKeys, ChunkOutputKey(c.ObjectKey))
+			outSrcs = append(outSrcs, source(ChunkOutputKey(c.ObjectKey), c.OutputBytes, c))
 		}
 		if c.ErrorLines > 0 {
-			errKeys = append(errKeys, ChunkErrorKey(c.ObjectKey))
+			errSrcs = append(errSrcs, source(ChunkErrorKey(c.ObjectKey), c.ErrorBytes, c))
 		}
 		o.Completed += c.OutputLines
 		o.Failed += c.ErrorLines
-		err := s.readIndex(ctx, c, func(r batchline.Record) error {
-			overlap = overlap || done.Has(r.Line)
-			done.Set(r.Line)
-			return nil
-		})
-		if err != nil {
-			return o, err
+	}
+	missing := b.Total - o.Completed - o.Failed
+	outFile, errFile := s.newFile(b, "output"), s.newFile(b, "error")
+	drop := func() {
+		for _, k := range []string{outFile.ObjectKey, errFile.ObjectKey} {
+			_ = s.bucket.Delete(context.WithoutCancel(ctx), k)
 		}
 	}
-	if overlap {
+	compose := func(ctx context.Context, f *store.File, srcs []objectstore.Source, what string) error {
+		info, err := s.bucket.ComposeSources(ctx, f.ObjectKey, srcs)
+		if errors.Is(err, objectstore.ErrSizeMismatch) {
+			// A chunk is not the size its row says: the object is the truth.
+			// Compose again without the sizes rather than fail for ever; the
+			// partial results placed by those sizes were wrong for it anyway.
+			s.log.ErrorContext(ctx, "a chunk's recorded size is wrong; composing without the sizes", "batch", b.ID, "file", what, "err", err)
+			unsized := make([]objectstore.Source, len(srcs))
+			for i, src := range srcs {
+				unsized[i] = objectstore.Source{Key: src.Key, Size: -1}
+			}
+			info, err = s.bucket.ComposeSources(ctx, f.ObjectKey, unsized)
+		}
+		if err != nil {
+			return fmt.Errorf("%s file: %w", what, err)
+		}
+		f.Bytes = info.Size
+		return nil
+	}
+
+	var done batchline.Bitmap
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.scanIndexes(gctx, chunks, &done) })
+	if len(outSrcs) > 0 {
+		g.Go(func() error { return compose(gctx, &outFile, outSrcs, "output") })
+	}
+	if missing <= 0 && len(errSrcs) > 0 {
+		g.Go(func() error { return compose(gctx, &errFile, errSrcs, "error") })
+	}
+	err = g.Wait()
+	if errors.Is(err, errOverlap) {
+		drop()
 		s.log.WarnContext(ctx, "chunks overlap; keeping each line's first result", "batch", b.ID)
 		return s.assembleFiltered(ctx, b, chunks)
 	}
-	outFile, errFile := s.newFile(b, "output"), s.newFile(b, "error")
-	var cleanup []string
-	defer func() {
-		for _, k := range cleanup {
-			_ = s.bucket.Delete(context.WithoutCancel(ctx), k)
-		}
-	}()
-	if missing := b.Total - o.Completed - o.Failed; missing > 0 {
+	if err != nil {
+		drop()
+		return o, err
+	}
+	if missing > 0 {
 		tail := missingKey(b.ID)
-		n, err := s.writeMissing(ctx, b, tail, done)
+		defer func() { _ = s.bucket.Delete(context.WithoutCancel(ctx), tail) }()
+		n, size, err := s.writeMissing(ctx, b, tail, done)
 		if err != nil {
+			drop()
 			return o, err
 		}
-		cleanup = append(cleanup, tail)
-		errKeys = append(errKeys, tail)
+		errSrcs = append(errSrcs, objectstore.Source{Key: tail, Size: size})
 		o.Failed += n
-	}
-	if len(outKeys) > 0 {
-		info, err := s.bucket.Compose(ctx, outFile.ObjectKey, outKeys)
-		if err != nil {
-			return o, fmt.Errorf("output file: %w", err)
+		if err := compose(ctx, &errFile, errSrcs, "error"); err != nil {
+			drop()
+			return o, err
 		}
-		outFile.Bytes, o.Output = info.Size, &outFile
 	}
-	if len(errKeys) > 0 {
-		info, err := s.bucket.Compose(ctx, errFile.ObjectKey, errKeys)
-		if err != nil {
-			if o.Output != nil {
-				_ = s.bucket.Delete(context.WithoutCancel(ctx), outFile.ObjectKey)
-			}
-			return o, fmt.Errorf("error file: %w", err)
-		}
-		errFile.Bytes, o.Errors = info.Size, &errFile
+	if len(outSrcs) > 0 {
+		o.Output = &outFile
+	}
+	if len(errSrcs) > 0 {
+		o.Errors = &errFile
 	}
 	return o, nil
 }
 
+// scanIndexes reads the chunks' indexes, chunkWorkers at a time, marks
+// their lines in done, and fails with errOverlap if a line is in two.
+func (s *Service) scanIndexes(ctx context.Context, chunks []store.Chunk, done *batchline.Bitmap) error {
+	var mu sync.Mutex
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(chunkWorkers)
+	for _, c := range chunks {
+		if ctx.Err() != nil {
+			break
+		}
+		g.Go(func() error {
+			lines, err := s.scanIndex(ctx, c)
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			overlap := false
+			for _, l := range lines {
+				overlap = overlap || done.Has(l)
+				done.Set(l)
+			}
+			if overlap {
+				return errOverlap
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// scanIndex returns the line of each record of a chunk's index. The
+// records are as the agent writes them, {"line":N,"ok":B}, which it reads
+// without encoding/json; any other form is left to batchline.ReadRecords.
+func (s *Service) scanIndex(ctx context.Context, c store.Chunk) ([]int, error) {
+	rc, err := s.bucket.Get(ctx, c.ObjectKey)
+	if err != nil {
+		return nil, fmt.Errorf("chunk %d/%d: %w", c.Shard, c.Seq, err)
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(io.LimitReader(rc, maxIndexBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("chunk %d/%d: %w", c.Shard, c.Seq, err)
+	}
+	if len(data) > maxIndexBytes {
+		return nil, fmt.Errorf("chunk %d/%d: index over %d bytes", c.Shard, c.Seq, maxIndexBytes)
+	}
+	lines := make([]int, 0, c.OutputLines+c.ErrorLines)
+	for rest := data; len(rest) > 0; {
+		line, tail, ok := indexRecord(rest)
+		if !ok { // not the agent's form: parse it all the slow way
+			lines = lines[:0]
+			err := batchline.ReadRecords(bytes.NewReader(data), func(r batchline.Record) error {
+				lines = append(lines, r.Line)
+				return nil
+			})
+			if err != nil {
+				return nil, fmt.Errorf("chunk %d/%d: %w", c.Shard, c.Seq, err)
+			}
+			break
+		}
+		lines, rest = append(lines, line), tail
+	}
+	return lines, nil
+}
+
+// maxIndexBytes bounds a chunk's index, read whole: a record is about 25
+// bytes, and a chunk holds ChunkLines of them.
+const maxIndexBytes = 64 << 20
+
+// indexRecord reads one {"line":N,"ok":true|false} record and its newline
+// from the head of data.
+func indexRecord(data []byte) (line int, rest []byte, ok bool) {
+	const head = `{"line":`
+	if !bytes.HasPrefix(data, []byte(head)) {
+		return 0, nil, false
+	}
+	i := len(head)
+	start := i
+	for i < len(data) && data[i] >= '0' && data[i] <= '9' && i-start < 10 {
+		line = line*10 + int(data[i]-'0')
+		i++
+	}
+	if i == start || (data[start] == '0' && i-start > 1) {
+		return 0, nil, false
+	}
+	for _, tail := range []string{`,"ok":true}` + "\n", `,"ok":false}` + "\n"} {
+		if bytes.HasPrefix(data[i:], []byte(tail)) {
+			return line, data[i+len(tail):], true
+		}
+	}
+	return 0, nil, false
+}
+
 // writeMissing writes an error line for every request without a result to
 // key, and counts them.
-func (s *Service) writeMissing(ctx context.Context, b store.Batch, key string, done batchline.Bitmap) (int64, error) {
+func (s *Service) writeMissing(ctx context.Context, b store.Batch, key string, done batchline.Bitmap) (n, size int64, err error) {
 	in, err := s.store.FileGet(ctx, b.InputFileID)
 	if err != nil {
-		return 0, fmt.Errorf("input file: %w", err)
+		return 0, 0, fmt.Errorf("input file: %w", err)
 	}
 	code, message := missingReason(b)
-	var n int64
-	_, err = writeObject(ctx, s.bucket, key, func(dst io.Writer) error {
+	size, err = writeObject(ctx, s.bucket, key, func(dst io.Writer) error {
 		rc, err := s.bucket.Get(ctx, in.ObjectKey)
 		if err != nil {
 			return err
@@ -216,7 +357,7 @@ func (s *Service) writeMissing(ctx context.Context, b store.Batch, key string, d
 		}
 		return bw.Flush()
 	})
-	return n, err
+	return n, size, err
 }
 
 // assembleFiltered streams the files through kiln, keeping only the first
@@ -254,7 +395,7 @@ func (s *Service) assembleFiltered(ctx context.Context, b store.Batch, chunks []
 		return o, err
 	}
 	tail := missingKey(b.ID)
-	n, err := s.writeMissing(ctx, b, tail, written)
+	n, _, err := s.writeMissing(ctx, b, tail, written)
 	if err != nil {
 		return o, err
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -195,4 +196,86 @@ type closer struct {
 func (c closer) Close() error {
 	c.close()
 	return nil
+}
+
+// With ahead, concatReader fetches small ranges several at a time, yet
+// reads them in order; with ends, a source must end where its size says.
+// Closing it early closes every source it opened.
+func TestConcatReaderAhead(t *testing.T) {
+	t.Parallel()
+	objects := map[string]string{}
+	var ranges []srcRange
+	var want strings.Builder
+	for i := range 40 {
+		key := fmt.Sprintf("k%d", i)
+		size := 1 + i*97
+		if i%10 == 9 {
+			size = prefetchMaxRange + 10 // streamed, not fetched ahead
+		}
+		objects[key] = strings.Repeat(string(rune('a'+i%26)), size)
+		ranges = append(ranges, srcRange{key, 0, int64(size)})
+		want.WriteString(objects[key])
+	}
+	objects["ten"] = "0123456789"
+	objects["big"] = strings.Repeat("b", prefetchMaxRange+10)
+	var mu sync.Mutex
+	var open, closed, most int
+	opener := func(_ context.Context, key string, offset, length int64) (io.ReadCloser, error) {
+		s, ok := objects[key]
+		if !ok {
+			return nil, fmt.Errorf("open %q: %w", key, ErrNotExist)
+		}
+		mu.Lock()
+		open++
+		most = max(most, open-closed)
+		mu.Unlock()
+		s = s[min(int(offset), len(s)):]
+		s = s[:min(int(length), len(s))]
+		return closer{strings.NewReader(s), func() {
+			mu.Lock()
+			closed++
+			mu.Unlock()
+		}}, nil
+	}
+	const ahead = 4
+	read := func(ends map[string]int64, ranges ...srcRange) (string, error) {
+		open, closed, most = 0, 0, 0
+		r := &concatReader{ctx: t.Context(), open: opener, ranges: ranges, ends: ends, ahead: ahead}
+		got, err := io.ReadAll(r)
+		require.NoError(t, r.Close())
+		require.Equal(t, open, closed, "sources left open")
+		return string(got), err
+	}
+
+	ends := map[string]int64{}
+	for k, s := range objects {
+		ends[k] = int64(len(s))
+	}
+	got, err := read(ends, ranges...)
+	require.NoError(t, err)
+	require.Equal(t, want.String(), got)
+	require.Greater(t, most, 1, "fetched ahead")
+	require.LessOrEqual(t, most, ahead+1)
+
+	for _, key := range []string{"ten", "big"} {
+		size := int64(len(objects[key]))
+		_, err = read(map[string]int64{key: size - 1}, srcRange{"k0", 0, 1}, srcRange{key, 0, size - 1})
+		require.ErrorIs(t, err, ErrSizeMismatch, "%s longer than given", key)
+		_, err = read(map[string]int64{key: size + 1}, srcRange{key, 0, size + 1}, srcRange{"k0", 0, 1})
+		require.ErrorIs(t, err, ErrSizeMismatch, "%s shorter than given", key)
+		// A range that stops before the end is not checked.
+		got, err = read(map[string]int64{key: size + 1}, srcRange{key, 1, 2})
+		require.NoError(t, err)
+		require.Equal(t, objects[key][1:3], got)
+	}
+	_, err = read(nil, srcRange{"k1", 0, 10}, srcRange{"missing", 0, 1}, srcRange{"k2", 0, 5})
+	require.ErrorIs(t, err, ErrNotExist)
+
+	// Closed after a few bytes, with fetches under way.
+	open, closed = 0, 0
+	r := &concatReader{ctx: t.Context(), open: opener, ranges: ranges, ahead: ahead}
+	_, err = io.ReadFull(r, make([]byte, 5))
+	require.NoError(t, err)
+	require.NoError(t, r.Close())
+	require.Equal(t, open, closed, "sources left open")
 }

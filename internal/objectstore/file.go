@@ -194,12 +194,29 @@ func (b *fileBucket) put(ctx context.Context, key string, r io.Reader, size int6
 // putChecked is put, which calls check, when not nil, once r has been read
 // and fails without replacing the object if check does.
 func (b *fileBucket) putChecked(ctx context.Context, key string, r io.Reader, size int64, check func() error) (Info, error) {
+	if size < -1 {
+		return Info{}, fmt.Errorf("invalid size %d", size)
+	}
+	// Once io.Copy has read r to the end, the Put goes on even if ctx is
+	// cancelled, as an S3 Put does.
+	return b.putFile(ctx, key, func(f *os.File) error {
+		pr := newPutReader(ctx, r, size)
+		if _, err := io.Copy(f, pr); err != nil {
+			return cmp.Or(pr.cause(), err)
+		}
+		if check != nil {
+			return check()
+		}
+		return nil
+	})
+}
+
+// putFile stores what write writes to a temporary file at key, atomically:
+// if write fails, nothing is stored.
+func (b *fileBucket) putFile(ctx context.Context, key string, write func(f *os.File) error) (Info, error) {
 	path, err := b.path(key)
 	if err != nil {
 		return Info{}, err
-	}
-	if size < -1 {
-		return Info{}, fmt.Errorf("invalid size %d", size)
 	}
 	if err := ctx.Err(); err != nil {
 		return Info{}, err
@@ -221,17 +238,8 @@ func (b *fileBucket) putChecked(ctx context.Context, key string, r io.Reader, si
 			_ = os.Remove(f.Name())
 		}
 	}()
-
-	// Once io.Copy has read r to the end, the Put goes on even if ctx is
-	// cancelled, as an S3 Put does.
-	pr := newPutReader(ctx, r, size)
-	if _, err := io.Copy(f, pr); err != nil {
-		return Info{}, cmp.Or(pr.cause(), err)
-	}
-	if check != nil {
-		if err := check(); err != nil {
-			return Info{}, err
-		}
+	if err := write(f); err != nil {
+		return Info{}, err
 	}
 	if err := f.Chmod(fileFileMode); err != nil {
 		return Info{}, err
@@ -487,6 +495,10 @@ func (b *fileBucket) walk(ctx context.Context, dirKey, prefix string, fn func(In
 }
 
 func (b *fileBucket) Compose(ctx context.Context, dst string, srcs []string) (Info, error) {
+	return b.ComposeSources(ctx, dst, unsized(srcs))
+}
+
+func (b *fileBucket) ComposeSources(ctx context.Context, dst string, srcs []Source) (Info, error) {
 	info, err := b.compose(ctx, dst, srcs)
 	if err != nil {
 		return Info{}, fmt.Errorf("objectstore: compose %q: %w", dst, err)
@@ -494,25 +506,63 @@ func (b *fileBucket) Compose(ctx context.Context, dst string, srcs []string) (In
 	return info, nil
 }
 
-// compose streams the sources into a Put: a folder has nothing better. Every
-// source is checked first, so a missing one fails before anything is written.
-func (b *fileBucket) compose(ctx context.Context, dst string, srcs []string) (Info, error) {
+// compose copies the sources' files into dst's, file to file: io.Copy
+// between two *os.File is copy_file_range on Linux, so the bytes stay in
+// the kernel (or are shared, on a filesystem that reflinks). Every source is
+// stat'd first, so a missing one fails before anything is written.
+func (b *fileBucket) compose(ctx context.Context, dst string, srcs []Source) (Info, error) {
 	if _, err := b.path(dst); err != nil {
 		return Info{}, err
 	}
-	ranges := make([]srcRange, len(srcs))
-	var total int64
-	for i, key := range srcs {
-		info, err := b.Stat(ctx, key)
+	if err := validateSources(srcs); err != nil {
+		return Info{}, err
+	}
+	paths := make([]string, len(srcs))
+	sizes := make([]int64, len(srcs))
+	for i, src := range srcs {
+		info, err := b.Stat(ctx, src.Key)
 		if err != nil {
 			return Info{}, err
 		}
-		ranges[i] = srcRange{key, 0, info.Size}
-		total += info.Size
+		if src.Size != -1 && src.Size != info.Size {
+			return Info{}, fmt.Errorf("source %q is %d bytes, not %d: %w", src.Key, info.Size, src.Size, ErrSizeMismatch)
+		}
+		paths[i], sizes[i] = filepath.Join(b.root, filepath.FromSlash(src.Key)), info.Size
 	}
-	r := newConcatReader(ctx, b, ranges)
-	defer r.Close()
-	return b.put(ctx, dst, r, total)
+	return b.putFile(ctx, dst, func(f *os.File) error {
+		for i, path := range paths {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if err := copyFile(f, path, sizes[i]); err != nil {
+				return fmt.Errorf("source %q: %w", srcs[i].Key, err)
+			}
+		}
+		return nil
+	})
+}
+
+// copyFile appends the file at path, which must be size bytes long, to f.
+func copyFile(f *os.File, path string, size int64) error {
+	src, err := os.Open(path)
+	if isMissing(err) {
+		return ErrNotExist
+	}
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	// One byte more than size, to see that the source has not grown.
+	n, err := io.Copy(f, io.LimitReader(src, size+1))
+	switch {
+	case err != nil:
+		return err
+	case n < size:
+		return errSourceChanged
+	case n > size:
+		return errSourceLonger
+	}
+	return nil
 }
 
 func (b *fileBucket) Close() error { return nil }

@@ -137,6 +137,15 @@ type Bucket interface {
 	// while Compose runs.
 	Compose(ctx context.Context, dst string, srcs []string) (Info, error)
 
+	// ComposeSources is Compose of sources whose sizes the caller may
+	// know, so that the store need not ask for them: on S3, a source smaller
+	// than MinMultipartPartSize of known size costs one request (a ranged
+	// GET, several at once) instead of two. Sources of at least
+	// MinMultipartPartSize are still copied server-side. A source whose
+	// length is not the size given gives an error that wraps
+	// ErrSizeMismatch, and nothing is written.
+	ComposeSources(ctx context.Context, dst string, srcs []Source) (Info, error)
+
 	// CreateMultipart starts a multipart upload to key; parts are presigned
 	// with PresignPart and assembled with CompleteMultipart.
 	CreateMultipart(ctx context.Context, key string) (uploadID string, err error)
@@ -163,6 +172,42 @@ type Bucket interface {
 
 	// Close releases the bucket's resources.
 	Close() error
+}
+
+// Source is an object that ComposeSources reads.
+type Source struct {
+	// Key is the object's key.
+	Key string
+	// Size is the object's length in bytes, or -1 when the caller does not
+	// know it.
+	Size int64
+}
+
+// ErrSizeMismatch is returned (wrapped) by ComposeSources when a source's
+// length is not the size given, and by Compose when a source changes
+// while it runs.
+var ErrSizeMismatch = errors.New("objectstore: a source's length is not the size given")
+
+// unsized is keys as Sources of unknown size.
+func unsized(keys []string) []Source {
+	srcs := make([]Source, len(keys))
+	for i, k := range keys {
+		srcs[i] = Source{Key: k, Size: -1}
+	}
+	return srcs
+}
+
+// validateSources checks srcs' keys and sizes.
+func validateSources(srcs []Source) error {
+	for _, src := range srcs {
+		if err := validateKey(src.Key); err != nil {
+			return fmt.Errorf("source %q: %w", src.Key, err)
+		}
+		if src.Size < -1 {
+			return fmt.Errorf("source %q: invalid size %d", src.Key, src.Size)
+		}
+	}
+	return nil
 }
 
 const (

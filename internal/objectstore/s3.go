@@ -17,6 +17,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/minio/minio-go/v7/pkg/s3utils"
+	"golang.org/x/sync/errgroup"
 )
 
 const (
@@ -31,6 +32,11 @@ const (
 	s3SmallPutSize = 1 << 20
 	// s3StatConcurrency is how many sources Compose stats at once.
 	s3StatConcurrency = 16
+	// s3ComposeParts is how many parts of its upload Compose sends at once.
+	s3ComposeParts = 4
+	// s3ComposeFetchAhead is how many small sources each streamed part of a
+	// Compose fetches at once (see concatReader).
+	s3ComposeFetchAhead = 16
 )
 
 // s3Config is what an s3:// URL says.
@@ -114,6 +120,9 @@ type s3Bucket struct {
 	// composeHook, when set by a test, runs before each part of a Compose
 	// upload; an error fails the Compose.
 	composeHook func(part int) error
+	// composeParts and fetchAhead are s3ComposeParts and
+	// s3ComposeFetchAhead, unless a benchmark sets them for a baseline.
+	composeParts, fetchAhead int
 }
 
 func openS3(ctx context.Context, cfg s3Config) (*s3Bucket, error) {
@@ -135,7 +144,8 @@ func openS3(ctx context.Context, cfg s3Config) (*s3Bucket, error) {
 	if err != nil {
 		return nil, fmt.Errorf("objectstore: open s3://%s: %w", cfg.bucket, err)
 	}
-	b := &s3Bucket{client: client, bucket: cfg.bucket, prefix: cfg.prefix}
+	b := &s3Bucket{client: client, bucket: cfg.bucket, prefix: cfg.prefix,
+		composeParts: s3ComposeParts, fetchAhead: s3ComposeFetchAhead}
 	if err := b.ensureBucket(ctx, cfg.region); err != nil {
 		return nil, fmt.Errorf("objectstore: open s3://%s at %s: %w", cfg.bucket, cfg.endpoint, err)
 	}
@@ -411,6 +421,10 @@ func (b *s3Bucket) PresignGet(ctx context.Context, key string, expiry time.Durat
 }
 
 func (b *s3Bucket) Compose(ctx context.Context, dst string, srcs []string) (Info, error) {
+	return b.ComposeSources(ctx, dst, unsized(srcs))
+}
+
+func (b *s3Bucket) ComposeSources(ctx context.Context, dst string, srcs []Source) (Info, error) {
 	info, err := b.compose(ctx, dst, srcs)
 	if err != nil {
 		return Info{}, fmt.Errorf("objectstore: compose %q: %w", dst, err)
@@ -418,13 +432,47 @@ func (b *s3Bucket) Compose(ctx context.Context, dst string, srcs []string) (Info
 	return info, nil
 }
 
-func (b *s3Bucket) compose(ctx context.Context, dst string, srcs []string) (Info, error) {
+func (b *s3Bucket) compose(ctx context.Context, dst string, srcs []Source) (Info, error) {
 	if err := validateKey(dst); err != nil {
 		return Info{}, err
 	}
-	sizes, err := b.sizes(ctx, srcs)
+	if err := validateSources(srcs); err != nil {
+		return Info{}, err
+	}
+	// Stat the sources of unknown size, and those that will be copied
+	// server-side, whose length a ranged copy could not check. A streamed
+	// source of known size is checked as it is read: it must end there.
+	keys := make([]string, len(srcs))
+	sizes := make([]int64, len(srcs))
+	var stat []int
+	ends := map[string]int64{}
+	for i, src := range srcs {
+		keys[i], sizes[i] = src.Key, src.Size
+		if src.Size < 1 || src.Size >= s3ComposeLimits.minPart {
+			stat = append(stat, i)
+			continue
+		}
+		if size, ok := ends[src.Key]; ok && size != src.Size {
+			return Info{}, fmt.Errorf("source %q given as %d and %d bytes: %w", src.Key, size, src.Size, ErrSizeMismatch)
+		}
+		ends[src.Key] = src.Size
+	}
+	statKeys := make([]string, len(stat))
+	for j, i := range stat {
+		statKeys[j] = keys[i]
+	}
+	statSizes, err := b.sizes(ctx, statKeys)
 	if err != nil {
 		return Info{}, err
+	}
+	for j, i := range stat {
+		if given := sizes[i]; given != -1 && given != statSizes[j] {
+			return Info{}, fmt.Errorf("source %q is %d bytes, not %d: %w", keys[i], statSizes[j], given, ErrSizeMismatch)
+		}
+		if size, ok := ends[keys[i]]; ok && size != statSizes[j] {
+			return Info{}, fmt.Errorf("source %q is %d bytes, not %d: %w", keys[i], statSizes[j], size, ErrSizeMismatch)
+		}
+		sizes[i] = statSizes[j]
 	}
 	var total int64
 	for _, size := range sizes {
@@ -435,11 +483,11 @@ func (b *s3Bucket) compose(ctx context.Context, dst string, srcs []string) (Info
 		// that some servers may refuse.
 		return b.put(ctx, dst, strings.NewReader(""), 0)
 	}
-	parts, err := composePlan(srcs, sizes, s3ComposeLimits)
+	parts, err := composePlan(keys, sizes, s3ComposeLimits)
 	if err != nil {
 		return Info{}, err
 	}
-	return b.composeUpload(ctx, dst, parts, total)
+	return b.composeUpload(ctx, dst, parts, total, ends)
 }
 
 // sizes stats keys, several at a time, and returns their sizes. It reports
@@ -486,9 +534,9 @@ func (b *s3Bucket) sizes(ctx context.Context, keys []string) ([]int64, error) {
 	return sizes, nil
 }
 
-// composeUpload makes dst a multipart upload of parts, and aborts it if
-// anything fails.
-func (b *s3Bucket) composeUpload(ctx context.Context, dst string, parts []composePart, total int64) (_ Info, err error) {
+// composeUpload makes dst a multipart upload of parts, b.composeParts at a
+// time, and aborts it if anything fails. ends are as in concatReader.
+func (b *s3Bucket) composeUpload(ctx context.Context, dst string, parts []composePart, total int64, ends map[string]int64) (_ Info, err error) {
 	core := minio.Core{Client: b.client}
 	object := b.prefix + dst
 	id, err := core.NewMultipartUpload(ctx, b.bucket, object, minio.PutObjectOptions{})
@@ -506,20 +554,29 @@ func (b *s3Bucket) composeUpload(ctx context.Context, dst string, parts []compos
 		}
 	}()
 
-	done := make([]minio.CompletePart, 0, len(parts))
+	done := make([]minio.CompletePart, len(parts))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(b.composeParts)
 	for i, p := range parts {
 		n := i + 1
+		if gctx.Err() != nil {
+			break // a part failed
+		}
 		if b.composeHook != nil {
 			if err := b.composeHook(n); err != nil {
+				_ = g.Wait()
 				return Info{}, err
 			}
 		}
-		part, err := b.composePart(ctx, core, object, id, n, p)
-		if err != nil {
-			// A cancelled ctx is the cause of whatever minio-go made of it.
-			return Info{}, cmp.Or(ctx.Err(), err)
-		}
-		done = append(done, part)
+		g.Go(func() error {
+			part, err := b.composePart(gctx, core, object, id, n, p, ends)
+			done[i] = part
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		// A cancelled ctx is the cause of whatever minio-go made of it.
+		return Info{}, cmp.Or(ctx.Err(), err)
 	}
 	if err := ctx.Err(); err != nil {
 		return Info{}, err
@@ -541,8 +598,8 @@ func (b *s3Bucket) composeUpload(ctx context.Context, dst string, parts []compos
 }
 
 // composePart uploads part number n of upload id: a server-side copy, or the
-// streamed ranges.
-func (b *s3Bucket) composePart(ctx context.Context, core minio.Core, object, id string, n int, p composePart) (minio.CompletePart, error) {
+// streamed ranges, b.fetchAhead small ones fetched at a time.
+func (b *s3Bucket) composePart(ctx context.Context, core minio.Core, object, id string, n int, p composePart, ends map[string]int64) (minio.CompletePart, error) {
 	if p.copy {
 		r := p.ranges[0]
 		part, err := core.CopyObjectPart(ctx, b.bucket, b.prefix+r.key, b.bucket, object, id, n, r.offset, r.length, nil)
@@ -551,7 +608,7 @@ func (b *s3Bucket) composePart(ctx context.Context, core minio.Core, object, id 
 		}
 		return part, err
 	}
-	cr := newConcatReader(ctx, b, p.ranges)
+	cr := newConcatReader(ctx, b, p.ranges, ends, b.fetchAhead)
 	// putReader enforces the size and, in cause, waits for a read that the
 	// HTTP transport may still be making when the request fails.
 	pr := newPutReader(ctx, cr, p.size)

@@ -55,7 +55,7 @@ type Options struct {
 	// SlowReadDelay is how long a slow read waits for its first byte.
 	// Default: SlowReadDelayDefault.
 	SlowReadDelay time.Duration
-	// DiskFullRate fills the disk at a write (Put, Compose,
+	// DiskFullRate fills the disk at a write (Put, Compose, ComposeSources,
 	// CompleteMultipart): that write and the next DiskFullWrites-1 fail
 	// with ErrDiskFull, before they store anything.
 	DiskFullRate float64
@@ -276,6 +276,14 @@ func (b *Bucket) Compose(ctx context.Context, dst string, srcs []string) (object
 		return objectstore.Info{}, err
 	}
 	return b.next.Compose(ctx, dst, srcs)
+}
+
+// ComposeSources implements objectstore.Bucket.
+func (b *Bucket) ComposeSources(ctx context.Context, dst string, srcs []objectstore.Source) (objectstore.Info, error) {
+	if err := b.check("compose", dst, opWrite); err != nil {
+		return objectstore.Info{}, err
+	}
+	return b.next.ComposeSources(ctx, dst, srcs)
 }
 
 // CreateMultipart implements objectstore.Bucket.

@@ -96,11 +96,13 @@ func TestDiskFull(t *testing.T) {
 	b := faultbucket.New(folder(t), faultbucket.Options{})
 	_, err := b.Put(ctx, "a", strings.NewReader("old"), 3)
 	require.NoError(t, err)
-	b.FillDisk(4)
+	b.FillDisk(6)
 	for range 2 {
 		_, err = b.Put(ctx, "a", strings.NewReader("new"), 3)
 		require.ErrorIs(t, err, syscall.ENOSPC)
 		_, err = b.Compose(ctx, "b", []string{"a"})
+		require.ErrorIs(t, err, syscall.ENOSPC)
+		_, err = b.ComposeSources(ctx, "b", []objectstore.Source{{Key: "a", Size: 3}})
 		require.ErrorIs(t, err, syscall.ENOSPC)
 	}
 	// The failed writes changed nothing; the disk has room again.
@@ -112,7 +114,7 @@ func TestDiskFull(t *testing.T) {
 	data, err := io.ReadAll(got)
 	require.NoError(t, err)
 	require.Equal(t, "old", string(data))
-	require.Equal(t, faultbucket.Stats{DiskFull: 4, Fills: 1}, b.Stats())
+	require.Equal(t, faultbucket.Stats{DiskFull: 6, Fills: 1}, b.Stats())
 }
 
 // Reads cut short fail part-way, with the bytes before the cut; slow reads

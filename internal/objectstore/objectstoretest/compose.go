@@ -149,6 +149,88 @@ func testCompose(t *testing.T, setup func(t *testing.T) (objectstore.Bucket, con
 	})
 }
 
+func testComposeSources(t *testing.T, setup func(t *testing.T) (objectstore.Bucket, context.Context)) {
+	t.Run("ComposeSources", func(t *testing.T) {
+		t.Parallel()
+		// Many small sources, as a batch's chunks are, some of them over
+		// what S3 fetches ahead, with a few big ones copied server-side;
+		// sizes given, unknown, or both.
+		var sizes []int64
+		for i := range 120 {
+			sizes = append(sizes, int64(1+(i*7919)%(300*kib)))
+		}
+		sizes = append(sizes, 6*mib, 10, 0, 5*mib, 3)
+		for _, tt := range []struct {
+			name  string
+			given func(i int) bool
+		}{
+			{"Known", func(int) bool { return true }},
+			{"Unknown", func(int) bool { return false }},
+			{"Mixed", func(i int) bool { return i%3 != 0 }},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				t.Parallel()
+				b, ctx := setup(t)
+				keys := putSources(t, b, "src/", sizes)
+				srcs := make([]objectstore.Source, len(keys))
+				var total int64
+				for i, key := range keys {
+					srcs[i] = objectstore.Source{Key: key, Size: -1}
+					if tt.given(i) {
+						srcs[i].Size = sizes[i]
+					}
+					total += sizes[i]
+				}
+				// The same source twice, and dst among them.
+				srcs = append(srcs, srcs[1], objectstore.Source{Key: "out/composed", Size: -1})
+				put(t, b, "out/composed", "previous")
+				want := io.MultiReader(sourcesContent(sizes), Generate(sourceSeed(1), sizes[1]), strings.NewReader("previous"))
+
+				info, err := b.ComposeSources(ctx, "out/composed", srcs)
+				require.NoError(t, err)
+				require.Equal(t, total+sizes[1]+8, info.Size)
+				stat, err := b.Stat(ctx, "out/composed")
+				require.NoError(t, err)
+				require.Equal(t, info.Size, stat.Size)
+				requireContent(t, b, "out/composed", want)
+			})
+		}
+	})
+
+	t.Run("ComposeSourcesSizeMismatch", func(t *testing.T) {
+		t.Parallel()
+		b, ctx := setup(t)
+		keys := putSources(t, b, "src/", []int64{100, 6 * mib, 1 * kib})
+		put(t, b, "dst", "previous")
+		src := func(key string, size int64) objectstore.Source { return objectstore.Source{Key: key, Size: size} }
+		for _, tt := range []struct {
+			name string
+			srcs []objectstore.Source
+		}{
+			{"SmallShorter", []objectstore.Source{src(keys[0], 99), src(keys[2], -1)}},
+			{"SmallLonger", []objectstore.Source{src(keys[0], 101), src(keys[2], -1)}},
+			{"SmallLast", []objectstore.Source{src(keys[0], -1), src(keys[2], 1*kib+1)}},
+			{"SmallPastEnd", []objectstore.Source{src(keys[0], 100), src(keys[2], 5*kib)}},
+			{"SmallEmpty", []objectstore.Source{src(keys[0], 0), src(keys[2], -1)}},
+			{"BigShorter", []objectstore.Source{src(keys[0], -1), src(keys[1], 6*mib-1)}},
+			{"BigLonger", []objectstore.Source{src(keys[1], 6*mib+1), src(keys[0], 100)}},
+			{"TwiceDifferent", []objectstore.Source{src(keys[0], 100), src(keys[0], 99)}},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				_, err := b.ComposeSources(ctx, "dst", tt.srcs)
+				require.ErrorIs(t, err, objectstore.ErrSizeMismatch)
+				requireContent(t, b, "dst", strings.NewReader("previous"))
+			})
+		}
+		_, err := b.ComposeSources(ctx, "dst", []objectstore.Source{src(keys[0], 100), src("missing", 10)})
+		require.ErrorIs(t, err, objectstore.ErrNotExist)
+		_, err = b.ComposeSources(ctx, "dst", []objectstore.Source{src(keys[0], -2)})
+		require.Error(t, err)
+		requireContent(t, b, "dst", strings.NewReader("previous"))
+		require.Equal(t, []string{"dst", "src/0", "src/1", "src/2"}, listKeys(t, b, ""))
+	})
+}
+
 // MemorySize is how many bytes RunMemory moves through each operation.
 const MemorySize = 27*mib + 10
 

@@ -375,6 +375,7 @@ func RunConformance(t *testing.T, newBucket func(t *testing.T) objectstore.Bucke
 
 	testPresign(t, setup)
 	testCompose(t, setup)
+	testComposeSources(t, setup)
 	testMultipart(t, setup)
 }
 
