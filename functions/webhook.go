@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -69,6 +70,8 @@ type Webhooks struct {
 	Log               *slog.Logger
 	// Metrics, when set, count invocations and deliveries.
 	Metrics *Metrics
+
+	recorder recorder
 }
 
 // Function is the webhook function: every event type, fanned out to the
@@ -153,25 +156,18 @@ func (w *DeliverWorker) Timeout(*river.Job[DeliverArgs]) time.Duration {
 // Work sends a pending delivery once and records the attempt.
 func (w *DeliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) error {
 	h := w.Webhooks
-	d, err := h.Store.DeliveryGet(ctx, job.Args.DeliveryID)
+	ts, err := h.Store.DeliveryGetToSend(ctx, job.Args.DeliveryID)
 	if err != nil {
 		return err
 	}
+	d, e, ev := ts.Delivery, ts.Endpoint, ts.Event
 	if d.Status != store.DeliveryPending {
 		return nil
 	}
 	attempt := store.DeliveryAttempt{Attempts: d.Attempts + 1}
-	e, err := h.Store.WebhookEndpointGet(ctx, d.EndpointID)
-	if errors.Is(err, store.ErrNotFound) {
+	if ts.EndpointDeleted {
 		attempt.Status, attempt.Error = store.DeliveryFailed, "the endpoint was deleted"
-		return h.record(ctx, d, attempt)
-	}
-	if err != nil {
-		return err
-	}
-	ev, err := h.Store.EventGet(ctx, d.EventID)
-	if err != nil {
-		return err
+		return h.record(d, attempt)
 	}
 	began := time.Now()
 	sendErr := h.Send(ctx, e, d.URL, EventOf(ev), &attempt)
@@ -181,14 +177,14 @@ func (w *DeliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) e
 		h.Metrics.delivery("succeeded", took)
 		attempt.Status = store.DeliverySucceeded
 		h.Log.DebugContext(ctx, "webhook delivered", "delivery", d.ID, "event", ev.ID, "url", d.URL, "attempt", attempt.Attempts)
-		return h.record(ctx, d, attempt)
+		return h.record(d, attempt)
 	case errors.As(sendErr, new(*RefusedError)), h.Retry.exhausted(job.Attempt, job.CreatedAt):
 		// A refusal by policy stays one until the configuration changes:
 		// retrying it for a day would only delay the news.
 		h.Metrics.delivery("failed", took)
 		attempt.Status, attempt.Error = store.DeliveryFailed, sendErr.Error()
 		h.Log.WarnContext(ctx, "webhook delivery gave up", "delivery", d.ID, "event", ev.ID, "url", d.URL, "attempts", attempt.Attempts, "err", sendErr)
-		if err := h.record(ctx, d, attempt); err != nil {
+		if err := h.record(d, attempt); err != nil {
 			return err
 		}
 		return river.JobCancel(sendErr)
@@ -196,19 +192,92 @@ func (w *DeliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) e
 		h.Metrics.delivery("retry", took)
 		attempt.Status, attempt.Error = store.DeliveryPending, sendErr.Error()
 		h.Log.InfoContext(ctx, "webhook delivery failed; will retry", "delivery", d.ID, "url", d.URL, "attempt", attempt.Attempts, "err", sendErr)
-		if err := h.record(ctx, d, attempt); err != nil {
+		if err := h.record(d, attempt); err != nil {
 			return err
 		}
 		return sendErr
 	}
 }
 
-func (h *Webhooks) record(ctx context.Context, d store.Delivery, a store.DeliveryAttempt) error {
-	err := h.Store.DeliveryRecord(ctx, d.ID, a)
-	if errors.Is(err, store.ErrConflict) {
-		return nil // no longer pending: a duplicate job finished it
+// record records an attempt, gathered with the attempts other deliveries
+// record at the same time into one write. A delivery no longer pending (a
+// duplicate job finished it) is left as it is.
+func (h *Webhooks) record(d store.Delivery, a store.DeliveryAttempt) error {
+	w := &recording{of: store.DeliveryAttemptOf{DeliveryID: d.ID, Attempt: a}, done: make(chan struct{})}
+	h.recorder.add(h.Store, w)
+	<-w.done
+	return w.err
+}
+
+// maxRecordBatch bounds the attempts written at once.
+const maxRecordBatch = 100
+
+// recordTimeout bounds one write of attempts. The write goes on when the
+// job that asked for it is cancelled: the attempt happened.
+const recordTimeout = 30 * time.Second
+
+// recorder writes the attempts of deliveries (group commit): while one
+// write runs, the attempts that arrive wait, and the next write takes
+// them all, so that many deliveries at once cost few writes and one
+// alone is written at once. A goroutine writes while attempts wait and
+// ends when none do.
+type recorder struct {
+	mu      sync.Mutex
+	waiting []*recording
+	writing bool
+}
+
+// recording is one attempt waiting to be written.
+type recording struct {
+	of   store.DeliveryAttemptOf
+	done chan struct{} // closed once written, or failed (err)
+	err  error
+}
+
+func (r *recorder) add(st *store.Store, w *recording) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.waiting = append(r.waiting, w)
+	if !r.writing {
+		r.writing = true
+		go r.write(st)
 	}
-	return err
+}
+
+// write writes the waiting attempts until none wait.
+func (r *recorder) write(st *store.Store) {
+	for {
+		r.mu.Lock()
+		var batch, rest []*recording
+		seen := map[string]bool{}
+		for _, w := range r.waiting {
+			// Two attempts of one delivery (duplicate jobs) go in turn.
+			if len(batch) == maxRecordBatch || seen[w.of.DeliveryID] {
+				rest = append(rest, w)
+				continue
+			}
+			seen[w.of.DeliveryID] = true
+			batch = append(batch, w)
+		}
+		r.waiting = rest
+		if len(batch) == 0 {
+			r.writing = false
+			r.mu.Unlock()
+			return
+		}
+		r.mu.Unlock()
+		of := make([]store.DeliveryAttemptOf, len(batch))
+		for i, w := range batch {
+			of[i] = w.of
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
+		_, err := st.DeliveriesRecord(ctx, of)
+		cancel()
+		for _, w := range batch {
+			w.err = err
+			close(w.done)
+		}
+	}
 }
 
 // RefusedError is a delivery the SSRF guard refused when it connected: the

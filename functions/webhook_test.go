@@ -554,3 +554,61 @@ func TestWebhookRefusedAtDialFailsAtOnce(t *testing.T) {
 		})
 	}
 }
+
+// TestWebhookManyAtOnce: deliveries sent at the same time, some failing
+// once, have every attempt recorded (the attempts are written together):
+// each delivery succeeds, after one attempt or, when its first answer was
+// a 500, after two.
+func TestWebhookManyAtOnce(t *testing.T) {
+	for _, backend := range kilntest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			env, c := webhookKiln(t, backend, nil)
+			var mu sync.Mutex
+			seen := map[string]int{} // webhook-id → requests
+			rc := newReceiver(t, func(_ int, w http.ResponseWriter, r *http.Request) {
+				id := r.Header.Get("webhook-id")
+				mu.Lock()
+				seen[id]++
+				n := seen[id]
+				mu.Unlock()
+				// Every other event fails its first attempt.
+				if n == 1 && id[len(id)-1]%2 == 0 {
+					w.WriteHeader(http.StatusInternalServerError)
+					return
+				}
+				w.WriteHeader(http.StatusNoContent)
+			})
+			ep := newEndpoint(t, c, rc.URL, "batch.failed")
+			const n = 60
+			ctx := context.Background()
+			for range n {
+				at := time.Now()
+				b := store.Batch{ID: ids.New(ids.Batch), Endpoint: "/v1/chat/completions", InputFileID: "file-none", CompletionWindow: "24h",
+					Status: store.BatchValidating, CreatedAt: at.Unix(), ExpiresAt: at.Add(24 * time.Hour).Unix()}
+				require.NoError(t, env.App.Store.BatchCreate(ctx, b))
+				_, err := env.App.Store.BatchFail(ctx, b.ID, []store.BatchError{{Code: "test", Message: "failed by the test"}})
+				require.NoError(t, err)
+			}
+			var ds []store.Delivery
+			kilntest.Eventually(t, time.Minute, func() bool {
+				var err error
+				ds, _, err = env.App.Store.DeliveryList(ctx, ep.ID, store.DeliverySucceeded, "", n)
+				require.NoError(t, err)
+				return len(ds) == n
+			}, "every delivery to succeed")
+			mu.Lock()
+			defer mu.Unlock()
+			for _, d := range ds {
+				want := int64(1)
+				if d.EventID[len(d.EventID)-1]%2 == 0 {
+					want = 2
+				}
+				require.Equal(t, want, d.Attempts, "delivery %s", d.ID)
+				require.Equal(t, int(want), seen[d.EventID], "requests for %s", d.EventID)
+				require.Equal(t, int64(http.StatusNoContent), d.ResponseStatus)
+				require.NotNil(t, d.DeliveredAt)
+			}
+		})
+	}
+}

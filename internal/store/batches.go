@@ -305,6 +305,14 @@ func (e *TokenLimitError) Error() string {
 
 // BatchStartWith is BatchStart with everything validation found.
 func (s *Store) BatchStartWith(ctx context.Context, id string, p BatchStartParams, jobs ...Job) (Batch, error) {
+	b, err := s.batchStart(ctx, id, p, jobs)
+	if err == nil {
+		s.shardsChanged()
+	}
+	return b, err
+}
+
+func (s *Store) batchStart(ctx context.Context, id string, p BatchStartParams, jobs []Job) (Batch, error) {
 	return s.transition(ctx, id, func(q querier, _ enqueue, b Batch) error {
 		if b.Status != BatchValidating || b.StopReason != "" {
 			return ErrConflict

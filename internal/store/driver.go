@@ -142,7 +142,7 @@ func openPostgres(ctx context.Context, rawURL string, mw []rivertype.Middleware)
 		pool.Close()
 		return nil, fmt.Errorf("store: connect to postgres %s: %w", redact(rawURL), err)
 	}
-	inserter, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Middleware: mw})
+	inserter, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Middleware: mw, FetchCooldown: fetchCooldown})
 	if err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("store: river client: %w", err)
@@ -232,6 +232,8 @@ type sqliteDriver struct {
 	path     string
 	sqldb    *sql.DB
 	inserter *river.Client[*sql.Tx]
+	// jobs fires after a commit that enqueued jobs (sqliteRiverDriver).
+	jobs *broadcast
 }
 
 // sqliteDSN turns sqlite:///abs/path or sqlite://./rel/path into a
@@ -269,12 +271,12 @@ func openSQLite(ctx context.Context, rawURL string, mw []rivertype.Middleware) (
 		_ = db.Close()
 		return nil, fmt.Errorf("store: open sqlite %s: %w", path, err)
 	}
-	inserter, err := river.NewClient(riversqlite.New(db), &river.Config{Middleware: mw})
+	inserter, err := river.NewClient(riversqlite.New(db), &river.Config{Middleware: mw, FetchCooldown: fetchCooldown})
 	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("store: river client: %w", err)
 	}
-	return &sqliteDriver{path: path, sqldb: db, inserter: inserter}, nil
+	return &sqliteDriver{path: path, sqldb: db, inserter: inserter, jobs: &broadcast{}}, nil
 }
 
 func (d *sqliteDriver) name() string      { return "sqlite" }
@@ -293,14 +295,22 @@ func (d *sqliteDriver) tx(ctx context.Context, fn func(querier, enqueue) error) 
 		return err
 	}
 	defer func() { _ = tx.Rollback() }()
+	enqueued := false
 	err = fn(sqlQuerier{tx}, func(ctx context.Context, j Job) error {
+		enqueued = true
 		_, err := d.inserter.InsertTx(ctx, tx, j.Args, j.Opts)
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	if enqueued {
+		d.jobs.fire()
+	}
+	return nil
 }
 
 func (d *sqliteDriver) lastAttemptedBy() string { return `json_extract(attempted_by, '$[#-1]')` }
@@ -328,7 +338,7 @@ func (d *sqliteDriver) migrate(ctx context.Context, own func(querier) error) err
 }
 
 func (d *sqliteDriver) newWorkerClient(cfg *river.Config) (workerClient, error) {
-	return river.NewClient(riversqlite.New(d.sqldb), cfg)
+	return newSQLiteWorkerClient(d.sqldb, d.jobs, cfg)
 }
 
 type sqlConn interface {

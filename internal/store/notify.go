@@ -2,21 +2,29 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"sync"
 	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
 )
 
-// shardSignal wakes agents when shards become claimable: on Postgres by
-// LISTEN on shardsChannel, which BatchStart notifies; on SQLite, which cannot
-// notify, it never fires and agents poll.
+// shardSignal wakes the waiters of this process when something they wait
+// for may have committed.
 //
-// It also carries resultsChannel, which ChunkCommit and BatchComplete
-// notify, for readers tailing a batch's results: on Postgres through the
-// same connection; in this process (SQLite or Postgres) at once.
+// shards wakes agents when shards become claimable: at once for a commit
+// in this process (BatchStartWith), and on Postgres also for other
+// processes' commits, by LISTEN on shardsChannel; across processes on
+// SQLite agents poll.
+//
+// results wakes readers tailing a batch's results (resultsChannel, which
+// ChunkCommit and BatchComplete notify), the same way.
 type shardSignal struct {
 	once    sync.Once
-	mu      sync.Mutex
-	wake    chan struct{}
+	shards  broadcast
 	results broadcast
 }
 
@@ -50,29 +58,26 @@ func (s *Store) startListening() {
 	if !ok {
 		return
 	}
-	s.signal.once.Do(func() {
-		s.signal.mu.Lock()
-		s.signal.wake = make(chan struct{})
-		s.signal.mu.Unlock()
-		go s.listen(pg)
-	})
+	s.signal.once.Do(func() { go s.listen(pg) })
 }
 
 // WaitShards waits until shards may have become claimable, or timeout
-// passes, or ctx ends.
+// passes, or ctx ends. On SQLite only this process's commits wake it; the
+// timeout bounds the rest.
 func (s *Store) WaitShards(ctx context.Context, timeout time.Duration) {
 	s.startListening()
-	s.signal.mu.Lock()
-	wake := s.signal.wake
-	s.signal.mu.Unlock()
+	wake := s.signal.shards.wait()
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
 	case <-t.C:
-	case <-wake: // nil on SQLite: never
+	case <-wake:
 	}
 }
+
+// shardsChanged wakes this process's WaitShards, after a commit.
+func (s *Store) shardsChanged() { s.signal.shards.fire() }
 
 // WaitResults waits until a chunk may have committed or a batch ended,
 // in any process, or timeout passes, or ctx ends. On SQLite only this
@@ -121,10 +126,7 @@ func (s *Store) listen(pg *pgDriver) {
 					s.signal.results.fire()
 					continue
 				}
-				s.signal.mu.Lock()
-				close(s.signal.wake)
-				s.signal.wake = make(chan struct{})
-				s.signal.mu.Unlock()
+				s.signal.shards.fire()
 			}
 		}()
 		if s.closed.Err() != nil {
@@ -136,5 +138,54 @@ func (s *Store) listen(pg *pgDriver) {
 			return
 		case <-time.After(time.Second << min(attempt, 5)):
 		}
+	}
+}
+
+// sqliteRiverDriver is River's SQLite driver whose listener also reads
+// River's notifications at once when this process commits jobs (jobs
+// fires), not only at its next poll (50 ms): the workers of this process
+// then fetch a job its own commit enqueued without waiting. Other
+// processes' jobs still wait for the poll.
+type sqliteRiverDriver struct {
+	*riversqlite.Driver
+	jobs *broadcast
+}
+
+// GetListener is River's SQLite listener, woken by d.jobs.
+func (d sqliteRiverDriver) GetListener(params *riverdriver.GetListenenerParams) riverdriver.Listener {
+	return &wokenListener{Listener: d.Driver.GetListener(params), wake: d.jobs}
+}
+
+// newSQLiteWorkerClient is a River client of the workers on db.
+func newSQLiteWorkerClient(db *sql.DB, jobs *broadcast, cfg *river.Config) (*river.Client[*sql.Tx], error) {
+	return river.NewClient[*sql.Tx](sqliteRiverDriver{Driver: riversqlite.New(db), jobs: jobs}, cfg)
+}
+
+// wokenListener is a polling listener that polls at once when wake fires.
+type wokenListener struct {
+	riverdriver.Listener
+	wake *broadcast
+}
+
+// WaitForNotification returns the next notification, as the polling
+// listener does, polling again each time wake fires.
+func (l *wokenListener) WaitForNotification(ctx context.Context) (*riverdriver.Notification, error) {
+	for {
+		wake := l.wake.wait()
+		poll, cancel := context.WithCancel(ctx)
+		go func() {
+			select {
+			case <-wake:
+				cancel()
+			case <-poll.Done():
+			}
+		}()
+		n, err := l.Listener.WaitForNotification(poll)
+		woken := poll.Err() != nil && ctx.Err() == nil
+		cancel()
+		if err != nil && woken && errors.Is(err, context.Canceled) {
+			continue // read River's notifications now
+		}
+		return n, err
 	}
 }

@@ -240,6 +240,13 @@ func splitSQL(body string) []string {
 	return out
 }
 
+// fetchCooldown is the shortest time between two fetches of one queue's
+// jobs, and between two insert notifications of one queue: short, so that
+// a job enqueued right after another (an invocation's delivery) starts
+// within milliseconds, and long enough to gather the jobs of a burst into
+// one fetch.
+const fetchCooldown = 5 * time.Millisecond
+
 // WorkerOpts configures the job workers of one process.
 type WorkerOpts struct {
 	// Workers are the job kinds this process works.
@@ -277,7 +284,7 @@ func (s *Store) StartWorkers(ctx context.Context, opts WorkerOpts) error {
 		Queues:            queues,
 		Workers:           opts.Workers,
 		FetchPollInterval: poll,
-		FetchCooldown:     min(poll, 20*time.Millisecond),
+		FetchCooldown:     min(poll, fetchCooldown),
 		JobTimeout:        time.Hour,
 		PeriodicJobs:      opts.Periodic,
 		Middleware:        s.jobMiddleware,

@@ -3,8 +3,10 @@ package store
 import (
 	"cmp"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -240,22 +242,114 @@ type DeliveryAttempt struct {
 // DeliveryRecord records an attempt of a pending delivery. A delivery that
 // is no longer pending is left as it is (ErrConflict).
 func (s *Store) DeliveryRecord(ctx context.Context, id string, a DeliveryAttempt) error {
-	t := now()
-	var delivered *int64
-	if a.Status == DeliverySucceeded {
-		delivered = &t
-	}
-	n, err := s.d.db().exec(ctx, `UPDATE webhook_deliveries SET attempts = $2, status = $3, response_status = $4,
-		response_body = $5, last_error = $6, updated_at = $7, delivered_at = COALESCE($8, delivered_at)
-		WHERE id = $1 AND status = $9`,
-		id, a.Attempts, a.Status, a.ResponseStatus, a.ResponseBody, a.Error, t, delivered, DeliveryPending)
-	if err == nil && n == 0 {
+	pending, err := s.DeliveriesRecord(ctx, []DeliveryAttemptOf{{DeliveryID: id, Attempt: a}})
+	if err == nil && !pending[0] {
 		err = ErrConflict
 	}
 	if err != nil {
 		return fmt.Errorf("store: record delivery %s: %w", id, err)
 	}
 	return nil
+}
+
+// DeliveryAttemptOf is an attempt of one delivery, for DeliveriesRecord.
+type DeliveryAttemptOf struct {
+	DeliveryID string
+	Attempt    DeliveryAttempt
+}
+
+// DeliveriesRecord records attempts of pending deliveries in one statement,
+// each as DeliveryRecord does, and reports for each whether its delivery
+// was still pending (false: left as it is). Senders of many deliveries at
+// once gather their attempts into one write.
+func (s *Store) DeliveriesRecord(ctx context.Context, as []DeliveryAttemptOf) ([]bool, error) {
+	if len(as) == 0 {
+		return nil, nil
+	}
+	t := now()
+	const cols = 7
+	values := make([]string, len(as))
+	args := make([]any, 0, 2+cols*len(as))
+	args = append(args, t, DeliveryPending)
+	for i, a := range as {
+		var delivered *int64
+		if a.Attempt.Status == DeliverySucceeded {
+			delivered = &t
+		}
+		n := len(args)
+		values[i] = fmt.Sprintf(`(CAST($%d AS TEXT), CAST($%d AS BIGINT), CAST($%d AS TEXT), CAST($%d AS BIGINT), CAST($%d AS TEXT), CAST($%d AS TEXT), CAST($%d AS BIGINT))`,
+			n+1, n+2, n+3, n+4, n+5, n+6, n+7)
+		args = append(args, a.DeliveryID, a.Attempt.Attempts, a.Attempt.Status, a.Attempt.ResponseStatus, a.Attempt.ResponseBody, a.Attempt.Error, delivered)
+	}
+	done, err := collect(ctx, s.d.db(), func(r row) (string, error) {
+		var id string
+		return id, r.Scan(&id)
+	}, `WITH v (id, attempts, status, response_status, response_body, last_error, delivered_at) AS (VALUES `+strings.Join(values, ", ")+`)
+		UPDATE webhook_deliveries SET attempts = v.attempts, status = v.status, response_status = v.response_status,
+			response_body = v.response_body, last_error = v.last_error, updated_at = $1,
+			delivered_at = COALESCE(v.delivered_at, webhook_deliveries.delivered_at)
+		FROM v WHERE webhook_deliveries.id = v.id AND webhook_deliveries.status = $2
+		RETURNING webhook_deliveries.id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: record deliveries: %w", err)
+	}
+	recorded := make(map[string]bool, len(done))
+	for _, id := range done {
+		recorded[id] = true
+	}
+	out := make([]bool, len(as))
+	for i, a := range as {
+		out[i] = recorded[a.DeliveryID]
+	}
+	return out, nil
+}
+
+// DeliveryToSend is a delivery with what sending it takes.
+type DeliveryToSend struct {
+	Delivery Delivery
+	// Endpoint is the delivery's endpoint, unless EndpointDeleted.
+	Endpoint        WebhookEndpoint
+	EndpointDeleted bool
+	Event           Event
+}
+
+// DeliveryGetToSend returns a delivery with its endpoint and its event, in
+// one query.
+func (s *Store) DeliveryGetToSend(ctx context.Context, id string) (DeliveryToSend, error) {
+	var out DeliveryToSend
+	d, ev := &out.Delivery, &out.Event
+	var e struct {
+		id, url, name, types, secret, previous sql.NullString
+		previousExpires, created, updated      sql.NullInt64
+		project                                sql.NullString
+	}
+	var data string
+	err := s.d.db().queryRow(ctx, `SELECT d.id, d.event_id, d.endpoint_id, d.url, d.status, d.attempts, d.response_status, d.response_body,
+			d.last_error, d.created_at, d.updated_at, d.delivered_at, d.project_id,
+			ev.id, ev.type, ev.created_at, ev.data, COALESCE(ev.dedupe_key, ''), ev.project_id,
+			e.id, e.url, e.name, e.event_types, e.secret, e.previous_secret, e.previous_expires_at, e.created_at, e.updated_at, e.project_id
+		FROM webhook_deliveries d JOIN events ev ON ev.id = d.event_id
+		LEFT JOIN webhook_endpoints e ON e.id = d.endpoint_id AND e.deleted_at IS NULL
+		WHERE d.id = $1`, id).Scan(
+		&d.ID, &d.EventID, &d.EndpointID, &d.URL, &d.Status, &d.Attempts, &d.ResponseStatus, &d.ResponseBody,
+		&d.LastError, &d.CreatedAt, &d.UpdatedAt, &d.DeliveredAt, &d.ProjectID,
+		&ev.ID, &ev.Type, &ev.CreatedAt, &data, &ev.DedupeKey, &ev.ProjectID,
+		&e.id, &e.url, &e.name, &e.types, &e.secret, &e.previous, &e.previousExpires, &e.created, &e.updated, &e.project)
+	if err != nil {
+		return DeliveryToSend{}, fmt.Errorf("store: get delivery %s to send: %w", id, err)
+	}
+	ev.Data = json.RawMessage(data)
+	if !e.id.Valid {
+		out.EndpointDeleted = true
+		return out, nil
+	}
+	out.Endpoint = WebhookEndpoint{ID: e.id.String, URL: e.url.String, Name: e.name.String, Secret: e.secret.String,
+		PreviousSecret: e.previous.String, PreviousExpiresAt: e.previousExpires.Int64, CreatedAt: e.created.Int64,
+		UpdatedAt: e.updated.Int64, ProjectID: e.project.String}
+	if err := json.Unmarshal([]byte(e.types.String), &out.Endpoint.EventTypes); err != nil {
+		return DeliveryToSend{}, fmt.Errorf("store: endpoint %s event types: %w", e.id.String, err)
+	}
+	return out, nil
 }
 
 // DeliveryRedeliver makes a delivery pending again and enqueues its job, in

@@ -189,6 +189,76 @@ func testWebhooks(t *testing.T, setup setupFunc) {
 		require.ErrorIs(t, err, store.ErrNotFound)
 		require.ErrorIs(t, tb.st.DeliveryRecord(tb.ctx, "whdel_nope", store.DeliveryAttempt{Status: store.DeliveryFailed}), store.ErrConflict)
 	})
+
+	t.Run("DeliveriesRecordAndGetToSend", func(t *testing.T) {
+		t.Parallel()
+		tb := setup(t)
+		e := newEndpoint(t, tb)
+		ev := &store.Event{Type: store.EventObjectCreated, Data: []byte(`{"id":"obj"}`)}
+		_, err := tb.st.EventEmit(tb.ctx, ev)
+		require.NoError(t, err)
+		ds := []store.Delivery{
+			{ID: ids.New(ids.Delivery), EventID: ev.ID, EndpointID: e.ID, URL: e.URL, CreatedAt: 10},
+			{ID: ids.New(ids.Delivery), EventID: ev.ID, EndpointID: e.ID, URL: "https://example.com/second", CreatedAt: 10},
+			{ID: ids.New(ids.Delivery), EventID: ev.ID, EndpointID: e.ID, URL: "https://example.com/third", CreatedAt: 10},
+		}
+		require.NoError(t, tb.st.DeliveriesCreate(tb.ctx, ds, func(d store.Delivery) store.Job { return noopJob(d.ID) }))
+
+		send, err := tb.st.DeliveryGetToSend(tb.ctx, ds[0].ID)
+		require.NoError(t, err)
+		want, err := tb.st.DeliveryGet(tb.ctx, ds[0].ID)
+		require.NoError(t, err)
+		require.Equal(t, want, send.Delivery)
+		wantEv, err := tb.st.EventGet(tb.ctx, ev.ID)
+		require.NoError(t, err)
+		require.Equal(t, wantEv, send.Event)
+		wantE, err := tb.st.WebhookEndpointGet(tb.ctx, e.ID)
+		require.NoError(t, err)
+		require.Equal(t, wantE, send.Endpoint)
+		require.False(t, send.EndpointDeleted)
+		_, err = tb.st.DeliveryGetToSend(tb.ctx, "whdel_nope")
+		require.ErrorIs(t, err, store.ErrNotFound)
+
+		// Several attempts in one write; one of a delivery no longer
+		// pending, and one of no delivery, are left out.
+		require.NoError(t, tb.st.DeliveryRecord(tb.ctx, ds[2].ID, store.DeliveryAttempt{Attempts: 1, Status: store.DeliveryFailed, Error: "gone"}))
+		pending, err := tb.st.DeliveriesRecord(tb.ctx, []store.DeliveryAttemptOf{
+			{DeliveryID: ds[0].ID, Attempt: store.DeliveryAttempt{Attempts: 1, Status: store.DeliverySucceeded, ResponseStatus: 204, ResponseBody: "ok"}},
+			{DeliveryID: ds[1].ID, Attempt: store.DeliveryAttempt{Attempts: 3, Status: store.DeliveryPending, ResponseStatus: 500, Error: "receiver answered 500"}},
+			{DeliveryID: ds[2].ID, Attempt: store.DeliveryAttempt{Attempts: 2, Status: store.DeliverySucceeded}},
+			{DeliveryID: "whdel_nope", Attempt: store.DeliveryAttempt{Attempts: 1, Status: store.DeliverySucceeded}},
+		})
+		require.NoError(t, err)
+		require.Equal(t, []bool{true, true, false, false}, pending)
+		got, err := tb.st.DeliveryGet(tb.ctx, ds[0].ID)
+		require.NoError(t, err)
+		require.Equal(t, store.DeliverySucceeded, got.Status)
+		require.Equal(t, int64(1), got.Attempts)
+		require.Equal(t, int64(204), got.ResponseStatus)
+		require.Equal(t, "ok", got.ResponseBody)
+		require.NotNil(t, got.DeliveredAt)
+		got, err = tb.st.DeliveryGet(tb.ctx, ds[1].ID)
+		require.NoError(t, err)
+		require.Equal(t, store.DeliveryPending, got.Status)
+		require.Equal(t, int64(3), got.Attempts)
+		require.Equal(t, "receiver answered 500", got.LastError)
+		require.Nil(t, got.DeliveredAt)
+		got, err = tb.st.DeliveryGet(tb.ctx, ds[2].ID)
+		require.NoError(t, err)
+		require.Equal(t, store.DeliveryFailed, got.Status, "a finished delivery is left as it is")
+		require.Equal(t, int64(1), got.Attempts)
+		pending, err = tb.st.DeliveriesRecord(tb.ctx, nil)
+		require.NoError(t, err)
+		require.Empty(t, pending)
+
+		// A deleted endpoint is reported as such.
+		require.NoError(t, tb.st.WebhookEndpointDelete(tb.ctx, e.ID))
+		send, err = tb.st.DeliveryGetToSend(tb.ctx, ds[1].ID)
+		require.NoError(t, err)
+		require.True(t, send.EndpointDeleted)
+		require.Equal(t, ds[1].ID, send.Delivery.ID)
+		require.Equal(t, ev.ID, send.Event.ID)
+	})
 }
 
 func endpointIDs(es []store.WebhookEndpoint) []string {
