@@ -129,71 +129,102 @@ func execSQL(env *kilntest.Env, backend, sql string) error {
 	return err
 }
 
-// BenchmarkTaskList measures the task list API's latency at 1,000,000
-// tasks (2,000,000 outputs of two models) on Postgres: 200 requests of
-// each of a few usual queries, first pages and pages deep in the list,
-// reporting the 95th percentile.
-//
-//	go test -run '^$' -bench TaskList -benchtime 1x -timeout 30m ./curation/
-func BenchmarkTaskList(b *testing.B) {
-	env := kilntest.Start(b, "postgres", kilntest.Options{NoAgent: true})
-	ctx := context.Background()
-	const tasks = 1_000_000
-	for _, sql := range []string{
-		fmt.Sprintf(`INSERT INTO curation_tasks (id, conquest_type, conquest_version, task_key, input, search_text, status, gold_output_id, created_at, updated_at)
+// taskListSeed is the SQL that fills a database with 1,000,000 tasks
+// (2,000,000 outputs of two models), per backend.
+func taskListSeed(backend string, tasks int) []string {
+	if backend == "postgres" {
+		return []string{
+			fmt.Sprintf(`INSERT INTO curation_tasks (id, conquest_type, conquest_version, task_key, input, search_text, status, gold_output_id, created_at, updated_at)
 			SELECT 'task_' || lpad(g::text, 10, '0'), (ARRAY['cv_parsing','email_evaluation','quil_email','cartographer'])[1 + g %% 4], 1,
 				'key-' || g, '{"messages":[{"role":"user","content":"Resume ' || g || ': engineer at Bluefjord Systems"}]}',
 				'resume ' || g || ': engineer at bluefjord systems', (ARRAY['pending','reviewed','skipped'])[1 + g %% 3],
 				CASE WHEN g %% 10 = 0 THEN 'out_a_' || g END, 1795000000, 1795000000
 			FROM generate_series(1, %d) g`, tasks),
-		fmt.Sprintf(`INSERT INTO curation_outputs (id, task_id, batch_id, model, content, valid, rating, created_at, updated_at)
+			fmt.Sprintf(`INSERT INTO curation_outputs (id, task_id, batch_id, model, content, valid, rating, created_at, updated_at)
 			SELECT 'out_' || m || '_' || g, 'task_' || lpad(g::text, 10, '0'), 'batch_' || m, CASE m WHEN 'a' THEN 'google/gemma-3-4b-it' ELSE 'Qwen/Qwen2.5-3B-Instruct' END,
 				'{"score": 7}', CASE WHEN g %% 50 = 0 THEN 0 ELSE 1 END, CASE WHEN g %% 7 = 0 THEN 1 + g %% 5 END, 1795000000, 1795000000
 			FROM generate_series(1, %d) g, (VALUES ('a'), ('b')) AS v(m)`, tasks),
-		`ANALYZE curation_tasks`, `ANALYZE curation_outputs`,
-	} {
-		if err := execSQL(env, "postgres", sql); err != nil {
-			b.Fatal(err)
+			`ANALYZE curation_tasks`, `ANALYZE curation_outputs`,
 		}
 	}
-	_, secret, err := curation.CreateCurator(ctx, env.App.Store, "bench", curation.RoleAdmin)
-	if err != nil {
-		b.Fatal(err)
+	series := fmt.Sprintf(`WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s WHERE g < %d) `, tasks)
+	return []string{
+		series + `INSERT INTO curation_tasks (id, conquest_type, conquest_version, task_key, input, search_text, status, gold_output_id, created_at, updated_at)
+			SELECT 'task_' || printf('%010d', g), CASE g % 4 WHEN 0 THEN 'cv_parsing' WHEN 1 THEN 'email_evaluation' WHEN 2 THEN 'quil_email' ELSE 'cartographer' END, 1,
+				'key-' || g, '{"messages":[{"role":"user","content":"Resume ' || g || ': engineer at Bluefjord Systems"}]}',
+				'resume ' || g || ': engineer at bluefjord systems', CASE g % 3 WHEN 0 THEN 'pending' WHEN 1 THEN 'reviewed' ELSE 'skipped' END,
+				CASE WHEN g % 10 = 0 THEN 'out_a_' || g END, 1795000000, 1795000000
+			FROM s`,
+		series + `INSERT INTO curation_outputs (id, task_id, batch_id, model, content, valid, rating, created_at, updated_at)
+			SELECT 'out_' || m || '_' || g, 'task_' || printf('%010d', g), 'batch_' || m, CASE m WHEN 'a' THEN 'google/gemma-3-4b-it' ELSE 'Qwen/Qwen2.5-3B-Instruct' END,
+				'{"score": 7}', CASE WHEN g % 50 = 0 THEN 0 ELSE 1 END, CASE WHEN g % 7 = 0 THEN 1 + g % 5 END, 1795000000, 1795000000
+			FROM s, (SELECT 'a' AS m UNION ALL SELECT 'b') AS v`,
+		`ANALYZE`,
 	}
-	cur := client{t: b, base: strings.TrimSuffix(env.URL, "/v1"), token: secret}
-	queries := map[string]string{
-		"all":             "limit=50",
-		"type":            "type=cv_parsing&limit=50",
-		"status":          "status=pending&limit=50",
-		"gold":            "gold=true&limit=50",
-		"model+rated":     "model=Qwen/Qwen2.5-3B-Instruct&rated=true&limit=50",
-		"invalid":         "invalid=true&limit=50",
-		"deep page":       "after=task_0000500000&limit=50",
-		"type+deep":       "type=quil_email&after=task_0000300000&limit=50",
-		"search (1 page)": "q=resume%20999999&limit=50",
-	}
-	names := make([]string, 0, len(queries))
-	for k := range queries {
-		names = append(names, k)
-	}
-	slices.Sort(names)
-	for range b.N {
-		for _, name := range names {
-			var lat []time.Duration
-			for range 200 {
-				start := time.Now()
-				var list struct {
-					Data []json.RawMessage `json:"data"`
-				}
-				cur.do(http.MethodGet, "/v1/curation/tasks?"+queries[name], nil, 200, &list)
-				lat = append(lat, time.Since(start))
-				if len(list.Data) == 0 {
-					b.Fatalf("%s: no tasks", name)
+}
+
+// BenchmarkTaskList measures the task list API's latency at 1,000,000
+// tasks (2,000,000 outputs of two models) on each backend: 200 requests of
+// each of a few usual queries, first pages and pages deep in the list, and
+// text searches (a rare text, a text in every task, and one too short for
+// the trigram index), reporting the 95th percentile.
+//
+//	go test -run '^$' -bench TaskList -benchtime 1x -timeout 30m ./curation/
+func BenchmarkTaskList(b *testing.B) {
+	const tasks = 1_000_000
+	for _, backend := range kilntest.Backends {
+		b.Run(backend, func(b *testing.B) {
+			env := kilntest.Start(b, backend, kilntest.Options{NoAgent: true})
+			ctx := context.Background()
+			for _, sql := range taskListSeed(backend, tasks) {
+				if err := execSQL(env, backend, sql); err != nil {
+					b.Fatal(err)
 				}
 			}
-			slices.Sort(lat)
-			b.ReportMetric(float64(lat[len(lat)*95/100].Microseconds())/1000, "ms-p95-"+strings.ReplaceAll(strings.ReplaceAll(name, " ", "_"), "+", "_"))
-		}
+			_, secret, err := curation.CreateCurator(ctx, env.App.Store, "bench", curation.RoleAdmin)
+			if err != nil {
+				b.Fatal(err)
+			}
+			cur := client{t: b, base: strings.TrimSuffix(env.URL, "/v1"), token: secret}
+			queries := map[string]string{
+				"all":               "limit=50",
+				"type":              "type=cv_parsing&limit=50",
+				"status":            "status=pending&limit=50",
+				"gold":              "gold=true&limit=50",
+				"model+rated":       "model=Qwen/Qwen2.5-3B-Instruct&rated=true&limit=50",
+				"invalid":           "invalid=true&limit=50",
+				"deep page":         "after=task_0000500000&limit=50",
+				"type+deep":         "type=quil_email&after=task_0000300000&limit=50",
+				"search (1 page)":   "q=resume%20999999&limit=50",
+				"search (every)":    "q=Bluefjord&limit=50",
+				"search (2 chars)":  "q=99&limit=50",
+				"search+type (few)": "type=cv_parsing&q=resume%2012345&limit=50",
+			}
+			names := make([]string, 0, len(queries))
+			for k := range queries {
+				names = append(names, k)
+			}
+			slices.Sort(names)
+			b.ResetTimer()
+			for range b.N {
+				for _, name := range names {
+					var lat []time.Duration
+					for range 200 {
+						start := time.Now()
+						var list struct {
+							Data []json.RawMessage `json:"data"`
+						}
+						cur.do(http.MethodGet, "/v1/curation/tasks?"+queries[name], nil, 200, &list)
+						lat = append(lat, time.Since(start))
+						if len(list.Data) == 0 {
+							b.Fatalf("%s: no tasks", name)
+						}
+					}
+					slices.Sort(lat)
+					b.ReportMetric(float64(lat[len(lat)*95/100].Microseconds())/1000, "ms-p95-"+strings.NewReplacer(" ", "_", "+", "_", "(", "", ")", "").Replace(name))
+				}
+			}
+		})
 	}
 }
 

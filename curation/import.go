@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"strings"
+	"sync"
 
 	"github.com/kilnhq/kiln/conquest_schemas/conquest"
 	"github.com/kilnhq/kiln/functions"
@@ -104,59 +106,71 @@ func (im *Importer) ImportBatch(ctx context.Context, batchID string) (store.Impo
 		def, _ = im.Schemas.Get(typ, int(version)) // unknown: outputs are kept, checked as JSON only
 	}
 	// Three streaming passes, so that memory holds the batch's custom_ids
-	// and one chunk, never its files: which requests have an output; their
-	// tasks, with their prompts; then the outputs.
+	// and a few chunks, never its files: which requests have an output;
+	// their tasks, with their prompts; then the outputs. Each pass parses
+	// its lines on every CPU, in order, while one writer stores the chunks
+	// of items made before, in the order they were made.
 	answered := map[string]bool{}
-	err = im.eachLine(ctx, *b.OutputFileID, MaxOutputBytes, func(line []byte, tooLong bool, _ int) error {
-		if !tooLong {
-			if id := customIDOf(line); id != "" {
-				answered[id] = true
-			}
+	err = eachLineParallel(ctx, im, *b.OutputFileID, MaxOutputBytes, func(line []byte) string {
+		return customIDOf(line)
+	}, func(id string, tooLong bool, _ int) error {
+		if !tooLong && id != "" {
+			answered[id] = true
 		}
 		return nil
 	})
 	if err != nil {
 		return store.ImportResult{}, err
 	}
+	w := im.newWriter(ctx)
 	tasked := map[string]bool{} // custom_ids whose task the inputs made
-	var total store.ImportResult
 	var chunk []store.ImportItem
-	flush := func() error {
-		if len(chunk) == 0 {
-			return nil
-		}
-		res, err := im.Store.CurationImport(ctx, "", chunk)
-		total.Tasks += res.Tasks
-		total.Outputs += res.Outputs
-		chunk = chunk[:0]
-		return err
-	}
 	add := func(it store.ImportItem) error {
 		it.ProjectID = b.ProjectID // the tasks are the batch's project's
 		chunk = append(chunk, it)
 		if len(chunk) >= importBatch {
-			return flush()
+			err := w.write(chunk)
+			chunk = make([]store.ImportItem, 0, importBatch)
+			return err
 		}
 		return nil
 	}
-	err = im.eachLine(ctx, b.InputFileID, maxInputLine, func(line []byte, tooLong bool, _ int) error {
-		if tooLong {
+	type task struct {
+		id   string
+		item store.ImportItem
+		ok   bool
+	}
+	err = eachLineParallel(ctx, im, b.InputFileID, maxInputLine, func(line []byte) task {
+		id, in, ok := parseInput(line, answered)
+		if !ok {
+			return task{}
+		}
+		return task{id: id, item: im.item(typ, version, id, &in, store.CurationOutput{}), ok: true}
+	}, func(t task, tooLong bool, _ int) error {
+		if tooLong || !t.ok {
 			return nil
 		}
-		id, in, ok := parseInput(line)
-		if !ok || !answered[id] {
-			return nil
-		}
-		tasked[id] = true
-		return add(im.item(typ, version, id, &in, store.CurationOutput{}))
+		tasked[t.id] = true
+		return add(t.item)
 	})
-	if err == nil {
-		err = flush()
+	if err == nil && len(chunk) > 0 {
+		err = w.write(chunk)
+		chunk = make([]store.ImportItem, 0, importBatch)
 	}
 	if err != nil {
-		return total, err
+		return w.close(err)
 	}
-	err = im.eachLine(ctx, *b.OutputFileID, MaxOutputBytes, func(line []byte, tooLong bool, n int) error {
+	type output struct {
+		customID string
+		item     store.ImportItem
+	}
+	err = eachLineParallel(ctx, im, *b.OutputFileID, MaxOutputBytes, func(line []byte) output {
+		o, customID := parseOutput(line, b.ID, b.Model, def)
+		if customID == "" {
+			return output{}
+		}
+		return output{customID: customID, item: im.item(typ, version, customID, nil, o)}
+	}, func(o output, tooLong bool, n int) error {
 		if tooLong {
 			// Too large to keep, and too large to read its custom_id:
 			// recorded under its line.
@@ -164,19 +178,18 @@ func (im *Importer) ImportBatch(ctx context.Context, batchID string) (store.Impo
 				BatchID: b.ID, Model: b.Model, Valid: false, Reason: ReasonTooLarge,
 				Message: fmt.Sprintf("the output is larger than %d bytes; it is not kept", MaxOutputBytes)}))
 		}
-		o, customID := parseOutput(line, b.ID, b.Model, def)
-		if customID == "" {
+		if o.customID == "" {
 			return nil
 		}
-		it := im.item(typ, version, customID, nil, o)
-		if tasked[customID] {
-			it.Input = nil // its task exists
+		if tasked[o.customID] {
+			o.item.Input = nil // its task exists
 		}
-		return add(it)
+		return add(o.item)
 	})
-	if err == nil {
-		err = flush()
+	if err == nil && len(chunk) > 0 {
+		err = w.write(chunk)
 	}
+	total, err := w.close(err)
 	if err != nil {
 		return total, err
 	}
@@ -186,6 +199,57 @@ func (im *Importer) ImportBatch(ctx context.Context, batchID string) (store.Impo
 	}
 	im.Log.InfoContext(ctx, "batch imported for curation", "batch", b.ID, "type", typ, "tasks", total.Tasks, "outputs", total.Outputs)
 	return total, nil
+}
+
+// importWriter stores an import's chunks on a goroutine of its own, one after
+// the other in the order given, while the next chunk is parsed.
+type importWriter struct {
+	chunks chan []store.ImportItem
+	done   chan struct{}
+	total  store.ImportResult
+	err    error // set before done closes
+	cancel context.CancelFunc
+}
+
+func (im *Importer) newWriter(ctx context.Context) *importWriter {
+	ctx, cancel := context.WithCancel(ctx)
+	w := &importWriter{chunks: make(chan []store.ImportItem, 1), done: make(chan struct{}), cancel: cancel}
+	go func() {
+		defer close(w.done)
+		for c := range w.chunks {
+			if w.err != nil {
+				continue // drain: the import failed
+			}
+			res, err := im.Store.CurationImport(ctx, "", c)
+			w.total.Tasks += res.Tasks
+			w.total.Outputs += res.Outputs
+			w.err = err
+		}
+	}()
+	return w
+}
+
+// write hands a chunk to the writer; it returns the writer's error, if a
+// chunk before failed. The chunk is the writer's from then on.
+func (w *importWriter) write(chunk []store.ImportItem) error {
+	select {
+	case w.chunks <- chunk:
+		return nil
+	case <-w.done:
+		return w.err
+	}
+}
+
+// close waits for the chunks handed to be stored, and returns what they
+// added and the first error: err, else the writer's.
+func (w *importWriter) close(err error) (store.ImportResult, error) {
+	close(w.chunks)
+	<-w.done
+	w.cancel()
+	if err == nil {
+		err = w.err
+	}
+	return w.total, err
 }
 
 // importBatch is how many items one CurationImport call takes.
@@ -215,8 +279,9 @@ func (im *Importer) item(typ string, version int64, key string, in *input, o sto
 }
 
 // parseInput reads one input line: its custom_id, and its prompt's
-// messages with their text for search.
-func parseInput(line []byte) (string, input, bool) {
+// messages with their text for search; a line whose custom_id is not in
+// answered is not read further.
+func parseInput(line []byte, answered map[string]bool) (string, input, bool) {
 	var l struct {
 		CustomID string `json:"custom_id"`
 		Body     struct {
@@ -224,7 +289,7 @@ func parseInput(line []byte) (string, input, bool) {
 			Prompt   json.RawMessage `json:"prompt"`
 		} `json:"body"`
 	}
-	if json.Unmarshal(line, &l) != nil || l.CustomID == "" {
+	if json.Unmarshal(line, &l) != nil || l.CustomID == "" || !answered[l.CustomID] {
 		return "", input{}, false
 	}
 	msgs := l.Body.Messages
@@ -312,6 +377,131 @@ func parseOutput(line []byte, batchID, batchModel string, def *conquest.Definiti
 		o.Valid, o.Reason, o.Message = false, conquest.ReasonRequestFail, "the request got no successful answer"
 	}
 	return o, l.CustomID
+}
+
+// lineBatch is a run of a file's lines, copied, for a parse worker.
+type lineBatch struct {
+	seq     int
+	lines   [][]byte // nil where the line was too long
+	tooLong []bool
+	nums    []int
+}
+
+// Bounds of a lineBatch: the lines it holds, and their bytes (a line
+// longer than that makes a batch of its own).
+const (
+	batchLines = 256
+	batchBytes = 1 << 20
+)
+
+// eachLineParallel streams a file's lines (blank ones skipped) through
+// parse, on as many goroutines as there are CPUs, and hands emit each
+// line's result, in the file's order, with whether the line was longer
+// than maxLine (then parse did not see it, and the result is the zero
+// value) and its number. parse must be safe to run concurrently; emit
+// runs on the caller's goroutine, and an error from it stops the stream.
+func eachLineParallel[T any](ctx context.Context, im *Importer, fileID string, maxLine int, parse func(line []byte) T,
+	emit func(res T, tooLong bool, n int) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	workers := runtime.GOMAXPROCS(0)
+	batches := make(chan lineBatch, workers)
+	type parsed struct {
+		b   lineBatch
+		res []T
+	}
+	results := make(chan parsed, workers)
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(batches)
+		var cur lineBatch
+		size := 0
+		send := func() bool {
+			if len(cur.nums) == 0 {
+				return true
+			}
+			select {
+			case batches <- cur:
+			case <-ctx.Done():
+				return false
+			}
+			cur = lineBatch{seq: cur.seq + 1}
+			size = 0
+			return true
+		}
+		readErr <- im.eachLine(ctx, fileID, maxLine, func(line []byte, tooLong bool, n int) error {
+			if line != nil {
+				line = append([]byte(nil), line...) // the scanner reuses its buffer
+			}
+			cur.lines, cur.tooLong, cur.nums = append(cur.lines, line), append(cur.tooLong, tooLong), append(cur.nums, n)
+			size += len(line)
+			if len(cur.nums) >= batchLines || size >= batchBytes {
+				if !send() {
+					return ctx.Err()
+				}
+			}
+			return nil
+		})
+		send()
+	}()
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range batches {
+				res := make([]T, len(b.nums))
+				for i, line := range b.lines {
+					if !b.tooLong[i] {
+						res[i] = parse(line)
+					}
+				}
+				select {
+				case results <- parsed{b, res}:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	go func() {
+		wg.Wait()
+		close(results)
+	}()
+	// Results in order: a batch that comes early waits for those before it.
+	waiting := map[int]parsed{}
+	next := 0
+	var emitErr error
+	for p := range results {
+		if emitErr != nil {
+			continue // drain
+		}
+		waiting[p.b.seq] = p
+		for {
+			q, ok := waiting[next]
+			if !ok {
+				break
+			}
+			delete(waiting, next)
+			next++
+			for i, n := range q.b.nums {
+				if emitErr = emit(q.res[i], q.b.tooLong[i], n); emitErr != nil {
+					cancel()
+					break
+				}
+			}
+			if emitErr != nil {
+				break
+			}
+		}
+	}
+	if err := <-readErr; emitErr == nil && err != nil {
+		return err
+	}
+	if emitErr != nil {
+		return emitErr
+	}
+	return ctx.Err() // a batch dropped when ctx ended
 }
 
 // eachLine streams a file's lines (blank ones skipped) to fn, with whether

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // The most bound parameters one statement may have: Postgres's protocol
@@ -99,4 +101,32 @@ func (b bulkInsert) sql(dialect string, rows int) string {
 		sb.WriteString(b.suffix)
 	}
 	return sb.String()
+}
+
+// copier is the part of a Postgres connection or transaction that COPY
+// needs.
+type copier interface {
+	CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error)
+}
+
+// copyFrom streams n rows into table through Postgres's COPY, in q's
+// transaction: next returns each row's values in the order of columns (it
+// may reuse its slice). It is for Postgres only.
+func copyFrom(ctx context.Context, q querier, table string, columns []string, n int, next func() ([]any, error)) (int64, error) {
+	pq, ok := q.(pgQuerier)
+	if !ok {
+		return 0, fmt.Errorf("store: copy into %s: not a Postgres connection", table)
+	}
+	c, ok := pq.c.(copier)
+	if !ok {
+		return 0, fmt.Errorf("store: copy into %s: the connection cannot copy", table)
+	}
+	left := n
+	return c.CopyFrom(ctx, pgx.Identifier{table}, columns, pgx.CopyFromFunc(func() ([]any, error) {
+		if left == 0 {
+			return nil, nil
+		}
+		left--
+		return next()
+	}))
 }

@@ -4,10 +4,12 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/kilnhq/kiln/internal/ids"
 )
@@ -93,15 +95,32 @@ type ImportResult struct {
 	Already bool
 }
 
-// importChunk is how many outputs one import transaction writes, and how
-// many rows one multi-row insert holds: fewer on SQLite, where a statement
-// with numbered parameters costs the square of their number (placeholders
-// leaves the inserts' parameters unnumbered there).
+// importChunk is how many rows one multi-row insert of kept records
+// holds: fewer on SQLite, where a statement with numbered parameters costs
+// the square of their number (placeholders leaves the inserts' parameters
+// unnumbered there).
 func (s *Store) importChunk() int {
 	if s.d.name() == "sqlite" {
 		return 100
 	}
 	return 500
+}
+
+// importStmtRows is how many rows one multi-row insert of an import holds
+// on SQLite, whose unnumbered parameters cost no more than their number:
+// few statements, as each one's savepoint makes the FTS5 table of task
+// search (migration 15) flush what it holds to disk.
+const importStmtRows = 1000
+
+// importTxItems is how many items one import transaction writes: on
+// Postgres they are copied (COPY) into a staging table and inserted from
+// it in a few statements; on SQLite, whose one writer a transaction holds
+// while it runs, they go in multi-row inserts of importStmtRows rows.
+func (s *Store) importTxItems() int {
+	if s.d.name() == "sqlite" {
+		return 2000
+	}
+	return 10000
 }
 
 // The multi-row inserts of an import and of kept data records.
@@ -128,10 +147,11 @@ func (s *Store) CurationImported(ctx context.Context, batchID string) (bool, err
 }
 
 // CurationImport adds items as tasks (one per project, conquest type and
-// key) and outputs (one per task and batch), in transactions of a few hundred items;
-// the last records the batch as imported. Items already there are skipped,
-// so a run cut short can run again. batchID "" records nothing (an import
-// from elsewhere).
+// key) and outputs (one per task and batch), in transactions of a few
+// thousand items; the last records the batch as imported. Items already
+// there are skipped, and of two items of one task and batch the first
+// counts, so a run cut short can run again. batchID "" records nothing (an
+// import from elsewhere).
 func (s *Store) CurationImport(ctx context.Context, batchID string, items []ImportItem) (ImportResult, error) {
 	var res ImportResult
 	if batchID != "" {
@@ -140,88 +160,26 @@ func (s *Store) CurationImport(ctx context.Context, batchID string, items []Impo
 			return ImportResult{Already: done}, err
 		}
 	}
-	size, dialect := s.importChunk(), s.d.name()
+	size := s.importTxItems()
 	for start := 0; start < len(items) || start == 0; start += size {
 		chunk := items[start:min(start+size, len(items))]
 		last := start+size >= len(items)
 		err := s.d.tx(ctx, func(q querier, _ enqueue) error {
 			t := now()
-			if len(chunk) == 0 {
-				return s.markImported(ctx, q, batchID, last, res, t)
-			}
-			// Tasks, in one statement; those that exist are kept.
-			var args []any
-			for _, it := range chunk {
-				if it.Input == nil {
-					continue // the task exists: only its output is new
+			if len(chunk) > 0 {
+				importRows := s.importRows
+				if s.d.name() == "postgres" {
+					importRows = importCopy
 				}
-				args = append(args, ids.New(ids.Task), cmp.Or(it.ProjectID, DefaultProject), it.ConquestType, it.ConquestVersion, it.Key,
-					string(it.Input), it.SearchText, t, t)
-			}
-			n, err := insertTasks.exec(ctx, q, dialect, size, args)
-			if err != nil {
-				return err
-			}
-			res.Tasks += n
-			// Their IDs, per project and type.
-			keys := map[[2]string][]string{}
-			for _, it := range chunk {
-				pt := [2]string{cmp.Or(it.ProjectID, DefaultProject), it.ConquestType}
-				keys[pt] = append(keys[pt], it.Key)
-			}
-			idOf := map[[3]string]string{}
-			for pt, ks := range keys {
-				args := []any{pt[0], pt[1]}
-				for _, k := range ks {
-					args = append(args, k)
-				}
-				rs, err := q.query(ctx, `SELECT id, task_key FROM curation_tasks WHERE project_id = `+placeholders(dialect, 1, 1)+
-					` AND conquest_type = `+placeholders(dialect, 2, 1)+` AND task_key IN (`+placeholders(dialect, 3, len(ks))+`)`, args...)
+				tasks, outputs, err := importRows(ctx, q, chunk, t)
 				if err != nil {
 					return err
 				}
-				for rs.Next() {
-					var id, key string
-					if err := rs.Scan(&id, &key); err != nil {
-						rs.Close()
-						return err
-					}
-					idOf[[3]string{pt[0], pt[1], key}] = id
-				}
-				rs.Close()
-				if err := rs.Err(); err != nil {
+				res.Tasks += tasks
+				res.Outputs += outputs
+				if err := keepTypeModels(ctx, q, s.d.name(), chunk); err != nil {
 					return err
 				}
-			}
-			// Outputs, in one statement; one per task and batch.
-			args = args[:0]
-			seen := map[[2]string]bool{}
-			for _, it := range chunk {
-				o := it.Output
-				if o.BatchID == "" {
-					continue // a task without an output (yet)
-				}
-				taskID, ok := idOf[[3]string{cmp.Or(it.ProjectID, DefaultProject), it.ConquestType, it.Key}]
-				if !ok {
-					return fmt.Errorf("output of task %s/%s, which does not exist: %w", it.ConquestType, it.Key, ErrNotFound)
-				}
-				if seen[[2]string{taskID, o.BatchID}] {
-					continue // twice in one chunk: the first counts
-				}
-				seen[[2]string{taskID, o.BatchID}] = true
-				valid := 0
-				if o.Valid {
-					valid = 1
-				}
-				args = append(args, ids.New(ids.Output), taskID, o.BatchID, o.Model, o.Content, valid, o.Reason, o.Message, o.InputTokens, o.OutputTokens, o.LatencyMS, t, t)
-			}
-			n, err = insertOutputs.exec(ctx, q, dialect, size, args)
-			if err != nil {
-				return err
-			}
-			res.Outputs += n
-			if err := keepTypeModels(ctx, q, dialect, chunk); err != nil {
-				return err
 			}
 			return s.markImported(ctx, q, batchID, last, res, t)
 		})
@@ -233,6 +191,152 @@ func (s *Store) CurationImport(ctx context.Context, batchID string, items []Impo
 		}
 	}
 	return res, nil
+}
+
+// importStage is the temporary table an import's items are copied into on
+// Postgres, one row an item, ord their order; it is emptied at commit.
+const importStage = "curation_import_stage"
+
+var importStageColumns = []string{"ord", "task_id", "project_id", "conquest_type", "conquest_version", "task_key", "has_input", "input",
+	"search_text", "output_id", "batch_id", "model", "content", "valid", "reason", "message", "input_tokens", "output_tokens", "latency_ms"}
+
+// importCopy imports a chunk on Postgres: the items are copied into
+// importStage, and the tasks and outputs inserted from it, each in one
+// statement; the first item of a task (or of a task and batch) counts, as
+// in a multi-row insert.
+func importCopy(ctx context.Context, q querier, chunk []ImportItem, t int64) (tasks, outputs int64, err error) {
+	if _, err := q.exec(ctx, `CREATE TEMPORARY TABLE IF NOT EXISTS `+importStage+` (
+		ord BIGINT NOT NULL, task_id TEXT NOT NULL, project_id TEXT NOT NULL, conquest_type TEXT NOT NULL, conquest_version BIGINT NOT NULL,
+		task_key TEXT NOT NULL, has_input BOOLEAN NOT NULL, input TEXT NOT NULL, search_text TEXT NOT NULL, output_id TEXT NOT NULL,
+		batch_id TEXT NOT NULL, model TEXT NOT NULL, content TEXT NOT NULL, valid BIGINT NOT NULL, reason TEXT NOT NULL,
+		message TEXT NOT NULL, input_tokens BIGINT NOT NULL, output_tokens BIGINT NOT NULL, latency_ms BIGINT) ON COMMIT DELETE ROWS`); err != nil {
+		return 0, 0, err
+	}
+	row := make([]any, len(importStageColumns))
+	i := 0
+	src := func() ([]any, error) {
+		it := &chunk[i]
+		o := &it.Output
+		var valid int64
+		if o.Valid {
+			valid = 1
+		}
+		outID := ""
+		if o.BatchID != "" {
+			outID = ids.New(ids.Output)
+		}
+		row[0], row[1], row[2], row[3], row[4] = int64(i), ids.New(ids.Task), cmp.Or(it.ProjectID, DefaultProject), it.ConquestType, it.ConquestVersion
+		row[5], row[6], row[7], row[8], row[9] = it.Key, it.Input != nil, string(it.Input), it.SearchText, outID
+		row[10], row[11], row[12], row[13], row[14] = o.BatchID, o.Model, o.Content, valid, o.Reason
+		row[15], row[16], row[17], row[18] = o.Message, o.InputTokens, o.OutputTokens, o.LatencyMS
+		i++
+		return row, nil
+	}
+	if _, err := copyFrom(ctx, q, importStage, importStageColumns, len(chunk), src); err != nil {
+		return 0, 0, fmt.Errorf("copy into %s: %w", importStage, err)
+	}
+	if tasks, err = q.exec(ctx, `INSERT INTO curation_tasks (id, project_id, conquest_type, conquest_version, task_key, input, search_text,
+		created_at, updated_at)
+		SELECT task_id, project_id, conquest_type, conquest_version, task_key, input, search_text, $1, $1 FROM `+importStage+`
+		WHERE has_input ORDER BY ord ON CONFLICT (project_id, conquest_type, task_key) DO NOTHING`, t); err != nil {
+		return 0, 0, err
+	}
+	var typ, key string
+	err = q.queryRow(ctx, `SELECT s.conquest_type, s.task_key FROM `+importStage+` s WHERE s.batch_id <> '' AND NOT EXISTS
+		(SELECT 1 FROM curation_tasks t WHERE t.project_id = s.project_id AND t.conquest_type = s.conquest_type AND t.task_key = s.task_key)
+		ORDER BY s.ord LIMIT 1`).Scan(&typ, &key)
+	switch {
+	case err == nil:
+		return 0, 0, fmt.Errorf("output of task %s/%s, which does not exist: %w", typ, key, ErrNotFound)
+	case !errors.Is(err, ErrNotFound):
+		return 0, 0, err
+	}
+	if outputs, err = q.exec(ctx, `INSERT INTO curation_outputs (id, task_id, batch_id, model, content, valid, reason, message,
+		input_tokens, output_tokens, latency_ms, created_at, updated_at)
+		SELECT s.output_id, t.id, s.batch_id, s.model, s.content, s.valid, s.reason, s.message, s.input_tokens, s.output_tokens, s.latency_ms, $1, $1
+		FROM `+importStage+` s JOIN curation_tasks t ON t.project_id = s.project_id AND t.conquest_type = s.conquest_type AND t.task_key = s.task_key
+		WHERE s.batch_id <> '' ORDER BY s.ord ON CONFLICT (task_id, batch_id) DO NOTHING`, t); err != nil {
+		return 0, 0, err
+	}
+	return tasks, outputs, nil
+}
+
+// importRows imports a chunk in multi-row inserts (SQLite): the tasks, a
+// look-up of their IDs, then the outputs.
+func (s *Store) importRows(ctx context.Context, q querier, chunk []ImportItem, t int64) (tasks, outputs int64, err error) {
+	dialect := s.d.name()
+	// Tasks; those that exist are kept.
+	args := make([]any, 0, len(chunk)*len(insertTasks.columns))
+	for _, it := range chunk {
+		if it.Input == nil {
+			continue // the task exists: only its output is new
+		}
+		args = append(args, ids.New(ids.Task), cmp.Or(it.ProjectID, DefaultProject), it.ConquestType, it.ConquestVersion, it.Key,
+			string(it.Input), it.SearchText, t, t)
+	}
+	if tasks, err = insertTasks.exec(ctx, q, dialect, importStmtRows, args); err != nil {
+		return 0, 0, err
+	}
+	// Their IDs, per project and type.
+	keys := map[[2]string][]string{}
+	for _, it := range chunk {
+		pt := [2]string{cmp.Or(it.ProjectID, DefaultProject), it.ConquestType}
+		keys[pt] = append(keys[pt], it.Key)
+	}
+	idOf := make(map[[3]string]string, len(chunk))
+	for pt, ks := range keys {
+		for start := 0; start < len(ks); start += maxParams(dialect) - 2 {
+			part := ks[start:min(start+maxParams(dialect)-2, len(ks))]
+			args := make([]any, 0, len(part)+2)
+			args = append(args, pt[0], pt[1])
+			for _, k := range part {
+				args = append(args, k)
+			}
+			rs, err := q.query(ctx, `SELECT id, task_key FROM curation_tasks WHERE project_id = `+placeholders(dialect, 1, 1)+
+				` AND conquest_type = `+placeholders(dialect, 2, 1)+` AND task_key IN (`+placeholders(dialect, 3, len(part))+`)`, args...)
+			if err != nil {
+				return 0, 0, err
+			}
+			for rs.Next() {
+				var id, key string
+				if err := rs.Scan(&id, &key); err != nil {
+					rs.Close()
+					return 0, 0, err
+				}
+				idOf[[3]string{pt[0], pt[1], key}] = id
+			}
+			rs.Close()
+			if err := rs.Err(); err != nil {
+				return 0, 0, err
+			}
+		}
+	}
+	// Outputs; one per task and batch.
+	args = args[:0]
+	seen := make(map[[2]string]bool, len(chunk))
+	for _, it := range chunk {
+		o := it.Output
+		if o.BatchID == "" {
+			continue // a task without an output (yet)
+		}
+		taskID, ok := idOf[[3]string{cmp.Or(it.ProjectID, DefaultProject), it.ConquestType, it.Key}]
+		if !ok {
+			return 0, 0, fmt.Errorf("output of task %s/%s, which does not exist: %w", it.ConquestType, it.Key, ErrNotFound)
+		}
+		if seen[[2]string{taskID, o.BatchID}] {
+			continue // twice in one chunk: the first counts
+		}
+		seen[[2]string{taskID, o.BatchID}] = true
+		valid := 0
+		if o.Valid {
+			valid = 1
+		}
+		args = append(args, ids.New(ids.Output), taskID, o.BatchID, o.Model, o.Content, valid, o.Reason, o.Message, o.InputTokens, o.OutputTokens, o.LatencyMS, t, t)
+	}
+	if outputs, err = insertOutputs.exec(ctx, q, dialect, importStmtRows, args); err != nil {
+		return 0, 0, err
+	}
+	return tasks, outputs, nil
 }
 
 // markImported records, with the last chunk, that a batch was imported.
@@ -260,9 +364,13 @@ type TaskFilter struct {
 	Text string
 	// IDs, when set, selects these tasks only.
 	IDs []string
+	// scanText matches Text by LIKE alone, without the FTS5 table (SQLite):
+	// a text in so many tasks that a page's walk in ID order finds its
+	// tasks sooner than the table lists them all.
+	scanText bool
 }
 
-func (f TaskFilter) where(args *[]any) string {
+func (f TaskFilter) where(dialect string, args *[]any) string {
 	var conds []string
 	arg := func(v any) string {
 		*args = append(*args, v)
@@ -298,7 +406,7 @@ func (f TaskFilter) where(args *[]any) string {
 	exists(f.Rated, "o.rating IS NOT NULL")
 	exists(f.Invalid, "o.valid = 0")
 	if f.Text != "" {
-		conds = append(conds, "t.search_text LIKE "+arg("%"+escapeLike(strings.ToLower(f.Text))+"%")+" ESCAPE '\\'")
+		conds = append(conds, textCond(dialect, strings.ToLower(f.Text), f.scanText, arg))
 	}
 	if len(f.IDs) > 0 {
 		ph := make([]string, len(f.IDs))
@@ -308,6 +416,48 @@ func (f TaskFilter) where(args *[]any) string {
 		conds = append(conds, "t.id IN ("+strings.Join(ph, ", ")+")")
 	}
 	return strings.Join(conds, " AND ")
+}
+
+// textCond is the condition that t.search_text holds text, as LIKE
+// '%text%' finds it, served by migration 15's index: on Postgres, the
+// trigram GIN index serves LIKE itself (backslash is its default escape);
+// on SQLite, the FTS5 trigram table narrows the tasks to those whose text
+// holds text's trigrams in a row (text of three characters or more), and
+// LIKE confirms.
+func textCond(dialect, text string, scan bool, arg func(any) string) string {
+	like := "%" + escapeLike(text) + "%"
+	if dialect != "sqlite" {
+		return "t.search_text LIKE " + arg(like)
+	}
+	cond := "t.search_text LIKE " + arg(like) + " ESCAPE '\\'"
+	if scan || utf8.RuneCountInString(text) < 3 {
+		return cond
+	}
+	return "t.id IN (SELECT task_id FROM curation_tasks_fts WHERE curation_tasks_fts MATCH " + arg(ftsPhrase(text)) + ") AND " + cond
+}
+
+// ftsPhrase is an FTS5 query of text as one phrase in search_text: with
+// the trigram tokenizer, its trigrams in a row.
+func ftsPhrase(text string) string {
+	return `search_text : "` + strings.ReplaceAll(text, `"`, `""`) + `"`
+}
+
+// ftsCommon is how many tasks holding a text make it common (SQLite): a
+// page's walk in ID order then reads some hundred tasks for each it keeps,
+// sooner done than listing every match from the FTS5 table and sorting them.
+const ftsCommon = 5000
+
+// commonText reports whether f's text is in ftsCommon tasks or more, of
+// any project, by the FTS5 table (SQLite only; false elsewhere).
+func (s *Store) commonText(ctx context.Context, f TaskFilter) (bool, error) {
+	text := strings.ToLower(f.Text)
+	if s.d.name() != "sqlite" || utf8.RuneCountInString(text) < 3 {
+		return false, nil
+	}
+	var n int
+	err := s.d.db().queryRow(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM curation_tasks_fts WHERE curation_tasks_fts MATCH $1 LIMIT $2)`,
+		ftsPhrase(text), ftsCommon).Scan(&n)
+	return n >= ftsCommon, err
 }
 
 func escapeLike(s string) string {
@@ -329,8 +479,15 @@ func scanTask(r row, extra ...any) (CurationTask, error) {
 // CurationTaskList lists tasks matching f, newest first, after the cursor
 // (a task ID), up to limit, and whether more follow: keyset pagination.
 func (s *Store) CurationTaskList(ctx context.Context, f TaskFilter, after string, limit int) ([]CurationTask, bool, error) {
+	if f.Text != "" {
+		common, err := s.commonText(ctx, f)
+		if err != nil {
+			return nil, false, fmt.Errorf("store: list tasks: %w", err)
+		}
+		f.scanText = common
+	}
 	var args []any
-	where := f.where(&args)
+	where := f.where(s.d.name(), &args)
 	if after != "" {
 		args = append(args, after)
 		where += fmt.Sprintf(" AND t.id < $%d", len(args))
@@ -565,7 +722,7 @@ func (s *Store) CurationEach(ctx context.Context, f TaskFilter, fn func(Curation
 	after := ""
 	for {
 		var args []any
-		where := f.where(&args)
+		where := f.where(s.d.name(), &args)
 		if after != "" {
 			args = append(args, after)
 			where += fmt.Sprintf(" AND t.id > $%d", len(args))
@@ -604,7 +761,7 @@ func (s *Store) CurationEach(ctx context.Context, f TaskFilter, fn func(Curation
 // CurationCount counts the tasks matching f.
 func (s *Store) CurationCount(ctx context.Context, f TaskFilter) (int64, error) {
 	var args []any
-	where := f.where(&args)
+	where := f.where(s.d.name(), &args)
 	var n int64
 	if err := s.d.db().queryRow(ctx, `SELECT COUNT(*) FROM curation_tasks t WHERE `+where, args...).Scan(&n); err != nil {
 		return 0, fmt.Errorf("store: count tasks: %w", err)

@@ -348,7 +348,7 @@ type PairCandidate struct {
 // judged together yet.
 func (s *Store) PairCandidates(ctx context.Context, f TaskFilter, modelLo, modelHi, curatorID, after string, limit int) ([]PairCandidate, error) {
 	var args []any
-	where := f.where(&args)
+	where := f.where(s.d.name(), &args)
 	arg := func(v any) string {
 		args = append(args, v)
 		return fmt.Sprintf("$%d", len(args))
@@ -447,9 +447,14 @@ func (s *Store) CurationJudgements(ctx context.Context, f JudgementFilter, fn fu
 	if f.Judges {
 		table = map[string]string{JudgePreference: judgedPreferences, JudgeRating: judgedRatings}[f.Kind]
 	}
-	same := "q.task_id = p.task_id AND q.output_a = p.output_a AND q.output_b = p.output_b"
-	if f.Kind == JudgeRating {
-		same = "q.output_id = p.output_id"
+	// Every vote is read in the order of an index (no correlated check
+	// for another curator's, which made each page cost the whole table):
+	// the units one curator alone judged are dropped here.
+	emit := func(u JudgementUnit) error {
+		if len(u.Votes) < 2 {
+			return nil
+		}
+		return fn(u)
 	}
 	const pageSize = 5000
 	var cursor []any
@@ -471,7 +476,7 @@ func (s *Store) CurationJudgements(ctx context.Context, f JudgementFilter, fn fu
 		}
 		args = append(args, pageSize)
 		sql := `SELECT p.conquest_type, p.task_id, ` + unit + `, p.curator_id, ` + value + `, ` + final + `, ` + keyset + `
-			FROM ` + table + ` p WHERE ` + where + ` AND EXISTS (SELECT 1 FROM ` + table + ` q WHERE ` + same + ` AND q.curator_id <> p.curator_id)
+			FROM ` + table + ` p WHERE ` + where + `
 			ORDER BY ` + keyset + fmt.Sprintf(` LIMIT $%d`, len(args))
 		rs, err := s.d.db().query(ctx, sql, args...)
 		if err != nil {
@@ -499,7 +504,7 @@ func (s *Store) CurationJudgements(ctx context.Context, f JudgementFilter, fn fu
 			cursor = keys
 			v.Final = fin == 1
 			if cur != nil && (cur.TaskID != task || cur.Unit != u) {
-				if err := fn(*cur); err != nil {
+				if err := emit(*cur); err != nil {
 					rs.Close()
 					return err
 				}
@@ -519,7 +524,7 @@ func (s *Store) CurationJudgements(ctx context.Context, f JudgementFilter, fn fu
 		}
 	}
 	if cur != nil {
-		return fn(*cur)
+		return emit(*cur)
 	}
 	return nil
 }
@@ -528,7 +533,7 @@ func (s *Store) CurationJudgements(ctx context.Context, f JudgementFilter, fn fu
 // cursor, up to limit.
 func (s *Store) CurationTaskIDs(ctx context.Context, f TaskFilter, after string, limit int) ([]string, error) {
 	var args []any
-	where := f.where(&args)
+	where := f.where(s.d.name(), &args)
 	if after != "" {
 		args = append(args, after)
 		where += fmt.Sprintf(" AND t.id > $%d", len(args))

@@ -160,15 +160,16 @@ func testCuration(t *testing.T, setup setupFunc) {
 		t.Parallel()
 		tb := setup(t)
 		// More items than one import transaction holds on either backend,
-		// with every task named twice: 1,000 tasks from 2,000 items.
+		// with every task named twice: 12,000 tasks from 24,000 items.
+		const tasks = 12_000
 		var items []store.ImportItem
-		for i := range 2000 {
-			key := fmt.Sprintf("k%04d", i%1000)
+		for i := range 2 * tasks {
+			key := fmt.Sprintf("k%05d", i%tasks)
 			items = append(items, item("email", key, "text "+key, "batch_big", "m1", i%2 == 0))
 		}
 		res, err := tb.st.CurationImport(tb.ctx, "batch_big", items)
 		require.NoError(t, err)
-		require.Equal(t, store.ImportResult{Tasks: 1000, Outputs: 1000}, res, "one output per task and batch")
+		require.Equal(t, store.ImportResult{Tasks: tasks, Outputs: tasks}, res, "one output per task and batch")
 		done, err := tb.st.CurationImported(tb.ctx, "batch_big")
 		require.NoError(t, err)
 		require.True(t, done)
@@ -181,13 +182,28 @@ func testCuration(t *testing.T, setup setupFunc) {
 			require.Equal(t, task.ID, outs[0].TaskID)
 			return nil
 		}))
-		require.Len(t, keys, 1000)
+		require.Len(t, keys, tasks)
 		for i, k := range keys {
-			require.Equal(t, fmt.Sprintf("k%04d", i), k)
+			require.Equal(t, fmt.Sprintf("k%05d", i), k)
 		}
 		n, err := tb.st.CurationCount(tb.ctx, store.TaskFilter{Invalid: new(true)})
 		require.NoError(t, err)
-		require.EqualValues(t, 500, n, "the first output of each task counts")
+		require.EqualValues(t, tasks/2, n, "the first output of each task counts")
+
+		// Text search, of a text in every task (the FTS5 table is left
+		// aside on SQLite) and of one in a few.
+		page, more, err := tb.st.CurationTaskList(tb.ctx, store.TaskFilter{Text: "TEXT k"}, "", 5)
+		require.NoError(t, err)
+		require.True(t, more)
+		all, _, err := tb.st.CurationTaskList(tb.ctx, store.TaskFilter{}, "", 5)
+		require.NoError(t, err)
+		require.Equal(t, taskIDs(all), taskIDs(page))
+		page, _, err = tb.st.CurationTaskList(tb.ctx, store.TaskFilter{Text: "k1100"}, "", 50)
+		require.NoError(t, err)
+		require.Len(t, page, 10, "k11000 to k11009")
+		n, err = tb.st.CurationCount(tb.ctx, store.TaskFilter{Text: "text k0"})
+		require.NoError(t, err)
+		require.EqualValues(t, 10_000, n)
 
 		// Outputs of another batch to the same tasks, in chunks again.
 		for i := range items {
@@ -195,7 +211,7 @@ func testCuration(t *testing.T, setup setupFunc) {
 		}
 		res, err = tb.st.CurationImport(tb.ctx, "batch_big2", items)
 		require.NoError(t, err)
-		require.Equal(t, store.ImportResult{Outputs: 1000}, res)
+		require.Equal(t, store.ImportResult{Outputs: tasks}, res)
 	})
 
 	t.Run("Annotate", func(t *testing.T) {
@@ -302,6 +318,12 @@ func testCuration(t *testing.T, setup setupFunc) {
 			"text":          {store.TaskFilter{Text: "HELLO"}, []string{f.emailK1}},
 			"literal %":     {store.TaskFilter{Text: "50%"}, []string{f.emailK1}},
 			"literal _":     {store.TaskFilter{Text: "5_0"}, nil},
+			"substring":     {store.TaskFilter{Text: "LO WOR"}, []string{f.emailK1}},
+			"short":         {store.TaskFilter{Text: "od"}, []string{f.emailK2}},
+			"one letter":    {store.TaskFilter{Text: "x"}, []string{f.otherK1}},
+			"in two":        {store.TaskFilter{Text: "500"}, []string{f.emailK2}},
+			"quote":         {store.TaskFilter{Text: `"hello`}, nil},
+			"no such text":  {store.TaskFilter{Text: "hello world 50%!"}, nil},
 			"ids":           {store.TaskFilter{IDs: []string{f.emailK2, f.otherK1}}, []string{f.otherK1, f.emailK2}},
 			"all of them":   {store.TaskFilter{Type: "email", Invalid: new(false), Status: store.TaskReviewed}, []string{f.emailK1}},
 			"none of them":  {store.TaskFilter{Type: "other", Model: "m2"}, nil},

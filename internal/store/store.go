@@ -199,7 +199,7 @@ func (s *Store) migrate(ctx context.Context, upTo int) error {
 			if err != nil {
 				return err
 			}
-			for _, stmt := range splitSQL(string(body)) {
+			for _, stmt := range splitSQL(string(body), s.d.name()) {
 				if _, err := q.exec(ctx, stmt); err != nil {
 					return fmt.Errorf("store: migration %s: %w", base, err)
 				}
@@ -218,13 +218,26 @@ func (s *Store) migrate(ctx context.Context, upTo int) error {
 }
 
 // splitSQL splits a migration into statements on semicolons at line ends and
-// drops comment lines. Migrations keep to that shape.
-func splitSQL(body string) []string {
+// drops comment lines. Migrations keep to that shape. A comment line
+// "-- dialect: postgres" or "-- dialect: sqlite" makes the statements that
+// follow it that dialect's only, until "-- dialect: all".
+func splitSQL(body, dialect string) []string {
 	var out []string
 	var cur strings.Builder
+	only := ""
 	for _, line := range strings.Split(body, "\n") {
 		t := strings.TrimSpace(line)
+		if d, ok := strings.CutPrefix(t, "-- dialect:"); ok {
+			only = strings.TrimSpace(d)
+			if only == "all" {
+				only = ""
+			}
+			continue
+		}
 		if strings.HasPrefix(t, "--") || t == "" {
+			continue
+		}
+		if only != "" && only != dialect {
 			continue
 		}
 		cur.WriteString(line)
@@ -239,13 +252,6 @@ func splitSQL(body string) []string {
 	}
 	return out
 }
-
-// fetchCooldown is the shortest time between two fetches of one queue's
-// jobs, and between two insert notifications of one queue: short, so that
-// a job enqueued right after another (an invocation's delivery) starts
-// within milliseconds, and long enough to gather the jobs of a burst into
-// one fetch.
-const fetchCooldown = 5 * time.Millisecond
 
 // WorkerOpts configures the job workers of one process.
 type WorkerOpts struct {
@@ -265,6 +271,13 @@ type WorkerOpts struct {
 	// itself). Zero leaves stuck jobs to River's own rescuer (an hour).
 	RescueAfter time.Duration
 }
+
+// fetchCooldown is the shortest time between two fetches of one queue's
+// jobs, and between two insert notifications of one queue: short, so that
+// a job enqueued right after another (an invocation's delivery) starts
+// within milliseconds, and long enough to gather the jobs of a burst into
+// one fetch.
+const fetchCooldown = 5 * time.Millisecond
 
 // StartWorkers starts River's workers on the store's database.
 func (s *Store) StartWorkers(ctx context.Context, opts WorkerOpts) error {

@@ -40,5 +40,9 @@ CREATE TABLE curation_prelabels (
     created_at    BIGINT NOT NULL,
     PRIMARY KEY (judge_id, task_id, output_a, output_b)
 );
-CREATE INDEX curation_prelabels_task ON curation_prelabels (task_id, kind);
-CREATE INDEX curation_prelabels_unit ON curation_prelabels (project_id, kind, conquest_type, task_id, output_a, output_b);
+-- In the order agreement reads votes (task, unit, coder), as
+-- curation_preferences' unique key; also a task's pre-labels.
+CREATE INDEX curation_prelabels_unit ON curation_prelabels (task_id, output_a, output_b, judge_id);
+
+-- Ratings in the order agreement reads them (task, output, curator).
+CREATE INDEX curation_ratings_unit ON curation_ratings (task_id, output_id, curator_id);
