@@ -178,8 +178,9 @@ type agentProcess struct {
 
 // startAgentProcess runs `kiln agent` on env's database and object store
 // against the engine at llmURL until b ends, and waits until it has
-// registered, so that its start is not timed.
-func startAgentProcess(b *testing.B, env *kilntest.Env, llmURL string) *agentProcess {
+// registered, so that its start is not timed. env adds variables (NAME=value)
+// or overrides the defaults.
+func startAgentProcess(b *testing.B, env *kilntest.Env, llmURL string, extraEnv ...string) *agentProcess {
 	b.Helper()
 	logPath := filepath.Join(b.TempDir(), "agent.log")
 	logFile, err := os.Create(logPath)
@@ -195,6 +196,7 @@ func startAgentProcess(b *testing.B, env *kilntest.Env, llmURL string) *agentPro
 		"KILN_AGENT_CONCURRENCY="+strconv.Itoa(benchSeqs),
 		"KILN_METRICS_ADDR=127.0.0.1:0",
 	)
+	cmd.Env = append(cmd.Env, extraEnv...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	ap := &agentProcess{p: testenv.StartProcess(b, cmd), log: logPath}
 	b.Cleanup(func() { ap.p.Stop(b) }) // before StartProcess's kill: graceful
