@@ -168,6 +168,25 @@ func TestFinalize(t *testing.T) {
 	}
 }
 
+// finalizeTwoChunks makes a batch of 10 requests in one shard, commits
+// two chunks of it, of the lines first and second (all succeeded; the
+// second chunk written with o), and finalizes it.
+func finalizeTwoChunks(t *testing.T, backend string, first, second []int, o chunkOpts) (*batchtest.Env, store.Batch) {
+	t.Helper()
+	ctx := context.Background()
+	env := batchtest.New(t, backend, batch.Limits{ShardSize: 10})
+	b := env.CreateBatch(t, batchtest.ChatLines("m", 10))
+	require.NoError(t, env.Batches.Validate(ctx, b.ID))
+	sh := claimShard(t, env)
+	all := func(int) bool { return true }
+	writeChunk(t, env, sh, 0, first, all, chunkOpts{})
+	writeChunk(t, env, sh, 1, second, all, o)
+	_, err := env.Batches.FinishShard(ctx, sh.BatchID, sh.Idx, batchtest.Agent)
+	require.NoError(t, err)
+	require.NoError(t, env.Batches.Finalize(ctx, b.ID))
+	return env, b
+}
+
 // TestFinalizeOverlap: chunks that hold the same line, which the leases
 // prevent but a crash could leave, make files in which each line's first
 // result is kept, once; the index records are read whatever their JSON
@@ -177,22 +196,11 @@ func TestFinalizeOverlap(t *testing.T) {
 	for _, backend := range batchtest.Backends {
 		t.Run(backend, func(t *testing.T) {
 			t.Parallel()
-			ctx := context.Background()
-			env := batchtest.New(t, backend, batch.Limits{ShardSize: 10})
-			b := env.CreateBatch(t, batchtest.ChatLines("m", 10))
-			require.NoError(t, env.Batches.Validate(ctx, b.ID))
-			sh := claimShard(t, env)
-			all := func(int) bool { return true }
-			writeChunk(t, env, sh, 0, lineRange(1, 6), all, chunkOpts{})
 			// Lines 5 and 6 again, in records of another form.
-			writeChunk(t, env, sh, 1, lineRange(5, 10), all, chunkOpts{record: func(line int, ok bool) string {
+			env, b := finalizeTwoChunks(t, backend, lineRange(1, 6), lineRange(5, 10), chunkOpts{record: func(line int, ok bool) string {
 				return fmt.Sprintf("{ \"ok\": %t, \"line\": %d }\n", ok, line)
 			}})
-			_, err := env.Batches.FinishShard(ctx, sh.BatchID, sh.Idx, batchtest.Agent)
-			require.NoError(t, err)
-			require.NoError(t, env.Batches.Finalize(ctx, b.ID))
-
-			b, err = env.Store.BatchGet(ctx, b.ID)
+			b, err := env.Store.BatchGet(context.Background(), b.ID)
 			require.NoError(t, err)
 			require.Equal(t, store.BatchCompleted, b.Status)
 			require.Equal(t, int64(10), b.Completed)
@@ -216,19 +224,8 @@ func TestFinalizeSizeMismatch(t *testing.T) {
 	for _, backend := range batchtest.Backends {
 		t.Run(backend, func(t *testing.T) {
 			t.Parallel()
-			ctx := context.Background()
-			env := batchtest.New(t, backend, batch.Limits{ShardSize: 10})
-			b := env.CreateBatch(t, batchtest.ChatLines("m", 10))
-			require.NoError(t, env.Batches.Validate(ctx, b.ID))
-			sh := claimShard(t, env)
-			all := func(int) bool { return true }
-			writeChunk(t, env, sh, 0, lineRange(1, 5), all, chunkOpts{})
-			writeChunk(t, env, sh, 1, lineRange(6, 10), all, chunkOpts{outputBytes: 7})
-			_, err := env.Batches.FinishShard(ctx, sh.BatchID, sh.Idx, batchtest.Agent)
-			require.NoError(t, err)
-
-			require.NoError(t, env.Batches.Finalize(ctx, b.ID))
-			b, err = env.Store.BatchGet(ctx, b.ID)
+			env, b := finalizeTwoChunks(t, backend, lineRange(1, 5), lineRange(6, 10), chunkOpts{outputBytes: 7})
+			b, err := env.Store.BatchGet(context.Background(), b.ID)
 			require.NoError(t, err)
 			require.Equal(t, store.BatchCompleted, b.Status)
 			require.NotNil(t, b.OutputFileID)
