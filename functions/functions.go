@@ -66,9 +66,14 @@ func (e permanentError) Unwrap() error { return e.err }
 // becomes a dead letter at once.
 func Permanent(err error) error { return permanentError{err} }
 
-// QueueEvents is the River queue of invocations and deliveries, apart from
-// the batch jobs so that neither waits on the other.
-const QueueEvents = "events"
+// River queues apart from the batch jobs, so that neither waits on the
+// other: QueueEvents holds function invocations, QueueWebhooks webhook
+// deliveries, each with its own workers, so that slow receivers holding
+// every delivery worker never delay a function.
+const (
+	QueueEvents   = "events"
+	QueueWebhooks = "webhooks"
+)
 
 // Registry maps event types to functions. It is the store's Dispatcher:
 // the store asks it, while writing an event, which invocations to enqueue.

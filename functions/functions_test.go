@@ -6,7 +6,9 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -96,7 +98,7 @@ func functionStore(t *testing.T, backend string, fns ...functions.Function) (*st
 	river.AddWorker(workers, &functions.InvokeWorker{Registry: r, Store: s, Log: slog.Default()})
 	river.AddWorker(workers, &functions.DeliverWorker{Webhooks: &functions.Webhooks{Store: s, Client: http.DefaultClient, Log: slog.Default()}})
 	require.NoError(t, s.StartWorkers(context.Background(), store.WorkerOpts{Workers: workers,
-		Queues: map[string]int{functions.QueueEvents: 4}, PollInterval: 10 * time.Millisecond}))
+		Queues: map[string]int{functions.QueueEvents: 4, functions.QueueWebhooks: 4}, PollInterval: 10 * time.Millisecond}))
 	t.Cleanup(func() { _ = s.StopWorkers(context.Background()) })
 	return s, r
 }
@@ -263,6 +265,64 @@ func TestEventsPrune(t *testing.T) {
 				_, err = s.EventGet(ctx, id)
 				require.NoError(t, err)
 			}
+		})
+	}
+}
+
+// TestSlowReceiversDoNotHoldFunctions: webhook deliveries have workers of
+// their own, so receivers that hold every delivery worker do not hold up a
+// function's invocation. Both backends.
+func TestSlowReceiversDoNotHoldFunctions(t *testing.T) {
+	for _, backend := range kilntest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			release := make(chan struct{})
+			var held atomic.Int64
+			rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				held.Add(1)
+				<-release
+				w.WriteHeader(http.StatusNoContent)
+			}))
+			t.Cleanup(rcv.Close)
+
+			s := storetest.New(t, backend)
+			wh := &functions.Webhooks{Store: s, Client: http.DefaultClient, Log: slog.Default()}
+			ok := &scripted{}
+			r, err := functions.NewRegistry(functions.Retry{Base: time.Millisecond, Max: 5 * time.Millisecond, MaxAttempts: 3},
+				wh.Function(), functions.Function{Name: "ok", Events: []string{store.EventFileCreated}, Handle: ok.handle})
+			require.NoError(t, err)
+			s.SetDispatcher(r)
+			workers := river.NewWorkers()
+			river.AddWorker(workers, &functions.InvokeWorker{Registry: r, Store: s, Log: slog.Default()})
+			river.AddWorker(workers, &functions.DeliverWorker{Webhooks: wh})
+			const deliverers = 2
+			require.NoError(t, s.StartWorkers(context.Background(), store.WorkerOpts{Workers: workers,
+				Queues: map[string]int{functions.QueueEvents: 4, functions.QueueWebhooks: deliverers}, PollInterval: 10 * time.Millisecond}))
+			t.Cleanup(func() { _ = s.StopWorkers(context.Background()) })
+			// Cleanups run last first: the receiver lets go, the workers
+			// stop, then the receiver closes.
+			t.Cleanup(func() { close(release) })
+
+			ctx := context.Background()
+			require.NoError(t, s.WebhookEndpointCreate(ctx, store.WebhookEndpoint{ID: ids.New(ids.WebhookEndpoint), URL: rcv.URL,
+				EventTypes: []string{store.EventBatchFailed}, Secret: functions.NewSecret(), CreatedAt: time.Now().Unix()}))
+			for range deliverers + 1 {
+				at := time.Now()
+				b := store.Batch{ID: ids.New(ids.Batch), Endpoint: "/v1/chat/completions", InputFileID: "file-none", CompletionWindow: "24h",
+					Status: store.BatchValidating, CreatedAt: at.Unix(), ExpiresAt: at.Add(24 * time.Hour).Unix()}
+				require.NoError(t, s.BatchCreate(ctx, b))
+				_, err := s.BatchFail(ctx, b.ID, []store.BatchError{{Code: "test", Message: "failed by the test"}})
+				require.NoError(t, err)
+			}
+			kilntest.Eventually(t, 30*time.Second, func() bool { return held.Load() == deliverers }, "every delivery worker held")
+
+			ev := store.Event{Type: store.EventFileCreated, Data: json.RawMessage(`{"id":"file-1"}`)}
+			_, err = s.EventEmit(ctx, &ev)
+			require.NoError(t, err)
+			kilntest.Eventually(t, 30*time.Second, func() bool {
+				return invocationOf(t, s, ev.ID, "ok").Status == store.InvocationSucceeded
+			}, "the function to run while the receivers hold every delivery worker")
+			require.EqualValues(t, deliverers, held.Load(), "the receivers still hold them")
 		})
 	}
 }

@@ -125,7 +125,7 @@ func (h *Webhooks) fanOut(ctx context.Context, ev Event) error {
 
 // DeliveryJob is the job that sends one delivery.
 func (h *Webhooks) DeliveryJob(d store.Delivery) store.Job {
-	return store.Job{Args: DeliverArgs{DeliveryID: d.ID}, Opts: &river.InsertOpts{Queue: QueueEvents, MaxAttempts: h.Retry.withDefaults().MaxAttempts + 1}}
+	return store.Job{Args: DeliverArgs{DeliveryID: d.ID}, Opts: &river.InsertOpts{Queue: QueueWebhooks, MaxAttempts: h.Retry.withDefaults().MaxAttempts + 1}}
 }
 
 // DeliverArgs is the job of one delivery.

@@ -26,17 +26,22 @@ const (
 	QueueDefault = river.QueueDefault
 	// QueueDefaultWorkers is how many of them run at once.
 	QueueDefaultWorkers = 10
-	// QueueEvents holds function invocations and webhook deliveries, apart
-	// from the lifecycle jobs so that a slow receiver never delays a batch.
+	// QueueEvents holds function invocations, apart from the lifecycle
+	// jobs so that a slow function never delays a batch.
 	QueueEvents = functions.QueueEvents
-	// QueueEventsWorkers is how many of them run at once: deliveries
-	// mostly wait on receivers.
+	// QueueEventsWorkers is how many of them run at once.
 	QueueEventsWorkers = 100
+	// QueueWebhooks holds webhook deliveries, apart from the invocations
+	// so that slow receivers never hold up a function.
+	QueueWebhooks = functions.QueueWebhooks
+	// QueueWebhooksWorkers is how many run at once: deliveries mostly
+	// wait on receivers.
+	QueueWebhooksWorkers = 100
 )
 
 // Queues are the queues a serving process works, with their sizes.
 func Queues() map[string]int {
-	return map[string]int{QueueDefault: QueueDefaultWorkers, QueueEvents: QueueEventsWorkers}
+	return map[string]int{QueueDefault: QueueDefaultWorkers, QueueEvents: QueueEventsWorkers, QueueWebhooks: QueueWebhooksWorkers}
 }
 
 // Deps are what the workers need.

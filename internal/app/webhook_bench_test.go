@@ -158,7 +158,7 @@ func BenchmarkWebhookLatency(b *testing.B) {
 // arrived, and checks that every attempt is recorded. The baseline is a
 // plain Go client sending the same 1,000 events, signed as kiln signs them
 // (functions.Sign), to a receiver of the same kind with as many requests in
-// flight as kiln's event workers (jobs.QueueEventsWorkers); the ratio is
+// flight as kiln's delivery workers (jobs.QueueWebhooksWorkers); the ratio is
 // kiln's rate over the baseline's.
 //
 //	go test -run '^$' -bench WebhookThroughput -benchtime 1x ./internal/app/
@@ -212,7 +212,7 @@ func BenchmarkWebhookThroughput(b *testing.B) {
 				}
 
 				base := newHookReceiver(b, false)
-				baseRate = baselineDeliveries(b, base.URL, eps[0].Secret, events, jobs.QueueEventsWorkers)
+				baseRate = baselineDeliveries(b, base.URL, eps[0].Secret, events, jobs.QueueWebhooksWorkers)
 			}
 			b.ReportMetric(kilnRate, "deliveries/s")
 			b.ReportMetric(baseRate, "baseline-deliveries/s")
