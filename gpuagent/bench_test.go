@@ -60,6 +60,34 @@ func benchSimConfig(models ...string) llmsim.Config {
 	return llmsim.Config{Models: models, MaxNumSeqs: benchSeqs, TTFT: benchTTFT, TPOT: benchTPOT, OutputTokens: benchTokens}
 }
 
+// throughputSetting is the engine and batch BenchmarkThroughput runs: by
+// default benchSeqs sequences and 10,000 requests; KILN_BENCH_SEQS and
+// KILN_BENCH_REQUESTS change them, so that the vLLM-like engine of 64
+// sequences runs as KILN_BENCH_SEQS=64.
+type throughputSetting struct {
+	seqs, requests int
+}
+
+func benchThroughputSetting(b *testing.B) throughputSetting {
+	b.Helper()
+	s := throughputSetting{seqs: benchSeqs, requests: 10_000}
+	for _, v := range []struct {
+		env string
+		to  *int
+	}{{"KILN_BENCH_SEQS", &s.seqs}, {"KILN_BENCH_REQUESTS", &s.requests}} {
+		raw := os.Getenv(v.env)
+		if raw == "" {
+			continue
+		}
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 1 {
+			b.Fatalf("%s=%q: want a positive integer", v.env, raw)
+		}
+		*v.to = n
+	}
+	return s
+}
+
 // chatBodies returns n distinct chat completion bodies for model.
 func chatBodies(n int, model string) [][]byte {
 	bodies := make([][]byte, n)
@@ -145,24 +173,35 @@ func benchCreate(b *testing.B, c openai.Client, fileID string) string {
 // request succeeded.
 func benchWait(b *testing.B, c openai.Client, id string, n int) {
 	b.Helper()
+	benchWaitFinalizing(b, c, id, n)
+}
+
+// benchWaitFinalizing is benchWait that also returns when it first saw the
+// batch finalizing (its last shard done), or completed if it never did.
+func benchWaitFinalizing(b *testing.B, c openai.Client, id string, n int) (finalizing time.Time) {
+	b.Helper()
 	deadline := time.Now().Add(10 * time.Minute)
 	for time.Now().Before(deadline) {
 		batch, err := c.Batches.Get(context.Background(), id)
 		if err != nil {
 			b.Fatal(err)
 		}
+		if finalizing.IsZero() && (batch.Status == openai.BatchStatusFinalizing || batch.Status == openai.BatchStatusCompleted) {
+			finalizing = time.Now()
+		}
 		switch batch.Status {
 		case openai.BatchStatusCompleted:
 			if batch.RequestCounts.Completed != int64(n) {
 				b.Fatalf("batch %s: completed %d of %d (failed %d)", id, batch.RequestCounts.Completed, n, batch.RequestCounts.Failed)
 			}
-			return
+			return finalizing
 		case openai.BatchStatusFailed, openai.BatchStatusCancelled, openai.BatchStatusExpired:
 			b.Fatalf("batch %s ended %s", id, batch.Status)
 		}
 		<-time.After(10 * time.Millisecond)
 	}
 	b.Fatalf("batch %s did not complete in 10 minutes", id)
+	return finalizing
 }
 
 // agentProcess is a `kiln agent` run as its own process, so that its CPU
@@ -303,44 +342,53 @@ func startBenchKiln(b *testing.B, backend string) *kilntest.Env {
 // (ideally 1164 requests/s), and reports efficiency: kiln's end-to-end
 // requests/s, from POST /v1/batches to completed, over the requests/s a
 // minimal client reaches driving a fresh simulator directly with 256
-// goroutines, measured just before. agent/direct is the agent's own pace at
+// goroutines, measured just before. KILN_BENCH_SEQS and KILN_BENCH_REQUESTS
+// change the sequences (the simulator's, the agent's concurrency and the
+// direct client's goroutines) and the requests: KILN_BENCH_SEQS=64 is a
+// vLLM-like engine of 64 sequences (ideally 291 requests/s). agent/direct is the agent's own pace at
 // the simulator, first arrival to last answer, over the direct one; what
 // efficiency loses beyond it is kiln's latency before the first request and
-// after the last answer, which it reports in ms.
+// after the last answer, which it reports in ms; ms-last-answer-to-finalizing
+// is the agent's share of the latter (its last chunk and shard recorded),
+// the rest the finalizer's.
 //
 // The agent runs as its own process (kiln agent), so that its CPU time per
 // 1,000 requests and its peak RSS are its own. The embedded sub-benchmark
 // runs the embedded default instead: one kiln serve with the agent inside.
 func BenchmarkThroughput(b *testing.B) {
 	requireProc(b)
-	const n = 10_000
+	set := benchThroughputSetting(b)
+	n := set.requests
 	bodies := chatBodies(n, benchModel)
 	input := batchInput(bodies)
-	ideal := float64(benchSeqs) / (benchTTFT + benchTokens*benchTPOT).Seconds()
+	ideal := float64(set.seqs) / (benchTTFT + benchTokens*benchTPOT).Seconds()
+	sim := benchSimConfig(benchModel)
+	sim.MaxNumSeqs = set.seqs
 
 	run := func(b *testing.B, backend string, inProcess bool) {
 		var (
 			env   *kilntest.Env
 			agent *agentProcess
 		)
-		srv, probe := startBenchSim(b, benchSimConfig(benchModel))
+		srv, probe := startBenchSim(b, sim)
 		if inProcess {
 			env = kilntest.Start(b, backend, kilntest.Options{Configure: func(c *config.Config) {
 				c.LLMURL = srv.URL + "/v1"
+				c.AgentConcurrency = set.seqs
 				c.PollInterval = config.PollIntervalDefault
 				c.ChunkInterval = config.ChunkIntervalDefault
 			}})
 		} else {
 			env = startBenchKiln(b, backend)
-			agent = startAgentProcess(b, env, srv.URL+"/v1")
+			agent = startAgentProcess(b, env, srv.URL+"/v1", "KILN_AGENT_CONCURRENCY="+strconv.Itoa(set.seqs))
 		}
 		c := benchClient(env)
-		var direct, kiln, atSim, cpu, toFirst, afterLast float64
+		var direct, kiln, atSim, cpu, toFirst, afterLast, toFinalizing float64
 		b.ResetTimer()
 		for range b.N {
 			b.StopTimer()
-			srv, _ := startBenchSim(b, benchSimConfig(benchModel))
-			direct += directRate(b, srv.URL, bodies, benchSeqs)
+			srv, _ := startBenchSim(b, sim)
+			direct += directRate(b, srv.URL, bodies, set.seqs)
 			srv.Close()
 			fileID := benchUpload(b, c, input)
 			b.StartTimer()
@@ -351,19 +399,21 @@ func BenchmarkThroughput(b *testing.B) {
 				cpu0 = agent.cpu(b)
 			}
 			start := time.Now()
-			benchWait(b, c, benchCreate(b, c, fileID), n)
+			finalizing := benchWaitFinalizing(b, c, benchCreate(b, c, fileID), n)
 			end := time.Now()
 			kiln += float64(n) / end.Sub(start).Seconds()
 			atSim += probe.Rate()
 			first, last := probe.Span()
 			toFirst += first.Sub(start).Seconds()
 			afterLast += end.Sub(last).Seconds()
+			toFinalizing += finalizing.Sub(last).Seconds()
 			if agent != nil {
 				cpu += (agent.cpu(b) - cpu0).Seconds()
 			}
 		}
 		b.StopTimer()
 		runs := float64(b.N)
+		n := float64(n)
 		b.ReportMetric(kiln/direct, "efficiency")
 		b.ReportMetric(atSim/direct, "agent/direct")
 		b.ReportMetric(kiln/runs, "kiln-req/s")
@@ -371,6 +421,7 @@ func BenchmarkThroughput(b *testing.B) {
 		b.ReportMetric(ideal, "ideal-req/s")
 		b.ReportMetric(toFirst/runs*1000, "ms-to-first-request")
 		b.ReportMetric(afterLast/runs*1000, "ms-last-answer-to-completed")
+		b.ReportMetric(toFinalizing/runs*1000, "ms-last-answer-to-finalizing")
 		if agent != nil {
 			b.ReportMetric(cpu/runs/(n/1000), "agent-cpu-s/1k-req")
 			b.ReportMetric(float64(agent.peakRSS(b))/(1<<20), "agent-peak-MB")
