@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -220,6 +221,8 @@ func TestConcatReaderAhead(t *testing.T) {
 	objects["big"] = strings.Repeat("b", prefetchMaxRange+10)
 	var mu sync.Mutex
 	var open, closed, most int
+	// second, when set, is closed once two sources are open at once.
+	var second chan struct{}
 	opener := func(_ context.Context, key string, offset, length int64) (io.ReadCloser, error) {
 		s, ok := objects[key]
 		if !ok {
@@ -228,7 +231,23 @@ func TestConcatReaderAhead(t *testing.T) {
 		mu.Lock()
 		open++
 		most = max(most, open-closed)
+		first := open == 1
+		if most > 1 && second != nil {
+			close(second)
+			second = nil
+		}
+		wait := second
 		mu.Unlock()
+		if first && wait != nil {
+			// The first source waits (a while) for a second to be opened
+			// beside it: a reader that fetches ahead opens one; one that
+			// reads one source at a time does not, and most stays 1. So the
+			// check below does not depend on how goroutines are scheduled.
+			select {
+			case <-wait:
+			case <-time.After(5 * time.Second):
+			}
+		}
 		s = s[min(int(offset), len(s)):]
 		s = s[:min(int(length), len(s))]
 		return closer{strings.NewReader(s), func() {
@@ -251,6 +270,7 @@ func TestConcatReaderAhead(t *testing.T) {
 	for k, s := range objects {
 		ends[k] = int64(len(s))
 	}
+	second = make(chan struct{}) // this read's first source waits for a second
 	got, err := read(ends, ranges...)
 	require.NoError(t, err)
 	require.Equal(t, want.String(), got)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -267,7 +268,7 @@ func openSQLite(ctx context.Context, rawURL string, mw []rivertype.Middleware) (
 	// expects it.
 	db.SetMaxOpenConns(1)
 	db.SetConnMaxLifetime(0)
-	if err := db.PingContext(ctx); err != nil {
+	if err := pingSQLite(ctx, db); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("store: open sqlite %s: %w", path, err)
 	}
@@ -277,6 +278,30 @@ func openSQLite(ctx context.Context, rawURL string, mw []rivertype.Middleware) (
 		return nil, fmt.Errorf("store: river client: %w", err)
 	}
 	return &sqliteDriver{path: path, sqldb: db, inserter: inserter, jobs: &broadcast{}}, nil
+}
+
+// sqliteOpenWait bounds how long opening a database waits for another
+// process that holds it locked while it opens it too.
+const sqliteOpenWait = 10 * time.Second
+
+// pingSQLite opens the connection, which sets its pragmas. Two processes
+// opening a new database at once (kiln serve and kiln agent) may find it
+// locked while the other turns on WAL, and SQLite answers that at once,
+// without its busy timeout: so the open is tried again, a little later
+// each time, for up to sqliteOpenWait.
+func pingSQLite(ctx context.Context, db *sql.DB) error {
+	deadline := time.Now().Add(sqliteOpenWait)
+	for wait := 10 * time.Millisecond; ; wait = min(2*wait, 500*time.Millisecond) {
+		err := db.PingContext(ctx)
+		if err == nil || !isSQLiteBusy(err) || time.Now().Add(wait).After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+	}
 }
 
 func (d *sqliteDriver) name() string      { return "sqlite" }

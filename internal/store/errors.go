@@ -12,6 +12,15 @@ import (
 // their low byte.
 const sqliteConstraint = 19
 
+// sqliteBusy is SQLite's SQLITE_BUSY, in the low byte of extended codes.
+const sqliteBusy = 5
+
+// isSQLiteBusy reports whether err is SQLite's "database is locked".
+func isSQLiteBusy(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqliteBusy
+}
+
 // IsPermanent reports whether err is the database refusing the data itself:
 // a data exception (such as a NUL in text) or a violated constraint, which
 // PostgreSQL reports in SQLSTATE classes 22 and 23 and SQLite as a
