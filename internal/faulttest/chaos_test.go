@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"slices"
 	"strconv"
@@ -473,8 +474,16 @@ func (r *chaosRun) abandonedUpload() {
 		})
 	}
 	if err == nil {
+		tries := 0
 		err = r.retry("cancel an upload", func(ctx context.Context) error {
+			tries++
 			_, err := r.c.Uploads.Cancel(ctx, u.ID)
+			// A try whose answer was lost (kiln killed meanwhile) may have
+			// cancelled it: then the next one finds it cancelled already.
+			var apiErr *openai.Error
+			if tries > 1 && errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusConflict {
+				return nil
+			}
 			return err
 		})
 	}
