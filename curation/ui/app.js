@@ -854,6 +854,8 @@
     let t;
     try { t = await api('GET', `/tasks/${encodeURIComponent(id)}?blind=${S.blind}`); } catch (e) { fail(e); return; }
     if (!S.task || S.task.id !== id) return;
+    if (JSON.stringify(S.task.prelabels || []) === JSON.stringify(t.prelabels || []) &&
+      (S.task.prelabels_hidden || 0) === (t.prelabels_hidden || 0)) return; // nothing to redraw
     S.task.prelabels = t.prelabels;
     S.task.prelabels_hidden = t.prelabels_hidden;
     renderTask();
