@@ -71,6 +71,7 @@ type WebhookDelivery struct {
 	CreatedAt      int64  `json:"created_at"`
 	UpdatedAt      int64  `json:"updated_at"`
 	DeliveredAt    *int64 `json:"delivered_at"`
+	NextAttemptAt  *int64 `json:"next_attempt_at" doc:"When a pending delivery is next attempted (Unix seconds); null once it has ended."`
 }
 
 func deliveryOf(d store.Delivery) WebhookDelivery {
@@ -79,6 +80,10 @@ func deliveryOf(d store.Delivery) WebhookDelivery {
 		CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt, DeliveredAt: d.DeliveredAt}
 	if d.ResponseStatus != 0 {
 		out.ResponseStatus = &d.ResponseStatus
+	}
+	if d.Status == store.DeliveryPending {
+		next := (d.NextAttemptAt + 999) / 1000
+		out.NextAttemptAt = &next
 	}
 	return out
 }
@@ -400,7 +405,7 @@ func (d Deps) redeliverWebhook(ctx context.Context, in *redeliverInput) (*delive
 	if _, err := d.endpoint(ctx, in.EndpointID); err != nil {
 		return nil, err
 	}
-	out, err := d.Store.DeliveryRedeliver(ctx, in.DeliveryID, d.Webhooks.DeliveryJob)
+	out, err := d.Store.DeliveryRedeliver(ctx, in.DeliveryID)
 	if errors.Is(err, store.ErrConflict) {
 		return nil, apierror.New(http.StatusConflict, "delivery_pending", "", "The delivery is still pending; it is being retried.")
 	}

@@ -67,9 +67,10 @@ func (e permanentError) Unwrap() error { return e.err }
 func Permanent(err error) error { return permanentError{err} }
 
 // River queues apart from the batch jobs, so that neither waits on the
-// other: QueueEvents holds function invocations, QueueWebhooks webhook
-// deliveries, each with its own workers, so that slow receivers holding
-// every delivery worker never delay a function.
+// other: QueueEvents holds function invocations. QueueWebhooks held webhook
+// deliveries before they were kiln's own queue (Webhooks.Start, whose
+// sender has its own slots, so that slow receivers never delay a
+// function); it only drains the jobs left from then.
 const (
 	QueueEvents   = "events"
 	QueueWebhooks = "webhooks"

@@ -96,9 +96,8 @@ func functionStore(t *testing.T, backend string, fns ...functions.Function) (*st
 	s.SetDispatcher(r)
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &functions.InvokeWorker{Registry: r, Store: s, Log: slog.Default()})
-	river.AddWorker(workers, &functions.DeliverWorker{Webhooks: &functions.Webhooks{Store: s, Client: http.DefaultClient, Log: slog.Default()}})
 	require.NoError(t, s.StartWorkers(context.Background(), store.WorkerOpts{Workers: workers,
-		Queues: map[string]int{functions.QueueEvents: 4, functions.QueueWebhooks: 4}, PollInterval: 10 * time.Millisecond}))
+		Queues: map[string]int{functions.QueueEvents: 4}, PollInterval: 10 * time.Millisecond}))
 	t.Cleanup(func() { _ = s.StopWorkers(context.Background()) })
 	return s, r
 }
@@ -269,8 +268,8 @@ func TestEventsPrune(t *testing.T) {
 	}
 }
 
-// TestSlowReceiversDoNotHoldFunctions: webhook deliveries have workers of
-// their own, so receivers that hold every delivery worker do not hold up a
+// TestSlowReceiversDoNotHoldFunctions: webhook deliveries have a sender of
+// their own, so receivers that hold every one of its slots do not hold up a
 // function's invocation. Both backends.
 func TestSlowReceiversDoNotHoldFunctions(t *testing.T) {
 	for _, backend := range kilntest.Backends {
@@ -286,7 +285,8 @@ func TestSlowReceiversDoNotHoldFunctions(t *testing.T) {
 			t.Cleanup(rcv.Close)
 
 			s := storetest.New(t, backend)
-			wh := &functions.Webhooks{Store: s, Client: http.DefaultClient, Log: slog.Default()}
+			const deliverers = 2
+			wh := &functions.Webhooks{Store: s, Client: http.DefaultClient, Log: slog.Default(), Concurrency: deliverers, Poll: 10 * time.Millisecond}
 			ok := &scripted{}
 			r, err := functions.NewRegistry(functions.Retry{Base: time.Millisecond, Max: 5 * time.Millisecond, MaxAttempts: 3},
 				wh.Function(), functions.Function{Name: "ok", Events: []string{store.EventFileCreated}, Handle: ok.handle})
@@ -294,13 +294,13 @@ func TestSlowReceiversDoNotHoldFunctions(t *testing.T) {
 			s.SetDispatcher(r)
 			workers := river.NewWorkers()
 			river.AddWorker(workers, &functions.InvokeWorker{Registry: r, Store: s, Log: slog.Default()})
-			river.AddWorker(workers, &functions.DeliverWorker{Webhooks: wh})
-			const deliverers = 2
 			require.NoError(t, s.StartWorkers(context.Background(), store.WorkerOpts{Workers: workers,
-				Queues: map[string]int{functions.QueueEvents: 4, functions.QueueWebhooks: deliverers}, PollInterval: 10 * time.Millisecond}))
+				Queues: map[string]int{functions.QueueEvents: 4}, PollInterval: 10 * time.Millisecond}))
 			t.Cleanup(func() { _ = s.StopWorkers(context.Background()) })
-			// Cleanups run last first: the receiver lets go, the workers
-			// stop, then the receiver closes.
+			stop := wh.Start()
+			t.Cleanup(func() { stop(context.Background()) })
+			// Cleanups run last first: the receiver lets go, the sender and
+			// the workers stop, then the receiver closes.
 			t.Cleanup(func() { close(release) })
 
 			ctx := context.Background()
@@ -314,14 +314,14 @@ func TestSlowReceiversDoNotHoldFunctions(t *testing.T) {
 				_, err := s.BatchFail(ctx, b.ID, []store.BatchError{{Code: "test", Message: "failed by the test"}})
 				require.NoError(t, err)
 			}
-			kilntest.Eventually(t, 30*time.Second, func() bool { return held.Load() == deliverers }, "every delivery worker held")
+			kilntest.Eventually(t, 30*time.Second, func() bool { return held.Load() == deliverers }, "every slot of the sender held")
 
 			ev := store.Event{Type: store.EventFileCreated, Data: json.RawMessage(`{"id":"file-1"}`)}
 			_, err = s.EventEmit(ctx, &ev)
 			require.NoError(t, err)
 			kilntest.Eventually(t, 30*time.Second, func() bool {
 				return invocationOf(t, s, ev.ID, "ok").Status == store.InvocationSucceeded
-			}, "the function to run while the receivers hold every delivery worker")
+			}, "the function to run while the receivers hold every slot of the sender")
 			require.EqualValues(t, deliverers, held.Load(), "the receivers still hold them")
 		})
 	}

@@ -2,6 +2,7 @@ package functions
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -15,14 +16,20 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/riverqueue/river"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/kilnhq/kiln/internal/batch"
 	"github.com/kilnhq/kiln/internal/ids"
 	"github.com/kilnhq/kiln/internal/netguard"
 	"github.com/kilnhq/kiln/internal/store"
+	"github.com/kilnhq/kiln/internal/tracing"
 )
 
 // WebhookName is the webhook function's name.
@@ -55,9 +62,11 @@ func Sign(secret, msgID string, timestamp int64, body []byte) (string, error) {
 }
 
 // Webhooks delivers events to registered endpoints, signed with their
-// secrets. The function fans an event out into one delivery per target;
-// each delivery is a job of its own, retried on its own, so that one slow
-// or failing receiver never delays or repeats another's.
+// secrets. The function fans an event out into one delivery per target.
+// Deliveries are kiln's own queue (not River jobs): Start runs a sender
+// that claims the due ones in batches under a lease, sends each on its
+// own, records the attempts together, and retries each failure on its own
+// backoff, so that one failing receiver never delays or repeats another's.
 type Webhooks struct {
 	Store  *store.Store
 	Client *http.Client
@@ -70,9 +79,22 @@ type Webhooks struct {
 	Log               *slog.Logger
 	// Metrics, when set, count invocations and deliveries.
 	Metrics *Metrics
+	// Concurrency is how many deliveries the sender has in flight at
+	// once. Default: DeliverConcurrency.
+	Concurrency int
+	// Poll bounds how long the sender waits without being woken: on
+	// SQLite, deliveries made by other processes wake no one. Default: 1s.
+	Poll time.Duration
+	// Tracer makes each delivery's span (webhook.deliver), in the trace of
+	// the function that made it. Default: no spans.
+	Tracer trace.TracerProvider
 
 	recorder recorder
 }
+
+// DeliverConcurrency is the default of Webhooks.Concurrency: deliveries
+// mostly wait on receivers.
+const DeliverConcurrency = 100
 
 // Function is the webhook function: every event type, fanned out to the
 // endpoints that subscribe to it, and to a batch's own webhook_url.
@@ -86,9 +108,11 @@ func (h *Webhooks) fanOut(ctx context.Context, ev Event) error {
 		return err
 	}
 	t := time.Now().Unix()
+	tc := tracing.Inject(ctx)
 	var ds []store.Delivery
 	add := func(e store.WebhookEndpoint, target string) {
-		ds = append(ds, store.Delivery{ID: ids.New(ids.Delivery), EventID: ev.ID, EndpointID: e.ID, URL: target, CreatedAt: t, ProjectID: ev.ProjectID})
+		ds = append(ds, store.Delivery{ID: ids.New(ids.Delivery), EventID: ev.ID, EndpointID: e.ID, URL: target, CreatedAt: t,
+			ProjectID: ev.ProjectID, TraceContext: tc})
 	}
 	for _, e := range eps {
 		for _, typ := range e.EventTypes {
@@ -120,15 +144,12 @@ func (h *Webhooks) fanOut(ctx context.Context, ev Event) error {
 	if len(ds) == 0 {
 		return nil
 	}
-	return h.Store.DeliveriesCreate(ctx, ds, h.DeliveryJob)
+	return h.Store.DeliveriesCreate(ctx, ds)
 }
 
-// DeliveryJob is the job that sends one delivery.
-func (h *Webhooks) DeliveryJob(d store.Delivery) store.Job {
-	return store.Job{Args: DeliverArgs{DeliveryID: d.ID}, Opts: &river.InsertOpts{Queue: QueueWebhooks, MaxAttempts: h.Retry.withDefaults().MaxAttempts + 1}}
-}
-
-// DeliverArgs is the job of one delivery.
+// DeliverArgs is the job of one delivery, from before deliveries were
+// kiln's own queue. Such a job does nothing: its delivery is pending, and
+// the sender sends it.
 type DeliverArgs struct {
 	DeliveryID string `json:"delivery_id"`
 }
@@ -136,66 +157,199 @@ type DeliverArgs struct {
 // Kind is stable; never rename it.
 func (DeliverArgs) Kind() string { return "webhook_deliver" }
 
-// DeliverWorker sends deliveries.
+// DeliverWorker completes the delivery jobs left from before deliveries were
+// kiln's own queue.
 type DeliverWorker struct {
 	river.WorkerDefaults[DeliverArgs]
-	Webhooks *Webhooks
 }
 
-// NextRetry is the webhooks' backoff.
-func (w *DeliverWorker) NextRetry(job *river.Job[DeliverArgs]) time.Time {
-	return time.Now().Add(w.Webhooks.Retry.Delay(job.Attempt))
-}
+// Work does nothing: the sender sends the job's delivery.
+func (w *DeliverWorker) Work(context.Context, *river.Job[DeliverArgs]) error { return nil }
 
-// Timeout bounds one attempt: the client's own timeout, and a margin to
-// record the outcome.
-func (w *DeliverWorker) Timeout(*river.Job[DeliverArgs]) time.Duration {
-	return w.Webhooks.Client.Timeout + 30*time.Second
-}
-
-// Work sends a pending delivery once and records the attempt.
-func (w *DeliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) error {
-	h := w.Webhooks
-	ts, err := h.Store.DeliveryGetToSend(ctx, job.Args.DeliveryID)
-	if err != nil {
-		return err
+// Start starts the sender: it sends the due deliveries of every process,
+// until stop is called. stop stops claiming and waits for the deliveries in
+// flight until ctx ends, then cuts them short; a delivery cut short is
+// handed back, with no attempt counted, for the next sender.
+func (h *Webhooks) Start() (stop func(ctx context.Context)) {
+	claiming, stopClaiming := context.WithCancel(context.Background())
+	sending, cutSends := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h.run(claiming, sending)
+	}()
+	return func(ctx context.Context) {
+		stopClaiming()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			cutSends()
+			<-done
+		}
+		cutSends()
 	}
+}
+
+// sendGather is how long a busy sender waits for more of its slots to
+// free before it claims for the few that are: claims come in batches.
+const sendGather = 2 * time.Millisecond
+
+// run claims due deliveries while claiming lasts, and sends each under
+// sending; it returns once the deliveries in flight are done.
+func (h *Webhooks) run(claiming, sending context.Context) {
+	n := cmp.Or(h.Concurrency, DeliverConcurrency)
+	poll := cmp.Or(h.Poll, time.Second)
+	// A lease outlasts the attempt: the client's timeout, and a margin to
+	// record the outcome. A client without a timeout holds its deliveries
+	// for an hour.
+	lease := time.Hour
+	if h.Client.Timeout > 0 {
+		lease = h.Client.Timeout + 30*time.Second
+	}
+	var (
+		inflight atomic.Int64
+		wg       sync.WaitGroup
+	)
+	freed := make(chan struct{}, 1)
+	defer wg.Wait()
+	for claiming.Err() == nil {
+		wake := h.Store.DeliveriesWake()
+		free := n - int(inflight.Load())
+		backlog := free == 0
+		if free > 0 {
+			ds, err := h.Store.DeliveriesClaim(claiming, free, lease)
+			if err != nil {
+				if claiming.Err() == nil {
+					h.Log.Warn("claiming webhook deliveries failed; trying again", "err", err)
+					sleep(claiming, poll)
+				}
+				continue
+			}
+			for _, d := range ds {
+				inflight.Add(1)
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					h.deliver(sending, d)
+					inflight.Add(-1)
+					select {
+					case freed <- struct{}{}:
+					default:
+					}
+				}()
+			}
+			backlog = len(ds) == free
+		}
+		if backlog {
+			// More may be due: claim again once a quarter of the slots
+			// are free, or any after sendGather.
+			waitSlots(claiming, &inflight, freed, n, max(1, n/4))
+			continue
+		}
+		wait := poll
+		if at, ok, err := h.Store.DeliveryNextDue(claiming); err == nil && ok {
+			wait = min(wait, max(time.Until(time.UnixMilli(at)), time.Millisecond))
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-claiming.Done():
+		case <-wake:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// waitSlots waits until at least enough of n slots are free, or some are
+// and sendGather has passed since the first freed, or ctx ends.
+func waitSlots(ctx context.Context, inflight *atomic.Int64, freed <-chan struct{}, n, enough int) {
+	var gathered <-chan time.Time
+	for {
+		free := n - int(inflight.Load())
+		if free >= enough {
+			return
+		}
+		if free > 0 && gathered == nil {
+			t := time.NewTimer(sendGather)
+			defer t.Stop()
+			gathered = t.C
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-freed:
+		case <-gathered:
+			return
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// deliver sends a claimed delivery once and records the attempt.
+func (h *Webhooks) deliver(ctx context.Context, ts store.DeliveryToSend) {
 	d, e, ev := ts.Delivery, ts.Endpoint, ts.Event
-	if d.Status != store.DeliveryPending {
-		return nil
+	tp := h.Tracer
+	if tp == nil {
+		tp = noop.NewTracerProvider()
 	}
+	ctx, span := tracing.StartBatchWith(ctx, tp, d.TraceContext, "webhook.deliver",
+		attribute.String("kiln.delivery.id", d.ID), attribute.String("kiln.event.type", ev.Type))
+	defer span.End()
 	attempt := store.DeliveryAttempt{Attempts: d.Attempts + 1}
 	if ts.EndpointDeleted {
 		attempt.Status, attempt.Error = store.DeliveryFailed, "the endpoint was deleted"
-		return h.record(d, attempt)
+		h.recordOrLog(ctx, d, attempt)
+		return
 	}
 	began := time.Now()
 	sendErr := h.Send(ctx, e, d.URL, EventOf(ev), &attempt)
 	took := time.Since(began).Seconds()
+	n := int(ts.RoundAttempts) + 1
 	switch {
+	case sendErr != nil && ctx.Err() != nil:
+		// The sender is stopping: the attempt was cut short, not failed.
+		// Another sender takes the delivery at once.
+		release, cancel := context.WithTimeout(context.Background(), recordTimeout)
+		defer cancel()
+		if err := h.Store.DeliveriesRelease(release, []string{d.ID}); err != nil {
+			h.Log.Warn("handing back a webhook delivery failed; it is sent when its lease ends", "delivery", d.ID, "err", err)
+		}
 	case sendErr == nil:
 		h.Metrics.delivery("succeeded", took)
 		attempt.Status = store.DeliverySucceeded
 		h.Log.DebugContext(ctx, "webhook delivered", "delivery", d.ID, "event", ev.ID, "url", d.URL, "attempt", attempt.Attempts)
-		return h.record(d, attempt)
-	case errors.As(sendErr, new(*RefusedError)), h.Retry.exhausted(job.Attempt, job.CreatedAt):
+		h.recordOrLog(ctx, d, attempt)
+	case errors.As(sendErr, new(*RefusedError)), h.Retry.exhausted(n, time.UnixMilli(ts.RoundStarted)):
 		// A refusal by policy stays one until the configuration changes:
 		// retrying it for a day would only delay the news.
 		h.Metrics.delivery("failed", took)
 		attempt.Status, attempt.Error = store.DeliveryFailed, sendErr.Error()
+		span.SetStatus(codes.Error, sendErr.Error())
 		h.Log.WarnContext(ctx, "webhook delivery gave up", "delivery", d.ID, "event", ev.ID, "url", d.URL, "attempts", attempt.Attempts, "err", sendErr)
-		if err := h.record(d, attempt); err != nil {
-			return err
-		}
-		return river.JobCancel(sendErr)
+		h.recordOrLog(ctx, d, attempt)
 	default:
 		h.Metrics.delivery("retry", took)
 		attempt.Status, attempt.Error = store.DeliveryPending, sendErr.Error()
+		attempt.NextAttemptAt = time.Now().Add(h.Retry.Delay(n)).UnixMilli()
+		span.SetStatus(codes.Error, sendErr.Error())
 		h.Log.InfoContext(ctx, "webhook delivery failed; will retry", "delivery", d.ID, "url", d.URL, "attempt", attempt.Attempts, "err", sendErr)
-		if err := h.record(d, attempt); err != nil {
-			return err
-		}
-		return sendErr
+		h.recordOrLog(ctx, d, attempt)
+	}
+}
+
+// recordOrLog records an attempt. One that cannot be recorded is logged:
+// the delivery stays pending, and is sent again when its lease ends.
+func (h *Webhooks) recordOrLog(ctx context.Context, d store.Delivery, a store.DeliveryAttempt) {
+	if err := h.record(d, a); err != nil {
+		h.Log.ErrorContext(ctx, "recording a webhook attempt failed; the delivery is sent again when its lease ends", "delivery", d.ID, "err", err)
 	}
 }
 

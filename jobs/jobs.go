@@ -31,12 +31,12 @@ const (
 	QueueEvents = functions.QueueEvents
 	// QueueEventsWorkers is how many of them run at once.
 	QueueEventsWorkers = 100
-	// QueueWebhooks holds webhook deliveries, apart from the invocations
-	// so that slow receivers never hold up a function.
+	// QueueWebhooks held webhook deliveries before they were kiln's own
+	// queue (functions.Webhooks.Start): what is left there from then
+	// completes at once.
 	QueueWebhooks = functions.QueueWebhooks
-	// QueueWebhooksWorkers is how many run at once: deliveries mostly
-	// wait on receivers.
-	QueueWebhooksWorkers = 100
+	// QueueWebhooksWorkers is how many of those run at once.
+	QueueWebhooksWorkers = 1
 )
 
 // Queues are the queues a serving process works, with their sizes.
@@ -75,7 +75,7 @@ func Register(workers *river.Workers, d Deps) {
 	river.AddWorker(workers, &FilesExpireWorker{d: d})
 	river.AddWorker(workers, &functions.InvokeWorker{Registry: d.Functions, Store: d.Store,
 		Log: d.Log.With("component", "functions"), Metrics: d.Webhooks.Metrics})
-	river.AddWorker(workers, &functions.DeliverWorker{Webhooks: d.Webhooks})
+	river.AddWorker(workers, &functions.DeliverWorker{})
 	river.AddWorker(workers, &curation.ExportWorker{Exporter: d.Exporter})
 }
 

@@ -110,6 +110,8 @@ type App struct {
 	llmURL    string
 	stopInbox context.CancelFunc
 	inboxDone chan struct{}
+	// stopSender stops the webhook sender (functions.Webhooks.Start).
+	stopSender func(context.Context)
 
 	riverUI     *riverui.Handler
 	stopRiverUI context.CancelFunc
@@ -219,6 +221,7 @@ func (a *App) newFunctions() error {
 	}
 	a.Functions, a.Webhooks, a.Inbox, a.Importer = fns.Registry, fns.Webhooks, fns.Inbox, fns.Importer
 	a.Webhooks.Metrics = functions.NewMetrics(a.Metrics)
+	a.Webhooks.Tracer = a.Tracing.TracerProvider
 	a.Store.SetDispatcher(fns.Registry)
 	return nil
 }
@@ -262,6 +265,7 @@ func (a *App) Start(ctx context.Context) error {
 		}); err != nil {
 			return err
 		}
+		a.stopSender = a.Webhooks.Start()
 		if err := a.startInboxSQS(ctx); err != nil {
 			return err
 		}
@@ -471,6 +475,9 @@ func (a *App) Stop(ctx context.Context) error {
 	}
 	if a.stopRiverUI != nil {
 		a.stopRiverUI()
+	}
+	if a.stopSender != nil {
+		a.stopSender(ctx)
 	}
 	errs = append(errs, a.Store.StopWorkers(ctx))
 	if a.Engine != nil {

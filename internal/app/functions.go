@@ -37,9 +37,11 @@ func NewFunctions(cfg config.Config, st *store.Store, bucket objectstore.Bucket,
 	log = log.With("component", "functions")
 	wh := &functions.Webhooks{
 		Store: st, Log: log,
-		Client: netguard.NewClient(netguard.Options{AllowPrivate: cfg.WebhookAllowPrivate, Timeout: cfg.WebhookTimeout}),
+		Client: netguard.NewClient(netguard.Options{AllowPrivate: cfg.WebhookAllowPrivate, Timeout: cfg.WebhookTimeout,
+			IdleConnsPerHost: functions.DeliverConcurrency}),
 		// Webhooks are bounded by age (24h by default), not attempts.
 		Retry: functions.Retry{Base: cfg.RetryBase, Max: cfg.RetryMax, MaxAge: cfg.WebhookMaxAge, MaxAttempts: 100_000},
+		Poll:  cfg.PollInterval,
 	}
 	in := &functions.Inbox{Store: st, Batches: batches, Bucket: bucket, Prefix: cfg.InboxPrefix, Log: log}
 	cq := &functions.Conquests{Store: st, Bucket: bucket, Schemas: schemas, Log: log}

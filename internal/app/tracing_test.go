@@ -58,7 +58,7 @@ func TestTracingOneTracePerBatch(t *testing.T) {
 		t.Fatal("the webhook was not delivered")
 	}
 
-	// The webhook job's span ends once the receiver has answered.
+	// The delivery's span ends once the receiver has answered.
 	var spans []sdktrace.ReadOnlySpan
 	var root trace.TraceID
 	kilntest.Eventually(t, 30*time.Second, func() bool {
@@ -81,7 +81,7 @@ func TestTracingOneTracePerBatch(t *testing.T) {
 		for _, s := range spans {
 			if s.SpanContext().TraceID() == root {
 				ids[s.SpanContext().SpanID()] = true
-				delivered = delivered || s.Name() == "river.work/webhook_deliver"
+				delivered = delivered || s.Name() == "webhook.deliver"
 			}
 		}
 		for _, s := range spans {
@@ -111,7 +111,7 @@ func TestTracingOneTracePerBatch(t *testing.T) {
 		require.True(t, ok, "the parent of %s is in the batch's trace", s.Name())
 	}
 	for _, want := range []string{"POST /v1/batches", "river.work/batch_validate", "batch.validate", "agent.shard", "agent.chunk",
-		"river.work/batch_finalize", "batch.finalize", "river.work/function_invoke", "river.work/webhook_deliver"} {
+		"river.work/batch_finalize", "batch.finalize", "river.work/function_invoke", "webhook.deliver"} {
 		require.Positive(t, names[want], "span %s is in the batch's trace; it has %v", want, names)
 	}
 	require.Equal(t, 2, names["agent.shard"], "one span per shard (8 requests, shards of 4)")

@@ -18,7 +18,6 @@ import (
 	"github.com/kilnhq/kiln/internal/ids"
 	"github.com/kilnhq/kiln/internal/kilntest"
 	"github.com/kilnhq/kiln/internal/store"
-	"github.com/kilnhq/kiln/jobs"
 )
 
 // hookReceiver records when each event's first successful delivery arrived,
@@ -158,7 +157,7 @@ func BenchmarkWebhookLatency(b *testing.B) {
 // arrived, and checks that every attempt is recorded. The baseline is a
 // plain Go client sending the same 1,000 events, signed as kiln signs them
 // (functions.Sign), to a receiver of the same kind with as many requests in
-// flight as kiln's delivery workers (jobs.QueueWebhooksWorkers); the ratio is
+// flight as kiln's sender (functions.DeliverConcurrency); the ratio is
 // kiln's rate over the baseline's.
 //
 //	go test -run '^$' -bench WebhookThroughput -benchtime 1x ./internal/app/
@@ -177,7 +176,7 @@ func BenchmarkWebhookThroughput(b *testing.B) {
 				}
 				// The events without their invocations (no dispatcher), and
 				// the deliveries the fan-out would make, queued at once:
-				// the workers then run deliveries only.
+				// the sender then sends deliveries only.
 				env.App.Store.SetDispatcher(nil)
 				ds := make([]store.Delivery, events)
 				for i := range ds {
@@ -188,7 +187,7 @@ func BenchmarkWebhookThroughput(b *testing.B) {
 					ds[i] = store.Delivery{ID: ids.New(ids.Delivery), EventID: ev.ID, EndpointID: eps[0].ID, URL: eps[0].URL, CreatedAt: ev.CreatedAt}
 				}
 				env.App.Store.SetDispatcher(env.App.Functions)
-				if err := env.App.Store.DeliveriesCreate(ctx, ds, env.App.Webhooks.DeliveryJob); err != nil {
+				if err := env.App.Store.DeliveriesCreate(ctx, ds); err != nil {
 					b.Fatal(err)
 				}
 				start := time.Now()
@@ -212,7 +211,7 @@ func BenchmarkWebhookThroughput(b *testing.B) {
 				}
 
 				base := newHookReceiver(b, false)
-				baseRate = baselineDeliveries(b, base.URL, eps[0].Secret, events, jobs.QueueWebhooksWorkers)
+				baseRate = baselineDeliveries(b, base.URL, eps[0].Secret, events, functions.DeliverConcurrency)
 			}
 			b.ReportMetric(kilnRate, "deliveries/s")
 			b.ReportMetric(baseRate, "baseline-deliveries/s")

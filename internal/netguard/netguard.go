@@ -17,6 +17,7 @@ package netguard
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -83,6 +84,11 @@ type Options struct {
 	// address it answers is still checked when dialed. Default: nil, the
 	// system resolver.
 	LookupHost LookupFunc
+
+	// IdleConnsPerHost is how many idle connections to one host the client
+	// keeps for reuse: a sender with more requests in flight to one
+	// receiver than this dials anew for the rest. Default: 64.
+	IdleConnsPerHost int
 }
 
 // RequestTimeout returns the effective request timeout: Timeout, or
@@ -288,8 +294,8 @@ func NewClient(o Options) *http.Client {
 		TLSHandshakeTimeout:   min(timeout, 5*time.Second),
 		ResponseHeaderTimeout: timeout,
 		ExpectContinueTimeout: 1 * time.Second,
-		MaxIdleConns:          256,
-		MaxIdleConnsPerHost:   64,
+		MaxIdleConns:          max(256, o.IdleConnsPerHost),
+		MaxIdleConnsPerHost:   cmp.Or(o.IdleConnsPerHost, 64),
 		IdleConnTimeout:       90 * time.Second,
 	}
 

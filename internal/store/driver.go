@@ -32,6 +32,10 @@ const shardsChannel = "kiln_shards"
 // tailing batches' results: a chunk committed, or a batch ended.
 const resultsChannel = "kiln_results"
 
+// deliveriesChannel is the Postgres notification channel that wakes webhook
+// senders: deliveries were made or made pending again.
+const deliveriesChannel = "kiln_deliveries"
+
 // querier is the part of a connection or transaction the store's SQL needs.
 // Both drivers accept the same SQL, with $N placeholders.
 type querier interface {
@@ -77,6 +81,9 @@ type driver interface {
 	skipLocked(alias string) string
 	// notifyShards tells listening agents that shards wait, at commit.
 	notifyShards(ctx context.Context, q querier) error
+	// notifyDeliveries tells listening webhook senders that deliveries
+	// are due, at commit.
+	notifyDeliveries(ctx context.Context, q querier) error
 	// notifyResults tells readers tailing results that a chunk committed
 	// or a batch ended, at commit.
 	notifyResults(ctx context.Context, q querier) error
@@ -160,6 +167,10 @@ func (d *pgDriver) skipLocked(alias string) string {
 }
 func (d *pgDriver) notifyShards(ctx context.Context, q querier) error {
 	_, err := q.exec(ctx, `SELECT pg_notify('`+shardsChannel+`', '')`)
+	return err
+}
+func (d *pgDriver) notifyDeliveries(ctx context.Context, q querier) error {
+	_, err := q.exec(ctx, `SELECT pg_notify('`+deliveriesChannel+`', '')`)
 	return err
 }
 func (d *pgDriver) notifyResults(ctx context.Context, q querier) error {
@@ -310,9 +321,10 @@ func (d *sqliteDriver) close()            { _ = d.sqldb.Close() }
 func (d *sqliteDriver) forUpdate() string { return "" }
 
 // SQLite's transactions begin IMMEDIATE: the writer holds the database.
-func (d *sqliteDriver) skipLocked(string) string                     { return "" }
-func (d *sqliteDriver) notifyShards(context.Context, querier) error  { return nil }
-func (d *sqliteDriver) notifyResults(context.Context, querier) error { return nil }
+func (d *sqliteDriver) skipLocked(string) string                        { return "" }
+func (d *sqliteDriver) notifyShards(context.Context, querier) error     { return nil }
+func (d *sqliteDriver) notifyDeliveries(context.Context, querier) error { return nil }
+func (d *sqliteDriver) notifyResults(context.Context, querier) error    { return nil }
 
 func (d *sqliteDriver) tx(ctx context.Context, fn func(querier, enqueue) error) error {
 	tx, err := d.sqldb.BeginTx(ctx, nil)

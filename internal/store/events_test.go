@@ -191,7 +191,7 @@ func testEvents(t *testing.T, setup setupFunc) {
 		ep := newEndpoint(t, tb)
 		delivered := func(ev store.Event) store.Delivery {
 			d := store.Delivery{ID: ids.New(ids.Delivery), EventID: ev.ID, EndpointID: ep.ID, URL: ep.URL, CreatedAt: 100}
-			require.NoError(t, tb.st.DeliveriesCreate(tb.ctx, []store.Delivery{d}, func(d store.Delivery) store.Job { return noopJob(d.ID) }))
+			require.NoError(t, tb.st.DeliveriesCreate(tb.ctx, []store.Delivery{d}))
 			return d
 		}
 		oldDelivering := emit(100)

@@ -22,10 +22,14 @@ import (
 //
 // results wakes readers tailing a batch's results (resultsChannel, which
 // ChunkCommit and BatchComplete notify), the same way.
+//
+// deliveries wakes webhook senders when deliveries become due
+// (deliveriesChannel), the same way.
 type shardSignal struct {
-	once    sync.Once
-	shards  broadcast
-	results broadcast
+	once       sync.Once
+	shards     broadcast
+	results    broadcast
+	deliveries broadcast
 }
 
 // broadcast is a channel closed, and replaced, at each fire.
@@ -97,6 +101,18 @@ func (s *Store) WaitResults(ctx context.Context, timeout time.Duration) {
 // resultsChanged wakes this process's WaitResults, after a commit.
 func (s *Store) resultsChanged() { s.signal.results.fire() }
 
+// DeliveriesWake is closed when webhook deliveries may have become due
+// (made, or made pending again) after the call, in any process. On SQLite
+// only this process's commits close it: senders also poll. Take it before
+// looking for deliveries, so that none made meanwhile is missed.
+func (s *Store) DeliveriesWake() <-chan struct{} {
+	s.startListening()
+	return s.signal.deliveries.wait()
+}
+
+// deliveriesChanged closes this process's DeliveriesWake, after a commit.
+func (s *Store) deliveriesChanged() { s.signal.deliveries.fire() }
+
 // listen holds one connection that LISTENs for shard notifications until the
 // store closes, reconnecting after failures.
 func (s *Store) listen(pg *pgDriver) {
@@ -110,7 +126,7 @@ func (s *Store) listen(pg *pgDriver) {
 				return err
 			}
 			defer conn.Release()
-			for _, ch := range []string{shardsChannel, resultsChannel} {
+			for _, ch := range []string{shardsChannel, resultsChannel, deliveriesChannel} {
 				if _, err := conn.Exec(s.closed, "LISTEN "+ch); err != nil {
 					return err
 				}
@@ -122,11 +138,14 @@ func (s *Store) listen(pg *pgDriver) {
 					conn.Conn().Close(context.Background())
 					return err
 				}
-				if n.Channel == resultsChannel {
+				switch n.Channel {
+				case resultsChannel:
 					s.signal.results.fire()
-					continue
+				case deliveriesChannel:
+					s.signal.deliveries.fire()
+				default:
+					s.signal.shards.fire()
 				}
-				s.signal.shards.fire()
 			}
 		}()
 		if s.closed.Err() != nil {

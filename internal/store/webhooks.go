@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -171,42 +170,46 @@ type Delivery struct {
 	DeliveredAt    *int64
 	// ProjectID is its event's project.
 	ProjectID string
+	// NextAttemptAt is when a pending delivery is next due, in Unix
+	// milliseconds (0: at once).
+	NextAttemptAt int64
+	// TraceContext is the W3C traceparent of the span that made the
+	// delivery (the event's function), which its sending continues.
+	TraceContext string
 }
 
 const deliveryColumns = `id, event_id, endpoint_id, url, status, attempts, response_status, response_body, last_error,
-	created_at, updated_at, delivered_at, project_id`
+	created_at, updated_at, delivered_at, project_id, next_attempt_ms, trace_context`
 
 func scanDelivery(r row) (Delivery, error) {
 	var d Delivery
 	err := r.Scan(&d.ID, &d.EventID, &d.EndpointID, &d.URL, &d.Status, &d.Attempts, &d.ResponseStatus, &d.ResponseBody,
-		&d.LastError, &d.CreatedAt, &d.UpdatedAt, &d.DeliveredAt, &d.ProjectID)
+		&d.LastError, &d.CreatedAt, &d.UpdatedAt, &d.DeliveredAt, &d.ProjectID, &d.NextAttemptAt, &d.TraceContext)
 	return d, err
 }
 
-// DeliveriesCreate records deliveries and enqueues the job of each, in one
-// transaction. A delivery of the same event to the same endpoint and URL
-// that exists already is skipped, so creating them again is harmless.
-func (s *Store) DeliveriesCreate(ctx context.Context, ds []Delivery, job func(Delivery) Job) error {
-	err := s.d.tx(ctx, func(q querier, enq enqueue) error {
+// DeliveriesCreate records pending deliveries, due at once, in one
+// transaction, and wakes the senders (WaitDeliveries) at commit. A delivery
+// of the same event to the same endpoint and URL that exists already is
+// skipped, so creating them again is harmless.
+func (s *Store) DeliveriesCreate(ctx context.Context, ds []Delivery) error {
+	t := time.Now().UnixMilli()
+	err := s.d.tx(ctx, func(q querier, _ enqueue) error {
 		for _, d := range ds {
-			n, err := q.exec(ctx, `INSERT INTO webhook_deliveries (id, event_id, endpoint_id, url, status, created_at, updated_at, project_id)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id, endpoint_id, url) DO NOTHING`,
-				d.ID, d.EventID, d.EndpointID, d.URL, DeliveryPending, d.CreatedAt, d.CreatedAt, cmp.Or(d.ProjectID, DefaultProject))
-			if err != nil {
-				return err
-			}
-			if n == 0 {
-				continue
-			}
-			if err := enq(ctx, job(d)); err != nil {
+			if _, err := q.exec(ctx, `INSERT INTO webhook_deliveries (id, event_id, endpoint_id, url, status, created_at, updated_at, project_id,
+					next_attempt_ms, round_started_ms, trace_context)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10) ON CONFLICT (event_id, endpoint_id, url) DO NOTHING`,
+				d.ID, d.EventID, d.EndpointID, d.URL, DeliveryPending, d.CreatedAt, d.CreatedAt, cmp.Or(d.ProjectID, DefaultProject),
+				t, d.TraceContext); err != nil {
 				return err
 			}
 		}
-		return nil
+		return s.d.notifyDeliveries(ctx, q)
 	})
 	if err != nil {
 		return fmt.Errorf("store: create deliveries: %w", err)
 	}
+	s.deliveriesChanged()
 	return nil
 }
 
@@ -232,8 +235,11 @@ func (s *Store) DeliveryList(ctx context.Context, endpointID, status, after stri
 
 // DeliveryAttempt is the outcome of one attempt.
 type DeliveryAttempt struct {
-	Attempts       int64
-	Status         string // DeliveryPending after a failure that will be retried
+	Attempts int64
+	Status   string // DeliveryPending after a failure that will be retried
+	// NextAttemptAt is when a delivery left pending is due again, in Unix
+	// milliseconds.
+	NextAttemptAt  int64
 	ResponseStatus int64
 	ResponseBody   string
 	Error          string
@@ -261,35 +267,55 @@ type DeliveryAttemptOf struct {
 // DeliveriesRecord records attempts of pending deliveries in one statement,
 // each as DeliveryRecord does, and reports for each whether its delivery
 // was still pending (false: left as it is). Senders of many deliveries at
-// once gather their attempts into one write.
+// once gather their attempts into one write. The attempts travel as one
+// JSON document, so that the statement's text, parsed or prepared once,
+// is the same however many there are.
 func (s *Store) DeliveriesRecord(ctx context.Context, as []DeliveryAttemptOf) ([]bool, error) {
 	if len(as) == 0 {
 		return nil, nil
 	}
 	t := now()
-	const cols = 7
-	values := make([]string, len(as))
-	args := make([]any, 0, 2+cols*len(as))
-	args = append(args, t, DeliveryPending)
+	type rec struct {
+		ID             string `json:"id"`
+		Attempts       int64  `json:"attempts"`
+		Status         string `json:"status"`
+		ResponseStatus int64  `json:"response_status"`
+		ResponseBody   string `json:"response_body"`
+		LastError      string `json:"last_error"`
+		DeliveredAt    *int64 `json:"delivered_at"`
+		NextAttemptAt  int64  `json:"next_attempt_ms"`
+	}
+	recs := make([]rec, len(as))
 	for i, a := range as {
 		var delivered *int64
 		if a.Attempt.Status == DeliverySucceeded {
 			delivered = &t
 		}
-		n := len(args)
-		values[i] = fmt.Sprintf(`(CAST($%d AS TEXT), CAST($%d AS BIGINT), CAST($%d AS TEXT), CAST($%d AS BIGINT), CAST($%d AS TEXT), CAST($%d AS TEXT), CAST($%d AS BIGINT))`,
-			n+1, n+2, n+3, n+4, n+5, n+6, n+7)
-		args = append(args, a.DeliveryID, a.Attempt.Attempts, a.Attempt.Status, a.Attempt.ResponseStatus, a.Attempt.ResponseBody, a.Attempt.Error, delivered)
+		recs[i] = rec{ID: a.DeliveryID, Attempts: a.Attempt.Attempts, Status: a.Attempt.Status, ResponseStatus: a.Attempt.ResponseStatus,
+			ResponseBody: a.Attempt.ResponseBody, LastError: a.Attempt.Error, DeliveredAt: delivered, NextAttemptAt: a.Attempt.NextAttemptAt}
+	}
+	doc, err := json.Marshal(recs)
+	if err != nil {
+		return nil, fmt.Errorf("store: record deliveries: %w", err)
+	}
+	v := `SELECT * FROM jsonb_to_recordset(CAST($3 AS JSONB)) AS v (id TEXT, attempts BIGINT, status TEXT, response_status BIGINT,
+		response_body TEXT, last_error TEXT, delivered_at BIGINT, next_attempt_ms BIGINT)`
+	if s.d.name() == "sqlite" {
+		v = `SELECT value ->> 'id' AS id, value ->> 'attempts' AS attempts, value ->> 'status' AS status,
+			value ->> 'response_status' AS response_status, value ->> 'response_body' AS response_body,
+			value ->> 'last_error' AS last_error, value ->> 'delivered_at' AS delivered_at, value ->> 'next_attempt_ms' AS next_attempt_ms
+			FROM json_each($3)`
 	}
 	done, err := collect(ctx, s.d.db(), func(r row) (string, error) {
 		var id string
 		return id, r.Scan(&id)
-	}, `WITH v (id, attempts, status, response_status, response_body, last_error, delivered_at) AS (VALUES `+strings.Join(values, ", ")+`)
+	}, `WITH v AS (`+v+`)
 		UPDATE webhook_deliveries SET attempts = v.attempts, status = v.status, response_status = v.response_status,
 			response_body = v.response_body, last_error = v.last_error, updated_at = $1,
-			delivered_at = COALESCE(v.delivered_at, webhook_deliveries.delivered_at)
+			delivered_at = COALESCE(v.delivered_at, webhook_deliveries.delivered_at),
+			next_attempt_ms = v.next_attempt_ms, lease_until_ms = 0, round_attempts = webhook_deliveries.round_attempts + 1
 		FROM v WHERE webhook_deliveries.id = v.id AND webhook_deliveries.status = $2
-		RETURNING webhook_deliveries.id`, args...)
+		RETURNING webhook_deliveries.id`, t, DeliveryPending, string(doc))
 	if err != nil {
 		return nil, fmt.Errorf("store: record deliveries: %w", err)
 	}
@@ -304,6 +330,17 @@ func (s *Store) DeliveriesRecord(ctx context.Context, as []DeliveryAttemptOf) ([
 	return out, nil
 }
 
+// idIn is a condition that column is one of the IDs of parameter n, and
+// that parameter's value for ids: the statement's text is the same however
+// many there are.
+func (s *Store) idIn(column string, n int, ids []string) (string, any) {
+	if s.d.name() == "sqlite" {
+		doc, _ := json.Marshal(ids) // strings always encode
+		return fmt.Sprintf("%s IN (SELECT value FROM json_each($%d))", column, n), string(doc)
+	}
+	return fmt.Sprintf("%s = ANY($%d)", column, n), ids
+}
+
 // DeliveryToSend is a delivery with what sending it takes.
 type DeliveryToSend struct {
 	Delivery Delivery
@@ -311,11 +348,24 @@ type DeliveryToSend struct {
 	Endpoint        WebhookEndpoint
 	EndpointDeleted bool
 	Event           Event
+	// RoundAttempts are the attempts made since the delivery was made or
+	// last redelivered, and RoundStarted (Unix milliseconds) when that
+	// was: the retry policy bounds both.
+	RoundAttempts int64
+	RoundStarted  int64
 }
 
-// DeliveryGetToSend returns a delivery with its endpoint and its event, in
-// one query.
-func (s *Store) DeliveryGetToSend(ctx context.Context, id string) (DeliveryToSend, error) {
+// deliveryToSendSelect reads deliveries with their endpoints and events;
+// the caller adds the WHERE.
+const deliveryToSendSelect = `SELECT d.id, d.event_id, d.endpoint_id, d.url, d.status, d.attempts, d.response_status, d.response_body,
+			d.last_error, d.created_at, d.updated_at, d.delivered_at, d.project_id, d.next_attempt_ms, d.trace_context,
+			d.round_attempts, d.round_started_ms,
+			ev.id, ev.type, ev.created_at, ev.data, COALESCE(ev.dedupe_key, ''), ev.project_id,
+			e.id, e.url, e.name, e.event_types, e.secret, e.previous_secret, e.previous_expires_at, e.created_at, e.updated_at, e.project_id
+		FROM webhook_deliveries d JOIN events ev ON ev.id = d.event_id
+		LEFT JOIN webhook_endpoints e ON e.id = d.endpoint_id AND e.deleted_at IS NULL`
+
+func scanDeliveryToSend(r row) (DeliveryToSend, error) {
 	var out DeliveryToSend
 	d, ev := &out.Delivery, &out.Event
 	var e struct {
@@ -324,19 +374,14 @@ func (s *Store) DeliveryGetToSend(ctx context.Context, id string) (DeliveryToSen
 		project                                sql.NullString
 	}
 	var data string
-	err := s.d.db().queryRow(ctx, `SELECT d.id, d.event_id, d.endpoint_id, d.url, d.status, d.attempts, d.response_status, d.response_body,
-			d.last_error, d.created_at, d.updated_at, d.delivered_at, d.project_id,
-			ev.id, ev.type, ev.created_at, ev.data, COALESCE(ev.dedupe_key, ''), ev.project_id,
-			e.id, e.url, e.name, e.event_types, e.secret, e.previous_secret, e.previous_expires_at, e.created_at, e.updated_at, e.project_id
-		FROM webhook_deliveries d JOIN events ev ON ev.id = d.event_id
-		LEFT JOIN webhook_endpoints e ON e.id = d.endpoint_id AND e.deleted_at IS NULL
-		WHERE d.id = $1`, id).Scan(
+	err := r.Scan(
 		&d.ID, &d.EventID, &d.EndpointID, &d.URL, &d.Status, &d.Attempts, &d.ResponseStatus, &d.ResponseBody,
-		&d.LastError, &d.CreatedAt, &d.UpdatedAt, &d.DeliveredAt, &d.ProjectID,
+		&d.LastError, &d.CreatedAt, &d.UpdatedAt, &d.DeliveredAt, &d.ProjectID, &d.NextAttemptAt, &d.TraceContext,
+		&out.RoundAttempts, &out.RoundStarted,
 		&ev.ID, &ev.Type, &ev.CreatedAt, &data, &ev.DedupeKey, &ev.ProjectID,
 		&e.id, &e.url, &e.name, &e.types, &e.secret, &e.previous, &e.previousExpires, &e.created, &e.updated, &e.project)
 	if err != nil {
-		return DeliveryToSend{}, fmt.Errorf("store: get delivery %s to send: %w", id, err)
+		return DeliveryToSend{}, err
 	}
 	ev.Data = json.RawMessage(data)
 	if !e.id.Valid {
@@ -352,11 +397,85 @@ func (s *Store) DeliveryGetToSend(ctx context.Context, id string) (DeliveryToSen
 	return out, nil
 }
 
-// DeliveryRedeliver makes a delivery pending again and enqueues its job, in
-// one transaction. One already pending is ErrConflict.
-func (s *Store) DeliveryRedeliver(ctx context.Context, id string, job func(Delivery) Job) (Delivery, error) {
+// DeliveryGetToSend returns a delivery with its endpoint and its event, in
+// one query.
+func (s *Store) DeliveryGetToSend(ctx context.Context, id string) (DeliveryToSend, error) {
+	out, err := scanDeliveryToSend(s.d.db().queryRow(ctx, deliveryToSendSelect+` WHERE d.id = $1`, id))
+	if err != nil {
+		return DeliveryToSend{}, fmt.Errorf("store: get delivery %s to send: %w", id, err)
+	}
+	return out, nil
+}
+
+// DeliveriesClaim claims up to limit pending deliveries that are due, the
+// longest due first, for lease: no other sender claims them until the
+// lease ends or their attempt is recorded (DeliveriesRecord), which also
+// ends it. A sender that dies lets its deliveries go when their leases end.
+// It returns them with their endpoints and events.
+func (s *Store) DeliveriesClaim(ctx context.Context, limit int, lease time.Duration) ([]DeliveryToSend, error) {
+	var out []DeliveryToSend
+	err := s.d.tx(ctx, func(q querier, _ enqueue) error {
+		t := time.Now().UnixMilli()
+		ids, err := collect(ctx, q, func(r row) (string, error) {
+			var id string
+			return id, r.Scan(&id)
+		}, `UPDATE webhook_deliveries SET lease_until_ms = $1 WHERE id IN (
+				SELECT d.id FROM webhook_deliveries d WHERE d.status = $2 AND d.next_attempt_ms <= $3 AND d.lease_until_ms <= $3
+				ORDER BY d.next_attempt_ms LIMIT $4`+s.d.skipLocked("d")+`)
+			RETURNING id`, t+lease.Milliseconds(), DeliveryPending, t, limit)
+		if err != nil || len(ids) == 0 {
+			return err
+		}
+		in, arg := s.idIn("d.id", 1, ids)
+		out, err = collect(ctx, q, scanDeliveryToSend, deliveryToSendSelect+` WHERE `+in+` ORDER BY d.next_attempt_ms, d.id`, arg)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: claim deliveries: %w", err)
+	}
+	return out, nil
+}
+
+// DeliveriesRelease ends the leases of claimed deliveries whose attempt was
+// never made (their sender is stopping): another sender may claim them at
+// once. No attempt is counted.
+func (s *Store) DeliveriesRelease(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	in, arg := s.idIn("id", 2, ids)
+	err := s.d.tx(ctx, func(q querier, _ enqueue) error {
+		if _, err := q.exec(ctx, `UPDATE webhook_deliveries SET lease_until_ms = 0 WHERE status = $1 AND `+in, DeliveryPending, arg); err != nil {
+			return err
+		}
+		return s.d.notifyDeliveries(ctx, q)
+	})
+	if err != nil {
+		return fmt.Errorf("store: release deliveries: %w", err)
+	}
+	return nil
+}
+
+// DeliveryNextDue is when the next pending delivery that no sender holds
+// falls due (Unix milliseconds), or the end of the earliest lease of one
+// that a sender holds, whichever comes first; ok is false when nothing is
+// pending.
+func (s *Store) DeliveryNextDue(ctx context.Context) (at int64, ok bool, err error) {
+	var next sql.NullInt64
+	err = s.d.db().queryRow(ctx, `SELECT MIN(CASE WHEN lease_until_ms > next_attempt_ms THEN lease_until_ms ELSE next_attempt_ms END)
+		FROM webhook_deliveries WHERE status = $1`, DeliveryPending).Scan(&next)
+	if err != nil {
+		return 0, false, fmt.Errorf("store: next delivery due: %w", err)
+	}
+	return next.Int64, next.Valid, nil
+}
+
+// DeliveryRedeliver makes a delivery pending again, due at once, in a new
+// round of attempts, and wakes the senders. One already pending is
+// ErrConflict.
+func (s *Store) DeliveryRedeliver(ctx context.Context, id string) (Delivery, error) {
 	var d Delivery
-	err := s.d.tx(ctx, func(q querier, enq enqueue) error {
+	err := s.d.tx(ctx, func(q querier, _ enqueue) error {
 		var err error
 		d, err = scanDelivery(q.queryRow(ctx, `SELECT `+deliveryColumns+` FROM webhook_deliveries WHERE id = $1`+s.d.forUpdate(), id))
 		if err != nil {
@@ -365,14 +484,17 @@ func (s *Store) DeliveryRedeliver(ctx context.Context, id string, job func(Deliv
 		if d.Status == DeliveryPending {
 			return ErrConflict
 		}
-		d.Status, d.UpdatedAt = DeliveryPending, now()
-		if _, err := q.exec(ctx, `UPDATE webhook_deliveries SET status = $2, updated_at = $3 WHERE id = $1`, id, d.Status, d.UpdatedAt); err != nil {
+		t := time.Now().UnixMilli()
+		d.Status, d.UpdatedAt, d.NextAttemptAt = DeliveryPending, now(), t
+		if _, err := q.exec(ctx, `UPDATE webhook_deliveries SET status = $2, updated_at = $3, next_attempt_ms = $4, lease_until_ms = 0,
+				round_started_ms = $4, round_attempts = 0 WHERE id = $1`, id, d.Status, d.UpdatedAt, t); err != nil {
 			return err
 		}
-		return enq(ctx, job(d))
+		return s.d.notifyDeliveries(ctx, q)
 	})
 	if err != nil {
 		return Delivery{}, fmt.Errorf("store: redeliver %s: %w", id, err)
 	}
+	s.deliveriesChanged()
 	return d, nil
 }

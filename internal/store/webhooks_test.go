@@ -102,40 +102,65 @@ func testWebhooks(t *testing.T, setup setupFunc) {
 	t.Run("Deliveries", func(t *testing.T) {
 		t.Parallel()
 		tb := setup(t)
-		w := startWorkers(t, tb)
 		e := newEndpoint(t, tb)
 		ev := &store.Event{Type: store.EventObjectCreated, Data: []byte(`{}`)}
 		_, err := tb.st.EventEmit(tb.ctx, ev)
 		require.NoError(t, err)
 		ds := []store.Delivery{
-			{ID: ids.New(ids.Delivery), EventID: ev.ID, EndpointID: e.ID, URL: e.URL, CreatedAt: 10},
+			{ID: ids.New(ids.Delivery), EventID: ev.ID, EndpointID: e.ID, URL: e.URL, CreatedAt: 10, TraceContext: "00-trace"},
 			{ID: ids.New(ids.Delivery), EventID: ev.ID, EndpointID: e.ID, URL: "https://example.com/second", CreatedAt: 10},
 		}
-		var jobs []string
-		job := func(d store.Delivery) store.Job {
-			jobs = append(jobs, d.ID)
-			return noopJob(d.ID)
-		}
-		require.NoError(t, tb.st.DeliveriesCreate(tb.ctx, ds, job))
-		require.ElementsMatch(t, []string{ds[0].ID, ds[1].ID}, w.wait(t, 2))
+		wake := tb.st.DeliveriesWake()
+		before := time.Now().UnixMilli()
+		require.NoError(t, tb.st.DeliveriesCreate(tb.ctx, ds))
+		<-wake // closed by the commit
 		// Creating them again (under new IDs) is harmless: nothing is added.
 		again := []store.Delivery{ds[0], ds[1]}
 		again[0].ID, again[1].ID = ids.New(ids.Delivery), ids.New(ids.Delivery)
-		require.NoError(t, tb.st.DeliveriesCreate(tb.ctx, again, job))
-		require.Equal(t, []string{ds[0].ID, ds[1].ID}, jobs, "no job for a delivery that exists")
+		require.NoError(t, tb.st.DeliveriesCreate(tb.ctx, again))
 		_, err = tb.st.DeliveryGet(tb.ctx, again[0].ID)
 		require.ErrorIs(t, err, store.ErrNotFound)
 
 		got, err := tb.st.DeliveryGet(tb.ctx, ds[0].ID)
 		require.NoError(t, err)
+		require.GreaterOrEqual(t, got.NextAttemptAt, before, "due at once")
+		got.NextAttemptAt = 0
 		require.Equal(t, store.Delivery{ID: ds[0].ID, EventID: ev.ID, EndpointID: e.ID, URL: e.URL, Status: store.DeliveryPending,
-			CreatedAt: 10, UpdatedAt: 10, ProjectID: store.DefaultProject}, got)
+			CreatedAt: 10, UpdatedAt: 10, ProjectID: store.DefaultProject, TraceContext: "00-trace"}, got)
+
+		// Both are due: one claim takes them, with their endpoint and
+		// event; while leased, no other claim does.
+		claimed, err := tb.st.DeliveriesClaim(tb.ctx, 10, time.Minute)
+		require.NoError(t, err)
+		require.ElementsMatch(t, []string{ds[0].ID, ds[1].ID}, []string{claimed[0].Delivery.ID, claimed[1].Delivery.ID})
+		require.Equal(t, e.ID, claimed[0].Endpoint.ID)
+		require.Equal(t, ev.ID, claimed[0].Event.ID)
+		require.Zero(t, claimed[0].RoundAttempts)
+		require.GreaterOrEqual(t, claimed[0].RoundStarted, before)
+		claimed, err = tb.st.DeliveriesClaim(tb.ctx, 10, time.Minute)
+		require.NoError(t, err)
+		require.Empty(t, claimed, "leased deliveries are not claimed again")
+		at, ok, err := tb.st.DeliveryNextDue(tb.ctx)
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.Greater(t, at, time.Now().UnixMilli(), "next due when a lease ends")
+		// A released delivery can be claimed at once.
+		require.NoError(t, tb.st.DeliveriesRelease(tb.ctx, []string{ds[1].ID}))
+		claimed, err = tb.st.DeliveriesClaim(tb.ctx, 10, time.Minute)
+		require.NoError(t, err)
+		require.Len(t, claimed, 1)
+		require.Equal(t, ds[1].ID, claimed[0].Delivery.ID)
 
 		// A failed attempt that will be retried, then a success.
+		retryAt := time.Now().Add(time.Hour).UnixMilli()
 		require.NoError(t, tb.st.DeliveryRecord(tb.ctx, ds[0].ID, store.DeliveryAttempt{Attempts: 1, Status: store.DeliveryPending,
-			ResponseStatus: 500, ResponseBody: "oops", Error: "HTTP 500"}))
+			ResponseStatus: 500, ResponseBody: "oops", Error: "HTTP 500", NextAttemptAt: retryAt}))
 		got, err = tb.st.DeliveryGet(tb.ctx, ds[0].ID)
 		require.NoError(t, err)
+		require.Equal(t, retryAt, got.NextAttemptAt)
+		claimed, err = tb.st.DeliveriesClaim(tb.ctx, 10, time.Minute)
+		require.NoError(t, err)
+		require.Empty(t, claimed, "a retry waits until it is due")
 		require.Equal(t, store.DeliveryPending, got.Status)
 		require.EqualValues(t, 1, got.Attempts)
 		require.EqualValues(t, 500, got.ResponseStatus)
@@ -171,19 +196,25 @@ func testWebhooks(t *testing.T, setup setupFunc) {
 		require.NoError(t, err)
 		require.Empty(t, list)
 
-		// A finished delivery goes again, with a new job; a pending one
-		// does not.
-		got, err = tb.st.DeliveryRedeliver(tb.ctx, ds[1].ID, job)
+		// A finished delivery goes again, due at once in a new round of
+		// attempts; a pending one does not.
+		wake = tb.st.DeliveriesWake()
+		got, err = tb.st.DeliveryRedeliver(tb.ctx, ds[1].ID)
 		require.NoError(t, err)
 		require.Equal(t, store.DeliveryPending, got.Status)
-		require.Equal(t, []string{ds[1].ID}, w.wait(t, 1))
+		<-wake
+		claimed, err = tb.st.DeliveriesClaim(tb.ctx, 10, time.Minute)
+		require.NoError(t, err)
+		require.Len(t, claimed, 1)
+		require.Equal(t, ds[1].ID, claimed[0].Delivery.ID)
+		require.Zero(t, claimed[0].RoundAttempts, "a new round")
 		got, err = tb.st.DeliveryGet(tb.ctx, ds[1].ID)
 		require.NoError(t, err)
 		require.Equal(t, store.DeliveryPending, got.Status)
 		require.EqualValues(t, 8, got.Attempts, "earlier attempts still count")
-		_, err = tb.st.DeliveryRedeliver(tb.ctx, ds[1].ID, job)
+		_, err = tb.st.DeliveryRedeliver(tb.ctx, ds[1].ID)
 		require.ErrorIs(t, err, store.ErrConflict)
-		_, err = tb.st.DeliveryRedeliver(tb.ctx, "whdel_nope", job)
+		_, err = tb.st.DeliveryRedeliver(tb.ctx, "whdel_nope")
 		require.ErrorIs(t, err, store.ErrNotFound)
 		_, err = tb.st.DeliveryGet(tb.ctx, "whdel_nope")
 		require.ErrorIs(t, err, store.ErrNotFound)
@@ -202,7 +233,7 @@ func testWebhooks(t *testing.T, setup setupFunc) {
 			{ID: ids.New(ids.Delivery), EventID: ev.ID, EndpointID: e.ID, URL: "https://example.com/second", CreatedAt: 10},
 			{ID: ids.New(ids.Delivery), EventID: ev.ID, EndpointID: e.ID, URL: "https://example.com/third", CreatedAt: 10},
 		}
-		require.NoError(t, tb.st.DeliveriesCreate(tb.ctx, ds, func(d store.Delivery) store.Job { return noopJob(d.ID) }))
+		require.NoError(t, tb.st.DeliveriesCreate(tb.ctx, ds))
 
 		send, err := tb.st.DeliveryGetToSend(tb.ctx, ds[0].ID)
 		require.NoError(t, err)
