@@ -92,11 +92,19 @@ type Service struct {
 	log    *slog.Logger
 	limits Limits
 	clock  atomic.Pointer[func() time.Time]
+	// chunkPage is how many chunks the finalizer reads from the store at
+	// once: chunkPageDefault, less in tests.
+	chunkPage int
 }
+
+// chunkPageDefault is how many chunks the finalizer reads from the store
+// and composes at once: about a megabyte of memory, whatever the batch's
+// size.
+const chunkPageDefault = 1000
 
 // New is the lifecycle on st and bucket.
 func New(st *store.Store, bucket objectstore.Bucket, limits Limits, log *slog.Logger) *Service {
-	s := &Service{store: st, bucket: bucket, log: log, limits: limits.WithDefaults()}
+	s := &Service{store: st, bucket: bucket, log: log, limits: limits.WithDefaults(), chunkPage: chunkPageDefault}
 	s.SetClock(time.Now)
 	return s
 }

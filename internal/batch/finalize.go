@@ -131,38 +131,21 @@ var errOverlap = errors.New("chunks overlap")
 // byte is hashed here. The indexes are checked for overlap while the files
 // are composed: should chunks overlap all the same, the files are dropped and
 // streamed instead through a filter that keeps each line's first result.
+//
+// The chunks are read from the store a page of chunkPage at a time, so that
+// memory does not grow with the batch: a batch of more chunks has each
+// page's objects composed into a scratch object under the batch's prefix,
+// and the files composed from those.
 func (s *Service) assemble(ctx context.Context, b store.Batch) (store.Outcome, error) {
-	chunks, err := s.store.ChunkList(ctx, b.ID, -1)
-	if err != nil {
-		return store.Outcome{}, err
-	}
 	var o store.Outcome
-	var outSrcs, errSrcs []objectstore.Source
-	source := func(key string, size int64, c store.Chunk) objectstore.Source {
-		if c.Ord == 0 { // committed before kiln recorded the sizes
-			size = -1
-		}
-		return objectstore.Source{Key: key, Size: size}
-	}
-	for _, c := range chunks {
-		if c.OutputLines > 0 {
-			outSrcs = append(outSrcs, source(ChunkOutputKey(c.ObjectKey), c.OutputBytes, c))
-		}
-		if c.ErrorLines > 0 {
-			errSrcs = append(errSrcs, source(ChunkErrorKey(c.ObjectKey), c.ErrorBytes, c))
-		}
-		o.Completed += c.OutputLines
-		o.Failed += c.ErrorLines
-	}
-	missing := b.Total - o.Completed - o.Failed
 	outFile, errFile := s.newFile(b, "output"), s.newFile(b, "error")
 	drop := func() {
 		for _, k := range []string{outFile.ObjectKey, errFile.ObjectKey} {
 			_ = s.bucket.Delete(context.WithoutCancel(ctx), k)
 		}
 	}
-	compose := func(ctx context.Context, f *store.File, srcs []objectstore.Source, what string) error {
-		info, err := s.bucket.ComposeSources(ctx, f.ObjectKey, srcs)
+	compose := func(ctx context.Context, key string, srcs []objectstore.Source, what string) (int64, error) {
+		info, err := s.bucket.ComposeSources(ctx, key, srcs)
 		if errors.Is(err, objectstore.ErrSizeMismatch) {
 			// A chunk is not the size its row says: the object is the truth.
 			// Compose again without the sizes rather than fail for ever; the
@@ -172,34 +155,92 @@ func (s *Service) assemble(ctx context.Context, b store.Batch) (store.Outcome, e
 			for i, src := range srcs {
 				unsized[i] = objectstore.Source{Key: src.Key, Size: -1}
 			}
-			info, err = s.bucket.ComposeSources(ctx, f.ObjectKey, unsized)
+			info, err = s.bucket.ComposeSources(ctx, key, unsized)
 		}
 		if err != nil {
-			return fmt.Errorf("%s file: %w", what, err)
+			return 0, fmt.Errorf("%s file: %w", what, err)
 		}
-		f.Bytes = info.Size
-		return nil
+		return info.Size, nil
 	}
 
-	var done batchline.Bitmap
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return s.scanIndexes(gctx, chunks, &done) })
-	if len(outSrcs) > 0 {
-		g.Go(func() error { return compose(gctx, &outFile, outSrcs, "output") })
+	var (
+		done               batchline.Bitmap
+		outParts, errParts []objectstore.Source // what makes the files
+		page               []store.Chunk
+		single             bool  // the one page made the files
+		lastShard, lastSeq int64 = -1, -1
+		err                error
+	)
+	for n := 0; ; n++ {
+		if page, err = s.store.ChunkListAfter(ctx, b.ID, lastShard, lastSeq, s.chunkPage); err != nil {
+			drop()
+			return o, err
+		}
+		if len(page) == 0 {
+			break
+		}
+		lastShard, lastSeq = page[len(page)-1].Shard, page[len(page)-1].Seq
+		// The one page of a batch of few chunks is composed straight into
+		// the files; the others each into scratch objects first.
+		only := n == 0 && len(page) < s.chunkPage
+		outKey, errKey := outFile.ObjectKey, errFile.ObjectKey
+		if !only {
+			outKey, errKey = composeKey(b.ID, n, "out"), composeKey(b.ID, n, "err")
+		}
+		var outSrcs, errSrcs []objectstore.Source
+		for _, c := range page {
+			if c.OutputLines > 0 {
+				outSrcs = append(outSrcs, chunkSource(ChunkOutputKey(c.ObjectKey), c.OutputBytes, c))
+			}
+			if c.ErrorLines > 0 {
+				errSrcs = append(errSrcs, chunkSource(ChunkErrorKey(c.ObjectKey), c.ErrorBytes, c))
+			}
+			o.Completed += c.OutputLines
+			o.Failed += c.ErrorLines
+		}
+		// The error lines of the only page of a batch with requests that
+		// never ran wait to be composed with theirs.
+		errLater := only && b.Total > o.Completed+o.Failed
+		var outSize, errSize int64
+		g, gctx := errgroup.WithContext(ctx)
+		g.Go(func() error { return s.scanIndexes(gctx, page, &done) })
+		if len(outSrcs) > 0 {
+			g.Go(func() (err error) {
+				outSize, err = compose(gctx, outKey, outSrcs, "output")
+				return err
+			})
+		}
+		if len(errSrcs) > 0 && !errLater {
+			g.Go(func() (err error) {
+				errSize, err = compose(gctx, errKey, errSrcs, "error")
+				return err
+			})
+		}
+		err = g.Wait()
+		if errors.Is(err, errOverlap) {
+			drop()
+			s.log.WarnContext(ctx, "chunks overlap; keeping each line's first result", "batch", b.ID)
+			return s.assembleFiltered(ctx, b)
+		}
+		if err != nil {
+			drop()
+			return o, err
+		}
+		if len(outSrcs) > 0 {
+			outParts = append(outParts, objectstore.Source{Key: outKey, Size: outSize})
+		}
+		switch {
+		case errLater:
+			errParts = append(errParts, errSrcs...)
+		case len(errSrcs) > 0:
+			errParts = append(errParts, objectstore.Source{Key: errKey, Size: errSize})
+		}
+		single = only
+		if len(page) < s.chunkPage {
+			break
+		}
 	}
-	if missing <= 0 && len(errSrcs) > 0 {
-		g.Go(func() error { return compose(gctx, &errFile, errSrcs, "error") })
-	}
-	err = g.Wait()
-	if errors.Is(err, errOverlap) {
-		drop()
-		s.log.WarnContext(ctx, "chunks overlap; keeping each line's first result", "batch", b.ID)
-		return s.assembleFiltered(ctx, b, chunks)
-	}
-	if err != nil {
-		drop()
-		return o, err
-	}
+	missing := b.Total - o.Completed - o.Failed
 	if missing > 0 {
 		tail := missingKey(b.ID)
 		defer func() { _ = s.bucket.Delete(context.WithoutCancel(ctx), tail) }()
@@ -208,20 +249,42 @@ func (s *Service) assemble(ctx context.Context, b store.Batch) (store.Outcome, e
 			drop()
 			return o, err
 		}
-		errSrcs = append(errSrcs, objectstore.Source{Key: tail, Size: size})
+		errParts = append(errParts, objectstore.Source{Key: tail, Size: size})
 		o.Failed += n
-		if err := compose(ctx, &errFile, errSrcs, "error"); err != nil {
+	}
+	// The files are made of their parts, unless the only page made them
+	// already: its error file when no request was missing.
+	if !single && len(outParts) > 0 {
+		if outFile.Bytes, err = compose(ctx, outFile.ObjectKey, outParts, "output"); err != nil {
 			drop()
 			return o, err
 		}
+	} else if len(outParts) > 0 {
+		outFile.Bytes = outParts[0].Size
 	}
-	if len(outSrcs) > 0 {
+	if len(errParts) > 0 && (!single || missing > 0) {
+		if errFile.Bytes, err = compose(ctx, errFile.ObjectKey, errParts, "error"); err != nil {
+			drop()
+			return o, err
+		}
+	} else if len(errParts) > 0 {
+		errFile.Bytes = errParts[0].Size
+	}
+	if len(outParts) > 0 {
 		o.Output = &outFile
 	}
-	if len(errSrcs) > 0 {
+	if len(errParts) > 0 {
 		o.Errors = &errFile
 	}
 	return o, nil
+}
+
+// chunkSource is a chunk's output or error object of the recorded size.
+func chunkSource(key string, size int64, c store.Chunk) objectstore.Source {
+	if c.Ord == 0 { // committed before kiln recorded the sizes
+		size = -1
+	}
+	return objectstore.Source{Key: key, Size: size}
 }
 
 // scanIndexes reads the chunks' indexes, chunkWorkers at a time, marks
@@ -362,13 +425,13 @@ func (s *Service) writeMissing(ctx context.Context, b store.Batch, key string, d
 
 // assembleFiltered streams the files through kiln, keeping only the first
 // result of each line.
-func (s *Service) assembleFiltered(ctx context.Context, b store.Batch, chunks []store.Chunk) (store.Outcome, error) {
+func (s *Service) assembleFiltered(ctx context.Context, b store.Batch) (store.Outcome, error) {
 	var o store.Outcome
 	var written batchline.Bitmap
 	write := func(file *store.File, ok bool, count *int64) error {
 		size, err := writeObject(ctx, s.bucket, file.ObjectKey, func(dst io.Writer) error {
 			bw := bufio.NewWriterSize(dst, 256<<10)
-			err := s.eachResult(ctx, chunks, func(r batchline.Record, line []byte) error {
+			err := s.eachResult(ctx, b.ID, func(r batchline.Record, line []byte) error {
 				if r.OK != ok || written.Has(r.Line) {
 					return nil
 				}
@@ -462,10 +525,31 @@ func (s *Service) readIndex(ctx context.Context, c store.Chunk, fn func(batchlin
 	return nil
 }
 
-// eachResult streams every result of every chunk with its finished line:
-// the index says, line by line, whether the next line comes from the
-// chunk's output or its error object.
-func (s *Service) eachResult(ctx context.Context, chunks []store.Chunk, fn func(batchline.Record, []byte) error) error {
+// eachChunk calls fn with every chunk of a batch, in order of shard and
+// sequence, reading them from the store a page of chunkPage at a time.
+func (s *Service) eachChunk(ctx context.Context, batchID string, fn func(store.Chunk) error) error {
+	shard, seq := int64(-1), int64(-1)
+	for {
+		page, err := s.store.ChunkListAfter(ctx, batchID, shard, seq, s.chunkPage)
+		if err != nil {
+			return err
+		}
+		for _, c := range page {
+			if err := fn(c); err != nil {
+				return err
+			}
+		}
+		if len(page) < s.chunkPage {
+			return nil
+		}
+		shard, seq = page[len(page)-1].Shard, page[len(page)-1].Seq
+	}
+}
+
+// eachResult streams every result of every chunk of a batch with its
+// finished line: the index says, line by line, whether the next line comes
+// from the chunk's output or its error object.
+func (s *Service) eachResult(ctx context.Context, batchID string, fn func(batchline.Record, []byte) error) error {
 	open := func(key string, lines int64) (*batchline.Scanner, func(), error) {
 		if lines == 0 {
 			return nil, func() {}, nil
@@ -476,7 +560,7 @@ func (s *Service) eachResult(ctx context.Context, chunks []store.Chunk, fn func(
 		}
 		return batchline.NewScanner(rc, 1<<30), func() { rc.Close() }, nil
 	}
-	for _, c := range chunks {
+	return s.eachChunk(ctx, batchID, func(c store.Chunk) error {
 		outs, closeOut, err := open(ChunkOutputKey(c.ObjectKey), c.OutputLines)
 		if err != nil {
 			return err
@@ -498,9 +582,6 @@ func (s *Service) eachResult(ctx context.Context, chunks []store.Chunk, fn func(
 		})
 		closeOut()
 		closeErr()
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+		return err
+	})
 }

@@ -109,72 +109,85 @@ func chunkKeys(t *testing.T, env *batchtest.Env, id string) []string {
 func TestFinalize(t *testing.T) {
 	t.Parallel()
 	for _, backend := range batchtest.Backends {
-		t.Run(backend, func(t *testing.T) {
-			t.Parallel()
-			ctx := context.Background()
-			const n, shardSize, chunkLines = 600, 200, 3
-			env := batchtest.New(t, backend, batch.Limits{ShardSize: shardSize})
-			b := env.CreateBatch(t, batchtest.ChatLines("m", n))
-			require.NoError(t, env.Batches.Validate(ctx, b.ID))
-			ok := func(line int) bool { return line%7 != 0 }
-
-			// Two shards run, in chunks of three lines; the last never does.
-			var wantOut, wantErr strings.Builder
-			for range 2 {
-				sh := claimShard(t, env)
-				seq := int64(0)
-				for first := int(sh.FirstLine); first <= int(sh.LastLine); first += chunkLines {
-					lines := lineRange(first, min(first+chunkLines-1, int(sh.LastLine)))
-					writeChunk(t, env, sh, seq, lines, ok, chunkOpts{})
-					for _, l := range lines {
-						if ok(l) {
-							wantOut.WriteString(chunkLine(l, true, seq))
-						} else {
-							wantErr.WriteString(chunkLine(l, false, seq))
-						}
-					}
-					seq++
-				}
-				_, err := env.Batches.FinishShard(ctx, sh.BatchID, sh.Idx, batchtest.Agent)
-				require.NoError(t, err)
-			}
-			_, err := env.Batches.Cancel(ctx, b.ID)
-			require.NoError(t, err)
-			require.NoError(t, env.Batches.Finalize(ctx, b.ID))
-
-			b, err = env.Store.BatchGet(ctx, b.ID)
-			require.NoError(t, err)
-			require.Equal(t, store.BatchCancelled, b.Status)
-			require.Equal(t, int64(n), b.Completed+b.Failed)
-			out := env.ReadFile(t, *b.OutputFileID)
-			require.Equal(t, wantOut.String(), out)
-			errFile := env.ReadFile(t, *b.ErrorFileID)
-			require.True(t, strings.HasPrefix(errFile, wantErr.String()), "the chunks' error lines first")
-			tail := splitLines(strings.TrimPrefix(errFile, wantErr.String()))
-			require.Len(t, tail, n-2*shardSize)
-			for _, l := range tail {
-				require.Contains(t, l, batchline.CodeBatchCancelled)
-			}
-			for _, f := range []struct {
-				id      string
-				content string
-			}{{*b.OutputFileID, out}, {*b.ErrorFileID, errFile}} {
-				row, err := env.Store.FileGet(ctx, f.id)
-				require.NoError(t, err)
-				require.Equal(t, int64(len(f.content)), row.Bytes)
-			}
-			require.Empty(t, chunkKeys(t, env, b.ID))
-		})
+		// 134 chunks: in one page, and in pages of 10 (the last short) that
+		// the finalizer composes one by one.
+		for _, page := range []int{0, 10} {
+			t.Run(fmt.Sprintf("%s/page%d", backend, page), func(t *testing.T) { testFinalize(t, backend, page) })
+		}
 	}
+}
+
+func testFinalize(t *testing.T, backend string, page int) {
+	t.Parallel()
+	ctx := context.Background()
+	const n, shardSize, chunkLines = 600, 200, 3
+	env := batchtest.New(t, backend, batch.Limits{ShardSize: shardSize})
+	if page > 0 {
+		env.Batches.SetChunkPage(page)
+	}
+	b := env.CreateBatch(t, batchtest.ChatLines("m", n))
+	require.NoError(t, env.Batches.Validate(ctx, b.ID))
+	ok := func(line int) bool { return line%7 != 0 }
+
+	// Two shards run, in chunks of three lines; the last never does.
+	var wantOut, wantErr strings.Builder
+	for range 2 {
+		sh := claimShard(t, env)
+		seq := int64(0)
+		for first := int(sh.FirstLine); first <= int(sh.LastLine); first += chunkLines {
+			lines := lineRange(first, min(first+chunkLines-1, int(sh.LastLine)))
+			writeChunk(t, env, sh, seq, lines, ok, chunkOpts{})
+			for _, l := range lines {
+				if ok(l) {
+					wantOut.WriteString(chunkLine(l, true, seq))
+				} else {
+					wantErr.WriteString(chunkLine(l, false, seq))
+				}
+			}
+			seq++
+		}
+		_, err := env.Batches.FinishShard(ctx, sh.BatchID, sh.Idx, batchtest.Agent)
+		require.NoError(t, err)
+	}
+	_, err := env.Batches.Cancel(ctx, b.ID)
+	require.NoError(t, err)
+	require.NoError(t, env.Batches.Finalize(ctx, b.ID))
+
+	b, err = env.Store.BatchGet(ctx, b.ID)
+	require.NoError(t, err)
+	require.Equal(t, store.BatchCancelled, b.Status)
+	require.Equal(t, int64(n), b.Completed+b.Failed)
+	out := env.ReadFile(t, *b.OutputFileID)
+	require.Equal(t, wantOut.String(), out)
+	errFile := env.ReadFile(t, *b.ErrorFileID)
+	require.True(t, strings.HasPrefix(errFile, wantErr.String()), "the chunks' error lines first")
+	tail := splitLines(strings.TrimPrefix(errFile, wantErr.String()))
+	require.Len(t, tail, n-2*shardSize)
+	for _, l := range tail {
+		require.Contains(t, l, batchline.CodeBatchCancelled)
+	}
+	for _, f := range []struct {
+		id      string
+		content string
+	}{{*b.OutputFileID, out}, {*b.ErrorFileID, errFile}} {
+		row, err := env.Store.FileGet(ctx, f.id)
+		require.NoError(t, err)
+		require.Equal(t, int64(len(f.content)), row.Bytes)
+	}
+	require.Empty(t, chunkKeys(t, env, b.ID))
 }
 
 // finalizeTwoChunks makes a batch of 10 requests in one shard, commits
 // two chunks of it, of the lines first and second (all succeeded; the
-// second chunk written with o), and finalizes it.
-func finalizeTwoChunks(t *testing.T, backend string, first, second []int, o chunkOpts) (*batchtest.Env, store.Batch) {
+// second chunk written with o), and finalizes it, reading page chunks at
+// once (0: the default).
+func finalizeTwoChunks(t *testing.T, backend string, page int, first, second []int, o chunkOpts) (*batchtest.Env, store.Batch) {
 	t.Helper()
 	ctx := context.Background()
 	env := batchtest.New(t, backend, batch.Limits{ShardSize: 10})
+	if page > 0 {
+		env.Batches.SetChunkPage(page)
+	}
 	b := env.CreateBatch(t, batchtest.ChatLines("m", 10))
 	require.NoError(t, env.Batches.Validate(ctx, b.ID))
 	sh := claimShard(t, env)
@@ -194,24 +207,26 @@ func finalizeTwoChunks(t *testing.T, backend string, first, second []int, o chun
 func TestFinalizeOverlap(t *testing.T) {
 	t.Parallel()
 	for _, backend := range batchtest.Backends {
-		t.Run(backend, func(t *testing.T) {
-			t.Parallel()
-			// Lines 5 and 6 again, in records of another form.
-			env, b := finalizeTwoChunks(t, backend, lineRange(1, 6), lineRange(5, 10), chunkOpts{record: func(line int, ok bool) string {
-				return fmt.Sprintf("{ \"ok\": %t, \"line\": %d }\n", ok, line)
-			}})
-			b, err := env.Store.BatchGet(context.Background(), b.ID)
-			require.NoError(t, err)
-			require.Equal(t, store.BatchCompleted, b.Status)
-			require.Equal(t, int64(10), b.Completed)
-			var want strings.Builder
-			for l := 1; l <= 10; l++ {
-				want.WriteString(chunkLine(l, true, int64(min(l/7, 1))))
-			}
-			require.Equal(t, want.String(), env.ReadFile(t, *b.OutputFileID))
-			require.Nil(t, b.ErrorFileID)
-			require.Empty(t, chunkKeys(t, env, b.ID))
-		})
+		for _, page := range []int{0, 1} { // both chunks in one page, or one a page
+			t.Run(fmt.Sprintf("%s/page%d", backend, page), func(t *testing.T) {
+				t.Parallel()
+				// Lines 5 and 6 again, in records of another form.
+				env, b := finalizeTwoChunks(t, backend, page, lineRange(1, 6), lineRange(5, 10), chunkOpts{record: func(line int, ok bool) string {
+					return fmt.Sprintf("{ \"ok\": %t, \"line\": %d }\n", ok, line)
+				}})
+				b, err := env.Store.BatchGet(context.Background(), b.ID)
+				require.NoError(t, err)
+				require.Equal(t, store.BatchCompleted, b.Status)
+				require.Equal(t, int64(10), b.Completed)
+				var want strings.Builder
+				for l := 1; l <= 10; l++ {
+					want.WriteString(chunkLine(l, true, int64(min(l/7, 1))))
+				}
+				require.Equal(t, want.String(), env.ReadFile(t, *b.OutputFileID))
+				require.Nil(t, b.ErrorFileID)
+				require.Empty(t, chunkKeys(t, env, b.ID))
+			})
+		}
 	}
 }
 
@@ -222,16 +237,18 @@ func TestFinalizeOverlap(t *testing.T) {
 func TestFinalizeSizeMismatch(t *testing.T) {
 	t.Parallel()
 	for _, backend := range batchtest.Backends {
-		t.Run(backend, func(t *testing.T) {
-			t.Parallel()
-			env, b := finalizeTwoChunks(t, backend, lineRange(1, 5), lineRange(6, 10), chunkOpts{outputBytes: 7})
-			b, err := env.Store.BatchGet(context.Background(), b.ID)
-			require.NoError(t, err)
-			require.Equal(t, store.BatchCompleted, b.Status)
-			require.NotNil(t, b.OutputFileID)
-			out := env.ReadFile(t, *b.OutputFileID)
-			require.Equal(t, 10, strings.Count(out, "\n"), "every line, the mis-sized chunk's too")
-			require.Empty(t, chunkKeys(t, env, b.ID))
-		})
+		for _, page := range []int{0, 1} { // both chunks in one page, or one a page
+			t.Run(fmt.Sprintf("%s/page%d", backend, page), func(t *testing.T) {
+				t.Parallel()
+				env, b := finalizeTwoChunks(t, backend, page, lineRange(1, 5), lineRange(6, 10), chunkOpts{outputBytes: 7})
+				b, err := env.Store.BatchGet(context.Background(), b.ID)
+				require.NoError(t, err)
+				require.Equal(t, store.BatchCompleted, b.Status)
+				require.NotNil(t, b.OutputFileID)
+				out := env.ReadFile(t, *b.OutputFileID)
+				require.Equal(t, 10, strings.Count(out, "\n"), "every line, the mis-sized chunk's too")
+				require.Empty(t, chunkKeys(t, env, b.ID))
+			})
+		}
 	}
 }

@@ -10,6 +10,7 @@ import "fmt"
 //	batches/<batch id>/chunks/<shard>-<seq>.idx  a result chunk's index
 //	batches/<batch id>/chunks/….idx.out|.err     its output and error lines
 //	batches/<batch id>/missing.jsonl             the finalizer's scratch
+//	batches/<batch id>/compose/<page>.out|.err   the finalizer's scratch too
 
 // FileKey is where a file's bytes live.
 func FileKey(fileID string) string { return "files/" + fileID }
@@ -38,3 +39,10 @@ func ChunkErrorKey(chunkKey string) string { return chunkKey + ".err" }
 // missingKey is where the finalizer writes the error lines of requests
 // that never ran.
 func missingKey(batchID string) string { return BatchPrefix(batchID) + "missing.jsonl" }
+
+// composeKey is where the finalizer composes the output (what "out") or
+// error ("err") lines of page n of a batch's chunks, when it has more than
+// one page.
+func composeKey(batchID string, n int, what string) string {
+	return fmt.Sprintf("%scompose/%06d.%s", BatchPrefix(batchID), n, what)
+}

@@ -2,6 +2,7 @@ package batchline
 
 import (
 	"cmp"
+	"container/heap"
 	"encoding/json"
 	"fmt"
 	"hash/maphash"
@@ -21,6 +22,9 @@ type ValidateOpts struct {
 	ShardSize int
 	// Model, when set, is the model every request must name.
 	Model string
+
+	runLen int                               // pairs kept in memory before a spill; tests shrink it. Default: idRunLen.
+	hash   func(maphash.Seed, []byte) uint64 // hashes a custom_id; tests make it collide. Default: maphash.Bytes.
 }
 
 // Span is a shard: a run of consecutive lines holding at most ShardSize
@@ -51,26 +55,27 @@ type Summary struct {
 // a token in the tokenizers of the models kiln runs.
 const BytesPerToken = 4
 
-type idAt struct {
-	hash uint64
-	line int
-}
-
 // Validate reads an input file once as a stream and checks every line. Its
-// memory grows by 16 bytes per request (a hash and a line number, to find
-// duplicate custom_ids), never with line or file size. open reopens the
-// stream: it is called a second time only to confirm duplicates when two
-// custom_ids share a hash.
+// memory is bounded whatever the file's size or its lines': to find
+// duplicate custom_ids it keeps a hash and a line number per request, 16
+// bytes, up to idRunLen of them, and spills the rest to a temporary file
+// (os.TempDir) in sorted runs that it merges. open reopens the stream: it
+// is called again only to confirm duplicates when custom_ids share a hash.
 func Validate(open func() (io.ReadCloser, error), o ValidateOpts) (Summary, []Problem, error) {
 	o.MaxProblems = cmp.Or(o.MaxProblems, 100)
 	o.ShardSize = cmp.Or(o.ShardSize, 500)
+	o.runLen = cmp.Or(o.runLen, idRunLen)
+	if o.hash == nil {
+		o.hash = maphash.Bytes
+	}
 	var (
 		sum      Summary
 		problems []Problem
 		more     int
-		ids      []idAt
 		seed     = maphash.MakeSeed()
+		ids      = newDupFinder(o.runLen)
 	)
+	defer ids.close()
 	report := func(p Problem) {
 		if len(problems) < o.MaxProblems {
 			problems = append(problems, p)
@@ -85,23 +90,12 @@ func Validate(open func() (io.ReadCloser, error), o ValidateOpts) (Summary, []Pr
 	sum.Model = o.Model
 	sc := NewScanner(r, o.MaxLineSize)
 	for sc.Next() {
-		if sc.TooLong() {
-			report(Problem{Code: CodeLineTooLong, Line: sc.Line(), Message: fmt.Sprintf("line is longer than %d bytes", o.MaxLineSize)})
-			continue
+		in, p, ok := validLine(sc, o.Endpoint)
+		if p != nil {
+			report(*p)
 		}
-		if Blank(sc.Bytes()) {
-			continue
-		}
-		// Most lines take the fast path, which allocates nothing.
-		in, ok := scanInput(sc.Bytes(), o.Endpoint)
 		if !ok {
-			full, model, p := parseInputJSON(sc.Bytes(), o.Endpoint)
-			if p != nil {
-				p.Line = sc.Line()
-				report(*p)
-				continue
-			}
-			in = inputView{customID: []byte(full.CustomID), body: full.Body, model: []byte(model)}
+			continue
 		}
 		sum.Requests++
 		sum.InputTokens += int64(len(in.body)+BytesPerToken-1) / BytesPerToken
@@ -120,7 +114,10 @@ func Validate(open func() (io.ReadCloser, error), o ValidateOpts) (Summary, []Pr
 			report(Problem{Code: CodeMismatchedModel, Line: sc.Line(), Param: "body.model",
 				Message: fmt.Sprintf("model %q differs from the batch's model %q (a batch holds one model)", in.model, sum.Model)})
 		}
-		ids = append(ids, idAt{maphash.Bytes(seed, in.customID), sc.Line()})
+		if err := ids.add(o.hash(seed, in.customID), sc.Line()); err != nil {
+			_ = r.Close()
+			return sum, nil, err
+		}
 	}
 	_ = r.Close()
 	if err := sc.Err(); err != nil {
@@ -132,7 +129,7 @@ func Validate(open func() (io.ReadCloser, error), o ValidateOpts) (Summary, []Pr
 	if sum.Requests == 0 && len(problems) == 0 {
 		report(Problem{Code: CodeEmptyFile, Message: "the file holds no requests"})
 	}
-	dups, moreDups, err := duplicates(open, ids, seed, o)
+	dups, moreDups, err := duplicates(open, ids, o)
 	if err != nil {
 		return sum, nil, err
 	}
@@ -152,49 +149,150 @@ func Validate(open func() (io.ReadCloser, error), o ValidateOpts) (Summary, []Pr
 	return sum, problems, nil
 }
 
-// duplicates finds custom_ids used more than once. Hashes narrow the search;
-// a second pass over only the colliding lines confirms it exactly. It returns
-// the first o.MaxProblems duplicates in line order and counts the rest.
-func duplicates(open func() (io.ReadCloser, error), ids []idAt, seed maphash.Seed, o ValidateOpts) ([]Problem, int, error) {
-	slices.SortFunc(ids, func(a, b idAt) int {
-		return cmp.Or(cmp.Compare(a.hash, b.hash), cmp.Compare(a.line, b.line))
-	})
-	suspect := map[int]bool{}
-	for i := 1; i < len(ids); i++ {
-		if ids[i].hash == ids[i-1].hash {
-			suspect[ids[i-1].line] = true
-			suspect[ids[i].line] = true
-		}
+// validLine checks the scanner's line: ok when it is a request, with its
+// fields, else the problem it has, if any (a blank line has none).
+func validLine(sc *Scanner, endpoint string) (in inputView, p *Problem, ok bool) {
+	if sc.TooLong() {
+		return in, &Problem{Code: CodeLineTooLong, Line: sc.Line(), Message: fmt.Sprintf("line is longer than %d bytes", sc.max)}, false
 	}
-	if len(suspect) == 0 {
-		return nil, 0, nil
+	if Blank(sc.Bytes()) {
+		return in, nil, false
+	}
+	// Most lines take the fast path, which allocates nothing.
+	if in, ok = scanInput(sc.Bytes(), endpoint); ok {
+		return in, nil, true
+	}
+	full, model, p := parseInputJSON(sc.Bytes(), endpoint)
+	if p != nil {
+		p.Line = sc.Line()
+		return in, p, false
+	}
+	return inputView{customID: []byte(full.CustomID), body: full.Body, model: []byte(model)}, nil, true
+}
+
+// dupCandidate is a line whose custom_id has the hash of an earlier
+// line's, first: a duplicate, once their custom_ids are seen to match.
+type dupCandidate struct{ line, first int }
+
+// duplicates finds custom_ids used more than once. Sorted hashes bring the
+// lines that share one together; the first o.MaxProblems of those after
+// the first of their hash are read again to confirm that their custom_ids
+// match exactly, and the rest are counted. Should two custom_ids share a
+// hash among those read again, the file is hashed again with another seed
+// and searched anew. It returns the duplicates in line order and how many
+// more there are.
+func duplicates(open func() (io.ReadCloser, error), ids *dupFinder, o ValidateOpts) ([]Problem, int, error) {
+	rehashed := false // ids is hashIDs's, to close here
+	for {
+		out, more, ok, err := confirmDuplicates(open, ids, o)
+		if rehashed {
+			ids.close()
+		}
+		if err != nil || ok {
+			return out, more, err
+		}
+		if ids, err = hashIDs(open, o); err != nil {
+			return nil, 0, err
+		}
+		rehashed = true
+	}
+}
+
+// confirmDuplicates is one search of duplicates: not ok when two
+// custom_ids it read again only share a hash.
+func confirmDuplicates(open func() (io.ReadCloser, error), ids *dupFinder, o ValidateOpts) (out []Problem, more int, ok bool, err error) {
+	var (
+		kept  dupHeap // the first o.MaxProblems candidates by line, the last on top
+		total int
+		prev  idAt
+		first = -1
+	)
+	err = ids.each(func(x idAt) error {
+		if first < 0 || x.hash != prev.hash {
+			first, prev = x.line, x
+			return nil
+		}
+		total++
+		c := dupCandidate{line: x.line, first: first}
+		switch {
+		case len(kept) < o.MaxProblems:
+			heap.Push(&kept, c)
+		case c.line < kept[0].line:
+			kept[0] = c
+			heap.Fix(&kept, 0)
+		}
+		return nil
+	})
+	if err != nil || total == 0 {
+		return nil, 0, true, err
+	}
+	customIDs := map[int]string{}
+	for _, c := range kept {
+		customIDs[c.line], customIDs[c.first] = "", ""
 	}
 	r, err := open()
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, false, err
 	}
 	defer r.Close()
-	first := map[string]int{}
-	var out []Problem
-	more := 0
 	sc := NewScanner(r, o.MaxLineSize)
 	for sc.Next() {
-		if !suspect[sc.Line()] {
-			continue
+		if _, want := customIDs[sc.Line()]; want {
+			in, _, _ := ParseInput(sc.Bytes(), o.Endpoint)
+			customIDs[sc.Line()] = in.CustomID
 		}
-		in, _, _ := ParseInput(sc.Bytes(), o.Endpoint)
-		if at, ok := first[in.CustomID]; ok {
-			if len(out) == o.MaxProblems {
-				more++
-				continue
-			}
-			out = append(out, Problem{Code: CodeDuplicateCustomID, Line: sc.Line(), Param: "custom_id",
-				Message: fmt.Sprintf("custom_id %q is already used on line %d", in.CustomID, at)})
-			continue
-		}
-		first[in.CustomID] = sc.Line()
 	}
-	return out, more, sc.Err()
+	if err := sc.Err(); err != nil {
+		return nil, 0, false, err
+	}
+	slices.SortFunc(kept, func(a, b dupCandidate) int { return cmp.Compare(a.line, b.line) })
+	for _, c := range kept {
+		if customIDs[c.line] != customIDs[c.first] {
+			return nil, 0, false, nil
+		}
+		out = append(out, Problem{Code: CodeDuplicateCustomID, Line: c.line, Param: "custom_id",
+			Message: fmt.Sprintf("custom_id %q is already used on line %d", customIDs[c.line], c.first)})
+	}
+	return out, total - len(kept), true, nil
+}
+
+// hashIDs reads the file again and hashes the custom_id of every request
+// with a new seed.
+func hashIDs(open func() (io.ReadCloser, error), o ValidateOpts) (*dupFinder, error) {
+	r, err := open()
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	seed, ids := maphash.MakeSeed(), newDupFinder(o.runLen)
+	sc := NewScanner(r, o.MaxLineSize)
+	for sc.Next() {
+		if in, _, ok := validLine(sc, o.Endpoint); ok {
+			if err := ids.add(o.hash(seed, in.customID), sc.Line()); err != nil {
+				ids.close()
+				return nil, err
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		ids.close()
+		return nil, err
+	}
+	return ids, nil
+}
+
+// dupHeap is a max-heap of candidates by line.
+type dupHeap []dupCandidate
+
+func (h dupHeap) Len() int           { return len(h) }
+func (h dupHeap) Less(i, j int) bool { return h[i].line > h[j].line }
+func (h dupHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *dupHeap) Push(x any)        { *h = append(*h, x.(dupCandidate)) }
+func (h *dupHeap) Pop() any {
+	old := *h
+	c := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return c
 }
 
 // schemaName is a request body's response_format.json_schema.name, or

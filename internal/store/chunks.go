@@ -108,6 +108,20 @@ func (s *Store) ChunkList(ctx context.Context, batchID string, shard int64) ([]C
 	return scanChunks(rs)
 }
 
+// ChunkListAfter lists at most limit of a batch's chunks that follow chunk
+// seq of shard, in order of shard and sequence: ChunkList a page at a time,
+// for a reader whose memory must not grow with the batch. The first page
+// follows shard -1.
+func (s *Store) ChunkListAfter(ctx context.Context, batchID string, shard, seq int64, limit int) ([]Chunk, error) {
+	rs, err := s.d.db().query(ctx, `SELECT `+chunkColumns+`
+		FROM batch_chunks WHERE batch_id = $1 AND (shard > $2 OR (shard = $2 AND seq > $3)) ORDER BY shard, seq LIMIT $4`,
+		batchID, shard, seq, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: list chunks of %s: %w", batchID, err)
+	}
+	return scanChunks(rs)
+}
+
 // ChunksAfter lists a batch's chunks whose ordinal is above after, in
 // order of ordinal: the chunks committed since a reader saw ordinal after.
 // Chunks committed before kiln numbered them (ordinal 0) are always listed,

@@ -48,6 +48,18 @@ func testChunks(t *testing.T, setup setupFunc) {
 		chunks, err = tb.st.ChunkList(tb.ctx, b.ID, 0)
 		require.NoError(t, err)
 		require.Len(t, chunks, 2)
+
+		// Page by page, in the same order: two, then the last, then none.
+		page, err := tb.st.ChunkListAfter(tb.ctx, b.ID, -1, -1, 2)
+		require.NoError(t, err)
+		require.Len(t, page, 2)
+		require.Equal(t, []string{"s0-0", "s0-1"}, []string{page[0].ObjectKey, page[1].ObjectKey})
+		page, err = tb.st.ChunkListAfter(tb.ctx, b.ID, page[1].Shard, page[1].Seq, 2)
+		require.NoError(t, err)
+		require.Equal(t, []store.Chunk{want}, page)
+		page, err = tb.st.ChunkListAfter(tb.ctx, b.ID, 1, 0, 2)
+		require.NoError(t, err)
+		require.Empty(t, page)
 		got, err := tb.st.BatchGet(tb.ctx, b.ID)
 		require.NoError(t, err)
 		require.EqualValues(t, []int64{5, 1, 11, 7, 5, 5}, []int64{got.Completed, got.Failed, got.InputTokens, got.OutputTokens,
