@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -14,7 +12,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -112,35 +109,11 @@ func batchInput(bodies [][]byte) []byte {
 // returns the requests per second it reached.
 func directRate(b *testing.B, baseURL string, bodies [][]byte, workers int) float64 {
 	b.Helper()
-	tr := &http.Transport{MaxIdleConns: workers, MaxIdleConnsPerHost: workers}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr}
-	var (
-		next     atomic.Int64
-		failures atomic.Int64
-		wg       sync.WaitGroup
-	)
 	start := time.Now()
-	for range workers {
-		wg.Go(func() {
-			for i := next.Add(1) - 1; i < int64(len(bodies)); i = next.Add(1) - 1 {
-				resp, err := client.Post(baseURL+"/v1/chat/completions", "application/json", bytes.NewReader(bodies[i]))
-				if err != nil {
-					failures.Add(1)
-					continue
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					failures.Add(1)
-				}
-			}
-		})
-	}
-	wg.Wait()
+	failures := directPost(baseURL, bodies, workers)
 	elapsed := time.Since(start)
-	if n := failures.Load(); n > 0 {
-		b.Fatalf("direct client: %d of %d requests failed", n, len(bodies))
+	if failures > 0 {
+		b.Fatalf("direct client: %d of %d requests failed", failures, len(bodies))
 	}
 	return float64(len(bodies)) / elapsed.Seconds()
 }
@@ -180,7 +153,7 @@ func benchWait(b *testing.B, c openai.Client, id string, n int) {
 // batch finalizing (its last shard done), or completed if it never did.
 func benchWaitFinalizing(b *testing.B, c openai.Client, id string, n int) (finalizing time.Time) {
 	b.Helper()
-	deadline := time.Now().Add(10 * time.Minute)
+	deadline := time.Now().Add(30 * time.Minute)
 	for time.Now().Before(deadline) {
 		batch, err := c.Batches.Get(context.Background(), id)
 		if err != nil {
@@ -200,7 +173,7 @@ func benchWaitFinalizing(b *testing.B, c openai.Client, id string, n int) (final
 		}
 		<-time.After(10 * time.Millisecond)
 	}
-	b.Fatalf("batch %s did not complete in 10 minutes", id)
+	b.Fatalf("batch %s did not complete in 30 minutes", id)
 	return finalizing
 }
 
@@ -294,7 +267,13 @@ func (ap *agentProcess) logTail() string {
 // cpu is the CPU time the agent has used so far, user and system.
 func (ap *agentProcess) cpu(b *testing.B) time.Duration {
 	b.Helper()
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", ap.p.Pid()))
+	return procCPU(b, ap.p.Pid())
+}
+
+// procCPU is the CPU time process pid has used so far, user and system.
+func procCPU(b *testing.B, pid int) time.Duration {
+	b.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -304,7 +283,7 @@ func (ap *agentProcess) cpu(b *testing.B) time.Duration {
 	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
 	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
 	if err1 != nil || err2 != nil {
-		b.Fatalf("/proc/%d/stat: %q", ap.p.Pid(), data)
+		b.Fatalf("/proc/%d/stat: %q", pid, data)
 	}
 	return time.Duration(utime+stime) * time.Second / clockTicks
 }
