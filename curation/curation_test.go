@@ -450,6 +450,16 @@ func TestCurationBulkImport(t *testing.T) {
 	var list taskList
 	cur.do(http.MethodGet, "/v1/curation/tasks?type=notes&q=SUMMARISE", nil, 200, &list)
 	require.Len(t, list.Data, 1)
+	cur.do(http.MethodGet, "/v1/curation/tasks?type=notes&q=SUM", nil, 200, &list)
+	require.Len(t, list.Data, 1, "three characters are enough")
+	// Shorter text has no index to serve it: it is refused, not a scan.
+	var apiErr struct {
+		Error struct {
+			Param string `json:"param"`
+		} `json:"error"`
+	}
+	cur.do(http.MethodGet, "/v1/curation/tasks?type=notes&q=SU", nil, 400, &apiErr)
+	require.Equal(t, "q", apiErr.Error.Param)
 	var tk task
 	cur.do(http.MethodGet, "/v1/curation/tasks/"+list.Data[0].ID, nil, 200, &tk)
 	require.Equal(t, xss, tk.Outputs[0].Content, "stored as given; the UI shows it as text")

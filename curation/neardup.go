@@ -175,14 +175,17 @@ func ClusterNearDups(taskIDs []string, hashes []uint64) []string {
 const nearDupScanPage = 2000
 
 // refreshNearDups fingerprints and clusters the project's tasks of typ (""
-// every type) that have no fingerprint yet.
+// every type) that have no fingerprint yet, in ID order, paging on from the
+// last task it read so that the tasks are read once.
 func refreshNearDups(ctx context.Context, st *store.Store, project, typ string) error {
 	indexes := map[string]*nearDupIndex{}
+	after := ""
 	for {
-		tasks, err := st.NearDupUnscanned(ctx, project, typ, nearDupScanPage)
+		tasks, err := st.NearDupUnscanned(ctx, project, typ, after, nearDupScanPage)
 		if err != nil || len(tasks) == 0 {
 			return err
 		}
+		after = tasks[len(tasks)-1].ID
 		rows := make([]store.NearDup, len(tasks))
 		for i, t := range tasks {
 			x := indexes[t.ConquestType]
@@ -207,11 +210,12 @@ func refreshNearDups(ctx context.Context, st *store.Store, project, typ string) 
 }
 
 // nearDupOf maps each of ids that is a near duplicate of an earlier task
-// to that cluster's first task.
-func nearDupOf(ctx context.Context, st *store.Store, project string, ids []string) (map[string]string, error) {
+// to that cluster's first task, and says whether each of ids has its
+// fingerprint.
+func nearDupOf(ctx context.Context, st *store.Store, project string, ids []string) (map[string]string, bool, error) {
 	list, err := st.NearDupList(ctx, project, "", ids)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	out := map[string]string{}
 	for _, n := range list {
@@ -219,7 +223,7 @@ func nearDupOf(ctx context.Context, st *store.Store, project string, ids []strin
 			out[n.TaskID] = n.ClusterID
 		}
 	}
-	return out, nil
+	return out, len(list) == len(ids), nil
 }
 
 // duplicates are the tasks an export with dedupe leaves out: all of each
@@ -244,20 +248,25 @@ func duplicates(ctx context.Context, st *store.Store, project string, o ExportOp
 	return out, nil
 }
 
-// withNearDups fingerprints the project's tasks of typ ("" every type)
-// that have none yet, and marks the near duplicates of a page of tasks.
+// withNearDups marks the near duplicates of a page of tasks. When one of
+// them has no fingerprint yet (tasks imported since), it first fingerprints
+// the project's tasks of typ ("" every type) that have none: a page whose
+// tasks all have theirs costs one look-up of its IDs, not a walk of every
+// task.
 func (d Deps) withNearDups(ctx context.Context, typ string, list []TaskSummary) error {
 	if len(list) == 0 {
 		return nil
-	}
-	if err := refreshNearDups(ctx, d.Store, projectOf(ctx), typ); err != nil {
-		return err
 	}
 	ids := make([]string, len(list))
 	for i, t := range list {
 		ids[i] = t.ID
 	}
-	of, err := nearDupOf(ctx, d.Store, projectOf(ctx), ids)
+	of, all, err := nearDupOf(ctx, d.Store, projectOf(ctx), ids)
+	if err == nil && !all {
+		if err = refreshNearDups(ctx, d.Store, projectOf(ctx), typ); err == nil {
+			of, _, err = nearDupOf(ctx, d.Store, projectOf(ctx), ids)
+		}
+	}
 	if err != nil {
 		return err
 	}

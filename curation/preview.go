@@ -3,7 +3,6 @@ package curation
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -93,7 +92,8 @@ func promptPreview(input json.RawMessage, description string) string {
 
 // withPreviews completes a page of the queue: each task's preview from its
 // data record when the type names preview fields, and how many of its
-// outputs are valid and rated.
+// outputs are valid and rated. The records are read in one query per type
+// on the page, not one per task.
 func (d Deps) withPreviews(ctx context.Context, list []TaskSummary) error {
 	if len(list) == 0 {
 		return nil
@@ -103,6 +103,12 @@ func (d Deps) withPreviews(ctx context.Context, list []TaskSummary) error {
 	for i, t := range list {
 		at[t.ID], ids[i] = i, t.ID
 	}
+	type wanted struct {
+		at     int
+		key    string
+		fields []string
+	}
+	byType := map[string][]wanted{}
 	err := d.Store.CurationEach(ctx, store.TaskFilter{Project: projectOf(ctx), IDs: ids}, func(t store.CurationTask, outs []store.CurationOutput) error {
 		s := &list[at[t.ID]]
 		for _, o := range outs {
@@ -118,22 +124,35 @@ func (d Deps) withPreviews(ctx context.Context, list []TaskSummary) error {
 			return nil // not a conquest type: the prompt's start will do
 		}
 		s.Preview = promptPreview(t.Input, def.Description)
-		if len(def.Rendering.Preview) == 0 {
-			return nil
-		}
-		raw, err := d.Store.ConquestRecordGet(ctx, projectOf(ctx), t.ConquestType, t.Key)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil // no record: its requests were built elsewhere
-		} else if err != nil {
-			return err
-		}
-		var data map[string]any
-		if json.Unmarshal(raw, &data) == nil {
-			if p := dataPreview(data, def.Rendering.Preview); p != "" {
-				s.Preview = p
-			}
+		if len(def.Rendering.Preview) > 0 {
+			byType[t.ConquestType] = append(byType[t.ConquestType], wanted{at[t.ID], t.Key, def.Rendering.Preview})
 		}
 		return nil
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	for typ, ws := range byType {
+		keys := make([]string, len(ws))
+		for i, w := range ws {
+			keys[i] = w.key
+		}
+		records, err := d.Store.ConquestRecordList(ctx, projectOf(ctx), typ, keys)
+		if err != nil {
+			return err
+		}
+		for _, w := range ws {
+			raw, ok := records[w.key]
+			if !ok {
+				continue // no record: its requests were built elsewhere
+			}
+			var data map[string]any
+			if json.Unmarshal(raw, &data) == nil {
+				if p := dataPreview(data, w.fields); p != "" {
+					list[w.at].Preview = p
+				}
+			}
+		}
+	}
+	return nil
 }

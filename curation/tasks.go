@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"unicode/utf8"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -206,7 +207,15 @@ type taskListOutput struct {
 	Body TaskList
 }
 
+// searchMinChars is the shortest text a task search (q) takes: the
+// trigram indexes serve three characters or more, and a shorter text,
+// rare, would read every task (seconds at a million).
+const searchMinChars = 3
+
 func (d Deps) listTasks(ctx context.Context, in *taskListInput) (*taskListOutput, error) {
+	if in.Q != "" && utf8.RuneCountInString(in.Q) < searchMinChars {
+		return nil, apierror.Invalid("q", fmt.Sprintf("Search for %d characters or more.", searchMinChars))
+	}
 	f := store.TaskFilter{Project: projectOf(ctx), Type: in.Type, Model: in.Model, Status: string(in.Status), Gold: in.Gold.ptr(), Rated: in.Rated.ptr(),
 		Invalid: in.Invalid.ptr(), Text: in.Q}
 	list, more, err := d.Store.CurationTaskList(ctx, f, in.After, in.Limit)

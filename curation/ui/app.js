@@ -272,7 +272,8 @@
     const f = $('#filters');
     for (const name of ['q', 'type', 'model', 'status', 'gold', 'rated', 'invalid']) {
       const v = f.elements[name].value.trim();
-      if (v) p.set(name, v);
+      // The server searches for 3 characters or more: fewer filter nothing yet.
+      if (v && !(name === 'q' && [...v].length < 3)) p.set(name, v);
     }
     return p;
   }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -368,6 +369,10 @@ type TaskFilter struct {
 	// a text in so many tasks that a page's walk in ID order finds its
 	// tasks sooner than the table lists them all.
 	scanText bool
+	// rareWords, when set, are the words of Text that are rare among the
+	// project's newest tasks (Postgres): the trigram index looks for them
+	// alone, and LIKE on the whole text confirms.
+	rareWords []string
 }
 
 func (f TaskFilter) where(dialect string, args *[]any) string {
@@ -406,7 +411,7 @@ func (f TaskFilter) where(dialect string, args *[]any) string {
 	exists(f.Rated, "o.rating IS NOT NULL")
 	exists(f.Invalid, "o.valid = 0")
 	if f.Text != "" {
-		conds = append(conds, textCond(dialect, strings.ToLower(f.Text), f.scanText, arg))
+		conds = append(conds, textCond(dialect, strings.ToLower(f.Text), f.scanText, f.rareWords, arg))
 	}
 	if len(f.IDs) > 0 {
 		ph := make([]string, len(f.IDs))
@@ -424,16 +429,82 @@ func (f TaskFilter) where(dialect string, args *[]any) string {
 // on SQLite, the FTS5 trigram table narrows the tasks to those whose text
 // holds text's trigrams in a row (text of three characters or more), and
 // LIKE confirms.
-func textCond(dialect, text string, scan bool, arg func(any) string) string {
+//
+// With rareWords (Postgres), the index looks for those words only and the
+// whole text's LIKE is on an expression the index does not serve: GIN
+// checks each candidate of a search's rarest trigram against every other
+// trigram, and the trigrams of a word in every task ("resume" in "resume
+// 12345") cost a read of their long posting lists for each.
+func textCond(dialect, text string, scan bool, rareWords []string, arg func(any) string) string {
 	like := "%" + escapeLike(text) + "%"
 	if dialect != "sqlite" {
-		return "t.search_text LIKE " + arg(like)
+		if len(rareWords) == 0 {
+			return "t.search_text LIKE " + arg(like)
+		}
+		conds := make([]string, 0, len(rareWords)+1)
+		for _, w := range rareWords {
+			conds = append(conds, "t.search_text LIKE "+arg("%"+escapeLike(w)+"%"))
+		}
+		return strings.Join(append(conds, "(t.search_text || '') LIKE "+arg(like)), " AND ")
 	}
 	cond := "t.search_text LIKE " + arg(like) + " ESCAPE '\\'"
 	if scan || utf8.RuneCountInString(text) < 3 {
 		return cond
 	}
 	return "t.id IN (SELECT task_id FROM curation_tasks_fts WHERE curation_tasks_fts MATCH " + arg(ftsPhrase(text)) + ") AND " + cond
+}
+
+// rareSample is how many of a project's newest tasks rareWords reads, and
+// rareShare the share of them (1/rareShare) a word must be in to be common.
+const (
+	rareSample = 200
+	rareShare  = 10
+)
+
+// rareWords returns the words (three characters or more) of f's text that
+// are in fewer than 1 in rareShare of the project's rareSample newest
+// tasks, when some of its words are common and some are not (Postgres
+// only; nil elsewhere, and for a text of one word): one query over a
+// page-sized sample by the primary key.
+func (s *Store) rareWords(ctx context.Context, f TaskFilter) ([]string, error) {
+	if s.d.name() == "sqlite" {
+		return nil, nil
+	}
+	var words []string
+	for _, w := range strings.Fields(strings.ToLower(f.Text)) {
+		if utf8.RuneCountInString(w) >= 3 && !slices.Contains(words, w) {
+			words = append(words, w)
+		}
+	}
+	if len(words) < 2 {
+		return nil, nil
+	}
+	args := []any{cmp.Or(f.Project, DefaultProject), rareSample}
+	counts := make([]string, len(words))
+	for i, w := range words {
+		args = append(args, "%"+escapeLike(w)+"%")
+		counts[i] = fmt.Sprintf("COUNT(*) FILTER (WHERE s LIKE $%d)", len(args))
+	}
+	n := make([]int64, len(words)+1)
+	dest := make([]any, len(n))
+	for i := range n {
+		dest[i] = &n[i]
+	}
+	err := s.d.db().queryRow(ctx, `SELECT COUNT(*), `+strings.Join(counts, ", ")+` FROM (SELECT search_text AS s FROM curation_tasks
+		WHERE project_id = $1 ORDER BY id DESC LIMIT $2) sample`, args...).Scan(dest...)
+	if err != nil {
+		return nil, err
+	}
+	var rare []string
+	for i, w := range words {
+		if n[i+1]*rareShare < n[0] {
+			rare = append(rare, w)
+		}
+	}
+	if len(rare) == len(words) {
+		return nil, nil // no common word to leave out
+	}
+	return rare, nil
 }
 
 // ftsPhrase is an FTS5 query of text as one phrase in search_text: with
@@ -485,6 +556,9 @@ func (s *Store) CurationTaskList(ctx context.Context, f TaskFilter, after string
 			return nil, false, fmt.Errorf("store: list tasks: %w", err)
 		}
 		f.scanText = common
+		if f.rareWords, err = s.rareWords(ctx, f); err != nil {
+			return nil, false, fmt.Errorf("store: list tasks: %w", err)
+		}
 	}
 	var args []any
 	where := f.where(s.d.name(), &args)
@@ -1176,4 +1250,32 @@ func (s *Store) ConquestRecordGet(ctx context.Context, project, typ, customID st
 		return nil, fmt.Errorf("store: conquest record %s/%s: %w", typ, customID, err)
 	}
 	return json.RawMessage(data), nil
+}
+
+// ConquestRecordList returns the data records of customIDs of a type kept
+// in a project ("" the default project), by custom ID, in one query; an ID
+// without one is left out.
+func (s *Store) ConquestRecordList(ctx context.Context, project, typ string, customIDs []string) (map[string]json.RawMessage, error) {
+	out := map[string]json.RawMessage{}
+	if len(customIDs) == 0 {
+		return out, nil
+	}
+	args := []any{cmp.Or(project, DefaultProject), typ}
+	ph := make([]string, len(customIDs))
+	for i, id := range customIDs {
+		args = append(args, id)
+		ph[i] = fmt.Sprintf("$%d", len(args))
+	}
+	rows, err := collect(ctx, s.d.db(), func(r row) ([2]string, error) {
+		var kv [2]string
+		err := r.Scan(&kv[0], &kv[1])
+		return kv, err
+	}, `SELECT custom_id, data FROM conquest_records WHERE project_id = $1 AND conquest_type = $2 AND custom_id IN (`+strings.Join(ph, ", ")+`)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: conquest records %s: %w", typ, err)
+	}
+	for _, kv := range rows {
+		out[kv[0]] = json.RawMessage(kv[1])
+	}
+	return out, nil
 }

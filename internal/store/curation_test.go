@@ -338,6 +338,38 @@ func testCuration(t *testing.T, setup setupFunc) {
 		}
 	})
 
+	t.Run("TextOfCommonAndRareWords", func(t *testing.T) {
+		t.Parallel()
+		tb := setup(t)
+		// "resume" and "engineer" are in every task, each number in one:
+		// on Postgres the index looks for the rare words alone, and the
+		// whole text must still match, in order.
+		items := make([]store.ImportItem, 30)
+		for i := range items {
+			items[i] = item("cv", fmt.Sprintf("k%d", 100+i), fmt.Sprintf("resume %d: engineer", 100+i), "batch_1", "m1", true)
+		}
+		_, err := tb.st.CurationImport(tb.ctx, "batch_1", items)
+		require.NoError(t, err)
+		for text, want := range map[string][]string{
+			"resume 117":           {"k117"},
+			"RESUME 117: ENGINEER": {"k117"},
+			"117: engineer":        {"k117"},
+			"resume 11":            {"k119", "k118", "k117", "k116", "k115", "k114", "k113", "k112", "k111", "k110"},
+			"117 engineer":         nil,
+			"resume 117 resume":    nil,
+			"engineer resume":      nil,
+			"resume engineer":      nil,
+		} {
+			page, _, err := tb.st.CurationTaskList(tb.ctx, store.TaskFilter{Text: text}, "", 50)
+			require.NoError(t, err, text)
+			keys := make([]string, len(page))
+			for i, p := range page {
+				keys[i] = p.Key
+			}
+			require.ElementsMatch(t, want, keys, text)
+		}
+	})
+
 	t.Run("Each", func(t *testing.T) {
 		t.Parallel()
 		tb := setup(t)
@@ -501,6 +533,19 @@ func testCurationProjects(t *testing.T, setup setupFunc) {
 		require.JSONEq(t, `{"n":"b"}`, string(got), "each project keeps its own")
 		_, err = tb.st.ConquestRecordGet(tb.ctx, newProject(t, tb, "C").ID, "email", "req-1")
 		require.ErrorIs(t, err, store.ErrNotFound)
+
+		// A page's records in one query: of the project and type only,
+		// and those that exist.
+		require.NoError(t, tb.st.ConquestRecordsPut(tb.ctx, "", "email", map[string]json.RawMessage{"req-2": json.RawMessage(`{"n":2}`)}))
+		require.NoError(t, tb.st.ConquestRecordsPut(tb.ctx, "", "other", map[string]json.RawMessage{"req-3": json.RawMessage(`{"n":3}`)}))
+		list, err := tb.st.ConquestRecordList(tb.ctx, "", "email", []string{"req-1", "req-2", "req-3", "req-nope"})
+		require.NoError(t, err)
+		require.Len(t, list, 2)
+		require.JSONEq(t, `{"n":"default"}`, string(list["req-1"]))
+		require.JSONEq(t, `{"n":2}`, string(list["req-2"]))
+		list, err = tb.st.ConquestRecordList(tb.ctx, b, "email", nil)
+		require.NoError(t, err)
+		require.Empty(t, list)
 	})
 
 	t.Run("Exports", func(t *testing.T) {
