@@ -68,6 +68,7 @@ type Deps struct {
 func Register(workers *river.Workers, d Deps) {
 	river.AddWorker(workers, &BatchValidateWorker{d: d})
 	river.AddWorker(workers, &BatchFinalizeWorker{d: d})
+	river.AddWorker(workers, &BatchCompactWorker{d: d})
 	river.AddWorker(workers, &BatchExpireWorker{d: d})
 	river.AddWorker(workers, &UploadExpireWorker{d: d})
 	river.AddWorker(workers, &EventsPruneWorker{d: d})

@@ -95,6 +95,9 @@ type Service struct {
 	// chunkPage is how many chunks the finalizer reads from the store at
 	// once: chunkPageDefault, less in tests.
 	chunkPage int
+	// pieceBytes is the output a piece gathers at least:
+	// PieceBytesDefault, less in tests.
+	pieceBytes int64
 }
 
 // chunkPageDefault is how many chunks the finalizer reads from the store
@@ -104,7 +107,8 @@ const chunkPageDefault = 1000
 
 // New is the lifecycle on st and bucket.
 func New(st *store.Store, bucket objectstore.Bucket, limits Limits, log *slog.Logger) *Service {
-	s := &Service{store: st, bucket: bucket, log: log, limits: limits.WithDefaults(), chunkPage: chunkPageDefault}
+	s := &Service{store: st, bucket: bucket, log: log, limits: limits.WithDefaults(), chunkPage: chunkPageDefault,
+		pieceBytes: PieceBytesDefault}
 	s.SetClock(time.Now)
 	return s
 }

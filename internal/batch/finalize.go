@@ -145,22 +145,15 @@ func (s *Service) assemble(ctx context.Context, b store.Batch) (store.Outcome, e
 		}
 	}
 	compose := func(ctx context.Context, key string, srcs []objectstore.Source, what string) (int64, error) {
-		info, err := s.bucket.ComposeSources(ctx, key, srcs)
-		if errors.Is(err, objectstore.ErrSizeMismatch) {
-			// A chunk is not the size its row says: the object is the truth.
-			// Compose again without the sizes rather than fail for ever; the
-			// partial results placed by those sizes were wrong for it anyway.
-			s.log.ErrorContext(ctx, "a chunk's recorded size is wrong; composing without the sizes", "batch", b.ID, "file", what, "err", err)
-			unsized := make([]objectstore.Source, len(srcs))
-			for i, src := range srcs {
-				unsized[i] = objectstore.Source{Key: src.Key, Size: -1}
-			}
-			info, err = s.bucket.ComposeSources(ctx, key, unsized)
+		return s.composeFile(ctx, b.ID, key, srcs, what)
+	}
+	if pieces, err := s.store.PieceList(ctx, b.ID); err != nil {
+		return o, err
+	} else if len(pieces) > 0 {
+		o, err := s.assemblePieced(ctx, b, pieces)
+		if !errors.Is(err, errNoPieces) {
+			return o, err
 		}
-		if err != nil {
-			return 0, fmt.Errorf("%s file: %w", what, err)
-		}
-		return info.Size, nil
 	}
 
 	var (
@@ -276,6 +269,167 @@ func (s *Service) assemble(ctx context.Context, b store.Batch) (store.Outcome, e
 	if len(errParts) > 0 {
 		o.Errors = &errFile
 	}
+	return o, nil
+}
+
+// composeFile composes srcs into key, the output or error (what) file of
+// batch id.
+func (s *Service) composeFile(ctx context.Context, id, key string, srcs []objectstore.Source, what string) (int64, error) {
+	info, err := s.bucket.ComposeSources(ctx, key, srcs)
+	if errors.Is(err, objectstore.ErrSizeMismatch) {
+		// A chunk is not the size its row says: the object is the truth.
+		// Compose again without the sizes rather than fail for ever; the
+		// partial results placed by those sizes were wrong for it anyway.
+		s.log.ErrorContext(ctx, "a chunk's recorded size is wrong; composing without the sizes", "batch", id, "file", what, "err", err)
+		unsized := make([]objectstore.Source, len(srcs))
+		for i, src := range srcs {
+			unsized[i] = objectstore.Source{Key: src.Key, Size: -1}
+		}
+		info, err = s.bucket.ComposeSources(ctx, key, unsized)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("%s file: %w", what, err)
+	}
+	return info.Size, nil
+}
+
+// errNoPieces is assemblePieced's answer when the pieces cannot make the
+// files: assemble composes the chunks instead.
+var errNoPieces = errors.New("the pieces do not cover the chunks")
+
+// assemblePieced writes the files from the batch's pieces (Compact) and the
+// chunks outside them: the pieces, of several MiB each, are copied
+// server-side, and only the chunks outside them, fewer than a page, are
+// read through kiln. The chunks' rows are read a page at a time to place
+// them; each piece's index, and the index of each chunk outside them, is
+// scanned while the files are composed. It answers errNoPieces, having written nothing, when a piece
+// does not hold the chunks its shards have now, or more than a page of
+// chunks lies outside the pieces; chunks that overlap are handled as
+// assemble does.
+func (s *Service) assemblePieced(ctx context.Context, b store.Batch, pieces []store.Piece) (store.Outcome, error) {
+	began := time.Now()
+	var (
+		o                  store.Outcome
+		outSrcs, errSrcs   []objectstore.Source
+		indexes            []store.Chunk // what holds each chunk's index: a piece's, or its own
+		seen               = make([]int64, len(pieces))
+		loose, pi          int
+		lastShard, lastSeq int64 = -1, -1
+	)
+	for {
+		page, err := s.store.ChunkListAfter(ctx, b.ID, lastShard, lastSeq, s.chunkPage)
+		if err != nil {
+			return o, err
+		}
+		if len(page) == 0 {
+			break
+		}
+		lastShard, lastSeq = page[len(page)-1].Shard, page[len(page)-1].Seq
+		for _, c := range page {
+			for pi < len(pieces) && c.Shard > pieces[pi].LastShard {
+				pi++
+			}
+			o.Completed += c.OutputLines
+			o.Failed += c.ErrorLines
+			if pi < len(pieces) && c.Shard >= pieces[pi].FirstShard {
+				p := pieces[pi]
+				if seen[pi] == 0 {
+					indexes = append(indexes, store.Chunk{BatchID: b.ID, Shard: p.FirstShard, Seq: -1, ObjectKey: p.IndexKey})
+					if p.OutputBytes > 0 {
+						outSrcs = append(outSrcs, objectstore.Source{Key: p.OutputKey, Size: p.OutputBytes})
+					}
+					if p.ErrorKey != "" {
+						errSrcs = append(errSrcs, objectstore.Source{Key: p.ErrorKey, Size: p.ErrorBytes})
+					}
+				}
+				seen[pi]++
+				continue
+			}
+			if loose++; loose > s.chunkPage {
+				return store.Outcome{}, errNoPieces
+			}
+			indexes = append(indexes, c)
+			if c.OutputLines > 0 {
+				outSrcs = append(outSrcs, chunkSource(ChunkOutputKey(c.ObjectKey), c.OutputBytes, c))
+			}
+			if c.ErrorLines > 0 {
+				errSrcs = append(errSrcs, chunkSource(ChunkErrorKey(c.ObjectKey), c.ErrorBytes, c))
+			}
+		}
+		if len(page) < s.chunkPage {
+			break
+		}
+	}
+	for i, p := range pieces {
+		if seen[i] != p.Chunks {
+			s.log.WarnContext(ctx, "a piece does not hold its shards' chunks; composing the chunks", "batch", b.ID,
+				"first_shard", p.FirstShard, "chunks", p.Chunks, "now", seen[i])
+			return store.Outcome{}, errNoPieces
+		}
+	}
+
+	placed := time.Now()
+	outFile, errFile := s.newFile(b, "output"), s.newFile(b, "error")
+	drop := func() {
+		for _, k := range []string{outFile.ObjectKey, errFile.ObjectKey} {
+			_ = s.bucket.Delete(context.WithoutCancel(ctx), k)
+		}
+	}
+	missing := b.Total - o.Completed - o.Failed
+	var done batchline.Bitmap
+	var scanned, composed time.Time
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		defer func() { scanned = time.Now() }()
+		return s.scanIndexes(gctx, indexes, &done)
+	})
+	if len(outSrcs) > 0 {
+		g.Go(func() (err error) {
+			defer func() { composed = time.Now() }()
+			outFile.Bytes, err = s.composeFile(gctx, b.ID, outFile.ObjectKey, outSrcs, "output")
+			return err
+		})
+	}
+	if len(errSrcs) > 0 && missing == 0 {
+		g.Go(func() (err error) {
+			errFile.Bytes, err = s.composeFile(gctx, b.ID, errFile.ObjectKey, errSrcs, "error")
+			return err
+		})
+	}
+	err := g.Wait()
+	if errors.Is(err, errOverlap) {
+		drop()
+		s.log.WarnContext(ctx, "chunks overlap; keeping each line's first result", "batch", b.ID)
+		return s.assembleFiltered(ctx, b)
+	}
+	if err != nil {
+		drop()
+		return o, err
+	}
+	if missing > 0 {
+		tail := missingKey(b.ID)
+		defer func() { _ = s.bucket.Delete(context.WithoutCancel(ctx), tail) }()
+		n, size, err := s.writeMissing(ctx, b, tail, done)
+		if err != nil {
+			drop()
+			return o, err
+		}
+		errSrcs = append(errSrcs, objectstore.Source{Key: tail, Size: size})
+		o.Failed += n
+		if errFile.Bytes, err = s.composeFile(ctx, b.ID, errFile.ObjectKey, errSrcs, "error"); err != nil {
+			drop()
+			return o, err
+		}
+	}
+	if len(outSrcs) > 0 {
+		o.Output = &outFile
+	}
+	if len(errSrcs) > 0 {
+		o.Errors = &errFile
+	}
+	s.log.DebugContext(ctx, "files composed from pieces", "batch", b.ID, "pieces", len(pieces), "loose_chunks", loose,
+		"place", placed.Sub(began).Round(time.Millisecond), "scan", scanned.Sub(placed).Round(time.Millisecond),
+		"compose_output", composed.Sub(placed).Round(time.Millisecond), "took", time.Since(began).Round(time.Millisecond))
 	return o, nil
 }
 

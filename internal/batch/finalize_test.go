@@ -105,19 +105,27 @@ func chunkKeys(t *testing.T, env *batchtest.Env, id string) []string {
 // TestFinalize: the files are the chunks' lines in order of shard and
 // sequence, byte for byte, from many small chunks (the object store
 // composes them several at a time), then the lines of the requests that
-// never ran; the chunks are removed. Both backends.
+// never ran; the chunks are removed. With pieces, the first shard's chunks
+// were compacted into a piece while the batch ran (Compact), and the files
+// are made of it and the second shard's chunks: the same bytes. Both
+// backends.
 func TestFinalize(t *testing.T) {
 	t.Parallel()
 	for _, backend := range batchtest.Backends {
 		// 134 chunks: in one page, and in pages of 10 (the last short) that
 		// the finalizer composes one by one.
 		for _, page := range []int{0, 10} {
-			t.Run(fmt.Sprintf("%s/page%d", backend, page), func(t *testing.T) { testFinalize(t, backend, page) })
+			t.Run(fmt.Sprintf("%s/page%d", backend, page), func(t *testing.T) { testFinalize(t, backend, page, false) })
+		}
+		// With a piece and 67 chunks outside it: in one page, and in pages
+		// of 10, too few to hold them (the chunks are composed instead).
+		for _, page := range []int{0, 10} {
+			t.Run(fmt.Sprintf("%s/pieces/page%d", backend, page), func(t *testing.T) { testFinalize(t, backend, page, true) })
 		}
 	}
 }
 
-func testFinalize(t *testing.T, backend string, page int) {
+func testFinalize(t *testing.T, backend string, page int, pieces bool) {
 	t.Parallel()
 	ctx := context.Background()
 	const n, shardSize, chunkLines = 600, 200, 3
@@ -148,6 +156,29 @@ func testFinalize(t *testing.T, backend string, page int) {
 		}
 		_, err := env.Batches.FinishShard(ctx, sh.BatchID, sh.Idx, batchtest.Agent)
 		require.NoError(t, err)
+		if pieces && sh.Idx == 0 {
+			env.Batches.SetPieceBytes(1)
+			require.NoError(t, env.Batches.Compact(ctx, b.ID))
+			made, err := env.Store.PieceList(ctx, b.ID)
+			require.NoError(t, err)
+			require.Len(t, made, 1, "the finished shard's chunks in one piece")
+			require.Equal(t, int64(0), made[0].LastShard)
+			require.EqualValues(t, 67, made[0].Chunks)
+			require.NoError(t, env.Batches.Compact(ctx, b.ID), "nothing more to compact")
+			again, err := env.Store.PieceList(ctx, b.ID)
+			require.NoError(t, err)
+			require.Equal(t, made, again)
+			if page == 0 {
+				// The files and the index scan must come from the piece:
+				// the chunks' own output and index objects are gone.
+				chunks, err := env.Store.ChunkList(ctx, b.ID, 0)
+				require.NoError(t, err)
+				for _, c := range chunks {
+					require.NoError(t, env.Bucket.Delete(ctx, batch.ChunkOutputKey(c.ObjectKey)))
+					require.NoError(t, env.Bucket.Delete(ctx, c.ObjectKey))
+				}
+			}
+		}
 	}
 	_, err := env.Batches.Cancel(ctx, b.ID)
 	require.NoError(t, err)

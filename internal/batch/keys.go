@@ -40,6 +40,12 @@ func ChunkErrorKey(chunkKey string) string { return chunkKey + ".err" }
 // that never ran.
 func missingKey(batchID string) string { return BatchPrefix(batchID) + "missing.jsonl" }
 
+// pieceKey is where Compact puts the output (what "out") or error ("err")
+// lines of the piece of a batch's chunks that starts at shard first.
+func pieceKey(batchID string, first int64, what string) string {
+	return fmt.Sprintf("%spieces/%09d.%s", BatchPrefix(batchID), first, what)
+}
+
 // composeKey is where the finalizer composes the output (what "out") or
 // error ("err") lines of page n of a batch's chunks, when it has more than
 // one page.

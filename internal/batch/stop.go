@@ -61,6 +61,16 @@ func (s *Service) Expire(ctx context.Context, id string) (bool, error) {
 // has a durable result. The batch's last shard moves it to finalizing, with
 // the finalizer enqueued in the same transaction. A lease another agent
 // took over is store.ErrConflict.
+//
+// A shard that is not the last enqueues the batch's compaction (Compact),
+// unless one waits already; should that fail, finalize composes the chunks
+// themselves, as it would without it.
 func (s *Service) FinishShard(ctx context.Context, batchID string, shard int64, agent string) (store.Batch, error) {
-	return s.store.ShardFinish(ctx, batchID, shard, agent, finalizeJob(batchID))
+	b, err := s.store.ShardFinish(ctx, batchID, shard, agent, finalizeJob(batchID))
+	if err == nil && b.Status == store.BatchInProgress && b.StopReason == "" {
+		if err := s.store.Enqueue(ctx, compactJob(batchID)); err != nil {
+			s.log.WarnContext(ctx, "enqueueing the batch's compaction failed; finalize composes its chunks", "batch", batchID, "err", err)
+		}
+	}
+	return b, err
 }

@@ -48,6 +48,7 @@ func TestConformance(t *testing.T) {
 		{"RateLimits", testRateLimits},
 		{"ServiceAccounts", testServiceAccounts},
 		{"Observability", testObservability},
+		{"Pieces", testPieces},
 		{"Shards", testShards},
 		{"Store", testStore},
 		{"Uploads", testUploads},
