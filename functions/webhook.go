@@ -190,12 +190,13 @@ func (h *Webhooks) Start() (stop func(ctx context.Context)) {
 	}
 }
 
-// sendGather is how long a busy sender waits for more of its slots to
-// free before it claims for the few that are: claims come in batches.
-const sendGather = 2 * time.Millisecond
-
 // run claims due deliveries while claiming lasts, and sends each under
-// sending; it returns once the deliveries in flight are done.
+// sending; it returns once the deliveries in flight are done. It claims
+// ahead: up to as many again as it has slots wait in a queue of its own,
+// so that a slot that frees starts the next delivery at once, and claims
+// (each a transaction) come in batches of half the slots or more while it
+// is busy. An idle sender claims at once when woken. What waits in its
+// queue when claiming ends is handed back.
 func (h *Webhooks) run(claiming, sending context.Context) {
 	n := cmp.Or(h.Concurrency, DeliverConcurrency)
 	poll := cmp.Or(h.Poll, time.Second)
@@ -209,15 +210,60 @@ func (h *Webhooks) run(claiming, sending context.Context) {
 	var (
 		inflight atomic.Int64
 		wg       sync.WaitGroup
+		queue    []store.DeliveryToSend
 	)
 	freed := make(chan struct{}, 1)
+	recording := make(chan struct{}, n)
 	defer wg.Wait()
+	defer func() {
+		// Claimed, never sent: another sender may take them at once.
+		if len(queue) == 0 {
+			return
+		}
+		ids := make([]string, len(queue))
+		for i, d := range queue {
+			ids[i] = d.Delivery.ID
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
+		defer cancel()
+		if err := h.Store.DeliveriesRelease(ctx, ids); err != nil {
+			h.Log.Warn("handing back webhook deliveries failed; they are sent when their leases end", "deliveries", len(ids), "err", err)
+		}
+	}()
+	start := func() {
+		for len(queue) > 0 && int(inflight.Load()) < n {
+			d := queue[0]
+			queue = queue[1:]
+			inflight.Add(1)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				// The slot frees once the receiver has answered and one of
+				// the n places for attempts being recorded is taken: the
+				// write of one attempt does not hold up the next send, and
+				// a slow database holds up sending rather than piling up
+				// attempts.
+				free := sync.OnceFunc(func() {
+					recording <- struct{}{}
+					inflight.Add(-1)
+					select {
+					case freed <- struct{}{}:
+					default:
+					}
+				})
+				h.deliver(sending, d, free)
+				free()
+				<-recording
+			}()
+		}
+	}
 	for claiming.Err() == nil {
 		wake := h.Store.DeliveriesWake()
-		free := n - int(inflight.Load())
-		backlog := free == 0
-		if free > 0 {
-			ds, err := h.Store.DeliveriesClaim(claiming, free, lease)
+		held := int(inflight.Load()) + len(queue)
+		room := 2*n - held
+		backlog := false
+		if room > 0 && (held < n || room >= n/2) {
+			ds, err := h.Store.DeliveriesClaim(claiming, room, lease)
 			if err != nil {
 				if claiming.Err() == nil {
 					h.Log.Warn("claiming webhook deliveries failed; trying again", "err", err)
@@ -225,25 +271,16 @@ func (h *Webhooks) run(claiming, sending context.Context) {
 				}
 				continue
 			}
-			for _, d := range ds {
-				inflight.Add(1)
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					h.deliver(sending, d)
-					inflight.Add(-1)
-					select {
-					case freed <- struct{}{}:
-					default:
-					}
-				}()
-			}
-			backlog = len(ds) == free
+			queue = append(queue, ds...)
+			backlog = len(ds) == room
 		}
-		if backlog {
-			// More may be due: claim again once a quarter of the slots
-			// are free, or any after sendGather.
-			waitSlots(claiming, &inflight, freed, n, max(1, n/4))
+		start()
+		if backlog || len(queue) > 0 || held >= n {
+			// Busy: wait for a slot to free (or for claiming to end).
+			select {
+			case <-claiming.Done():
+			case <-freed:
+			}
 			continue
 		}
 		wait := poll
@@ -260,30 +297,6 @@ func (h *Webhooks) run(claiming, sending context.Context) {
 	}
 }
 
-// waitSlots waits until at least enough of n slots are free, or some are
-// and sendGather has passed since the first freed, or ctx ends.
-func waitSlots(ctx context.Context, inflight *atomic.Int64, freed <-chan struct{}, n, enough int) {
-	var gathered <-chan time.Time
-	for {
-		free := n - int(inflight.Load())
-		if free >= enough {
-			return
-		}
-		if free > 0 && gathered == nil {
-			t := time.NewTimer(sendGather)
-			defer t.Stop()
-			gathered = t.C
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-freed:
-		case <-gathered:
-			return
-		}
-	}
-}
-
 func sleep(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -294,7 +307,11 @@ func sleep(ctx context.Context, d time.Duration) {
 }
 
 // deliver sends a claimed delivery once and records the attempt.
-func (h *Webhooks) deliver(ctx context.Context, ts store.DeliveryToSend) {
+//
+// sent is called once the receiver has answered (or the attempt failed),
+// before the attempt is recorded: the sender's slot is free then, while the
+// delivery's lease holds it until the attempt is written.
+func (h *Webhooks) deliver(ctx context.Context, ts store.DeliveryToSend, sent func()) {
 	d, e, ev := ts.Delivery, ts.Endpoint, ts.Event
 	tp := h.Tracer
 	if tp == nil {
@@ -305,6 +322,7 @@ func (h *Webhooks) deliver(ctx context.Context, ts store.DeliveryToSend) {
 	defer span.End()
 	attempt := store.DeliveryAttempt{Attempts: d.Attempts + 1}
 	if ts.EndpointDeleted {
+		sent()
 		attempt.Status, attempt.Error = store.DeliveryFailed, "the endpoint was deleted"
 		h.recordOrLog(ctx, d, attempt)
 		return
@@ -312,6 +330,7 @@ func (h *Webhooks) deliver(ctx context.Context, ts store.DeliveryToSend) {
 	began := time.Now()
 	sendErr := h.Send(ctx, e, d.URL, EventOf(ev), &attempt)
 	took := time.Since(began).Seconds()
+	sent()
 	n := int(ts.RoundAttempts) + 1
 	switch {
 	case sendErr != nil && ctx.Err() != nil:
