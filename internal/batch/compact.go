@@ -5,32 +5,9 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
-
 	"github.com/kilnhq/kiln/internal/objectstore"
 	"github.com/kilnhq/kiln/internal/store"
 )
-
-// CompactArgs is the job that gathers a running batch's finished chunks
-// into pieces (Service.Compact).
-type CompactArgs struct {
-	BatchID string `json:"batch_id"`
-}
-
-// Kind is stable; never rename it.
-func (CompactArgs) Kind() string { return "batch_compact" }
-
-// compactJob is a batch's compaction: one waits or runs per batch at a
-// time. A shard that finishes while one runs is taken by the next shard's.
-func compactJob(batchID string) store.Job {
-	return store.Job{Args: CompactArgs{BatchID: batchID}, Opts: &river.InsertOpts{
-		MaxAttempts: 3,
-		UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
-			rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
-			rivertype.JobStateRetryable, rivertype.JobStateScheduled}},
-	}}
-}
 
 // PieceBytesDefault is the output a piece gathers at least: above S3's
 // least part (5 MiB), so that finalize copies pieces server-side.

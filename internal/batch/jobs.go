@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/kilnhq/kiln/internal/store"
 )
@@ -71,4 +72,24 @@ func expireJob(batchID string, at time.Time) store.Job {
 
 func uploadExpireJob(uploadID string, at time.Time) store.Job {
 	return store.Job{Args: UploadExpireArgs{UploadID: uploadID}, Opts: &river.InsertOpts{ScheduledAt: at}}
+}
+
+// CompactArgs is the job that gathers a running batch's finished chunks
+// into pieces (Service.Compact).
+type CompactArgs struct {
+	BatchID string `json:"batch_id"`
+}
+
+// Kind is stable; never rename it.
+func (CompactArgs) Kind() string { return "batch_compact" }
+
+// compactJob is a batch's compaction: one waits or runs per batch at a
+// time. A shard that finishes while one runs is taken by the next shard's.
+func compactJob(batchID string) store.Job {
+	return store.Job{Args: CompactArgs{BatchID: batchID}, Opts: &river.InsertOpts{
+		MaxAttempts: 3,
+		UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
+			rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
+			rivertype.JobStateRetryable, rivertype.JobStateScheduled}},
+	}}
 }
