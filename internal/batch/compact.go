@@ -95,10 +95,9 @@ func (s *Service) makePiece(ctx context.Context, id string, chunks []store.Chunk
 		}
 	}
 	drop := func() {
-		for _, k := range []string{p.IndexKey, p.OutputKey, p.ErrorKey} {
-			if k != "" {
-				_ = s.bucket.Delete(context.WithoutCancel(ctx), k)
-			}
+		s.deleteObjects(ctx, p.IndexKey, p.OutputKey)
+		if p.ErrorKey != "" {
+			s.deleteObjects(ctx, p.ErrorKey)
 		}
 	}
 	if _, err := s.bucket.ComposeSources(ctx, p.IndexKey, idxSrcs); err != nil {

@@ -139,14 +139,7 @@ var errOverlap = errors.New("chunks overlap")
 func (s *Service) assemble(ctx context.Context, b store.Batch) (store.Outcome, error) {
 	var o store.Outcome
 	outFile, errFile := s.newFile(b, "output"), s.newFile(b, "error")
-	drop := func() {
-		for _, k := range []string{outFile.ObjectKey, errFile.ObjectKey} {
-			_ = s.bucket.Delete(context.WithoutCancel(ctx), k)
-		}
-	}
-	compose := func(ctx context.Context, key string, srcs []objectstore.Source, what string) (int64, error) {
-		return s.composeFile(ctx, b.ID, key, srcs, what)
-	}
+	drop := func() { s.deleteObjects(ctx, outFile.ObjectKey, errFile.ObjectKey) }
 	if pieces, err := s.store.PieceList(ctx, b.ID); err != nil {
 		return o, err
 	} else if len(pieces) > 0 {
@@ -199,13 +192,13 @@ func (s *Service) assemble(ctx context.Context, b store.Batch) (store.Outcome, e
 		g.Go(func() error { return s.scanIndexes(gctx, page, &done) })
 		if len(outSrcs) > 0 {
 			g.Go(func() (err error) {
-				outSize, err = compose(gctx, outKey, outSrcs, "output")
+				outSize, err = s.composeFile(gctx, b.ID, outKey, outSrcs, "output")
 				return err
 			})
 		}
 		if len(errSrcs) > 0 && !errLater {
 			g.Go(func() (err error) {
-				errSize, err = compose(gctx, errKey, errSrcs, "error")
+				errSize, err = s.composeFile(gctx, b.ID, errKey, errSrcs, "error")
 				return err
 			})
 		}
@@ -235,20 +228,19 @@ func (s *Service) assemble(ctx context.Context, b store.Batch) (store.Outcome, e
 	}
 	missing := b.Total - o.Completed - o.Failed
 	if missing > 0 {
-		tail := missingKey(b.ID)
-		defer func() { _ = s.bucket.Delete(context.WithoutCancel(ctx), tail) }()
-		n, size, err := s.writeMissing(ctx, b, tail, done)
+		tail, n, err := s.missingSource(ctx, b, done)
+		defer s.removeMissing(ctx, b.ID)
 		if err != nil {
 			drop()
 			return o, err
 		}
-		errParts = append(errParts, objectstore.Source{Key: tail, Size: size})
+		errParts = append(errParts, tail)
 		o.Failed += n
 	}
 	// The files are made of their parts, unless the only page made them
 	// already: its error file when no request was missing.
 	if !single && len(outParts) > 0 {
-		if outFile.Bytes, err = compose(ctx, outFile.ObjectKey, outParts, "output"); err != nil {
+		if outFile.Bytes, err = s.composeFile(ctx, b.ID, outFile.ObjectKey, outParts, "output"); err != nil {
 			drop()
 			return o, err
 		}
@@ -256,7 +248,7 @@ func (s *Service) assemble(ctx context.Context, b store.Batch) (store.Outcome, e
 		outFile.Bytes = outParts[0].Size
 	}
 	if len(errParts) > 0 && (!single || missing > 0) {
-		if errFile.Bytes, err = compose(ctx, errFile.ObjectKey, errParts, "error"); err != nil {
+		if errFile.Bytes, err = s.composeFile(ctx, b.ID, errFile.ObjectKey, errParts, "error"); err != nil {
 			drop()
 			return o, err
 		}
@@ -370,11 +362,7 @@ func (s *Service) assemblePieced(ctx context.Context, b store.Batch, pieces []st
 
 	placed := time.Now()
 	outFile, errFile := s.newFile(b, "output"), s.newFile(b, "error")
-	drop := func() {
-		for _, k := range []string{outFile.ObjectKey, errFile.ObjectKey} {
-			_ = s.bucket.Delete(context.WithoutCancel(ctx), k)
-		}
-	}
+	drop := func() { s.deleteObjects(ctx, outFile.ObjectKey, errFile.ObjectKey) }
 	missing := b.Total - o.Completed - o.Failed
 	var done batchline.Bitmap
 	var scanned, composed time.Time
@@ -407,14 +395,13 @@ func (s *Service) assemblePieced(ctx context.Context, b store.Batch, pieces []st
 		return o, err
 	}
 	if missing > 0 {
-		tail := missingKey(b.ID)
-		defer func() { _ = s.bucket.Delete(context.WithoutCancel(ctx), tail) }()
-		n, size, err := s.writeMissing(ctx, b, tail, done)
+		tail, n, err := s.missingSource(ctx, b, done)
+		defer s.removeMissing(ctx, b.ID)
 		if err != nil {
 			drop()
 			return o, err
 		}
-		errSrcs = append(errSrcs, objectstore.Source{Key: tail, Size: size})
+		errSrcs = append(errSrcs, tail)
 		o.Failed += n
 		if errFile.Bytes, err = s.composeFile(ctx, b.ID, errFile.ObjectKey, errSrcs, "error"); err != nil {
 			drop()
@@ -431,6 +418,29 @@ func (s *Service) assemblePieced(ctx context.Context, b store.Batch, pieces []st
 		"place", placed.Sub(began).Round(time.Millisecond), "scan", scanned.Sub(placed).Round(time.Millisecond),
 		"compose_output", composed.Sub(placed).Round(time.Millisecond), "took", time.Since(began).Round(time.Millisecond))
 	return o, nil
+}
+
+// missingSource writes the error lines of the requests of b with no result
+// (not in done) to the batch's missing object, and returns it as a source of
+// the error file, with how many lines it holds. removeMissing removes it
+// once the file is composed.
+func (s *Service) missingSource(ctx context.Context, b store.Batch, done batchline.Bitmap) (objectstore.Source, int64, error) {
+	key := missingKey(b.ID)
+	n, size, err := s.writeMissing(ctx, b, key, done)
+	return objectstore.Source{Key: key, Size: size}, n, err
+}
+
+// deleteObjects deletes keys, even when ctx has ended: what a failed
+// finalize wrote must not linger.
+func (s *Service) deleteObjects(ctx context.Context, keys ...string) {
+	for _, k := range keys {
+		_ = s.bucket.Delete(context.WithoutCancel(ctx), k)
+	}
+}
+
+// removeMissing removes what missingSource wrote, even when ctx has ended.
+func (s *Service) removeMissing(ctx context.Context, batchID string) {
+	s.deleteObjects(ctx, missingKey(batchID))
 }
 
 // chunkSource is a chunk's output or error object of the recorded size.
