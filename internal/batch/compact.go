@@ -16,6 +16,17 @@ const PieceBytesDefault = 8 << 20
 // compactShards bounds the shards Compact looks at in one read.
 const compactShards = 1000
 
+// outputLineBytesMin is the least an output line takes: its id, custom_id,
+// status, request id and a chat completion's envelope, with no content.
+const outputLineBytesMin = 256
+
+// compacts reports whether a running batch is large enough for Compact to
+// be worth its jobs: its lines, at the least an output line takes, fill two
+// pieces. A smaller batch's finalize composes its few chunks as fast.
+func (s *Service) compacts(b store.Batch) bool {
+	return b.Total*outputLineBytesMin >= 2*s.pieceBytes
+}
+
 // Compact gathers the chunks of a running batch's finished shards, in
 // order from the end of its last piece, into pieces of at least
 // PieceBytesDefault of output each (Service.pieceBytes), while the batch

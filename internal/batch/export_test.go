@@ -1,5 +1,7 @@
 package batch
 
+import "github.com/kilnhq/kiln/internal/store"
+
 // SetChunkPage makes the finalizer read n chunks from the store at once,
 // so that a test's few chunks take several pages.
 func (s *Service) SetChunkPage(n int) { s.chunkPage = n }
@@ -7,3 +9,6 @@ func (s *Service) SetChunkPage(n int) { s.chunkPage = n }
 // SetPieceBytes makes Compact gather pieces of at least n bytes of output,
 // so that a test's small chunks make several.
 func (s *Service) SetPieceBytes(n int64) { s.pieceBytes = n }
+
+// Compacts reports whether FinishShard enqueues Compact for b.
+func (s *Service) Compacts(b store.Batch) bool { return s.compacts(b) }

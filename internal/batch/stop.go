@@ -62,15 +62,17 @@ func (s *Service) Expire(ctx context.Context, id string) (bool, error) {
 // the finalizer enqueued in the same transaction. A lease another agent
 // took over is store.ErrConflict.
 //
-// A shard that is not the last enqueues the batch's compaction (Compact),
-// unless one waits already; should that fail, finalize composes the chunks
-// themselves, as it would without it.
+// A shard that is not the last enqueues the batch's compaction (Compact) in
+// the same transaction, unless one waits already or the batch is too small
+// to fill two pieces (compacts).
 func (s *Service) FinishShard(ctx context.Context, batchID string, shard int64, agent string) (store.Batch, error) {
-	b, err := s.store.ShardFinish(ctx, batchID, shard, agent, finalizeJob(batchID))
-	if err == nil && b.Status == store.BatchInProgress && b.StopReason == "" {
-		if err := s.store.Enqueue(ctx, compactJob(batchID)); err != nil {
-			s.log.WarnContext(ctx, "enqueueing the batch's compaction failed; finalize composes its chunks", "batch", batchID, "err", err)
+	return s.store.ShardFinish(ctx, batchID, shard, agent, func(b store.Batch, finalizing bool) []store.Job {
+		switch {
+		case finalizing:
+			return []store.Job{finalizeJob(batchID)}
+		case b.Status == store.BatchInProgress && b.StopReason == "" && s.compacts(b):
+			return []store.Job{compactJob(batchID)}
 		}
-	}
-	return b, err
+		return nil
+	})
 }

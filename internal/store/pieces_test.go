@@ -26,7 +26,7 @@ func testPieces(t *testing.T, setup setupFunc) {
 		}
 		// Shards 0 and 2 finish; 1 still runs, 3 waits.
 		for _, i := range []int{0, 2} {
-			_, err := tb.st.ShardFinish(tb.ctx, b.ID, shards[i].Idx, []string{"a", "b", "c"}[i])
+			_, err := tb.st.ShardFinish(tb.ctx, b.ID, shards[i].Idx, []string{"a", "b", "c"}[i], nil)
 			require.NoError(t, err)
 		}
 		done, err := tb.st.ShardsDoneFrom(tb.ctx, b.ID, 0, 10)
@@ -35,7 +35,7 @@ func testPieces(t *testing.T, setup setupFunc) {
 		done, err = tb.st.ShardsDoneFrom(tb.ctx, b.ID, 2, 10)
 		require.NoError(t, err)
 		require.Equal(t, []int64{2}, done)
-		_, err = tb.st.ShardFinish(tb.ctx, b.ID, shards[1].Idx, "b")
+		_, err = tb.st.ShardFinish(tb.ctx, b.ID, shards[1].Idx, "b", nil)
 		require.NoError(t, err)
 		done, err = tb.st.ShardsDoneFrom(tb.ctx, b.ID, 0, 2)
 		require.NoError(t, err)

@@ -161,11 +161,13 @@ func (s *Store) ShardRelease(ctx context.Context, batchID string, idx int64, own
 }
 
 // ShardFinish records that every line of a shard has a durable result. When
-// it is the batch's last shard, the batch moves to finalizing and jobs (the
-// finalizer) commit with it. A lease another agent took over is
-// ErrConflict.
-func (s *Store) ShardFinish(ctx context.Context, batchID string, idx int64, owner string, jobs ...Job) (Batch, error) {
-	return s.transition(ctx, batchID, func(q querier, _ enqueue, b Batch) error {
+// it is the batch's last shard, the batch moves to finalizing. jobs, if not
+// nil, names the jobs that commit with the change, given the batch as it is
+// after it and whether this shard moved it to finalizing (the finalizer
+// then; work on the running batch otherwise). A lease another agent took
+// over is ErrConflict.
+func (s *Store) ShardFinish(ctx context.Context, batchID string, idx int64, owner string, jobs func(b Batch, finalizing bool) []Job) (Batch, error) {
+	return s.transition(ctx, batchID, func(q querier, enq enqueue, b Batch) error {
 		n, err := q.exec(ctx, `UPDATE batch_shards SET status = $4, lease_owner = '', lease_expires_at = 0
 			WHERE batch_id = $1 AND idx = $2 AND lease_owner = $3 AND status = 'running'`, batchID, idx, owner, ShardDone)
 		if err != nil {
@@ -177,12 +179,22 @@ func (s *Store) ShardFinish(ctx context.Context, batchID string, idx int64, owne
 		if _, err := q.exec(ctx, `UPDATE batches SET shards_done = shards_done + 1 WHERE id = $1`, batchID); err != nil {
 			return err
 		}
-		if b.ShardsDone+1 < b.ShardsTotal || b.Status != BatchInProgress || b.StopReason != "" {
-			return errNoJobs
+		b.ShardsDone++
+		finalizing := b.ShardsDone >= b.ShardsTotal && b.Status == BatchInProgress && b.StopReason == ""
+		if finalizing {
+			t := now()
+			if _, err := q.exec(ctx, `UPDATE batches SET status = $2, finalizing_at = $3 WHERE id = $1`, batchID, BatchFinalizing, t); err != nil {
+				return err
+			}
+			b.Status, b.FinalizingAt = BatchFinalizing, &t
 		}
-		_, err = q.exec(ctx, `UPDATE batches SET status = $2, finalizing_at = $3 WHERE id = $1`, batchID, BatchFinalizing, now())
-		return err
-	}, jobs)
+		if jobs != nil {
+			if err := enqueueAll(ctx, enq, jobs(b, finalizing)); err != nil {
+				return err
+			}
+		}
+		return errNoJobs
+	}, nil)
 }
 
 // BatchLeasesLive counts the shards of a batch that an agent holds now.

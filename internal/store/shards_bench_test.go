@@ -167,6 +167,6 @@ func claimOne(ctx context.Context, st *store.Store, owner string) error {
 	if err := st.ChunkCommit(ctx, owner, c); err != nil {
 		return err
 	}
-	_, err = st.ShardFinish(ctx, sh.BatchID, sh.Idx, owner)
+	_, err = st.ShardFinish(ctx, sh.BatchID, sh.Idx, owner, nil)
 	return err
 }

@@ -136,7 +136,7 @@ func testShards(t *testing.T, setup setupFunc) {
 		_, err = tb.st.ShardRenew(tb.ctx, b.ID, 0, "a", time.Minute)
 		require.ErrorIs(t, err, store.ErrConflict)
 		require.ErrorIs(t, tb.st.ChunkCommit(tb.ctx, "a", store.Chunk{BatchID: b.ID, Seq: 0, ObjectKey: "k"}), store.ErrConflict)
-		_, err = tb.st.ShardFinish(tb.ctx, b.ID, 0, "a")
+		_, err = tb.st.ShardFinish(tb.ctx, b.ID, 0, "a", nil)
 		require.ErrorIs(t, err, store.ErrConflict)
 		require.NoError(t, tb.st.ShardRelease(tb.ctx, b.ID, 0, "a"))
 		shards, err := tb.st.ShardList(tb.ctx, b.ID)
@@ -178,7 +178,7 @@ func testShards(t *testing.T, setup setupFunc) {
 		_, err = tb.st.BatchRequestStop(tb.ctx, b.ID, store.StopCancelled)
 		require.NoError(t, err)
 		// The last shard of a stopping batch leaves it to its finalizer.
-		got, err := tb.st.ShardFinish(tb.ctx, b.ID, 0, "a")
+		got, err := tb.st.ShardFinish(tb.ctx, b.ID, 0, "a", nil)
 		require.NoError(t, err)
 		require.Equal(t, store.BatchCancelling, got.Status)
 		require.EqualValues(t, 1, got.ShardsDone)
