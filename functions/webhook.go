@@ -213,7 +213,7 @@ func (h *Webhooks) run(claiming, sending context.Context) {
 		queue    []store.DeliveryToSend
 	)
 	freed := make(chan struct{}, 1)
-	recording := make(chan struct{}, n)
+	recording := make(chan struct{}, recordAhead*n)
 	defer wg.Wait()
 	defer func() {
 		// Claimed, never sent: another sender may take them at once.
@@ -382,8 +382,12 @@ func (h *Webhooks) record(d store.Delivery, a store.DeliveryAttempt) error {
 	return w.err
 }
 
+// recordAhead is how many attempts per slot may wait to be written while
+// the sender goes on sending.
+const recordAhead = 4
+
 // maxRecordBatch bounds the attempts written at once.
-const maxRecordBatch = 100
+const maxRecordBatch = 400
 
 // recordTimeout bounds one write of attempts. The write goes on when the
 // job that asked for it is cancelled: the attempt happened.

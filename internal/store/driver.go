@@ -79,6 +79,12 @@ type driver interface {
 	// skipLocked is the clause that locks the selected rows of table alias
 	// and skips rows other transactions hold.
 	skipLocked(alias string) string
+	// keyedPlans makes the transaction plan its remaining statements as
+	// index lookups joined by nested loops, whatever the statistics say:
+	// for the small keyed statements of a queue (webhook deliveries)
+	// whose table changes faster than its statistics follow, where a plan
+	// made for "few rows" scans and sorts the whole backlog instead.
+	keyedPlans(ctx context.Context, q querier) error
 	// notifyShards tells listening agents that shards wait, at commit.
 	notifyShards(ctx context.Context, q querier) error
 	// notifyDeliveries tells listening webhook senders that deliveries
@@ -164,6 +170,12 @@ func (d *pgDriver) close()            { d.pool.Close() }
 func (d *pgDriver) forUpdate() string { return " FOR UPDATE" }
 func (d *pgDriver) skipLocked(alias string) string {
 	return " FOR UPDATE OF " + alias + " SKIP LOCKED"
+}
+func (d *pgDriver) keyedPlans(ctx context.Context, q querier) error {
+	// No arguments: one round trip, in the simple protocol.
+	_, err := q.exec(ctx, `SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off;
+		SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off`)
+	return err
 }
 func (d *pgDriver) notifyShards(ctx context.Context, q querier) error {
 	_, err := q.exec(ctx, `SELECT pg_notify('`+shardsChannel+`', '')`)
@@ -322,6 +334,7 @@ func (d *sqliteDriver) forUpdate() string { return "" }
 
 // SQLite's transactions begin IMMEDIATE: the writer holds the database.
 func (d *sqliteDriver) skipLocked(string) string                        { return "" }
+func (d *sqliteDriver) keyedPlans(context.Context, querier) error       { return nil }
 func (d *sqliteDriver) notifyShards(context.Context, querier) error     { return nil }
 func (d *sqliteDriver) notifyDeliveries(context.Context, querier) error { return nil }
 func (d *sqliteDriver) notifyResults(context.Context, querier) error    { return nil }

@@ -269,7 +269,11 @@ type DeliveryAttemptOf struct {
 // was still pending (false: left as it is). Senders of many deliveries at
 // once gather their attempts into one write. The attempts travel as one
 // JSON document, so that the statement's text, parsed or prepared once,
-// is the same however many there are.
+// is the same however many there are. Each carries the status its
+// delivery must still have ("was"): compared with a value of the document
+// rather than a constant, it matches no partial index, and each delivery
+// is found by its key (keyedPlans) however few pending deliveries the
+// statistics expect.
 func (s *Store) DeliveriesRecord(ctx context.Context, as []DeliveryAttemptOf) ([]bool, error) {
 	if len(as) == 0 {
 		return nil, nil
@@ -284,6 +288,7 @@ func (s *Store) DeliveriesRecord(ctx context.Context, as []DeliveryAttemptOf) ([
 		LastError      string `json:"last_error"`
 		DeliveredAt    *int64 `json:"delivered_at"`
 		NextAttemptAt  int64  `json:"next_attempt_ms"`
+		Was            string `json:"was"`
 	}
 	recs := make([]rec, len(as))
 	for i, a := range as {
@@ -292,30 +297,38 @@ func (s *Store) DeliveriesRecord(ctx context.Context, as []DeliveryAttemptOf) ([
 			delivered = &t
 		}
 		recs[i] = rec{ID: a.DeliveryID, Attempts: a.Attempt.Attempts, Status: a.Attempt.Status, ResponseStatus: a.Attempt.ResponseStatus,
-			ResponseBody: a.Attempt.ResponseBody, LastError: a.Attempt.Error, DeliveredAt: delivered, NextAttemptAt: a.Attempt.NextAttemptAt}
+			ResponseBody: a.Attempt.ResponseBody, LastError: a.Attempt.Error, DeliveredAt: delivered, NextAttemptAt: a.Attempt.NextAttemptAt,
+			Was: DeliveryPending}
 	}
 	doc, err := json.Marshal(recs)
 	if err != nil {
 		return nil, fmt.Errorf("store: record deliveries: %w", err)
 	}
-	v := `SELECT * FROM jsonb_to_recordset(CAST($3 AS JSONB)) AS v (id TEXT, attempts BIGINT, status TEXT, response_status BIGINT,
-		response_body TEXT, last_error TEXT, delivered_at BIGINT, next_attempt_ms BIGINT)`
+	v := `SELECT * FROM jsonb_to_recordset(CAST($2 AS JSONB)) AS v (id TEXT, attempts BIGINT, status TEXT, response_status BIGINT,
+		response_body TEXT, last_error TEXT, delivered_at BIGINT, next_attempt_ms BIGINT, was TEXT)`
 	if s.d.name() == "sqlite" {
 		v = `SELECT value ->> 'id' AS id, value ->> 'attempts' AS attempts, value ->> 'status' AS status,
 			value ->> 'response_status' AS response_status, value ->> 'response_body' AS response_body,
-			value ->> 'last_error' AS last_error, value ->> 'delivered_at' AS delivered_at, value ->> 'next_attempt_ms' AS next_attempt_ms
-			FROM json_each($3)`
+			value ->> 'last_error' AS last_error, value ->> 'delivered_at' AS delivered_at, value ->> 'next_attempt_ms' AS next_attempt_ms,
+			value ->> 'was' AS was FROM json_each($2)`
 	}
-	done, err := collect(ctx, s.d.db(), func(r row) (string, error) {
-		var id string
-		return id, r.Scan(&id)
-	}, `WITH v AS (`+v+`)
+	var done []string
+	err = s.d.tx(ctx, func(q querier, _ enqueue) error {
+		if err := s.d.keyedPlans(ctx, q); err != nil {
+			return err
+		}
+		done, err = collect(ctx, q, func(r row) (string, error) {
+			var id string
+			return id, r.Scan(&id)
+		}, `WITH v AS (`+v+`)
 		UPDATE webhook_deliveries SET attempts = v.attempts, status = v.status, response_status = v.response_status,
 			response_body = v.response_body, last_error = v.last_error, updated_at = $1,
 			delivered_at = COALESCE(v.delivered_at, webhook_deliveries.delivered_at),
 			next_attempt_ms = v.next_attempt_ms, lease_until_ms = 0, round_attempts = webhook_deliveries.round_attempts + 1
-		FROM v WHERE webhook_deliveries.id = v.id AND webhook_deliveries.status = $2
-		RETURNING webhook_deliveries.id`, t, DeliveryPending, string(doc))
+		FROM v WHERE webhook_deliveries.id = v.id AND webhook_deliveries.status = v.was
+		RETURNING webhook_deliveries.id`, t, string(doc))
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("store: record deliveries: %w", err)
 	}
@@ -415,6 +428,9 @@ func (s *Store) DeliveryGetToSend(ctx context.Context, id string) (DeliveryToSen
 func (s *Store) DeliveriesClaim(ctx context.Context, limit int, lease time.Duration) ([]DeliveryToSend, error) {
 	var out []DeliveryToSend
 	err := s.d.tx(ctx, func(q querier, _ enqueue) error {
+		if err := s.d.keyedPlans(ctx, q); err != nil {
+			return err
+		}
 		t := time.Now().UnixMilli()
 		ids, err := collect(ctx, q, func(r row) (string, error) {
 			var id string
