@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -88,22 +89,35 @@ func (s *Store) ShardBacklog(ctx context.Context) ([]Backlog, error) {
 // another's share by asking for more), then the longest waiting, so that
 // a stream of urgent batches cannot starve the others. It returns
 // ErrNotFound when none waits.
+//
+// Its cost does not grow with the shards waiting: it orders the heads of
+// the batches (claimHeads, a few rows), then takes the first shard of the
+// first head's batch from an index (claimProbe), skipping the shards that
+// other claims hold, and goes on to the next head only when that batch
+// has none left to give.
 func (s *Store) ShardClaim(ctx context.Context, model, owner string, ttl time.Duration, starvedBefore int64) (Shard, Batch, error) {
 	var sh Shard
 	var b Batch
 	err := s.d.tx(ctx, func(q querier, _ enqueue) error {
 		t := time.Now()
-		var err error
-		sh, err = scanShard(q.queryRow(ctx, `WITH running AS (
-				SELECT rb.project_id, COUNT(*) AS n FROM batch_shards r JOIN batches rb ON rb.id = r.batch_id
-				WHERE r.status = 'running' AND r.lease_expires_at >= $1 GROUP BY rb.project_id)
-			SELECT `+shardColumns+`
-			FROM batch_shards s JOIN batches b ON b.id = s.batch_id JOIN projects p ON p.id = b.project_id
-			LEFT JOIN running ON running.project_id = b.project_id
-			WHERE `+claimable+` AND s.model = $2
-			ORDER BY CASE WHEN s.ready_at < $3 THEN 0 ELSE 1 END, COALESCE(running.n, 0), p.claim_seq,
-				s.priority DESC, s.ready_at, s.batch_id, s.idx
-			LIMIT 1`+s.d.skipLocked("s"), t.UnixMilli(), model, starvedBefore))
+		heads, err := collect(ctx, q, func(r row) (claimHead, error) {
+			var h claimHead
+			return h, r.Scan(&h.batchID, &h.status)
+		}, claimHeads, t.UnixMilli(), model, starvedBefore)
+		if err != nil {
+			return err
+		}
+		err = ErrNotFound
+		for _, h := range heads {
+			probe := claimProbe(ShardPending)
+			if h.status == ShardRunning {
+				probe = claimProbe(ShardRunning)
+			}
+			sh, err = scanShard(q.queryRow(ctx, probe+s.d.skipLocked("s"), t.UnixMilli(), model, h.batchID))
+			if !errors.Is(err, ErrNotFound) {
+				break
+			}
+		}
 		if err != nil {
 			return err
 		}
@@ -122,6 +136,51 @@ func (s *Store) ShardClaim(ctx context.Context, model, owner string, ttl time.Du
 		return Shard{}, Batch{}, fmt.Errorf("store: claim shard of %s: %w", model, err)
 	}
 	return sh, b, nil
+}
+
+// A claimHead is a batch that has shards to claim of one status: pending,
+// or running under a lease that ran out.
+type claimHead struct {
+	batchID, status string
+}
+
+// claimHeads lists, in ShardClaim's order, the head of each running batch
+// of model ($2): its first pending shard, and its first shard whose lease
+// ran out before $1, each found by index (batch_shards_pending and
+// batch_shards_running, migration 0019), ordered by the whole of
+// ShardClaim's order with $3 its starvedBefore. A batch's shards share its
+// model, priority and time ready (BatchStart writes them once and nothing
+// changes them), so a batch's shards go in the order of its index after
+// its head: the first head's batch holds the next shard to claim, and
+// while other claims hold every one of them, the next head's does. The
+// CROSS JOIN makes SQLite count the running shards from their index
+// rather than visit every batch there ever was (Postgres plans it as the
+// inner join it is).
+const claimHeads = `WITH running AS (
+		SELECT rb.project_id, COUNT(*) AS n FROM batch_shards r CROSS JOIN batches rb
+		WHERE rb.id = r.batch_id AND r.status = 'running' AND r.lease_expires_at >= $1 GROUP BY rb.project_id),
+	heads AS (
+		SELECT b.id AS batch_id, b.project_id, (SELECT h.idx FROM batch_shards h
+			WHERE h.batch_id = b.id AND h.status = 'pending' ORDER BY h.priority DESC, h.ready_at, h.idx LIMIT 1) AS idx
+		FROM batches b WHERE b.status = 'in_progress' AND b.stop_reason = '' AND b.model = $2
+		UNION ALL
+		SELECT b.id, b.project_id, (SELECT h.idx FROM batch_shards h
+			WHERE h.batch_id = b.id AND h.status = 'running' AND h.lease_expires_at < $1 ORDER BY h.priority DESC, h.ready_at, h.idx LIMIT 1)
+		FROM batches b WHERE b.status = 'in_progress' AND b.stop_reason = '' AND b.model = $2)
+	SELECT s.batch_id, s.status FROM heads
+	JOIN batch_shards s ON s.batch_id = heads.batch_id AND s.idx = heads.idx
+	JOIN projects p ON p.id = heads.project_id LEFT JOIN running ON running.project_id = heads.project_id
+	WHERE s.model = $2
+	ORDER BY CASE WHEN s.ready_at < $3 THEN 0 ELSE 1 END, COALESCE(running.n, 0), p.claim_seq,
+		s.priority DESC, s.ready_at, s.batch_id, s.idx`
+
+// claimProbe is the query of the first claimable shard of status (pending
+// or running) of batch $3 of model $2 at $1 (Unix ms), served by that
+// status's index; the caller adds the clause that locks it.
+func claimProbe(status string) string {
+	return `SELECT ` + shardColumns + ` FROM batch_shards s JOIN batches b ON b.id = s.batch_id
+		WHERE s.batch_id = $3 AND s.model = $2 AND s.status = '` + status + `' AND ` + claimable + `
+		ORDER BY s.priority DESC, s.ready_at, s.idx LIMIT 1`
 }
 
 // ShardRenew extends owner's lease on a shard and returns the batch, whose

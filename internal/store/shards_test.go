@@ -219,4 +219,6 @@ func testShards(t *testing.T, setup setupFunc) {
 			}
 		}
 	})
+
+	testShardClaimOrder(t, setup)
 }
