@@ -424,7 +424,7 @@ func (a *Agent) nextRequest(ctx context.Context) (*request, bool) {
 // claim picks the model to serve, loads it if needed, and claims one of its
 // shards. It returns nil, nil when no work waits.
 func (a *Agent) claim(ctx context.Context) (*shardRun, error) {
-	backlog, err := a.store.ShardBacklog(ctx)
+	backlog, err := a.store.ShardWaiting(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -14,7 +14,7 @@ type Store interface {
 	AgentHeartbeat(ctx context.Context, a store.Agent) error
 	AgentRemove(ctx context.Context, id string) error
 	WaitShards(ctx context.Context, timeout time.Duration)
-	ShardBacklog(ctx context.Context) ([]store.Backlog, error)
+	ShardWaiting(ctx context.Context) ([]store.Backlog, error)
 	ShardClaim(ctx context.Context, model, owner string, ttl time.Duration, starvedBefore int64) (store.Shard, store.Batch, error)
 	ShardRenew(ctx context.Context, batchID string, idx int64, owner string, ttl time.Duration) (store.Batch, error)
 	ShardRelease(ctx context.Context, batchID string, idx int64, owner string) error

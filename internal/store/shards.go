@@ -80,6 +80,28 @@ func (s *Store) ShardBacklog(ctx context.Context) ([]Backlog, error) {
 	return out, rs.Err()
 }
 
+// ShardWaiting lists the models with claimable shards, in order of model,
+// as ShardBacklog does but without counting their shards (Shards and
+// Requests are 0): agents read it before every claim, and its cost grows
+// with the running batches, not with the shards waiting. A batch's
+// shards share its model, priority and time ready (see claimHeads), so
+// each running batch's first claimable shard, found by index (migration
+// 0019), stands for all of them.
+func (s *Store) ShardWaiting(ctx context.Context) ([]Backlog, error) {
+	out, err := collect(ctx, s.d.db(), func(r row) (Backlog, error) {
+		var b Backlog
+		return b, r.Scan(&b.Model, &b.OldestReadyAt, &b.Priority)
+	}, `SELECT s.model, MIN(s.ready_at), MAX(s.priority) FROM batches b JOIN batch_shards s ON s.batch_id = b.id
+		WHERE b.status = 'in_progress' AND b.stop_reason = '' AND s.idx = COALESCE(
+			(SELECT h.idx FROM batch_shards h WHERE h.batch_id = b.id AND h.status = 'pending' LIMIT 1),
+			(SELECT h.idx FROM batch_shards h WHERE h.batch_id = b.id AND h.status = 'running' AND h.lease_expires_at < $1 LIMIT 1))
+		GROUP BY s.model ORDER BY s.model`, time.Now().UnixMilli())
+	if err != nil {
+		return nil, fmt.Errorf("store: shards waiting: %w", err)
+	}
+	return out, nil
+}
+
 // ShardClaim leases the next claimable shard of model to owner until
 // now+ttl: shards that became ready before starvedBefore (Unix ms) first;
 // then those of the project with the fewest shards running, and among

@@ -32,7 +32,7 @@ const (
 // shards (KILN_BENCH_SHARDS) of 100 requests waits, and C claimers (C in KILN_BENCH_CLAIMERS,
 // default 1,4,16,64; on Postgres each with a connection of its own, as
 // separate agents have) each loop as an agent does per shard at the store
-// level: ShardClaim, one ChunkCommit of its results, ShardFinish, until
+// level: ShardWaiting, ShardClaim, one ChunkCommit of its results, ShardFinish, until
 // 500 shards (KILN_BENCH_CLAIMS) are done. It reports each C's claims/s
 // (claims/s-C, the whole cycle of three transactions) and its speed-up over
 // one claimer in the same run (xC), so the ceiling of claims per second and
@@ -154,9 +154,13 @@ func claimRate(b *testing.B, backend string, claimers, total, claims int) float6
 	return float64(claims) / elapsed
 }
 
-// claimOne does what an agent does at the store per shard: claim it,
-// commit one chunk of its results, and finish it.
+// claimOne does what an agent does at the store per shard: read the
+// backlog to choose its model, claim a shard, commit one chunk of its
+// results, and finish it.
 func claimOne(ctx context.Context, st *store.Store, owner string) error {
+	if _, err := st.ShardWaiting(ctx); err != nil {
+		return err
+	}
 	sh, _, err := st.ShardClaim(ctx, "m", owner, time.Minute, 0)
 	if err != nil {
 		return err

@@ -77,6 +77,7 @@ func testShards(t *testing.T, setup setupFunc) {
 		backlog, err := tb.st.ShardBacklog(tb.ctx)
 		require.NoError(t, err)
 		require.Empty(t, backlog)
+		requireWaiting(t, tb, backlog)
 
 		startBatch(t, tb, "b-model", 4)
 		startBatch(t, tb, "a-model", 1, 2)
@@ -95,6 +96,7 @@ func testShards(t *testing.T, setup setupFunc) {
 
 		backlog, err = tb.st.ShardBacklog(tb.ctx)
 		require.NoError(t, err)
+		requireWaiting(t, tb, backlog)
 		require.Len(t, backlog, 2, "models in order, without stopping batches or running shards")
 		require.Equal(t, "a-model", backlog[0].Model)
 		require.EqualValues(t, 3, backlog[0].Shards)
@@ -109,6 +111,7 @@ func testShards(t *testing.T, setup setupFunc) {
 		require.NoError(t, tb.st.ShardRelease(tb.ctx, running.ID, 0, "agent"))
 		backlog, err = tb.st.ShardBacklog(tb.ctx)
 		require.NoError(t, err)
+		requireWaiting(t, tb, backlog)
 		require.Len(t, backlog, 3)
 		require.Equal(t, "c-model", backlog[2].Model)
 	})
@@ -221,4 +224,17 @@ func testShards(t *testing.T, setup setupFunc) {
 	})
 
 	testShardClaimOrder(t, setup)
+}
+
+// requireWaiting checks that ShardWaiting lists the models of backlog, with
+// their priority and time ready, uncounted.
+func requireWaiting(t *testing.T, tb *testBundle, backlog []store.Backlog) {
+	t.Helper()
+	waiting, err := tb.st.ShardWaiting(tb.ctx)
+	require.NoError(t, err)
+	var want []store.Backlog
+	for _, b := range backlog {
+		want = append(want, store.Backlog{Model: b.Model, OldestReadyAt: b.OldestReadyAt, Priority: b.Priority})
+	}
+	require.Equal(t, want, waiting)
 }
