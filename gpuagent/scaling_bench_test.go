@@ -31,9 +31,10 @@ const (
 // BenchmarkAgentScaling runs one batch through N agents (each `kiln agent`
 // as its own process, with an engine of its own: 16 sequences, 50ms to the
 // first token, 5ms a token, 30 tokens, 80 requests/s at best) on one
-// Postgres kiln, with N × 1,200 requests in shards of 100, for N in
-// KILN_BENCH_AGENTS (default 1,2,4,8,16; one N at a time, each on a fresh
-// kiln), and reports each N's requests/s from creation to completed
+// Postgres kiln, with N × 1,200 requests (KILN_BENCH_PER_AGENT: a longer
+// run shows how much of the shortfall is the last shards' tail) in shards
+// of 100, for N in KILN_BENCH_AGENTS (default 1,2,4,8,16; one N at a time,
+// each on a fresh kiln), and reports each N's requests/s from creation to completed
 // (req/s-N), its speed-up over one agent measured in the same run (xN:
 // ideally N), the share of the N engines' ideal it reached (of-ideal-N),
 // and the shards per second the agents claimed and finished (shards/s-N).
@@ -42,6 +43,14 @@ func BenchmarkAgentScaling(b *testing.B) {
 	counts := strings.Split(scaleAgentsList, ",")
 	if v := os.Getenv("KILN_BENCH_AGENTS"); v != "" {
 		counts = strings.Split(v, ",")
+	}
+	perAgent := scalePerAgent
+	if v := os.Getenv("KILN_BENCH_PER_AGENT"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < scaleShardSize {
+			b.Fatalf("KILN_BENCH_PER_AGENT: %q is not a number of requests of at least a shard (%d)", v, scaleShardSize)
+		}
+		perAgent = n
 	}
 	perEngine := float64(scaleSeqs) / (scaleTTFT + scaleTokens*scaleTPOT).Seconds()
 	engine := llmsim.Config{Models: []string{benchModel}, MaxNumSeqs: scaleSeqs, TTFT: scaleTTFT, TPOT: scaleTPOT, OutputTokens: scaleTokens}
@@ -77,7 +86,7 @@ func BenchmarkAgentScaling(b *testing.B) {
 			}
 			<-time.After(20 * time.Millisecond)
 		}
-		n := scalePerAgent * agents
+		n := perAgent * agents
 		c := benchClient(env)
 		fileID := benchUpload(b, c, batchInput(chatBodies(n, benchModel)))
 		start := time.Now()
