@@ -125,12 +125,14 @@ func (im *Importer) ImportBatch(ctx context.Context, batchID string) (store.Impo
 	w := im.newWriter(ctx)
 	tasked := map[string]bool{} // custom_ids whose task the inputs made
 	var chunk []store.ImportItem
+	chunkBytes := 0
 	add := func(it store.ImportItem) error {
 		it.ProjectID = b.ProjectID // the tasks are the batch's project's
 		chunk = append(chunk, it)
-		if len(chunk) >= importBatch {
+		chunkBytes += len(it.Input) + len(it.SearchText) + len(it.Output.Content)
+		if len(chunk) >= importBatch || chunkBytes >= importBatchBytes {
 			err := w.write(chunk)
-			chunk = make([]store.ImportItem, 0, importBatch)
+			chunk, chunkBytes = make([]store.ImportItem, 0, len(chunk)), 0
 			return err
 		}
 		return nil
@@ -155,7 +157,7 @@ func (im *Importer) ImportBatch(ctx context.Context, batchID string) (store.Impo
 	})
 	if err == nil && len(chunk) > 0 {
 		err = w.write(chunk)
-		chunk = make([]store.ImportItem, 0, importBatch)
+		chunk, chunkBytes = make([]store.ImportItem, 0, len(chunk)), 0
 	}
 	if err != nil {
 		return w.close(err)
@@ -252,8 +254,15 @@ func (w *importWriter) close(err error) (store.ImportResult, error) {
 	return w.total, err
 }
 
-// importBatch is how many items one CurationImport call takes.
-const importBatch = 2000
+// An import hands the store chunks of importBatch items, or fewer when
+// their inputs and outputs reach importBatchBytes: on Postgres a chunk is
+// one transaction (copied into a staging table, then inserted in two
+// statements), so few large chunks save round trips; SQLite's store splits
+// it into shorter transactions of its own.
+const (
+	importBatch      = 10000
+	importBatchBytes = 32 << 20
+)
 
 // customIDOf reads an output line's custom_id.
 func customIDOf(line []byte) string {
@@ -379,12 +388,23 @@ func parseOutput(line []byte, batchID, batchModel string, def *conquest.Definiti
 	return o, l.CustomID
 }
 
-// lineBatch is a run of a file's lines, copied, for a parse worker.
+// lineBatch is a run of a file's lines, copied, for a parse worker: one
+// buffer holds them all, so that a line costs no allocation of its own.
 type lineBatch struct {
 	seq     int
-	lines   [][]byte // nil where the line was too long
+	data    []byte // the lines, one after the other
+	ends    []int  // where each line ends in data; a line too long is empty
 	tooLong []bool
 	nums    []int
+}
+
+// line is the batch's i-th line.
+func (b *lineBatch) line(i int) []byte {
+	start := 0
+	if i > 0 {
+		start = b.ends[i-1]
+	}
+	return b.data[start:b.ends[i]:b.ends[i]]
 }
 
 // Bounds of a lineBatch: the lines it holds, and their bytes (a line
@@ -415,7 +435,6 @@ func eachLineParallel[T any](ctx context.Context, im *Importer, fileID string, m
 	go func() {
 		defer close(batches)
 		var cur lineBatch
-		size := 0
 		send := func() bool {
 			if len(cur.nums) == 0 {
 				return true
@@ -425,17 +444,13 @@ func eachLineParallel[T any](ctx context.Context, im *Importer, fileID string, m
 			case <-ctx.Done():
 				return false
 			}
-			cur = lineBatch{seq: cur.seq + 1}
-			size = 0
+			cur = lineBatch{seq: cur.seq + 1, data: make([]byte, 0, min(2*len(cur.data), batchBytes))}
 			return true
 		}
 		readErr <- im.eachLine(ctx, fileID, maxLine, func(line []byte, tooLong bool, n int) error {
-			if line != nil {
-				line = append([]byte(nil), line...) // the scanner reuses its buffer
-			}
-			cur.lines, cur.tooLong, cur.nums = append(cur.lines, line), append(cur.tooLong, tooLong), append(cur.nums, n)
-			size += len(line)
-			if len(cur.nums) >= batchLines || size >= batchBytes {
+			cur.data = append(cur.data, line...) // the scanner reuses its buffer
+			cur.ends, cur.tooLong, cur.nums = append(cur.ends, len(cur.data)), append(cur.tooLong, tooLong), append(cur.nums, n)
+			if len(cur.nums) >= batchLines || len(cur.data) >= batchBytes {
 				if !send() {
 					return ctx.Err()
 				}
@@ -451,9 +466,9 @@ func eachLineParallel[T any](ctx context.Context, im *Importer, fileID string, m
 			defer wg.Done()
 			for b := range batches {
 				res := make([]T, len(b.nums))
-				for i, line := range b.lines {
+				for i := range b.nums {
 					if !b.tooLong[i] {
-						res[i] = parse(line)
+						res[i] = parse(b.line(i))
 					}
 				}
 				select {

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -222,11 +221,14 @@ func importCopy(ctx context.Context, q querier, chunk []ImportItem, t int64) (ta
 		if o.Valid {
 			valid = 1
 		}
-		outID := ""
+		taskID, outID := "", ""
+		if it.Input != nil {
+			taskID = ids.New(ids.Task)
+		}
 		if o.BatchID != "" {
 			outID = ids.New(ids.Output)
 		}
-		row[0], row[1], row[2], row[3], row[4] = int64(i), ids.New(ids.Task), cmp.Or(it.ProjectID, DefaultProject), it.ConquestType, it.ConquestVersion
+		row[0], row[1], row[2], row[3], row[4] = int64(i), taskID, cmp.Or(it.ProjectID, DefaultProject), it.ConquestType, it.ConquestVersion
 		row[5], row[6], row[7], row[8], row[9] = it.Key, it.Input != nil, string(it.Input), it.SearchText, outID
 		row[10], row[11], row[12], row[13], row[14] = o.BatchID, o.Model, o.Content, valid, o.Reason
 		row[15], row[16], row[17], row[18] = o.Message, o.InputTokens, o.OutputTokens, o.LatencyMS
@@ -236,28 +238,43 @@ func importCopy(ctx context.Context, q querier, chunk []ImportItem, t int64) (ta
 	if _, err := copyFrom(ctx, q, importStage, importStageColumns, len(chunk), src); err != nil {
 		return 0, 0, fmt.Errorf("copy into %s: %w", importStage, err)
 	}
-	if tasks, err = q.exec(ctx, `INSERT INTO curation_tasks (id, project_id, conquest_type, conquest_version, task_key, input, search_text,
-		created_at, updated_at)
-		SELECT task_id, project_id, conquest_type, conquest_version, task_key, input, search_text, $1, $1 FROM `+importStage+`
-		WHERE has_input ORDER BY ord ON CONFLICT (project_id, conquest_type, task_key) DO NOTHING`, t); err != nil {
+	hasTasks, hasOutputs := false, false
+	for i := range chunk {
+		hasTasks = hasTasks || chunk[i].Input != nil
+		hasOutputs = hasOutputs || chunk[i].Output.BatchID != ""
+	}
+	if hasTasks {
+		if tasks, err = q.exec(ctx, `INSERT INTO curation_tasks (id, project_id, conquest_type, conquest_version, task_key, input, search_text,
+			created_at, updated_at)
+			SELECT task_id, project_id, conquest_type, conquest_version, task_key, input, search_text, $1, $1 FROM `+importStage+`
+			WHERE has_input ORDER BY ord ON CONFLICT (project_id, conquest_type, task_key) DO NOTHING`, t); err != nil {
+			return 0, 0, err
+		}
+	}
+	if !hasOutputs {
+		return tasks, 0, nil
+	}
+	// One statement finds each output's task and inserts the outputs, and
+	// names the first output whose task is missing (then the transaction
+	// rolls back). The task is found by a subquery per row, on the unique
+	// index: the staging table has no statistics, and a join planned
+	// without them read every task, once to check and once to insert.
+	var typ, key *string
+	if err = q.queryRow(ctx, `WITH s AS MATERIALIZED (
+			SELECT s.*, (SELECT t.id FROM curation_tasks t WHERE t.project_id = s.project_id AND t.conquest_type = s.conquest_type
+				AND t.task_key = s.task_key) AS found
+			FROM `+importStage+` s WHERE s.batch_id <> ''),
+		ins AS (INSERT INTO curation_outputs (id, task_id, batch_id, model, content, valid, reason, message,
+			input_tokens, output_tokens, latency_ms, created_at, updated_at)
+			SELECT output_id, found, batch_id, model, content, valid, reason, message, input_tokens, output_tokens, latency_ms, $1, $1
+			FROM s WHERE found IS NOT NULL ORDER BY ord ON CONFLICT (task_id, batch_id) DO NOTHING RETURNING 1)
+		SELECT (SELECT COUNT(*) FROM ins), m.conquest_type, m.task_key
+		FROM (SELECT 1) one LEFT JOIN (SELECT conquest_type, task_key FROM s WHERE found IS NULL ORDER BY ord LIMIT 1) m ON true`,
+		t).Scan(&outputs, &typ, &key); err != nil {
 		return 0, 0, err
 	}
-	var typ, key string
-	err = q.queryRow(ctx, `SELECT s.conquest_type, s.task_key FROM `+importStage+` s WHERE s.batch_id <> '' AND NOT EXISTS
-		(SELECT 1 FROM curation_tasks t WHERE t.project_id = s.project_id AND t.conquest_type = s.conquest_type AND t.task_key = s.task_key)
-		ORDER BY s.ord LIMIT 1`).Scan(&typ, &key)
-	switch {
-	case err == nil:
-		return 0, 0, fmt.Errorf("output of task %s/%s, which does not exist: %w", typ, key, ErrNotFound)
-	case !errors.Is(err, ErrNotFound):
-		return 0, 0, err
-	}
-	if outputs, err = q.exec(ctx, `INSERT INTO curation_outputs (id, task_id, batch_id, model, content, valid, reason, message,
-		input_tokens, output_tokens, latency_ms, created_at, updated_at)
-		SELECT s.output_id, t.id, s.batch_id, s.model, s.content, s.valid, s.reason, s.message, s.input_tokens, s.output_tokens, s.latency_ms, $1, $1
-		FROM `+importStage+` s JOIN curation_tasks t ON t.project_id = s.project_id AND t.conquest_type = s.conquest_type AND t.task_key = s.task_key
-		WHERE s.batch_id <> '' ORDER BY s.ord ON CONFLICT (task_id, batch_id) DO NOTHING`, t); err != nil {
-		return 0, 0, err
+	if typ != nil {
+		return 0, 0, fmt.Errorf("output of task %s/%s, which does not exist: %w", *typ, *key, ErrNotFound)
 	}
 	return tasks, outputs, nil
 }
@@ -278,9 +295,12 @@ func (s *Store) importRows(ctx context.Context, q querier, chunk []ImportItem, t
 	if tasks, err = insertTasks.exec(ctx, q, dialect, importStmtRows, args); err != nil {
 		return 0, 0, err
 	}
-	// Their IDs, per project and type.
+	// The IDs of the outputs' tasks, per project and type.
 	keys := map[[2]string][]string{}
 	for _, it := range chunk {
+		if it.Output.BatchID == "" {
+			continue
+		}
 		pt := [2]string{cmp.Or(it.ProjectID, DefaultProject), it.ConquestType}
 		keys[pt] = append(keys[pt], it.Key)
 	}
