@@ -214,6 +214,7 @@ func importCopy(ctx context.Context, q querier, chunk []ImportItem, t int64) (ta
 	}
 	row := make([]any, len(importStageColumns))
 	i := 0
+	hasTasks, hasOutputs := false, false
 	src := func() ([]any, error) {
 		it := &chunk[i]
 		o := &it.Output
@@ -223,10 +224,10 @@ func importCopy(ctx context.Context, q querier, chunk []ImportItem, t int64) (ta
 		}
 		taskID, outID := "", ""
 		if it.Input != nil {
-			taskID = ids.New(ids.Task)
+			taskID, hasTasks = ids.New(ids.Task), true
 		}
 		if o.BatchID != "" {
-			outID = ids.New(ids.Output)
+			outID, hasOutputs = ids.New(ids.Output), true
 		}
 		row[0], row[1], row[2], row[3], row[4] = int64(i), taskID, cmp.Or(it.ProjectID, DefaultProject), it.ConquestType, it.ConquestVersion
 		row[5], row[6], row[7], row[8], row[9] = it.Key, it.Input != nil, string(it.Input), it.SearchText, outID
@@ -237,11 +238,6 @@ func importCopy(ctx context.Context, q querier, chunk []ImportItem, t int64) (ta
 	}
 	if _, err := copyFrom(ctx, q, importStage, importStageColumns, len(chunk), src); err != nil {
 		return 0, 0, fmt.Errorf("copy into %s: %w", importStage, err)
-	}
-	hasTasks, hasOutputs := false, false
-	for i := range chunk {
-		hasTasks = hasTasks || chunk[i].Input != nil
-		hasOutputs = hasOutputs || chunk[i].Output.BatchID != ""
 	}
 	if hasTasks {
 		if tasks, err = q.exec(ctx, `INSERT INTO curation_tasks (id, project_id, conquest_type, conquest_version, task_key, input, search_text,
