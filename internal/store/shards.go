@@ -83,18 +83,14 @@ func (s *Store) ShardBacklog(ctx context.Context) ([]Backlog, error) {
 // ShardWaiting lists the models with claimable shards, in order of model,
 // as ShardBacklog does but without counting their shards (Shards and
 // Requests are 0): agents read it before every claim, and its cost grows
-// with the running batches, not with the shards waiting. A batch's
-// shards share its model, priority and time ready (see claimHeads), so
-// each running batch's first claimable shard, found by index (migration
-// 0019), stands for all of them.
+// with the running batches, not with the shards waiting. The heads of the
+// running batches (batchHeads) stand for all their shards.
 func (s *Store) ShardWaiting(ctx context.Context) ([]Backlog, error) {
 	out, err := collect(ctx, s.d.db(), func(r row) (Backlog, error) {
 		var b Backlog
 		return b, r.Scan(&b.Model, &b.OldestReadyAt, &b.Priority)
-	}, `SELECT s.model, MIN(s.ready_at), MAX(s.priority) FROM batches b JOIN batch_shards s ON s.batch_id = b.id
-		WHERE b.status = 'in_progress' AND b.stop_reason = '' AND s.idx = COALESCE(
-			(SELECT h.idx FROM batch_shards h WHERE h.batch_id = b.id AND h.status = 'pending' LIMIT 1),
-			(SELECT h.idx FROM batch_shards h WHERE h.batch_id = b.id AND h.status = 'running' AND h.lease_expires_at < $1 LIMIT 1))
+	}, `WITH `+batchHeads+`
+		SELECT s.model, MIN(s.ready_at), MAX(s.priority) FROM heads JOIN batch_shards s ON s.batch_id = heads.batch_id AND s.idx = heads.idx
 		GROUP BY s.model ORDER BY s.model`, time.Now().UnixMilli())
 	if err != nil {
 		return nil, fmt.Errorf("store: shards waiting: %w", err)
@@ -166,29 +162,33 @@ type claimHead struct {
 	batchID, status string
 }
 
-// claimHeads lists, in ShardClaim's order, the head of each running batch
-// of model ($2): its first pending shard, and its first shard whose lease
-// ran out before $1, each found by index (batch_shards_pending and
-// batch_shards_running, migration 0019), ordered by the whole of
-// ShardClaim's order with $3 its starvedBefore. A batch's shards share its
-// model, priority and time ready (BatchStart writes them once and nothing
-// changes them), so a batch's shards go in the order of its index after
-// its head: the first head's batch holds the next shard to claim, and
-// while other claims hold every one of them, the next head's does. The
-// CROSS JOIN makes SQLite count the running shards from their index
-// rather than visit every batch there ever was (Postgres plans it as the
-// inner join it is).
-const claimHeads = `WITH running AS (
-		SELECT rb.project_id, COUNT(*) AS n FROM batch_shards r CROSS JOIN batches rb
-		WHERE rb.id = r.batch_id AND r.status = 'running' AND r.lease_expires_at >= $1 GROUP BY rb.project_id),
-	heads AS (
+// batchHeads is the SQL of heads(batch_id, project_id, idx): the head of
+// each running batch that is not stopping, its first pending shard, and
+// its first shard whose lease ran out before $1 (Unix ms), each found by
+// index (batch_shards_pending and batch_shards_running, migration 0019).
+// A batch's shards share its model, priority and time ready (BatchStart
+// writes them once and nothing changes them), so its heads stand for all
+// its claimable shards, and its shards go in the order of its index after
+// them.
+const batchHeads = `heads AS (
 		SELECT b.id AS batch_id, b.project_id, (SELECT h.idx FROM batch_shards h
 			WHERE h.batch_id = b.id AND h.status = 'pending' ORDER BY h.priority DESC, h.ready_at, h.idx LIMIT 1) AS idx
-		FROM batches b WHERE b.status = 'in_progress' AND b.stop_reason = '' AND b.model = $2
+		FROM batches b WHERE b.status = 'in_progress' AND b.stop_reason = ''
 		UNION ALL
 		SELECT b.id, b.project_id, (SELECT h.idx FROM batch_shards h
 			WHERE h.batch_id = b.id AND h.status = 'running' AND h.lease_expires_at < $1 ORDER BY h.priority DESC, h.ready_at, h.idx LIMIT 1)
-		FROM batches b WHERE b.status = 'in_progress' AND b.stop_reason = '' AND b.model = $2)
+		FROM batches b WHERE b.status = 'in_progress' AND b.stop_reason = '')`
+
+// claimHeads lists the heads (batchHeads) of the running batches of model
+// ($2) in ShardClaim's order, with $3 its starvedBefore: the first head's
+// batch holds the next shard to claim, and while other claims hold every
+// one of them, the next head's does. The CROSS JOIN makes SQLite count the
+// running shards from their index rather than visit every batch there
+// ever was (Postgres plans it as the inner join it is).
+const claimHeads = `WITH running AS (
+		SELECT rb.project_id, COUNT(*) AS n FROM batch_shards r CROSS JOIN batches rb
+		WHERE rb.id = r.batch_id AND r.status = 'running' AND r.lease_expires_at >= $1 GROUP BY rb.project_id),
+	` + batchHeads + `
 	SELECT s.batch_id, s.status FROM heads
 	JOIN batch_shards s ON s.batch_id = heads.batch_id AND s.idx = heads.idx
 	JOIN projects p ON p.id = heads.project_id LEFT JOIN running ON running.project_id = heads.project_id
