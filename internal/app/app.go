@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -106,6 +107,8 @@ type App struct {
 	http      *http.Server
 	ln        net.Listener
 	metricsLn net.Listener
+	pprof     *http.Server
+	pprofLn   net.Listener
 	simSrv    *http.Server
 	llmURL    string
 	stopInbox context.CancelFunc
@@ -239,6 +242,9 @@ func (a *App) Start(ctx context.Context) error {
 			}
 		}
 	}
+	if err := a.servePprof(); err != nil {
+		return err
+	}
 	// An agent in this process starts first: its first heartbeat puts its
 	// models in the catalogue before any batch is validated against it.
 	if a.opts.Agent {
@@ -368,6 +374,28 @@ func (a *App) serveMetrics() error {
 	return nil
 }
 
+// servePprof serves Go's profiles on KILN_PPROF_ADDR, when set.
+func (a *App) servePprof() error {
+	if a.Cfg.PprofAddr == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", a.Cfg.PprofAddr)
+	if err != nil {
+		return fmt.Errorf("pprof: listen on %s: %w", a.Cfg.PprofAddr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	a.pprofLn = ln
+	a.pprof = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = a.pprof.Serve(ln) }()
+	a.Log.Info("profiles", "addr", "http://"+displayAddr(ln.Addr())+"/debug/pprof/")
+	return nil
+}
+
 // metricsHandler serves the registry, behind KILN_METRICS_TOKEN when set.
 func (a *App) metricsHandler() http.Handler {
 	h := promhttp.HandlerFor(a.Metrics, promhttp.HandlerOpts{})
@@ -384,6 +412,15 @@ func (a *App) metricsHandler() http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// PprofAddr is the address of the profiles (KILN_PPROF_ADDR) once
+// started; "" when off.
+func (a *App) PprofAddr() string {
+	if a.pprofLn == nil {
+		return ""
+	}
+	return a.pprofLn.Addr().String()
 }
 
 // LLMURL is the engine the agent drives.
@@ -460,6 +497,9 @@ func (a *App) Stop(ctx context.Context) error {
 		}
 		a.Agent.Drain(grace)
 		a.Agent.Stop(ctx)
+	}
+	if a.pprof != nil {
+		_ = a.pprof.Close() // a profile in progress has nothing to keep
 	}
 	if a.http != nil {
 		errs = append(errs, a.http.Shutdown(ctx))

@@ -38,3 +38,26 @@ func TestMetricsToken(t *testing.T) {
 	require.Equal(t, http.StatusOK, status)
 	require.Contains(t, body, "kiln_db_connections")
 }
+
+// TestPprofAddr: with KILN_PPROF_ADDR set, Go's profiles are served there,
+// and never on the API's address, which stays behind its keys.
+func TestPprofAddr(t *testing.T) {
+	t.Parallel()
+	env := kilntest.Start(t, "sqlite", kilntest.Options{NoAgent: true, Configure: func(c *config.Config) { c.PprofAddr = "127.0.0.1:0" }})
+	get := func(url string) (int, string) {
+		resp, err := http.Get(url)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return resp.StatusCode, string(body)
+	}
+	status, body := get("http://" + env.App.PprofAddr() + "/debug/pprof/heap?debug=1")
+	require.Equal(t, http.StatusOK, status)
+	require.Contains(t, body, "heap profile:")
+	status, _ = get(env.Base() + "/debug/pprof/heap?debug=1")
+	require.NotEqual(t, http.StatusOK, status, "the API's address serves no profiles")
+
+	off := kilntest.Start(t, "sqlite", kilntest.Options{NoAgent: true})
+	require.Empty(t, off.App.PprofAddr(), "no profiles unless asked for")
+}

@@ -201,6 +201,12 @@ type Config struct {
 	// serve serves them on Addr). Default: ":9464".
 	MetricsAddr string `name:"metrics-addr" env:"KILN_METRICS_ADDR" default:"${metrics_addr_default}" help:"kiln agent's /metrics address."`
 
+	// PprofAddr, when set, is where kiln serves Go's profiles
+	// (/debug/pprof/: CPU, heap, allocations, goroutines, execution
+	// trace), for kiln serve and kiln agent alike. They have no
+	// authentication: bind a loopback address. Default: none, off.
+	PprofAddr string `name:"pprof-addr" env:"KILN_PPROF_ADDR" help:"Address of Go's /debug/pprof profiles (default: none, off; no authentication: bind loopback)."`
+
 	// MetricsToken, when set, is the bearer token /metrics requires (on
 	// KILN_ADDR and KILN_METRICS_ADDR): Prometheus sends it with
 	// authorization: {credentials: …}. Default: none, /metrics is open, as
