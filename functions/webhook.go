@@ -313,12 +313,13 @@ func sleep(ctx context.Context, d time.Duration) {
 // delivery's lease holds it until the attempt is written.
 func (h *Webhooks) deliver(ctx context.Context, ts store.DeliveryToSend, sent func()) {
 	d, e, ev := ts.Delivery, ts.Endpoint, ts.Event
-	tp := h.Tracer
-	if tp == nil {
-		tp = noop.NewTracerProvider()
+	// Without tracing, no span: a no-op one still costs its attributes
+	// and the parent's extraction, on every delivery.
+	var span trace.Span = noop.Span{}
+	if _, off := h.Tracer.(noop.TracerProvider); h.Tracer != nil && !off {
+		ctx, span = tracing.StartBatchWith(ctx, h.Tracer, d.TraceContext, "webhook.deliver",
+			attribute.String("kiln.delivery.id", d.ID), attribute.String("kiln.event.type", ev.Type))
 	}
-	ctx, span := tracing.StartBatchWith(ctx, tp, d.TraceContext, "webhook.deliver",
-		attribute.String("kiln.delivery.id", d.ID), attribute.String("kiln.event.type", ev.Type))
 	defer span.End()
 	attempt := store.DeliveryAttempt{Attempts: d.Attempts + 1}
 	if ts.EndpointDeleted {
@@ -344,7 +345,9 @@ func (h *Webhooks) deliver(ctx context.Context, ts store.DeliveryToSend, sent fu
 	case sendErr == nil:
 		h.Metrics.delivery("succeeded", took)
 		attempt.Status = store.DeliverySucceeded
-		h.Log.DebugContext(ctx, "webhook delivered", "delivery", d.ID, "event", ev.ID, "url", d.URL, "attempt", attempt.Attempts)
+		if h.Log.Enabled(ctx, slog.LevelDebug) {
+			h.Log.DebugContext(ctx, "webhook delivered", "delivery", d.ID, "event", ev.ID, "url", d.URL, "attempt", attempt.Attempts)
+		}
 		h.recordOrLog(ctx, d, attempt)
 	case errors.As(sendErr, new(*RefusedError)), h.Retry.exhausted(n, time.UnixMilli(ts.RoundStarted)):
 		// A refusal by policy stays one until the configuration changes:

@@ -369,13 +369,17 @@ type DeliveryToSend struct {
 }
 
 // deliveryToSendSelect reads deliveries with their endpoints and events;
-// the caller adds the WHERE.
-const deliveryToSendSelect = `SELECT d.id, d.event_id, d.endpoint_id, d.url, d.status, d.attempts, d.response_status, d.response_body,
+// the caller adds the WHERE. deliveryToSendColumns and deliveryToSendJoins
+// read them from deliveries d that the caller names.
+const deliveryToSendSelect = deliveryToSendColumns + ` FROM webhook_deliveries d` + deliveryToSendJoins
+
+const deliveryToSendColumns = `SELECT d.id, d.event_id, d.endpoint_id, d.url, d.status, d.attempts, d.response_status, d.response_body,
 			d.last_error, d.created_at, d.updated_at, d.delivered_at, d.project_id, d.next_attempt_ms, d.trace_context,
 			d.round_attempts, d.round_started_ms,
 			ev.id, ev.type, ev.created_at, ev.data, COALESCE(ev.dedupe_key, ''), ev.project_id,
-			e.id, e.url, e.name, e.event_types, e.secret, e.previous_secret, e.previous_expires_at, e.created_at, e.updated_at, e.project_id
-		FROM webhook_deliveries d JOIN events ev ON ev.id = d.event_id
+			e.id, e.url, e.name, e.event_types, e.secret, e.previous_secret, e.previous_expires_at, e.created_at, e.updated_at, e.project_id`
+
+const deliveryToSendJoins = ` JOIN events ev ON ev.id = d.event_id
 		LEFT JOIN webhook_endpoints e ON e.id = d.endpoint_id AND e.deleted_at IS NULL`
 
 func scanDeliveryToSend(r row) (DeliveryToSend, error) {
@@ -424,7 +428,9 @@ func (s *Store) DeliveryGetToSend(ctx context.Context, id string) (DeliveryToSen
 // longest due first, for lease: no other sender claims them until the
 // lease ends or their attempt is recorded (DeliveriesRecord), which also
 // ends it. A sender that dies lets its deliveries go when their leases end.
-// It returns them with their endpoints and events.
+// It returns them with their endpoints and events. On PostgreSQL the claim
+// and the read of what sending takes are one statement: one round trip,
+// and one pass over the claimed rows.
 func (s *Store) DeliveriesClaim(ctx context.Context, limit int, lease time.Duration) ([]DeliveryToSend, error) {
 	var out []DeliveryToSend
 	err := s.d.tx(ctx, func(q querier, _ enqueue) error {
@@ -432,13 +438,24 @@ func (s *Store) DeliveriesClaim(ctx context.Context, limit int, lease time.Durat
 			return err
 		}
 		t := time.Now().UnixMilli()
+		claim := `UPDATE webhook_deliveries SET lease_until_ms = $1 WHERE id IN (
+				SELECT d.id FROM webhook_deliveries d WHERE d.status = $2 AND d.next_attempt_ms <= $3 AND d.lease_until_ms <= $3
+				ORDER BY d.next_attempt_ms LIMIT $4` + s.d.skipLocked("d") + `)`
+		args := []any{t + lease.Milliseconds(), DeliveryPending, t, limit}
+		if s.d.name() != "sqlite" {
+			// The claimed rows, as the UPDATE left them, stand in for the
+			// table: a statement sees the table as it was before.
+			var err error
+			out, err = collect(ctx, q, scanDeliveryToSend, `WITH d AS (`+claim+` RETURNING *)
+				`+deliveryToSendColumns+` FROM d`+deliveryToSendJoins+` ORDER BY d.next_attempt_ms, d.id`, args...)
+			return err
+		}
+		// SQLite has no UPDATE in a WITH: the claimed IDs come back, then
+		// the rest is read in the same transaction.
 		ids, err := collect(ctx, q, func(r row) (string, error) {
 			var id string
 			return id, r.Scan(&id)
-		}, `UPDATE webhook_deliveries SET lease_until_ms = $1 WHERE id IN (
-				SELECT d.id FROM webhook_deliveries d WHERE d.status = $2 AND d.next_attempt_ms <= $3 AND d.lease_until_ms <= $3
-				ORDER BY d.next_attempt_ms LIMIT $4`+s.d.skipLocked("d")+`)
-			RETURNING id`, t+lease.Milliseconds(), DeliveryPending, t, limit)
+		}, claim+` RETURNING id`, args...)
 		if err != nil || len(ids) == 0 {
 			return err
 		}
