@@ -1,9 +1,11 @@
 package store_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -336,6 +338,17 @@ func testCuration(t *testing.T, setup setupFunc) {
 			require.NoError(t, err, name)
 			require.EqualValues(t, len(c.want), n, name)
 		}
+	})
+
+	t.Run("TextOfTasksWrittenOutOfOrder", func(t *testing.T) {
+		t.Parallel()
+		tb := setup(t)
+		// Tasks written in another order than their IDs', and one whose ID
+		// changes: on SQLite the search reads its page in the order they
+		// were written, and must still list them by ID.
+		writeTasksOutOfOrder(t, tb.ctx, tb.st)
+		require.NoError(t, tb.st.Exec(tb.ctx, `UPDATE curation_tasks SET id = 'task_0' WHERE id = 'task_h'`))
+		checkSearchOrder(t, tb.ctx, tb.st, []string{"task_f", "task_e", "task_d", "task_c", "task_b", "task_a"}, "task_0")
 	})
 
 	t.Run("TextOfCommonAndRareWords", func(t *testing.T) {
@@ -808,6 +821,82 @@ func testCurators(t *testing.T, setup setupFunc) {
 		require.Nil(t, list[0].RevokedAt)
 		require.Equal(t, *revoked.RevokedAt, *list[1].RevokedAt)
 	})
+}
+
+// TestMigrateTaskSearchOrder writes tasks out of ID order into a database
+// from before migration 21, which keeps the order of the search's FTS5
+// table (SQLite): the tasks it holds out of order are found, and the
+// search lists every task by ID.
+func TestMigrateTaskSearchOrder(t *testing.T) {
+	t.Parallel()
+	for _, backend := range storetest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			url := storetest.URL(t, backend)
+			old, err := store.OpenAt(ctx, url, testLog(), 20)
+			require.NoError(t, err)
+			writeTasksOutOfOrder(t, ctx, old)
+			old.Close()
+
+			st, err := store.Open(ctx, url, testLog())
+			require.NoError(t, err)
+			t.Cleanup(st.Close)
+			checkSearchOrder(t, ctx, st, []string{"task_h", "task_f", "task_e", "task_d", "task_c", "task_b", "task_a"})
+		})
+	}
+}
+
+// writeTasksOutOfOrder writes 1,000 tasks in ID order, task_1000001 to
+// task_1001000, enough for the search to read its page from the FTS5
+// table in the table's order (SQLite), then tasks task_c, task_a, task_e,
+// task_b, task_f, task_d and task_h, in that order, each with "needle" in
+// its text, and task_g without.
+func writeTasksOutOfOrder(t *testing.T, ctx context.Context, st *store.Store) {
+	t.Helper()
+	require.NoError(t, st.Exec(ctx, `WITH RECURSIVE s(g) AS (SELECT 1000001 UNION ALL SELECT g + 1 FROM s WHERE g < 1001000)
+		INSERT INTO curation_tasks (id, conquest_type, conquest_version, task_key, input, search_text, created_at, updated_at)
+		SELECT 'task_' || g, 'hay', 1, 'key-' || g, '{}', 'a needle ' || g, 1, 1 FROM s ORDER BY g`))
+	for _, id := range []string{"task_c", "task_a", "task_e", "task_g", "task_b", "task_f", "task_d", "task_h"} {
+		text := "a needle in " + id
+		if id == "task_g" {
+			text = "hay in " + id
+		}
+		require.NoError(t, st.Exec(ctx, `INSERT INTO curation_tasks (id, conquest_type, conquest_version, task_key, input, search_text, created_at, updated_at)
+			VALUES ($1, 'hay', 1, $1, '{}', $2, 1, 1)`, id, text))
+	}
+}
+
+// checkSearchOrder lists the tasks with "needle" in their text, in pages
+// of a few sizes and in one page with another filter, and requires want
+// and then the 1,000 tasks of writeTasksOutOfOrder, newest first, then
+// last.
+func checkSearchOrder(t *testing.T, ctx context.Context, st *store.Store, want []string, last ...string) {
+	t.Helper()
+	for i := 1001000; i > 1000000; i-- {
+		want = append(want, fmt.Sprintf("task_%d", i))
+	}
+	want = append(want, last...)
+	for _, limit := range []int{1, 2, 3, 50, len(want), len(want) + 1} {
+		var got []string
+		after := ""
+		for {
+			page, more, err := st.CurationTaskList(ctx, store.TaskFilter{Text: "NEEDLE"}, after, limit)
+			require.NoError(t, err)
+			require.LessOrEqual(t, len(page), limit)
+			got = append(got, taskIDs(page)...)
+			if !more {
+				break
+			}
+			after = page[len(page)-1].ID
+		}
+		require.Equal(t, want, got, "pages of %d", limit)
+	}
+	page, more, err := st.CurationTaskList(ctx, store.TaskFilter{Text: "needle", Type: "hay"}, "task_e", 3)
+	require.NoError(t, err)
+	require.True(t, more)
+	e := slices.Index(want, "task_e")
+	require.Equal(t, want[e+1:e+4], taskIDs(page), "after task_e")
 }
 
 func taskIDs(ts []store.CurationTask) []string {
