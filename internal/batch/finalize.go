@@ -2,7 +2,6 @@ package batch
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -452,97 +451,64 @@ func chunkSource(key string, size int64, c store.Chunk) objectstore.Source {
 }
 
 // scanIndexes reads the chunks' indexes, chunkWorkers at a time, marks
-// their lines in done, and fails with errOverlap if a line is in two.
+// their lines in done, and fails with errOverlap if a line is in two. Each
+// index is streamed, its lines marked indexMarkLines at a time: a piece's
+// index holds thousands of lines, and reading sixteen of them whole at once
+// was the peak of kiln serve's memory.
 func (s *Service) scanIndexes(ctx context.Context, chunks []store.Chunk, done *batchline.Bitmap) error {
 	var mu sync.Mutex
+	mark := func(lines []int) error {
+		mu.Lock()
+		defer mu.Unlock()
+		overlap := false
+		for _, l := range lines {
+			overlap = overlap || done.Has(l)
+			done.Set(l)
+		}
+		if overlap {
+			return errOverlap
+		}
+		return nil
+	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(chunkWorkers)
 	for _, c := range chunks {
 		if ctx.Err() != nil {
 			break
 		}
-		g.Go(func() error {
-			lines, err := s.scanIndex(ctx, c)
-			if err != nil {
-				return err
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			overlap := false
-			for _, l := range lines {
-				overlap = overlap || done.Has(l)
-				done.Set(l)
-			}
-			if overlap {
-				return errOverlap
-			}
-			return nil
-		})
+		g.Go(func() error { return s.scanIndex(ctx, c, mark) })
 	}
 	return g.Wait()
 }
 
-// scanIndex returns the line of each record of a chunk's index. The
-// records are as the agent writes them, {"line":N,"ok":B}, which it reads
-// without encoding/json; any other form is left to batchline.ReadRecords.
-func (s *Service) scanIndex(ctx context.Context, c store.Chunk) ([]int, error) {
+// indexMarkLines is how many of an index's lines scanIndex gathers before
+// it marks them.
+const indexMarkLines = 4096
+
+// scanIndex streams the lines of a chunk's index to mark, indexMarkLines
+// at a time.
+func (s *Service) scanIndex(ctx context.Context, c store.Chunk, mark func([]int) error) error {
 	rc, err := s.bucket.Get(ctx, c.ObjectKey)
 	if err != nil {
-		return nil, fmt.Errorf("chunk %d/%d: %w", c.Shard, c.Seq, err)
+		return fmt.Errorf("chunk %d/%d: %w", c.Shard, c.Seq, err)
 	}
 	defer rc.Close()
-	data, err := io.ReadAll(io.LimitReader(rc, maxIndexBytes+1))
+	lines := make([]int, 0, min(c.OutputLines+c.ErrorLines, indexMarkLines))
+	err = batchline.RecordLines(rc, func(line int) error {
+		if lines = append(lines, line); len(lines) < indexMarkLines {
+			return nil
+		}
+		err := mark(lines)
+		lines = lines[:0]
+		return err
+	})
+	if err == nil && len(lines) > 0 {
+		err = mark(lines)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("chunk %d/%d: %w", c.Shard, c.Seq, err)
+		return fmt.Errorf("chunk %d/%d: %w", c.Shard, c.Seq, err)
 	}
-	if len(data) > maxIndexBytes {
-		return nil, fmt.Errorf("chunk %d/%d: index over %d bytes", c.Shard, c.Seq, maxIndexBytes)
-	}
-	lines := make([]int, 0, c.OutputLines+c.ErrorLines)
-	for rest := data; len(rest) > 0; {
-		line, tail, ok := indexRecord(rest)
-		if !ok { // not the agent's form: parse it all the slow way
-			lines = lines[:0]
-			err := batchline.ReadRecords(bytes.NewReader(data), func(r batchline.Record) error {
-				lines = append(lines, r.Line)
-				return nil
-			})
-			if err != nil {
-				return nil, fmt.Errorf("chunk %d/%d: %w", c.Shard, c.Seq, err)
-			}
-			break
-		}
-		lines, rest = append(lines, line), tail
-	}
-	return lines, nil
-}
-
-// maxIndexBytes bounds a chunk's index, read whole: a record is about 25
-// bytes, and a chunk holds ChunkLines of them.
-const maxIndexBytes = 64 << 20
-
-// indexRecord reads one {"line":N,"ok":true|false} record and its newline
-// from the head of data.
-func indexRecord(data []byte) (line int, rest []byte, ok bool) {
-	const head = `{"line":`
-	if !bytes.HasPrefix(data, []byte(head)) {
-		return 0, nil, false
-	}
-	i := len(head)
-	start := i
-	for i < len(data) && data[i] >= '0' && data[i] <= '9' && i-start < 10 {
-		line = line*10 + int(data[i]-'0')
-		i++
-	}
-	if i == start || (data[start] == '0' && i-start > 1) {
-		return 0, nil, false
-	}
-	for _, tail := range []string{`,"ok":true}` + "\n", `,"ok":false}` + "\n"} {
-		if bytes.HasPrefix(data[i:], []byte(tail)) {
-			return line, data[i+len(tail):], true
-		}
-	}
-	return 0, nil, false
+	return nil
 }
 
 // writeMissing writes an error line for every request without a result to

@@ -1,6 +1,7 @@
 package batchline
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -43,4 +44,56 @@ func ReadRecords(r io.Reader, fn func(Record) error) error {
 		}
 	}
 	return sc.Err()
+}
+
+// RecordLines streams the line of each record of a chunk object, in order,
+// a line at a time, so that its memory is flat whatever the object's size.
+// It reads the agent's form, {"line":N,"ok":B}, without encoding/json, and
+// any other as ReadRecords does.
+func RecordLines(r io.Reader, fn func(line int) error) error {
+	sc := NewScanner(r, maxRecordBytes)
+	for sc.Next() {
+		if sc.TooLong() {
+			return fmt.Errorf("batchline: chunk record on line %d is over %d bytes", sc.Line(), maxRecordBytes)
+		}
+		b := sc.Bytes()
+		if Blank(b) {
+			continue
+		}
+		line, ok := agentRecord(b)
+		if !ok {
+			var rec Record
+			if err := json.Unmarshal(b, &rec); err != nil {
+				return fmt.Errorf("batchline: chunk record on line %d: %w", sc.Line(), err)
+			}
+			line = rec.Line
+		}
+		if err := fn(line); err != nil {
+			return err
+		}
+	}
+	return sc.Err()
+}
+
+// agentRecord reads a record of the agent's form, {"line":N,"ok":true} or
+// {"line":N,"ok":false}, exactly; ok is false for any other.
+func agentRecord(b []byte) (line int, ok bool) {
+	const head = `{"line":`
+	if !bytes.HasPrefix(b, []byte(head)) {
+		return 0, false
+	}
+	i := len(head)
+	start := i
+	for i < len(b) && b[i] >= '0' && b[i] <= '9' && i-start < 10 {
+		line = line*10 + int(b[i]-'0')
+		i++
+	}
+	if i == start || (b[start] == '0' && i-start > 1) {
+		return 0, false
+	}
+	switch string(b[i:]) {
+	case `,"ok":true}`, `,"ok":false}`:
+		return line, true
+	}
+	return 0, false
 }
