@@ -86,7 +86,10 @@ func (b *HTTPBackend) Do(ctx context.Context, endpoint string, body []byte) (int
 	}
 	defer resp.Body.Close()
 	limit := cmp.Or(b.MaxResponseBytes, MaxResponseBytesDefault)
-	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if resp.ContentLength > limit {
+		return resp.StatusCode, nil, fmt.Errorf("%w: over %d bytes", ErrResponseTooLarge, limit)
+	}
+	data, err := readBody(resp.Body, resp.ContentLength, limit)
 	if err != nil {
 		return 0, nil, fmt.Errorf("read response: %w", err)
 	}
@@ -94,6 +97,21 @@ func (b *HTTPBackend) Do(ctx context.Context, endpoint string, body []byte) (int
 		return resp.StatusCode, nil, fmt.Errorf("%w: over %d bytes", ErrResponseTooLarge, limit)
 	}
 	return resp.StatusCode, data, nil
+}
+
+// readBody reads a response body of size bytes (-1: unknown) into a
+// buffer of its size, or where the size is unknown up to limit+1 bytes.
+// net/http ends a body at its Content-Length, with io.ErrUnexpectedEOF if
+// the connection ends first.
+func readBody(r io.Reader, size, limit int64) ([]byte, error) {
+	if size < 0 {
+		return io.ReadAll(io.LimitReader(r, limit+1))
+	}
+	buf := make([]byte, size)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return nil, err
+	}
+	return buf, nil
 }
 
 // Models implements Backend with GET /models.

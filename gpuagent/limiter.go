@@ -17,7 +17,8 @@ type limiter struct {
 	inFlight     int
 	lastCut      time.Time
 	backoffEvery time.Duration
-	wake         chan struct{} // closed and replaced whenever a slot may have opened
+	wake         chan struct{} // closed and replaced whenever a slot may have opened, if waited on
+	waited       bool          // someone waits on wake
 }
 
 func newLimiter(most, least int, backoffEvery time.Duration) *limiter {
@@ -34,6 +35,7 @@ func (l *limiter) acquire(ctx context.Context) error {
 			return nil
 		}
 		wake := l.wake
+		l.waited = true
 		l.mu.Unlock()
 		select {
 		case <-ctx.Done():
@@ -73,8 +75,11 @@ func (l *limiter) done(signal int) {
 		l.limit = max(l.min, l.limit/2)
 		l.lastCut = time.Now()
 	}
-	close(l.wake)
-	l.wake = make(chan struct{})
+	if l.waited {
+		close(l.wake)
+		l.wake = make(chan struct{})
+		l.waited = false
+	}
 	l.mu.Unlock()
 }
 
@@ -87,6 +92,7 @@ func (l *limiter) waitIdle(ctx context.Context) error {
 			return nil
 		}
 		wake := l.wake
+		l.waited = true
 		l.mu.Unlock()
 		select {
 		case <-ctx.Done():

@@ -16,6 +16,8 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/kilnhq/kiln/internal/batch"
 	"github.com/kilnhq/kiln/internal/batchline"
 	"github.com/kilnhq/kiln/internal/ids"
@@ -59,9 +61,15 @@ type shardRun struct {
 	exhausted bool           // every line of the shard was started
 	issued    sync.WaitGroup // requests started and not yet collected
 
-	results   chan batchline.Record
+	results   chan result
 	collected chan error
 	seq       int64
+
+	// The project's series of the request and token counters, looked up
+	// at the shard's first answer.
+	countersOnce sync.Once
+	requests     prometheus.Counter
+	tokens       prometheus.Counter
 
 	mu         sync.Mutex
 	stopReason string
@@ -72,7 +80,7 @@ type shardRun struct {
 // durable result, where its input starts.
 func (a *Agent) openShard(ctx context.Context, sh store.Shard, b store.Batch, backend Backend) (*shardRun, error) {
 	sr := &shardRun{a: a, sh: sh, b: b, backend: backend, log: a.log.With("batch", sh.BatchID, "shard", sh.Idx),
-		results: make(chan batchline.Record, a.cfg.ChunkLines), collected: make(chan error, 1)}
+		results: make(chan result, a.cfg.ChunkLines), collected: make(chan error, 1)}
 	fail := func(err error) (*shardRun, error) {
 		_ = a.store.ShardRelease(context.WithoutCancel(ctx), sh.BatchID, sh.Idx, a.cfg.ID)
 		return nil, fmt.Errorf("open shard %s/%d: %w", sh.BatchID, sh.Idx, err)
@@ -141,7 +149,8 @@ func (sr *shardRun) next() (*request, bool) {
 				continue // validation passed it; be safe
 			}
 			sr.issued.Add(1)
-			return &request{sr: sr, line: line, customID: in.CustomID, body: bytes.Clone(in.Body)}, true
+			// in.Body is the line's body as it is, in a copy of its own.
+			return &request{sr: sr, line: line, customID: in.CustomID, body: in.Body}, true
 		}
 		sr.exhausted = sr.sc.Err() == nil
 	}
@@ -279,7 +288,7 @@ func (sr *shardRun) collect() error {
 	defer tick.Stop()
 	for {
 		select {
-		case rec, ok := <-sr.results:
+		case res, ok := <-sr.results:
 			if !ok {
 				flush()
 				return flushErr
@@ -287,12 +296,8 @@ func (sr *shardRun) collect() error {
 			if flushErr != nil {
 				continue // drain
 			}
-			entry, err := json.Marshal(batchline.Record{Line: rec.Line, OK: rec.OK})
-			if err != nil {
-				return err
-			}
-			idx.Write(entry)
-			idx.WriteByte('\n')
+			rec, u := res.rec, res.u
+			idx.Write(appendIndexEntry(idx.AvailableBuffer(), rec.Line, rec.OK))
 			if rec.OK {
 				out.Write(rec.Data)
 				out.WriteByte('\n')
@@ -302,7 +307,7 @@ func (sr *shardRun) collect() error {
 				errs.WriteByte('\n')
 				c.ErrorLines++
 			}
-			u := usageOf(rec)
+			putLine(res.buf)
 			c.InputTokens += u.in
 			c.OutputTokens += u.out
 			c.CachedTokens += u.cached
@@ -342,6 +347,13 @@ func (sr *shardRun) renew() {
 	}
 }
 
+// result is one request's output line on its way to the shard's chunk.
+type result struct {
+	rec batchline.Record
+	u   usage   // the tokens it used
+	buf *[]byte // from linePool, holding rec.Data: back to it once copied
+}
+
 // request is one input line on its way to the engine.
 type request struct {
 	sr       *shardRun
@@ -356,25 +368,28 @@ func (r *request) run() {
 	sr, a := r.sr, r.sr.a
 	defer sr.issued.Done()
 	defer a.metrics.inFlight.Dec()
-	rec, signal, ok := r.do(sr.ctx)
+	res, signal, ok := r.do(sr.ctx)
 	a.limit.done(signal)
 	if !ok {
 		return // stopped: the line stays without a result
 	}
 	a.completed.Add(1)
-	u := usageOf(rec)
-	in, out := u.in, u.out
-	a.tokens.Add(in + out)
-	project := a.metrics.projects.of(sr.b.ProjectID)
-	a.metrics.requests.WithLabelValues(project).Inc()
-	a.metrics.tokens.WithLabelValues(project).Add(float64(in + out))
-	sr.results <- rec
+	toks := res.u.in + res.u.out
+	a.tokens.Add(toks)
+	sr.countersOnce.Do(func() {
+		project := a.metrics.projects.of(sr.b.ProjectID)
+		sr.requests = a.metrics.requests.WithLabelValues(project)
+		sr.tokens = a.metrics.tokens.WithLabelValues(project)
+	})
+	sr.requests.Inc()
+	sr.tokens.Add(float64(toks))
+	sr.results <- res
 }
 
 // do runs the request, retrying transient failures with backoff and jitter.
 // signal is the verdict for adaptive concurrency: 1 answered in time, -1
 // overloaded, 0 neither. ok is false when ctx ended first.
-func (r *request) do(ctx context.Context) (rec batchline.Record, signal int, ok bool) {
+func (r *request) do(ctx context.Context) (res result, signal int, ok bool) {
 	a := r.sr.a
 	var (
 		status  int
@@ -390,7 +405,7 @@ func (r *request) do(ctx context.Context) (rec batchline.Record, signal int, ok 
 		latency = time.Since(began)
 		cancel()
 		if ctx.Err() != nil {
-			return batchline.Record{}, 0, false
+			return result{}, 0, false
 		}
 		overloaded := status == http.StatusTooManyRequests || status >= 500 || errors.Is(err, context.DeadlineExceeded)
 		if overloaded {
@@ -408,7 +423,7 @@ func (r *request) do(ctx context.Context) (rec batchline.Record, signal int, ok 
 			// did not fail; it runs again without spending a retry.
 			now, rerr := a.engine.Ready(ctx)
 			if rerr != nil {
-				return batchline.Record{}, 0, false
+				return result{}, 0, false
 			}
 			if now != gen {
 				gen = now
@@ -420,7 +435,7 @@ func (r *request) do(ctx context.Context) (rec batchline.Record, signal int, ok 
 			break
 		}
 		if sleep(ctx, backoff(attempt)) != nil {
-			return batchline.Record{}, 0, false
+			return result{}, 0, false
 		}
 	}
 	if signal == 0 {
@@ -428,6 +443,15 @@ func (r *request) do(ctx context.Context) (rec batchline.Record, signal int, ok 
 	}
 	out := batchline.Output{ID: ids.New(ids.BatchReq), CustomID: r.customID}
 	code := ""
+	// The body is read once, for both its shape and its usage.
+	var (
+		ans     answer
+		notJSON bool
+		ansErr  error
+	)
+	if err == nil {
+		ans, notJSON, ansErr = parseAnswer(resp)
+	}
 	switch {
 	case errors.Is(err, ErrResponseTooLarge):
 		code = "response_too_large"
@@ -438,10 +462,10 @@ func (r *request) do(ctx context.Context) (rec batchline.Record, signal int, ok 
 	case err != nil:
 		code = batchline.CodeRequestFailed
 		out.Error = &batchline.LineError{Code: code, Message: err.Error()}
-	case !json.Valid(resp):
+	case notJSON:
 		code = "invalid_response"
 		out.Error = &batchline.LineError{Code: code, Message: fmt.Sprintf("the model server answered %d with a body that is not JSON", status)}
-	case status >= 200 && status < 300 && !isAnswer(r.sr.b.Endpoint, resp):
+	case status >= 200 && status < 300 && !ans.is(r.sr.b.Endpoint, ansErr):
 		code = "invalid_response"
 		out.Error = &batchline.LineError{Code: code, Message: fmt.Sprintf("the model server answered %d with JSON that is not an answer of %s", status, r.sr.b.Endpoint)}
 	default:
@@ -454,11 +478,25 @@ func (r *request) do(ctx context.Context) (rec batchline.Record, signal int, ok 
 	if code != "" {
 		a.metrics.errors.WithLabelValues(a.metrics.projects.of(r.sr.b.ProjectID), code).Inc()
 	}
+	res.rec = batchline.Record{Line: r.line, OK: out.Error == nil && status >= 200 && status < 300}
+	if res.rec.OK {
+		res.u = ans.Usage.usage()
+	}
+	if out.Error == nil {
+		buf := linePool.Get().(*[]byte)
+		if line, written := appendOutputLine(*buf, out.ID, out.CustomID, out.Response); written {
+			*buf = line
+			res.rec.Data, res.buf = line, buf
+			return res, signal, true
+		}
+		linePool.Put(buf)
+	}
 	data, merr := json.Marshal(out)
 	if merr != nil {
-		return batchline.Record{}, signal, false
+		return result{}, signal, false
 	}
-	return batchline.Record{Line: r.line, OK: out.Error == nil && status >= 200 && status < 300, Data: data}, signal, true
+	res.rec.Data = data
+	return res, signal, true
 }
 
 // isAnswer says whether a successful body is an answer of endpoint: an
@@ -468,22 +506,8 @@ func (r *request) do(ctx context.Context) (rec batchline.Record, signal int, ok 
 // cannot read, and that OpenAI's BatchRequestOutput forbids when it is not
 // an object.
 func isAnswer(endpoint string, body []byte) bool {
-	var a struct {
-		Choices []json.RawMessage `json:"choices"`
-		Data    []json.RawMessage `json:"data"`
-		Object  string            `json:"object"`
-		Output  []json.RawMessage `json:"output"`
-	}
-	if json.Unmarshal(body, &a) != nil {
-		return false // not an object, or its results are not a list
-	}
-	switch endpoint {
-	case "/v1/embeddings":
-		return a.Data != nil
-	case batchline.EndpointResponses:
-		return a.Object == "response" && a.Output != nil
-	}
-	return a.Choices != nil
+	a, _, err := parseAnswer(body)
+	return a.is(endpoint, err)
 }
 
 // usage is the token usage of one output line, as the engine reported it.
@@ -492,46 +516,21 @@ type usage struct {
 	cached, reasoning int64 // details of in and out
 }
 
-// usageOf reads the token usage of a successful output line: chat and
-// completions' prompt_tokens and completion_tokens with their
-// prompt_tokens_details.cached_tokens and
-// completion_tokens_details.reasoning_tokens, or Responses' input_tokens
-// and output_tokens with their input_tokens_details and
-// output_tokens_details. A failed line used none.
+// usageOf reads the token usage of a successful output line (see
+// usageFields). A failed line used none.
 func usageOf(rec batchline.Record) usage {
 	if !rec.OK {
 		return usage{}
 	}
-	type cached struct {
-		CachedTokens int64 `json:"cached_tokens"`
-	}
-	type reasoning struct {
-		ReasoningTokens int64 `json:"reasoning_tokens"`
-	}
 	var o struct {
 		Response struct {
 			Body struct {
-				Usage struct {
-					PromptTokens            int64     `json:"prompt_tokens"`
-					CompletionTokens        int64     `json:"completion_tokens"`
-					PromptTokensDetails     cached    `json:"prompt_tokens_details"`
-					CompletionTokensDetails reasoning `json:"completion_tokens_details"`
-					InputTokens             int64     `json:"input_tokens"`
-					OutputTokens            int64     `json:"output_tokens"`
-					InputTokensDetails      cached    `json:"input_tokens_details"`
-					OutputTokensDetails     reasoning `json:"output_tokens_details"`
-				} `json:"usage"`
+				Usage usageFields `json:"usage"`
 			} `json:"body"`
 		} `json:"response"`
 	}
 	if json.Unmarshal(rec.Data, &o) != nil {
 		return usage{}
 	}
-	u := o.Response.Body.Usage
-	return usage{
-		in:        u.PromptTokens + u.InputTokens,
-		out:       u.CompletionTokens + u.OutputTokens,
-		cached:    u.PromptTokensDetails.CachedTokens + u.InputTokensDetails.CachedTokens,
-		reasoning: u.CompletionTokensDetails.ReasoningTokens + u.OutputTokensDetails.ReasoningTokens,
-	}
+	return o.Response.Body.Usage.usage()
 }
