@@ -31,7 +31,10 @@ func parseAnswer(body []byte) (a answer, notJSON bool, err error) {
 
 // is says whether a, parsed without err, is an answer of endpoint: an
 // object with its results, choices (completions), data (embeddings) or a
-// response's output (responses).
+// response's output (responses). Anything else, a proxy's or a broken
+// engine's, would go to the output file as a success whose body a client
+// cannot read, and that OpenAI's BatchRequestOutput forbids when it is not
+// an object.
 func (a *answer) is(endpoint string, err error) bool {
 	if err != nil {
 		return false // not an object, or its results are not a list
@@ -188,17 +191,6 @@ func plainJSON(body []byte) bool {
 		}
 	}
 	return true
-}
-
-// appendIndexEntry appends a chunk index's entry, as json.Marshal writes a
-// batchline.Record with no data, and a newline.
-func appendIndexEntry(dst []byte, line int, ok bool) []byte {
-	dst = append(dst, `{"line":`...)
-	dst = strconv.AppendInt(dst, int64(line), 10)
-	if ok {
-		return append(dst, ",\"ok\":true}\n"...)
-	}
-	return append(dst, ",\"ok\":false}\n"...)
 }
 
 // maxPooledLine is the largest line buffer kept for reuse: the rare larger

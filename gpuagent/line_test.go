@@ -47,18 +47,6 @@ func TestAppendOutputLine(t *testing.T) {
 	require.True(t, ok)
 }
 
-// TestAppendIndexEntry checks the chunk index's entries against
-// json.Marshal's.
-func TestAppendIndexEntry(t *testing.T) {
-	t.Parallel()
-
-	for _, rec := range []batchline.Record{{Line: 0, OK: true}, {Line: 17, OK: false}, {Line: 1 << 40, OK: true}} {
-		want, err := json.Marshal(rec)
-		require.NoError(t, err)
-		require.Equal(t, string(want)+"\n", string(appendIndexEntry(nil, rec.Line, rec.OK)))
-	}
-}
-
 // TestParseAnswerUsage checks that one pass over a body reads what
 // isAnswer and usageOf read of it.
 func TestParseAnswerUsage(t *testing.T) {

@@ -297,7 +297,7 @@ func (sr *shardRun) collect() error {
 				continue // drain
 			}
 			rec, u := res.rec, res.u
-			idx.Write(appendIndexEntry(idx.AvailableBuffer(), rec.Line, rec.OK))
+			idx.Write(batchline.AppendIndexRecord(idx.AvailableBuffer(), rec.Line, rec.OK))
 			if rec.OK {
 				out.Write(rec.Data)
 				out.WriteByte('\n')
@@ -499,38 +499,8 @@ func (r *request) do(ctx context.Context) (res result, signal int, ok bool) {
 	return res, signal, true
 }
 
-// isAnswer says whether a successful body is an answer of endpoint: an
-// object with its results, choices (completions), data (embeddings) or a
-// response's output (responses). Anything else, a proxy's or a broken
-// engine's, would go to the output file as a success whose body a client
-// cannot read, and that OpenAI's BatchRequestOutput forbids when it is not
-// an object.
-func isAnswer(endpoint string, body []byte) bool {
-	a, _, err := parseAnswer(body)
-	return a.is(endpoint, err)
-}
-
 // usage is the token usage of one output line, as the engine reported it.
 type usage struct {
 	in, out           int64
 	cached, reasoning int64 // details of in and out
-}
-
-// usageOf reads the token usage of a successful output line (see
-// usageFields). A failed line used none.
-func usageOf(rec batchline.Record) usage {
-	if !rec.OK {
-		return usage{}
-	}
-	var o struct {
-		Response struct {
-			Body struct {
-				Usage usageFields `json:"usage"`
-			} `json:"body"`
-		} `json:"response"`
-	}
-	if json.Unmarshal(rec.Data, &o) != nil {
-		return usage{}
-	}
-	return o.Response.Body.Usage.usage()
 }

@@ -1,6 +1,7 @@
 package gpuagent
 
 import (
+	"encoding/json"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -62,4 +63,30 @@ func TestUsageOf(t *testing.T) {
 			require.Equal(t, tt.want, usageOf(tt.rec))
 		})
 	}
+}
+
+// isAnswer is parseAnswer's verdict on body, as the agent reads an
+// engine's successful answer.
+func isAnswer(endpoint string, body []byte) bool {
+	a, _, err := parseAnswer(body)
+	return a.is(endpoint, err)
+}
+
+// usageOf reads the token usage of a successful output line as the agent
+// counts it (usageFields); a failed line used none.
+func usageOf(rec batchline.Record) usage {
+	if !rec.OK {
+		return usage{}
+	}
+	var o struct {
+		Response struct {
+			Body struct {
+				Usage usageFields `json:"usage"`
+			} `json:"body"`
+		} `json:"response"`
+	}
+	if json.Unmarshal(rec.Data, &o) != nil {
+		return usage{}
+	}
+	return o.Response.Body.Usage.usage()
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 )
 
 // Bitmap marks line numbers: which lines of a batch have a result. It costs
@@ -27,6 +28,36 @@ const maxRecordBytes = 128 << 20
 
 // ReadRecords streams the records of a chunk object, in order.
 func ReadRecords(r io.Reader, fn func(Record) error) error {
+	return eachRecord(r, func(b []byte, n int) error {
+		rec, err := decodeRecord(b, n)
+		if err != nil {
+			return err
+		}
+		return fn(rec)
+	})
+}
+
+// RecordLines streams the line of each record of a chunk object, in order,
+// a line at a time, so that its memory is flat whatever the object's size.
+// It reads the agent's form (AppendIndexRecord) without encoding/json, and
+// any other as ReadRecords does.
+func RecordLines(r io.Reader, fn func(line int) error) error {
+	return eachRecord(r, func(b []byte, n int) error {
+		line, ok := agentRecord(b)
+		if !ok {
+			rec, err := decodeRecord(b, n)
+			if err != nil {
+				return err
+			}
+			line = rec.Line
+		}
+		return fn(line)
+	})
+}
+
+// eachRecord calls fn with each record of a chunk object that is not
+// blank, and its line number in the object.
+func eachRecord(r io.Reader, fn func(b []byte, n int) error) error {
 	sc := NewScanner(r, maxRecordBytes)
 	for sc.Next() {
 		if sc.TooLong() {
@@ -35,48 +66,35 @@ func ReadRecords(r io.Reader, fn func(Record) error) error {
 		if Blank(sc.Bytes()) {
 			continue
 		}
-		var rec Record
-		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
-			return fmt.Errorf("batchline: chunk record on line %d: %w", sc.Line(), err)
-		}
-		if err := fn(rec); err != nil {
+		if err := fn(sc.Bytes(), sc.Line()); err != nil {
 			return err
 		}
 	}
 	return sc.Err()
 }
 
-// RecordLines streams the line of each record of a chunk object, in order,
-// a line at a time, so that its memory is flat whatever the object's size.
-// It reads the agent's form, {"line":N,"ok":B}, without encoding/json, and
-// any other as ReadRecords does.
-func RecordLines(r io.Reader, fn func(line int) error) error {
-	sc := NewScanner(r, maxRecordBytes)
-	for sc.Next() {
-		if sc.TooLong() {
-			return fmt.Errorf("batchline: chunk record on line %d is over %d bytes", sc.Line(), maxRecordBytes)
-		}
-		b := sc.Bytes()
-		if Blank(b) {
-			continue
-		}
-		line, ok := agentRecord(b)
-		if !ok {
-			var rec Record
-			if err := json.Unmarshal(b, &rec); err != nil {
-				return fmt.Errorf("batchline: chunk record on line %d: %w", sc.Line(), err)
-			}
-			line = rec.Line
-		}
-		if err := fn(line); err != nil {
-			return err
-		}
+func decodeRecord(b []byte, n int) (Record, error) {
+	var rec Record
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return Record{}, fmt.Errorf("batchline: chunk record on line %d: %w", n, err)
 	}
-	return sc.Err()
+	return rec, nil
 }
 
-// agentRecord reads a record of the agent's form, {"line":N,"ok":true} or
-// {"line":N,"ok":false}, exactly; ok is false for any other.
+// AppendIndexRecord appends the agent's form of a chunk index's record,
+// {"line":N,"ok":B} as json.Marshal writes a Record with no data, and a
+// newline.
+func AppendIndexRecord(dst []byte, line int, ok bool) []byte {
+	dst = append(dst, `{"line":`...)
+	dst = strconv.AppendInt(dst, int64(line), 10)
+	if ok {
+		return append(dst, ",\"ok\":true}\n"...)
+	}
+	return append(dst, ",\"ok\":false}\n"...)
+}
+
+// agentRecord reads a record of the agent's form (AppendIndexRecord),
+// exactly; ok is false for any other.
 func agentRecord(b []byte) (line int, ok bool) {
 	const head = `{"line":`
 	if !bytes.HasPrefix(b, []byte(head)) {

@@ -1,6 +1,7 @@
 package batchline_test
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -61,4 +62,16 @@ func FuzzRecordLines(f *testing.F) {
 		require.NoError(t, err)
 		require.Equal(t, want, got)
 	})
+}
+
+// TestAppendIndexRecord checks the chunk index's entries against
+// json.Marshal's.
+func TestAppendIndexRecord(t *testing.T) {
+	t.Parallel()
+
+	for _, rec := range []batchline.Record{{Line: 0, OK: true}, {Line: 17, OK: false}, {Line: 1 << 40, OK: true}} {
+		want, err := json.Marshal(rec)
+		require.NoError(t, err)
+		require.Equal(t, string(want)+"\n", string(batchline.AppendIndexRecord(nil, rec.Line, rec.OK)))
+	}
 }
