@@ -252,14 +252,20 @@ func importCopy(ctx context.Context, q querier, chunk []ImportItem, t int64) (ta
 	}
 	// One statement finds each output's task and inserts the outputs, and
 	// names the first output whose task is missing (then the transaction
-	// rolls back). The task is found by a subquery per row, on the unique
-	// index: the staging table has no statistics, and a join planned
-	// without them read every task, once to check and once to insert.
+	// rolls back). The tasks are found by a join, planned on statistics of
+	// the staging table taken here: without them, a join read every task,
+	// once to check and once to insert; and a subquery per row, planned
+	// without statistics of curation_tasks (a new table, before its first
+	// ANALYZE), scanned an index of the project's tasks of the type for
+	// each output, so that an import took time quadratic in its size.
+	if _, err := q.exec(ctx, `ANALYZE `+importStage+` (project_id, conquest_type, task_key)`); err != nil {
+		return 0, 0, err
+	}
 	var typ, key *string
 	if err = q.queryRow(ctx, `WITH s AS MATERIALIZED (
-			SELECT s.*, (SELECT t.id FROM curation_tasks t WHERE t.project_id = s.project_id AND t.conquest_type = s.conquest_type
-				AND t.task_key = s.task_key) AS found
-			FROM `+importStage+` s WHERE s.batch_id <> ''),
+			SELECT s.*, t.id AS found FROM `+importStage+` s LEFT JOIN curation_tasks t ON t.project_id = s.project_id
+				AND t.conquest_type = s.conquest_type AND t.task_key = s.task_key
+			WHERE s.batch_id <> ''),
 		ins AS (INSERT INTO curation_outputs (id, task_id, batch_id, model, content, valid, reason, message,
 			input_tokens, output_tokens, latency_ms, created_at, updated_at)
 			SELECT output_id, found, batch_id, model, content, valid, reason, message, input_tokens, output_tokens, latency_ms, $1, $1
