@@ -1,6 +1,8 @@
 package curation
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -112,7 +114,7 @@ func (im *Importer) ImportBatch(ctx context.Context, batchID string) (store.Impo
 	// of items made before, in the order they were made.
 	answered := map[string]bool{}
 	err = eachLineParallel(ctx, im, *b.OutputFileID, MaxOutputBytes, func(line []byte) string {
-		return customIDOf(line)
+		return conquest.OutputCustomID(line)
 	}, func(id string, tooLong bool, _ int) error {
 		if !tooLong && id != "" {
 			answered[id] = true
@@ -264,15 +266,6 @@ const (
 	importBatchBytes = 32 << 20
 )
 
-// customIDOf reads an output line's custom_id.
-func customIDOf(line []byte) string {
-	var l struct {
-		CustomID string `json:"custom_id"`
-	}
-	_ = json.Unmarshal(line, &l)
-	return l.CustomID
-}
-
 type input struct {
 	Messages json.RawMessage
 	Search   string
@@ -281,8 +274,13 @@ type input struct {
 func (im *Importer) item(typ string, version int64, key string, in *input, o store.CurationOutput) store.ImportItem {
 	it := store.ImportItem{ConquestType: typ, ConquestVersion: version, Key: key, Output: o, Input: json.RawMessage(`{"messages":[]}`)}
 	if in != nil {
-		it.Input, _ = json.Marshal(map[string]json.RawMessage{"messages": in.Messages})
-		it.SearchText = in.Search
+		// {"messages": ...}, compact, as json.Marshal writes it.
+		var b bytes.Buffer
+		b.Grow(len(`{"messages":}`) + len(in.Messages))
+		b.WriteString(`{"messages":`)
+		_ = json.Compact(&b, in.Messages) // valid: it was read as JSON
+		b.WriteByte('}')
+		it.Input, it.SearchText = b.Bytes(), in.Search
 	}
 	return it
 }
@@ -343,46 +341,23 @@ func KeyOf(messages json.RawMessage) string {
 }
 
 // parseOutput reads one output line: the answer, the model that gave it,
-// its tokens and its validity.
+// its tokens and its validity; a line without a custom_id gives "".
 func parseOutput(line []byte, batchID, batchModel string, def *conquest.Definition) (store.CurationOutput, string) {
-	var l struct {
-		CustomID string `json:"custom_id"`
-		Response *struct {
-			StatusCode int    `json:"status_code"`
-			LatencyMS  *int64 `json:"latency_ms"`
-			Body       struct {
-				Model   string `json:"model"`
-				Choices []struct {
-					Message struct {
-						Content *string `json:"content"`
-					} `json:"message"`
-				} `json:"choices"`
-				Usage struct {
-					PromptTokens     int64 `json:"prompt_tokens"`
-					CompletionTokens int64 `json:"completion_tokens"`
-				} `json:"usage"`
-			} `json:"body"`
-		} `json:"response"`
+	var l conquest.OutputLine
+	if def != nil {
+		l = def.CheckOutputLine(line)
+	} else {
+		l = conquest.ReadOutputLine(line)
 	}
-	if json.Unmarshal(line, &l) != nil {
+	if l.CustomID == "" {
 		return store.CurationOutput{}, ""
 	}
-	o := store.CurationOutput{BatchID: batchID, Model: batchModel, Valid: true}
-	if l.Response != nil {
-		if l.Response.Body.Model != "" {
-			o.Model = l.Response.Body.Model
-		}
-		o.InputTokens, o.OutputTokens = l.Response.Body.Usage.PromptTokens, l.Response.Body.Usage.CompletionTokens
-		o.LatencyMS = l.Response.LatencyMS
-		if len(l.Response.Body.Choices) > 0 && l.Response.Body.Choices[0].Message.Content != nil {
-			o.Content = *l.Response.Body.Choices[0].Message.Content
-		}
-	}
-	if def != nil {
-		if res := def.CheckOutputLine(line); res.Err != nil {
-			o.Valid, o.Reason, o.Message = false, res.Err.Reason, res.Err.Message
-		}
-	} else if l.Response == nil || l.Response.StatusCode != 200 {
+	o := store.CurationOutput{BatchID: batchID, Model: cmp.Or(l.Model, batchModel), Valid: true, Content: l.Content,
+		InputTokens: l.InputTokens, OutputTokens: l.OutputTokens, LatencyMS: l.LatencyMS}
+	switch {
+	case def != nil && l.Err != nil:
+		o.Valid, o.Reason, o.Message = false, l.Err.Reason, l.Err.Message
+	case def == nil && l.StatusCode != 200:
 		o.Valid, o.Reason, o.Message = false, conquest.ReasonRequestFail, "the request got no successful answer"
 	}
 	return o, l.CustomID

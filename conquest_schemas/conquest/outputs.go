@@ -1,9 +1,11 @@
 package conquest
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
@@ -67,13 +69,24 @@ func schemaMessage(err error) string {
 	return fmt.Sprintf("at %s: %s", at, ve.ErrorKind.LocalizedString(english))
 }
 
-// OutputLine is what CheckOutputLine learned from one line of a batch's
-// output file.
+// OutputLine is what CheckOutputLine or ReadOutputLine learned from one
+// line of a batch's output file.
 type OutputLine struct {
 	CustomID string
-	// Value is the parsed answer when valid.
+	// Value is the parsed answer when valid (CheckOutputLine only).
 	Value any
 	Err   *OutputError
+	// StatusCode is the response's status; 0 when the line has none.
+	StatusCode int
+	// Content is the answer's text, when the response holds one.
+	Content string
+	// Model is the model the body names, if any.
+	Model string
+	// InputTokens and OutputTokens are the body's usage: prompt and
+	// completion tokens, or a response's input and output tokens.
+	InputTokens, OutputTokens int64
+	// LatencyMS is the response's latency_ms, a kiln extension.
+	LatencyMS *int64
 }
 
 // CheckOutputLine validates one line of a batch output file (OpenAI's
@@ -82,34 +95,119 @@ type OutputLine struct {
 // "finish_reason"}]}) or a response ({"object": "response", "output":
 // [{"type": "message", "content": [{"type": "output_text", "text"}]}]}).
 func (d *Definition) CheckOutputLine(line []byte) OutputLine {
-	l, ok := decodeOutputLine(line)
+	out, finish := readOutputLine(line)
+	if out.Err == nil {
+		out.Value, out.Err = d.CheckOutput(out.Content, finish)
+	}
+	return out
+}
+
+// ReadOutputLine reads one line of a batch output file as CheckOutputLine
+// does, without a schema to check the answer against: Err says when the
+// line is not JSON, the request failed, or the body holds no answer.
+func ReadOutputLine(line []byte) OutputLine {
+	out, _ := readOutputLine(line)
+	return out
+}
+
+// OutputCustomID is the custom_id of a line of a batch output file; ""
+// when it has none, or is not JSON.
+func OutputCustomID(line []byte) string {
+	if id, ok := decodeCustomID(line); ok {
+		return id
+	}
+	var l struct {
+		CustomID string `json:"custom_id"`
+	}
+	_ = json.Unmarshal(line, &l)
+	return l.CustomID
+}
+
+// readOutputLine reads an output line, and the answer's finish reason.
+func readOutputLine(line []byte) (OutputLine, string) {
+	l, m, ok := decodeOutputLine(line)
 	if !ok {
-		l = outputLineJSON{}
+		l, m = outputLineJSON{}, outputMetaJSON{}
 		if err := json.Unmarshal(line, &l); err != nil {
-			return OutputLine{Err: &OutputError{Reason: ReasonNotJSON, Message: "the output line is not JSON: " + err.Error()}}
+			return OutputLine{Err: &OutputError{Reason: ReasonNotJSON, Message: "the output line is not JSON: " + err.Error()}}, ""
 		}
+		m = readMetaLeniently(line)
 	}
 	out := OutputLine{CustomID: l.CustomID}
-	if l.Response == nil || l.Response.StatusCode != 200 {
-		out.Err = &OutputError{Reason: ReasonRequestFail, Message: "the request got no successful answer"}
-		return out
+	if m.Response != nil {
+		b := m.Response.Body
+		out.Model, out.LatencyMS = b.Model, m.Response.LatencyMS
+		out.InputTokens = cmp.Or(b.Usage.PromptTokens, b.Usage.InputTokens)
+		out.OutputTokens = cmp.Or(b.Usage.CompletionTokens, b.Usage.OutputTokens)
 	}
+	if l.Response == nil || l.Response.StatusCode != 200 {
+		if l.Response != nil {
+			out.StatusCode = l.Response.StatusCode
+		}
+		out.Err = &OutputError{Reason: ReasonRequestFail, Message: "the request got no successful answer"}
+		return out, ""
+	}
+	out.StatusCode = 200
 	content, finish, refusal, ok := l.Response.Body.answer()
 	switch {
 	case !ok && refusal != "":
 		out.Err = &OutputError{Reason: ReasonNoAnswer, Message: "the model refused: " + refusal}
 	case !ok:
 		out.Err = &OutputError{Reason: ReasonNoAnswer, Message: "the answer has no message content"}
-	default:
-		out.Value, out.Err = d.CheckOutput(content, finish)
 	}
-	return out
+	out.Content = content
+	return out, finish
+}
+
+// readMetaLeniently reads an outputMetaJSON as json.Unmarshal does, but
+// leaves out what is of the wrong type: json.Unmarshal would keep a
+// latency that is no number as 0.
+func readMetaLeniently(line []byte) outputMetaJSON {
+	var raw struct {
+		Response *struct {
+			LatencyMS json.RawMessage `json:"latency_ms"`
+			Body      bodyMetaJSON    `json:"body"`
+		} `json:"response"`
+	}
+	_ = json.Unmarshal(line, &raw) // a field of the wrong type is left empty
+	if raw.Response == nil {
+		return outputMetaJSON{}
+	}
+	m := outputMetaJSON{Response: &responseMetaJSON{Body: raw.Response.Body}}
+	if ms, err := strconv.ParseInt(string(raw.Response.LatencyMS), 10, 64); err == nil {
+		m.Response.LatencyMS = &ms
+	}
+	return m
 }
 
 // outputLineJSON is what the check reads of an output line.
 type outputLineJSON struct {
 	CustomID string        `json:"custom_id"`
 	Response *responseJSON `json:"response"`
+}
+
+// outputMetaJSON is what an output line says of its answer besides what
+// the check reads; it is read apart, so that a field of the wrong type
+// here leaves the field out rather than make the line unreadable.
+type outputMetaJSON struct {
+	Response *responseMetaJSON `json:"response"`
+}
+
+type responseMetaJSON struct {
+	LatencyMS *int64       `json:"latency_ms"`
+	Body      bodyMetaJSON `json:"body"`
+}
+
+type bodyMetaJSON struct {
+	Model string    `json:"model"`
+	Usage usageJSON `json:"usage"`
+}
+
+type usageJSON struct {
+	PromptTokens     int64 `json:"prompt_tokens"`
+	CompletionTokens int64 `json:"completion_tokens"`
+	InputTokens      int64 `json:"input_tokens"`
+	OutputTokens     int64 `json:"output_tokens"`
 }
 
 type responseJSON struct {

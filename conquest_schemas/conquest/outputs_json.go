@@ -497,41 +497,89 @@ func (d *jsonDecoder) optStringPtr(s **string) bool {
 }
 
 // decodeOutputLine reads an output line as json.Unmarshal does into an
-// outputLineJSON, or reports false.
-func decodeOutputLine(line []byte) (l outputLineJSON, ok bool) {
+// outputLineJSON and into an outputMetaJSON, or reports false.
+func decodeOutputLine(line []byte) (l outputLineJSON, m outputMetaJSON, ok bool) {
 	d := jsonDecoder{b: line}
 	ok = d.fields(func(f int) bool {
 		if f == 0 {
 			return d.optString(&l.CustomID)
 		}
 		if d.null() {
-			l.Response = nil
+			l.Response, m.Response = nil, nil
 			return true
 		}
-		l.Response = &responseJSON{}
-		return d.response(l.Response)
+		l.Response, m.Response = &responseJSON{}, &responseMetaJSON{}
+		return d.response(l.Response, m.Response)
 	}, "custom_id", "response")
-	return l, ok && d.end()
+	return l, m, ok && d.end()
 }
 
-func (d *jsonDecoder) response(r *responseJSON) bool {
-	return d.fields(func(f int) bool {
-		if f == 0 {
-			n, ok := d.number()
-			if !ok {
-				return false
-			}
-			code, err := strconv.Atoi(string(n))
-			r.StatusCode = code
-			return err == nil
-		}
-		return d.body(&r.Body)
-	}, "status_code", "body")
+// decodeCustomID reads an output line's custom_id as json.Unmarshal does
+// into a struct of it alone, or reports false.
+func decodeCustomID(line []byte) (id string, ok bool) {
+	d := jsonDecoder{b: line}
+	ok = d.fields(func(int) bool { return d.optString(&id) }, "custom_id")
+	return id, ok && d.end()
 }
 
-func (d *jsonDecoder) body(b *responseBody) bool {
+// int reads a number as encoding/json does into an int64: an integer
+// that fits, else ok false.
+func (d *jsonDecoder) int() (int64, bool) {
+	n, ok := d.number()
+	if !ok {
+		return 0, false
+	}
+	v, err := strconv.ParseInt(string(n), 10, 64)
+	return v, err == nil
+}
+
+func (d *jsonDecoder) response(r *responseJSON, m *responseMetaJSON) bool {
 	return d.fields(func(f int) bool {
 		switch f {
+		case 0:
+			code, ok := d.int()
+			r.StatusCode = int(code)
+			return ok && int64(int(code)) == code
+		case 1:
+			return d.body(&r.Body, &m.Body)
+		}
+		if d.null() {
+			m.LatencyMS = nil
+			return true
+		}
+		ms, ok := d.int()
+		m.LatencyMS = &ms
+		return ok
+	}, "status_code", "body", "latency_ms")
+}
+
+func (d *jsonDecoder) body(b *responseBody, m *bodyMetaJSON) bool {
+	return d.fields(func(f int) bool {
+		switch f {
+		case 5:
+			return d.optString(&m.Model)
+		case 6:
+			if d.null() {
+				return true // as encoding/json: a struct is left as it was
+			}
+			u := &m.Usage
+			return d.fields(func(f int) bool {
+				if d.null() {
+					return true
+				}
+				v, ok := d.int()
+				switch f {
+				case 0:
+					u.PromptTokens = v
+				case 1:
+					u.CompletionTokens = v
+				case 2:
+					u.InputTokens = v
+				default:
+					u.OutputTokens = v
+				}
+				return ok
+			}, "prompt_tokens", "completion_tokens", "input_tokens", "output_tokens")
 		case 0:
 			b.Choices = []choiceJSON{} // as encoding/json: empty, not nil
 			return d.array(func() bool {
@@ -586,7 +634,7 @@ func (d *jsonDecoder) body(b *responseBody) bool {
 				}, "type", "content")
 			})
 		}
-	}, "choices", "object", "status", "incomplete_details", "output")
+	}, "choices", "object", "status", "incomplete_details", "output", "model", "usage")
 }
 
 // getu4 decodes \uXXXX from the start of s, or returns -1 (as
