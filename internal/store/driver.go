@@ -83,7 +83,10 @@ type driver interface {
 	// index lookups joined by nested loops, whatever the statistics say:
 	// for the small keyed statements of a queue (webhook deliveries)
 	// whose table changes faster than its statistics follow, where a plan
-	// made for "few rows" scans and sorts the whole backlog instead.
+	// made for "few rows" scans and sorts the whole backlog instead. Such a
+	// plan does not depend on the parameters, so each connection plans
+	// each statement once: planning the claim's joins anew each time cost
+	// more than running it.
 	keyedPlans(ctx context.Context, q querier) error
 	// notifyShards tells listening agents that shards wait, at commit.
 	notifyShards(ctx context.Context, q querier) error
@@ -174,7 +177,7 @@ func (d *pgDriver) skipLocked(alias string) string {
 func (d *pgDriver) keyedPlans(ctx context.Context, q querier) error {
 	// No arguments: one round trip, in the simple protocol.
 	_, err := q.exec(ctx, `SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off;
-		SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off`)
+		SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; SET LOCAL plan_cache_mode = force_generic_plan`)
 	return err
 }
 func (d *pgDriver) notifyShards(ctx context.Context, q querier) error {

@@ -438,10 +438,13 @@ func (s *Store) DeliveriesClaim(ctx context.Context, limit int, lease time.Durat
 			return err
 		}
 		t := time.Now().UnixMilli()
+		// The status is written out, not a parameter: the plan, made once
+		// for any parameters (keyedPlans), then reads the partial index of
+		// pending deliveries by due time.
 		claim := `UPDATE webhook_deliveries SET lease_until_ms = $1 WHERE id IN (
-				SELECT d.id FROM webhook_deliveries d WHERE d.status = $2 AND d.next_attempt_ms <= $3 AND d.lease_until_ms <= $3
-				ORDER BY d.next_attempt_ms LIMIT $4` + s.d.skipLocked("d") + `)`
-		args := []any{t + lease.Milliseconds(), DeliveryPending, t, limit}
+				SELECT d.id FROM webhook_deliveries d WHERE d.status = '` + DeliveryPending + `' AND d.next_attempt_ms <= $2
+				AND d.lease_until_ms <= $2 ORDER BY d.next_attempt_ms LIMIT $3` + s.d.skipLocked("d") + `)`
+		args := []any{t + lease.Milliseconds(), t, limit}
 		if s.d.name() != "sqlite" {
 			// The claimed rows, as the UPDATE left them, stand in for the
 			// table: a statement sees the table as it was before.
