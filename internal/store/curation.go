@@ -258,7 +258,10 @@ func importCopy(ctx context.Context, q querier, chunk []ImportItem, t int64) (ta
 	// without statistics of curation_tasks (a new table, before its first
 	// ANALYZE), scanned an index of the project's tasks of the type for
 	// each output, so that an import took time quadratic in its size.
-	if _, err := q.exec(ctx, `ANALYZE `+importStage+` (project_id, conquest_type, task_key)`); err != nil {
+	// The keys' statistics are what the plan needs, and a small sample
+	// gives them: 2 ms for a chunk of 10,000, where the default sample of
+	// three columns took 17 to 24.
+	if _, err := q.exec(ctx, `SET LOCAL default_statistics_target = 10; ANALYZE `+importStage+` (task_key)`); err != nil {
 		return 0, 0, err
 	}
 	var typ, key *string
