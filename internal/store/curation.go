@@ -190,7 +190,34 @@ func (s *Store) CurationImport(ctx context.Context, batchID string, items []Impo
 			break
 		}
 	}
+	if res.Tasks > 0 {
+		s.analyzeTasksOnce(ctx)
+	}
 	return res, nil
+}
+
+// analyzeTasksOnce analyzes curation_tasks on Postgres when it has no
+// statistics yet (a new database, before autovacuum's first ANALYZE), as
+// after any bulk load: without them, a look-up of one task by its key
+// (CurationTaskIDByKey) was planned on the index of the type's tasks and
+// read all of them. Its own short transaction takes only the lock that
+// ANALYZE takes; a role that does not own the table is only warned.
+func (s *Store) analyzeTasksOnce(ctx context.Context) {
+	if s.d.name() != "postgres" || s.tasksAnalyzed.Load() {
+		return
+	}
+	var known bool
+	err := s.d.db().queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stats WHERE schemaname = current_schema()
+		AND tablename = 'curation_tasks' AND attname = 'task_key')`).Scan(&known)
+	if err == nil && !known {
+		_, err = s.d.db().exec(ctx, `ANALYZE curation_tasks`)
+		known = err == nil
+	}
+	if err != nil {
+		s.log.WarnContext(ctx, "analyzing the curation tasks after an import failed; autovacuum will", "err", err)
+		return
+	}
+	s.tasksAnalyzed.Store(known)
 }
 
 // importStage is the temporary table an import's items are copied into on

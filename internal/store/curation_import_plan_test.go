@@ -61,3 +61,34 @@ func TestImportFindsTasksByKey(t *testing.T) {
 		require.NoError(t, err)
 	}
 }
+
+// TestImportAnalyzesNewTasks: an import into a new Postgres database
+// leaves curation_tasks analyzed, so that a look-up of one task by its key
+// reads that task, not every task of its type.
+func TestImportAnalyzesNewTasks(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, err := Open(ctx, testenv.PostgresURL(t), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(t, err)
+	t.Cleanup(s.Close)
+	const n = 2000
+	items := make([]ImportItem, n)
+	for i := range items {
+		items[i] = ImportItem{ConquestType: "email", ConquestVersion: 1, Key: fmt.Sprintf("k%05d", i),
+			Input: json.RawMessage(`{"messages":[]}`), SearchText: "text"}
+	}
+	res, err := s.CurationImport(ctx, "", items)
+	require.NoError(t, err)
+	require.EqualValues(t, n, res.Tasks)
+	err = s.d.tx(ctx, func(q querier, _ enqueue) error {
+		var id string
+		require.NoError(t, q.queryRow(ctx, `SELECT id FROM curation_tasks WHERE project_id = $1 AND conquest_type = $2 AND task_key = $3`,
+			DefaultProject, "email", "k01000").Scan(&id))
+		var fetched, read int64
+		require.NoError(t, q.queryRow(ctx, `SELECT COALESCE(idx_tup_fetch, 0), COALESCE(seq_tup_read, 0)
+			FROM pg_stat_xact_user_tables WHERE relname = 'curation_tasks'`).Scan(&fetched, &read))
+		require.LessOrEqual(t, fetched+read, int64(1), "%d tasks read by index, %d by scan", fetched, read)
+		return nil
+	})
+	require.NoError(t, err)
+}

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -47,6 +48,8 @@ type Store struct {
 	signal      shardSignal
 	dispatch    dispatcherSlot
 	keyWatchers watcherSet
+	// tasksAnalyzed: curation_tasks has statistics (analyzeTasksOnce).
+	tasksAnalyzed atomic.Bool
 	// closed ends when the store closes.
 	closed context.Context
 	close  context.CancelFunc
