@@ -13,6 +13,26 @@ import (
 	"github.com/kilnhq/kiln/internal/testenv"
 )
 
+// newPostgres opens a store on a new Postgres database, closed when t ends.
+func newPostgres(t *testing.T) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), testenv.PostgresURL(t), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(t, err)
+	t.Cleanup(s.Close)
+	return s
+}
+
+// tasksRead is how many rows of curation_tasks the transaction of q has
+// read so far, by index and by scan, as Postgres counts them.
+func tasksRead(t *testing.T, q querier) int64 {
+	t.Helper()
+	var fetched, read int64
+	require.NoError(t, q.queryRow(context.Background(), `SELECT COALESCE(idx_tup_fetch, 0), COALESCE(seq_tup_read, 0)
+		FROM pg_stat_xact_user_tables WHERE relname = 'curation_tasks'`).Scan(&fetched, &read))
+	t.Logf("%d tasks read by index, %d by scan", fetched, read)
+	return fetched + read
+}
+
 // TestImportFindsTasksByKey: on a new Postgres database, before
 // curation_tasks has statistics, an import finds its outputs' tasks
 // reading each task about once, whether the tasks came in an earlier
@@ -22,9 +42,7 @@ import (
 func TestImportFindsTasksByKey(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s, err := Open(ctx, testenv.PostgresURL(t), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	require.NoError(t, err)
-	t.Cleanup(s.Close)
+	s := newPostgres(t)
 	const n = 2000
 	item := func(key int, task, batch bool) ImportItem {
 		it := ImportItem{ConquestType: "email", ConquestVersion: 1, Key: fmt.Sprintf("k%05d", key)}
@@ -51,11 +69,7 @@ func TestImportFindsTasksByKey(t *testing.T) {
 			tasks, outputs, err := importCopy(ctx, q, c.chunk, now())
 			require.NoError(t, err)
 			require.Equal(t, [2]int64{c.tasks, c.outputs}, [2]int64{tasks, outputs}, c.name)
-			// This transaction's reads of curation_tasks so far.
-			var fetched, read int64
-			require.NoError(t, q.queryRow(ctx, `SELECT COALESCE(idx_tup_fetch, 0), COALESCE(seq_tup_read, 0)
-				FROM pg_stat_xact_user_tables WHERE relname = 'curation_tasks'`).Scan(&fetched, &read))
-			require.LessOrEqual(t, fetched+read, int64(4*n), "%s: %d tasks read by index, %d by scan", c.name, fetched, read)
+			require.LessOrEqual(t, tasksRead(t, q), int64(4*n), c.name)
 			return nil
 		})
 		require.NoError(t, err)
@@ -68,9 +82,7 @@ func TestImportFindsTasksByKey(t *testing.T) {
 func TestImportAnalyzesNewTasks(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s, err := Open(ctx, testenv.PostgresURL(t), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	require.NoError(t, err)
-	t.Cleanup(s.Close)
+	s := newPostgres(t)
 	const n = 2000
 	items := make([]ImportItem, n)
 	for i := range items {
@@ -84,10 +96,7 @@ func TestImportAnalyzesNewTasks(t *testing.T) {
 		var id string
 		require.NoError(t, q.queryRow(ctx, `SELECT id FROM curation_tasks WHERE project_id = $1 AND conquest_type = $2 AND task_key = $3`,
 			DefaultProject, "email", "k01000").Scan(&id))
-		var fetched, read int64
-		require.NoError(t, q.queryRow(ctx, `SELECT COALESCE(idx_tup_fetch, 0), COALESCE(seq_tup_read, 0)
-			FROM pg_stat_xact_user_tables WHERE relname = 'curation_tasks'`).Scan(&fetched, &read))
-		require.LessOrEqual(t, fetched+read, int64(1), "%d tasks read by index, %d by scan", fetched, read)
+		require.LessOrEqual(t, tasksRead(t, q), int64(1))
 		return nil
 	})
 	require.NoError(t, err)
