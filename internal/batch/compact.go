@@ -9,9 +9,16 @@ import (
 	"github.com/kilnhq/kiln/internal/store"
 )
 
-// PieceBytesDefault is the output a piece gathers at least: above S3's
-// least part (5 MiB), so that finalize copies pieces server-side.
+// PieceBytesDefault is the output a piece of a large batch gathers at
+// least: above S3's least part (5 MiB), so that finalize copies pieces
+// server-side, and large enough that a batch of millions of lines has few
+// parts to copy.
 const PieceBytesDefault = 8 << 20
+
+// smallPieceBytes is the output a piece of a smaller batch gathers at
+// least: S3's least part, so that its pieces are still copied server-side
+// and its first forms while much of the batch still runs.
+const smallPieceBytes = 5 << 20
 
 // compactShards bounds the shards Compact looks at in one read.
 const compactShards = 1000
@@ -20,20 +27,38 @@ const compactShards = 1000
 // status, request id and a chat completion's envelope, with no content.
 const outputLineBytesMin = 256
 
+// outputLineBytesUsual is what an output line usually takes at least: the
+// envelope, usage, and an answer of a sentence or more.
+const outputLineBytesUsual = 512
+
+// pieceBytesFor is the output each piece of b gathers at least: pieceBytes
+// (Service) for a batch sure to fill two such pieces at the least an
+// output line takes, and no more than smallPieceBytes for a smaller one,
+// whose few pieces would otherwise form only near its end, leaving its
+// finalize to read most chunks through kiln. It depends on the batch's
+// size alone, so every compaction of a batch cuts the same pieces.
+func (s *Service) pieceBytesFor(b store.Batch) int64 {
+	if b.Total*outputLineBytesMin >= 2*s.pieceBytes {
+		return s.pieceBytes
+	}
+	return min(s.pieceBytes, smallPieceBytes)
+}
+
 // compacts reports whether a running batch is large enough for Compact to
-// be worth its jobs: its lines, at the least an output line takes, fill two
-// pieces. A smaller batch's finalize composes its few chunks as fast.
+// be worth its jobs: its lines, at the size an output line usually takes,
+// fill a piece. A smaller batch's finalize composes its few chunks as
+// fast.
 func (s *Service) compacts(b store.Batch) bool {
-	return b.Total*outputLineBytesMin >= 2*s.pieceBytes
+	return b.Total*outputLineBytesUsual >= s.pieceBytesFor(b)
 }
 
 // Compact gathers the chunks of a running batch's finished shards, in
 // order from the end of its last piece, into pieces of at least
-// PieceBytesDefault of output each (Service.pieceBytes), while the batch
-// runs, so that finalize composes its files server-side from the pieces
-// instead of reading every small chunk through kiln. The bytes of a piece
-// are its chunks' in order of shard and sequence, exactly what finalize
-// would compose from the chunks, which stay until finalize so that
+// pieceBytesFor of output each, while the batch runs, so that finalize
+// composes its files server-side from the pieces instead of reading every
+// small chunk through kiln. The bytes of a piece are its chunks' in order
+// of shard and sequence, exactly what finalize would compose from the
+// chunks, which stay until finalize so that
 // partial results read them as before. A batch that is no longer running,
 // or whose finished shards hold less than a piece, is left alone.
 func (s *Service) Compact(ctx context.Context, id string) error {
@@ -51,6 +76,7 @@ func (s *Service) Compact(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	want := s.pieceBytesFor(b)
 	next := int64(0)
 	if len(pieces) > 0 {
 		next = pieces[len(pieces)-1].LastShard + 1
@@ -70,7 +96,7 @@ func (s *Service) Compact(ctx context.Context, id string) error {
 		for i, c := range chunks {
 			bytes += c.OutputBytes
 			last := i == len(chunks)-1 || chunks[i+1].Shard != c.Shard
-			if last && bytes >= s.pieceBytes {
+			if last && bytes >= want {
 				end = i
 				break
 			}

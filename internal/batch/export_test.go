@@ -12,3 +12,6 @@ func (s *Service) SetPieceBytes(n int64) { s.pieceBytes = n }
 
 // Compacts reports whether FinishShard enqueues Compact for b.
 func (s *Service) Compacts(b store.Batch) bool { return s.compacts(b) }
+
+// PieceBytesFor is the output each piece of b gathers at least.
+func (s *Service) PieceBytesFor(b store.Batch) int64 { return s.pieceBytesFor(b) }

@@ -136,6 +136,7 @@ var errOverlap = errors.New("chunks overlap")
 // page's objects composed into a scratch object under the batch's prefix,
 // and the files composed from those.
 func (s *Service) assemble(ctx context.Context, b store.Batch) (store.Outcome, error) {
+	began := time.Now()
 	var o store.Outcome
 	outFile, errFile := s.newFile(b, "output"), s.newFile(b, "error")
 	drop := func() { s.deleteObjects(ctx, outFile.ObjectKey, errFile.ObjectKey) }
@@ -156,14 +157,19 @@ func (s *Service) assemble(ctx context.Context, b store.Batch) (store.Outcome, e
 		lastShard, lastSeq int64 = -1, -1
 		err                error
 	)
+	var chunks, pages int
+	var listed, scanned, composed time.Duration // summed over the pages
 	for n := 0; ; n++ {
+		at := time.Now()
 		if page, err = s.store.ChunkListAfter(ctx, b.ID, lastShard, lastSeq, s.chunkPage); err != nil {
 			drop()
 			return o, err
 		}
+		listed += time.Since(at)
 		if len(page) == 0 {
 			break
 		}
+		chunks, pages = chunks+len(page), pages+1
 		lastShard, lastSeq = page[len(page)-1].Shard, page[len(page)-1].Seq
 		// The one page of a batch of few chunks is composed straight into
 		// the files; the others each into scratch objects first.
@@ -187,10 +193,15 @@ func (s *Service) assemble(ctx context.Context, b store.Batch) (store.Outcome, e
 		// never ran wait to be composed with theirs.
 		errLater := only && b.Total > o.Completed+o.Failed
 		var outSize, errSize int64
+		at = time.Now()
 		g, gctx := errgroup.WithContext(ctx)
-		g.Go(func() error { return s.scanIndexes(gctx, page, &done) })
+		g.Go(func() error {
+			defer func() { scanned += time.Since(at) }()
+			return s.scanIndexes(gctx, page, &done)
+		})
 		if len(outSrcs) > 0 {
 			g.Go(func() (err error) {
+				defer func() { composed += time.Since(at) }()
 				outSize, err = s.composeFile(gctx, b.ID, outKey, outSrcs, "output")
 				return err
 			})
@@ -260,6 +271,9 @@ func (s *Service) assemble(ctx context.Context, b store.Batch) (store.Outcome, e
 	if len(errParts) > 0 {
 		o.Errors = &errFile
 	}
+	s.log.DebugContext(ctx, "files composed from chunks", "batch", b.ID, "chunks", chunks, "pages", pages,
+		"list", listed.Round(time.Millisecond), "scan", scanned.Round(time.Millisecond), "compose", composed.Round(time.Millisecond),
+		"took", time.Since(began).Round(time.Millisecond))
 	return o, nil
 }
 
