@@ -21,7 +21,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
 	"github.com/riverqueue/river/rivertype"
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	"modernc.org/sqlite"
 	"riverqueue.com/riverui/uiendpoints"
 )
 
@@ -286,10 +286,11 @@ func openSQLite(ctx context.Context, rawURL string, mw []rivertype.Middleware) (
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("store: create folder for %s: %w", path, err)
 	}
-	db, err := sql.Open("sqlite", dsn)
+	connector, err := sqlite.NewConnector(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("store: open sqlite %s: %w", path, err)
 	}
+	db := sql.OpenDB(stmtCacheConnector{inner: connector, size: sqliteStmtCacheSize})
 	// One connection: SQLite has one writer, and River's SQLite driver
 	// expects it.
 	db.SetMaxOpenConns(1)
