@@ -499,6 +499,14 @@ func (s *Service) scanIndexes(ctx context.Context, chunks []store.Chunk, done *b
 // it marks them.
 const indexMarkLines = 4096
 
+// markBuffers hold indexMarkLines lines each, kept between scanIndex's
+// reads: a piece's index, whose size its row does not give, grew one by
+// doubling for each scan.
+var markBuffers = sync.Pool{New: func() any {
+	b := make([]int, 0, indexMarkLines)
+	return &b
+}}
+
 // scanIndex streams the lines of a chunk's index to mark, indexMarkLines
 // at a time.
 func (s *Service) scanIndex(ctx context.Context, c store.Chunk, mark func([]int) error) error {
@@ -507,7 +515,9 @@ func (s *Service) scanIndex(ctx context.Context, c store.Chunk, mark func([]int)
 		return fmt.Errorf("chunk %d/%d: %w", c.Shard, c.Seq, err)
 	}
 	defer rc.Close()
-	lines := make([]int, 0, min(c.OutputLines+c.ErrorLines, indexMarkLines))
+	buf := markBuffers.Get().(*[]int)
+	defer markBuffers.Put(buf)
+	lines := (*buf)[:0]
 	err = batchline.RecordLines(rc, func(line int) error {
 		if lines = append(lines, line); len(lines) < indexMarkLines {
 			return nil

@@ -29,9 +29,12 @@ type Scanner struct {
 	err     error
 }
 
+// scanBufferSize is the buffer a Scanner reads through.
+const scanBufferSize = 64 << 10
+
 // NewScanner reads r with lines of at most maxLine bytes.
 func NewScanner(r io.Reader, maxLine int) *Scanner {
-	return &Scanner{r: bufio.NewReaderSize(r, 64<<10), max: maxLine}
+	return &Scanner{r: bufio.NewReaderSize(r, scanBufferSize), max: maxLine}
 }
 
 // Next advances to the next line, blank ones included, and reports whether
