@@ -3,15 +3,10 @@ package store
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/kilnhq/kiln/internal/testenv"
 )
 
 func TestPlaceholders(t *testing.T) {
@@ -124,16 +119,10 @@ func TestBulkInsertOnBothBackends(t *testing.T) {
 	for _, backend := range []string{"sqlite", "postgres"} {
 		t.Run(backend, func(t *testing.T) {
 			t.Parallel()
-			url := "sqlite://" + filepath.Join(t.TempDir(), "kiln.db")
-			if backend == "postgres" {
-				url = testenv.PostgresURL(t)
-			}
-			s, err := Open(context.Background(), url, slog.New(slog.NewTextHandler(io.Discard, nil)))
-			require.NoError(t, err)
-			t.Cleanup(s.Close)
+			s := openTestStore(t, backend)
 			require.Equal(t, backend, s.Dialect())
 			ctx, q := context.Background(), s.d.db()
-			_, err = q.exec(ctx, `CREATE TABLE bulk_test (a BIGINT PRIMARY KEY, b TEXT, c BIGINT)`)
+			_, err := q.exec(ctx, `CREATE TABLE bulk_test (a BIGINT PRIMARY KEY, b TEXT, c BIGINT)`)
 			require.NoError(t, err)
 			b := bulkInsert{table: "bulk_test", columns: []string{"a", "b", "c"}, suffix: "ON CONFLICT (a) DO NOTHING"}
 

@@ -4,23 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"testing"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/kilnhq/kiln/internal/testenv"
 )
-
-// newPostgres opens a store on a new Postgres database, closed when t ends.
-func newPostgres(t *testing.T) *Store {
-	t.Helper()
-	s, err := Open(context.Background(), testenv.PostgresURL(t), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	require.NoError(t, err)
-	t.Cleanup(s.Close)
-	return s
-}
 
 // tasksRead is how many rows of curation_tasks the transaction of q has
 // read so far, by index and by scan, as Postgres counts them.
@@ -42,7 +29,7 @@ func tasksRead(t *testing.T, q querier) int64 {
 func TestImportFindsTasksByKey(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := newPostgres(t)
+	s := openTestStore(t, "postgres")
 	const n = 2000
 	item := func(key int, task, batch bool) ImportItem {
 		it := ImportItem{ConquestType: "email", ConquestVersion: 1, Key: fmt.Sprintf("k%05d", key)}
@@ -82,7 +69,7 @@ func TestImportFindsTasksByKey(t *testing.T) {
 func TestImportAnalyzesNewTasks(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := newPostgres(t)
+	s := openTestStore(t, "postgres")
 	const n = 2000
 	items := make([]ImportItem, n)
 	for i := range items {

@@ -2,9 +2,6 @@ package store
 
 import (
 	"context"
-	"io"
-	"log/slog"
-	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -15,9 +12,7 @@ import (
 // search tests find tasks through it.
 func TestSearchIndexMergesSixteen(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "kiln.db"), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	require.NoError(t, err)
-	t.Cleanup(s.Close)
+	s := openTestStore(t, "sqlite")
 	var automerge int
 	require.NoError(t, s.d.db().queryRow(ctx, `SELECT v FROM curation_tasks_fts_config WHERE k = 'automerge'`).Scan(&automerge))
 	require.Equal(t, 16, automerge)
