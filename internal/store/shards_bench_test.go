@@ -3,8 +3,6 @@ package store_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -100,7 +98,7 @@ func claimRate(b *testing.B, backend string, claimers, total, claims int) float6
 		}
 		url += sep + "pool_max_conns=" + strconv.Itoa(claimers+4)
 	}
-	st, err := store.Open(ctx, url, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	st, err := store.Open(ctx, url, testLog())
 	if err != nil {
 		b.Fatal(err)
 	}

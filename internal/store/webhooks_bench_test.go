@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -26,7 +24,7 @@ func BenchmarkDeliveryQueue(b *testing.B) {
 	for _, backend := range storetest.Backends {
 		b.Run(backend, func(b *testing.B) {
 			ctx := context.Background()
-			st, err := store.Open(ctx, storetest.URL(b, backend), slog.New(slog.NewTextHandler(io.Discard, nil)))
+			st, err := store.Open(ctx, storetest.URL(b, backend), testLog())
 			if err != nil {
 				b.Fatal(err)
 			}
