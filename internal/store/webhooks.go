@@ -267,10 +267,11 @@ type DeliveryAttemptOf struct {
 // DeliveriesRecord records attempts of pending deliveries in one statement,
 // each as DeliveryRecord does, and reports for each whether its delivery
 // was still pending (false: left as it is). Senders of many deliveries at
-// once gather their attempts into one write. The attempts travel as one
-// JSON document, so that the statement's text, parsed or prepared once,
-// is the same however many there are. Each carries the status its
-// delivery must still have ("was"): compared with a value of the document
+// once gather their attempts into one write. On Postgres the attempts
+// travel as one JSON document, so that the statement's text, parsed or
+// prepared once, is the same however many there are; on SQLite each is an
+// UPDATE of its own, of one statement kept prepared. Each carries the
+// status its delivery must still have ("was"): compared with a value
 // rather than a constant, it matches no partial index, and each delivery
 // is found by its key (keyedPlans) however few pending deliveries the
 // statistics expect.
@@ -300,19 +301,38 @@ func (s *Store) DeliveriesRecord(ctx context.Context, as []DeliveryAttemptOf) ([
 			ResponseBody: a.Attempt.ResponseBody, LastError: a.Attempt.Error, DeliveredAt: delivered, NextAttemptAt: a.Attempt.NextAttemptAt,
 			Was: DeliveryPending}
 	}
+	var done []string
+	if s.d.name() == "sqlite" {
+		// SQLite runs in kiln's process and keeps the statement prepared:
+		// one UPDATE per attempt costs less than reading the attempts
+		// from a document, whose every field is parsed anew.
+		err := s.d.tx(ctx, func(q querier, _ enqueue) error {
+			for _, r := range recs {
+				n, err := q.exec(ctx, `UPDATE webhook_deliveries SET attempts = $3, status = $4, response_status = $5,
+					response_body = $6, last_error = $7, updated_at = $1, delivered_at = COALESCE($8, delivered_at),
+					next_attempt_ms = $9, lease_until_ms = 0, round_attempts = round_attempts + 1
+					WHERE id = $2 AND status = $10`, t, r.ID, r.Attempts, r.Status, r.ResponseStatus, r.ResponseBody, r.LastError,
+					r.DeliveredAt, r.NextAttemptAt, r.Was)
+				if err != nil {
+					return err
+				}
+				if n > 0 {
+					done = append(done, r.ID)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("store: record deliveries: %w", err)
+		}
+		return recordedOf(as, done), nil
+	}
 	doc, err := json.Marshal(recs)
 	if err != nil {
 		return nil, fmt.Errorf("store: record deliveries: %w", err)
 	}
 	v := `SELECT * FROM jsonb_to_recordset(CAST($2 AS JSONB)) AS v (id TEXT, attempts BIGINT, status TEXT, response_status BIGINT,
 		response_body TEXT, last_error TEXT, delivered_at BIGINT, next_attempt_ms BIGINT, was TEXT)`
-	if s.d.name() == "sqlite" {
-		v = `SELECT value ->> 'id' AS id, value ->> 'attempts' AS attempts, value ->> 'status' AS status,
-			value ->> 'response_status' AS response_status, value ->> 'response_body' AS response_body,
-			value ->> 'last_error' AS last_error, value ->> 'delivered_at' AS delivered_at, value ->> 'next_attempt_ms' AS next_attempt_ms,
-			value ->> 'was' AS was FROM json_each($2)`
-	}
-	var done []string
 	err = s.d.tx(ctx, func(q querier, _ enqueue) error {
 		if err := s.d.keyedPlans(ctx, q); err != nil {
 			return err
@@ -332,6 +352,12 @@ func (s *Store) DeliveriesRecord(ctx context.Context, as []DeliveryAttemptOf) ([
 	if err != nil {
 		return nil, fmt.Errorf("store: record deliveries: %w", err)
 	}
+	return recordedOf(as, done), nil
+}
+
+// recordedOf reports, for each attempt of as, whether its delivery is
+// among those recorded (done).
+func recordedOf(as []DeliveryAttemptOf, done []string) []bool {
 	recorded := make(map[string]bool, len(done))
 	for _, id := range done {
 		recorded[id] = true
@@ -340,7 +366,7 @@ func (s *Store) DeliveriesRecord(ctx context.Context, as []DeliveryAttemptOf) ([
 	for i, a := range as {
 		out[i] = recorded[a.DeliveryID]
 	}
-	return out, nil
+	return out
 }
 
 // idIn is a condition that column is one of the IDs of parameter n, and
