@@ -380,7 +380,7 @@ func (h *Webhooks) recordOrLog(ctx context.Context, d store.Delivery, a store.De
 // duplicate job finished it) is left as it is.
 func (h *Webhooks) record(d store.Delivery, a store.DeliveryAttempt) error {
 	w := &recording{of: store.DeliveryAttemptOf{DeliveryID: d.ID, Attempt: a}, done: make(chan struct{})}
-	h.recorder.add(h.Store, w)
+	h.recorder.add(h.Store.DeliveriesRecord, w)
 	<-w.done
 	return w.err
 }
@@ -396,16 +396,30 @@ const maxRecordBatch = 400
 // job that asked for it is cancelled: the attempt happened.
 const recordTimeout = 30 * time.Second
 
-// recorder writes the attempts of deliveries (group commit): while one
-// write runs, the attempts that arrive wait, and the next write takes
-// them all, so that many deliveries at once cost few writes and one
-// alone is written at once. A goroutine writes while attempts wait and
-// ends when none do.
+// recorder writes the attempts of deliveries (group commit): the attempts
+// that arrive while a write runs, or while the next one gathers, go in one
+// write, so that many deliveries at once cost few writes. Each write first
+// gathers attempts for up to recordGather, until recordBatch wait: without
+// it, a sender busy with many quick receivers wrote 3 or 4 attempts a
+// transaction, and spent as much on the transactions as on the attempts.
+// An attempt is recorded that much later; its receiver has its event
+// already. A goroutine writes while attempts wait and ends when none do.
 type recorder struct {
 	mu      sync.Mutex
 	waiting []*recording
 	writing bool
+	full    chan struct{} // signalled when recordBatch attempts wait
+	gather  time.Duration // recordGather unless set
 }
+
+// recordWrite writes attempts: Store.DeliveriesRecord.
+type recordWrite func(context.Context, []store.DeliveryAttemptOf) ([]bool, error)
+
+// recordGather is how long a write of attempts waits for more to arrive.
+const recordGather = 2 * time.Millisecond
+
+// recordBatch is how many waiting attempts end the gathering at once.
+const recordBatch = 64
 
 // recording is one attempt waiting to be written.
 type recording struct {
@@ -414,19 +428,40 @@ type recording struct {
 	err  error
 }
 
-func (r *recorder) add(st *store.Store, w *recording) {
+func (r *recorder) add(write recordWrite, w *recording) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.waiting = append(r.waiting, w)
+	if r.full == nil {
+		r.full = make(chan struct{}, 1)
+	}
+	if len(r.waiting) == recordBatch {
+		select {
+		case r.full <- struct{}{}:
+		default:
+		}
+	}
 	if !r.writing {
 		r.writing = true
-		go r.write(st)
+		go r.write(write, cmp.Or(r.gather, recordGather))
 	}
 }
 
 // write writes the waiting attempts until none wait.
-func (r *recorder) write(st *store.Store) {
+func (r *recorder) write(write recordWrite, wait time.Duration) {
+	gather := time.NewTimer(wait)
+	defer gather.Stop()
 	for {
+		r.mu.Lock()
+		short := len(r.waiting) < recordBatch
+		r.mu.Unlock()
+		if short {
+			gather.Reset(wait)
+			select {
+			case <-gather.C:
+			case <-r.full:
+			}
+		}
 		r.mu.Lock()
 		var batch, rest []*recording
 		seen := map[string]bool{}
@@ -440,6 +475,10 @@ func (r *recorder) write(st *store.Store) {
 			batch = append(batch, w)
 		}
 		r.waiting = rest
+		select {
+		case <-r.full: // a signal for the attempts just taken
+		default:
+		}
 		if len(batch) == 0 {
 			r.writing = false
 			r.mu.Unlock()
@@ -451,7 +490,7 @@ func (r *recorder) write(st *store.Store) {
 			of[i] = w.of
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
-		_, err := st.DeliveriesRecord(ctx, of)
+		_, err := write(ctx, of)
 		cancel()
 		for _, w := range batch {
 			w.err = err
