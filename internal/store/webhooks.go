@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -408,7 +409,18 @@ const deliveryToSendColumns = `SELECT d.id, d.event_id, d.endpoint_id, d.url, d.
 const deliveryToSendJoins = ` JOIN events ev ON ev.id = d.event_id
 		LEFT JOIN webhook_endpoints e ON e.id = d.endpoint_id AND e.deleted_at IS NULL`
 
-func scanDeliveryToSend(r row) (DeliveryToSend, error) {
+func scanDeliveryToSend(r row) (DeliveryToSend, error) { return scanDeliveryToSendWith(r, nil) }
+
+// scanDeliveriesToSend scans many deliveries to send, most of them to few
+// endpoints: each endpoint's event types are decoded once.
+func scanDeliveriesToSend() func(row) (DeliveryToSend, error) {
+	types := map[string][]string{}
+	return func(r row) (DeliveryToSend, error) { return scanDeliveryToSendWith(r, types) }
+}
+
+// scanDeliveryToSendWith scans a delivery to send; types, when not nil,
+// keeps the event types decoded so far, by their JSON.
+func scanDeliveryToSendWith(r row, types map[string][]string) (DeliveryToSend, error) {
 	var out DeliveryToSend
 	d, ev := &out.Delivery, &out.Event
 	var e struct {
@@ -434,8 +446,15 @@ func scanDeliveryToSend(r row) (DeliveryToSend, error) {
 	out.Endpoint = WebhookEndpoint{ID: e.id.String, URL: e.url.String, Name: e.name.String, Secret: e.secret.String,
 		PreviousSecret: e.previous.String, PreviousExpiresAt: e.previousExpires.Int64, CreatedAt: e.created.Int64,
 		UpdatedAt: e.updated.Int64, ProjectID: e.project.String}
+	if known, ok := types[e.types.String]; ok {
+		out.Endpoint.EventTypes = slices.Clone(known)
+		return out, nil
+	}
 	if err := json.Unmarshal([]byte(e.types.String), &out.Endpoint.EventTypes); err != nil {
 		return DeliveryToSend{}, fmt.Errorf("store: endpoint %s event types: %w", e.id.String, err)
+	}
+	if types != nil {
+		types[e.types.String] = slices.Clone(out.Endpoint.EventTypes)
 	}
 	return out, nil
 }
@@ -475,7 +494,7 @@ func (s *Store) DeliveriesClaim(ctx context.Context, limit int, lease time.Durat
 			// The claimed rows, as the UPDATE left them, stand in for the
 			// table: a statement sees the table as it was before.
 			var err error
-			out, err = collect(ctx, q, scanDeliveryToSend, `WITH d AS (`+claim+` RETURNING *)
+			out, err = collect(ctx, q, scanDeliveriesToSend(), `WITH d AS (`+claim+` RETURNING *)
 				`+deliveryToSendColumns+` FROM d`+deliveryToSendJoins+` ORDER BY d.next_attempt_ms, d.id`, args...)
 			return err
 		}
@@ -489,7 +508,7 @@ func (s *Store) DeliveriesClaim(ctx context.Context, limit int, lease time.Durat
 			return err
 		}
 		in, arg := s.idIn("d.id", 1, ids)
-		out, err = collect(ctx, q, scanDeliveryToSend, deliveryToSendSelect+` WHERE `+in+` ORDER BY d.next_attempt_ms, d.id`, arg)
+		out, err = collect(ctx, q, scanDeliveriesToSend(), deliveryToSendSelect+` WHERE `+in+` ORDER BY d.next_attempt_ms, d.id`, arg)
 		return err
 	})
 	if err != nil {

@@ -135,6 +135,10 @@ func testWebhooks(t *testing.T, setup setupFunc) {
 		require.ElementsMatch(t, []string{ds[0].ID, ds[1].ID}, []string{claimed[0].Delivery.ID, claimed[1].Delivery.ID})
 		require.Equal(t, e.ID, claimed[0].Endpoint.ID)
 		require.Equal(t, ev.ID, claimed[0].Event.ID)
+		require.Equal(t, e.EventTypes, claimed[0].Endpoint.EventTypes)
+		require.Equal(t, e.EventTypes, claimed[1].Endpoint.EventTypes)
+		claimed[0].Endpoint.EventTypes[0] = "changed"
+		require.Equal(t, e.EventTypes, claimed[1].Endpoint.EventTypes, "each delivery has its own endpoint's event types")
 		require.Zero(t, claimed[0].RoundAttempts)
 		require.GreaterOrEqual(t, claimed[0].RoundStarted, before)
 		claimed, err = tb.st.DeliveriesClaim(tb.ctx, 10, time.Minute)
