@@ -186,7 +186,20 @@ type agentProcess struct {
 	// binary's pages) the agent was seen to hold, in bytes, sampled every
 	// 10ms.
 	peakAnon atomic.Int64
+	// phase is the part of a batch's run the benchmark says it is in, and
+	// phasePeaks the most anonymous memory seen in each (see memPhase).
+	phase      atomic.Int32
+	phasePeaks [memPhases]atomic.Int64
 }
+
+// The parts of a batch's run that BenchmarkServeRSS tells apart.
+const (
+	memStart    = iota // until a tenth of the requests are answered
+	memEarly           // then until half are
+	memLate            // then until all are
+	memFinalize        // then until the batch is completed
+	memPhases
+)
 
 // startAgentProcess runs `kiln agent` on env's database and object store
 // against the engine at llmURL until b ends, and waits until it has
@@ -239,8 +252,15 @@ func (ap *agentProcess) sampleAnon() {
 			return
 		case <-tick.C:
 		}
-		if kb, err := procStatusKB(ap.p.Pid(), "RssAnon"); err == nil && kb<<10 > ap.peakAnon.Load() {
+		kb, err := procStatusKB(ap.p.Pid(), "RssAnon")
+		if err != nil {
+			continue
+		}
+		if kb<<10 > ap.peakAnon.Load() {
 			ap.peakAnon.Store(kb << 10)
+		}
+		if p := &ap.phasePeaks[ap.phase.Load()]; kb<<10 > p.Load() {
+			p.Store(kb << 10)
 		}
 	}
 }

@@ -43,7 +43,13 @@ const rssSizesDefault = "100000,1000000"
 // completed (req/s-N, to tell how long a larger batch would take), and the
 // ratios of the largest size's figures to the smallest's
 // (serve-anon-ratio, agent-anon-ratio, serve-rss-ratio, agent-rss-ratio):
-// flat memory is a ratio near 1.
+// flat memory is a ratio near 1. It also reports each process's peak
+// anonymous memory in four parts of the run, told apart by the batch's
+// request counts, polled every 100ms (serve-anon-MB-PART-N,
+// agent-anon-MB-PART-N): start (until a tenth of the requests are
+// answered: the upload, the start, the first shards), early (until half
+// are), late (until all are) and finalize (until the batch is completed).
+// Memory that grows with the requests answered shows as late above early.
 func BenchmarkServeRSS(b *testing.B) {
 	requireProc(b)
 	var sizes []int
@@ -59,7 +65,10 @@ func BenchmarkServeRSS(b *testing.B) {
 		sizes = append(sizes, n)
 	}
 	fast := llmsim.Config{Models: []string{benchModel}, MaxNumSeqs: benchSeqs, TTFT: time.Millisecond, TPOT: -1, OutputTokens: benchTokens}
-	type figures struct{ serveRSS, serveAnon, agentRSS, agentAnon, rate float64 }
+	type figures struct {
+		serveRSS, serveAnon, agentRSS, agentAnon, rate float64
+		servePhases, agentPhases                       [memPhases]float64
+	}
 	run := func(b *testing.B, n int) figures {
 		srv, _ := startBenchSim(b, fast)
 		defer srv.Close()
@@ -69,10 +78,16 @@ func BenchmarkServeRSS(b *testing.B) {
 		c := openai.NewClient(option.WithBaseURL(serve.url+"/"), option.WithAPIKey(kilntest.Key))
 		fileID := uploadLarge(b, c, n)
 		start := time.Now()
-		waitLarge(b, c, benchCreate(b, c, fileID), n)
+		waitLarge(b, c, benchCreate(b, c, fileID), n, func(phase int32) {
+			serve.phase.Store(phase)
+			agent.phase.Store(phase)
+		})
 		f := figures{rate: float64(n) / time.Since(start).Seconds(),
 			serveRSS: float64(serve.peakRSS(b)), serveAnon: float64(serve.peakAnon.Load()),
 			agentRSS: float64(agent.peakRSS(b)), agentAnon: float64(agent.peakAnon.Load())}
+		for i := range memPhases {
+			f.servePhases[i], f.agentPhases[i] = float64(serve.phasePeaks[i].Load()), float64(agent.phasePeaks[i].Load())
+		}
 		agent.p.Stop(b)
 		return f
 	}
@@ -84,6 +99,10 @@ func BenchmarkServeRSS(b *testing.B) {
 			got[i].serveAnon += f.serveAnon / float64(b.N)
 			got[i].agentRSS += f.agentRSS / float64(b.N)
 			got[i].agentAnon += f.agentAnon / float64(b.N)
+			for p := range memPhases {
+				got[i].servePhases[p] += f.servePhases[p] / float64(b.N)
+				got[i].agentPhases[p] += f.agentPhases[p] / float64(b.N)
+			}
 			got[i].rate += f.rate / float64(b.N)
 		}
 	}
@@ -94,6 +113,10 @@ func BenchmarkServeRSS(b *testing.B) {
 		b.ReportMetric(got[i].agentRSS/mb, fmt.Sprintf("agent-MB-%d", n))
 		b.ReportMetric(got[i].agentAnon/mb, fmt.Sprintf("agent-anon-MB-%d", n))
 		b.ReportMetric(got[i].rate, fmt.Sprintf("req/s-%d", n))
+		for p, name := range memPhaseNames {
+			b.ReportMetric(got[i].servePhases[p]/mb, fmt.Sprintf("serve-anon-MB-%s-%d", name, n))
+			b.ReportMetric(got[i].agentPhases[p]/mb, fmt.Sprintf("agent-anon-MB-%s-%d", name, n))
+		}
 	}
 	if len(sizes) > 1 {
 		small, large := got[0], got[len(got)-1]
@@ -104,6 +127,10 @@ func BenchmarkServeRSS(b *testing.B) {
 	}
 	b.ReportMetric(0, "ns/op")
 }
+
+// memPhaseNames name the parts of a batch's run in BenchmarkServeRSS's
+// figures.
+var memPhaseNames = [memPhases]string{"start", "early", "late", "finalize"}
 
 // serveProcess is a `kiln serve` run as its own process, with no agent in
 // it; it samples the process's anonymous memory as agentProcess does.
@@ -274,13 +301,21 @@ func uploadLarge(b *testing.B, c openai.Client, n int) string {
 // waitLarge polls the batch until it completes, allowing a millisecond per
 // request and ten minutes besides, and checks that every request
 // succeeded.
-func waitLarge(b *testing.B, c openai.Client, id string, n int) {
+func waitLarge(b *testing.B, c openai.Client, id string, n int, phase func(int32)) {
 	b.Helper()
 	deadline := time.Now().Add(10*time.Minute + time.Duration(n)*time.Millisecond)
 	for time.Now().Before(deadline) {
 		batch, err := c.Batches.Get(context.Background(), id)
 		if err != nil {
 			b.Fatal(err)
+		}
+		switch answered := int(batch.RequestCounts.Completed + batch.RequestCounts.Failed); {
+		case answered >= n:
+			phase(memFinalize)
+		case answered >= n/2:
+			phase(memLate)
+		case answered >= n/10:
+			phase(memEarly)
 		}
 		switch batch.Status {
 		case openai.BatchStatusCompleted:
