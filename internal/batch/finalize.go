@@ -150,7 +150,7 @@ func (s *Service) assemble(ctx context.Context, b store.Batch) (store.Outcome, e
 	}
 
 	var (
-		done               batchline.Bitmap
+		done               = batchline.BitmapFor(b.Total)
 		outParts, errParts []objectstore.Source // what makes the files
 		page               []store.Chunk
 		single             bool  // the one page made the files
@@ -377,7 +377,7 @@ func (s *Service) assemblePieced(ctx context.Context, b store.Batch, pieces []st
 	outFile, errFile := s.newFile(b, "output"), s.newFile(b, "error")
 	drop := func() { s.deleteObjects(ctx, outFile.ObjectKey, errFile.ObjectKey) }
 	missing := b.Total - o.Completed - o.Failed
-	var done batchline.Bitmap
+	done := batchline.BitmapFor(b.Total)
 	var scanned, composed time.Time
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -581,7 +581,7 @@ func (s *Service) writeMissing(ctx context.Context, b store.Batch, key string, d
 // result of each line.
 func (s *Service) assembleFiltered(ctx context.Context, b store.Batch) (store.Outcome, error) {
 	var o store.Outcome
-	var written batchline.Bitmap
+	written := batchline.BitmapFor(b.Total)
 	write := func(file *store.File, ok bool, count *int64) error {
 		size, err := writeObject(ctx, s.bucket, file.ObjectKey, func(dst io.Writer) error {
 			bw := bufio.NewWriterSize(dst, 256<<10)

@@ -14,6 +14,11 @@ import (
 // one bit per line.
 type Bitmap []uint64
 
+// BitmapFor is an empty bitmap with room for lines 0 to lines: marking
+// them never copies it, where growing by appends would hold a copy and
+// its predecessor at once (a batch of 10,000,000 lines needs 1.25 MB).
+func BitmapFor(lines int64) Bitmap { return make(Bitmap, 0, max(lines, 0)/64+1) }
+
 // Set marks line i.
 func (m *Bitmap) Set(i int) {
 	for i/64 >= len(*m) {

@@ -75,3 +75,25 @@ func TestAppendIndexRecord(t *testing.T) {
 		require.Equal(t, string(want)+"\n", string(batchline.AppendIndexRecord(nil, rec.Line, rec.OK)))
 	}
 }
+
+// TestBitmapForHoldsItsLines: a bitmap made for n lines marks lines 0 to n
+// in the array it was made with (no copy while it grows), and still grows
+// past them.
+func TestBitmapForHoldsItsLines(t *testing.T) {
+	const n = 10_000
+	m := batchline.BitmapFor(n)
+	first := &m[:1][0]
+	for i := 0; i <= n; i += 3 {
+		m.Set(i)
+	}
+	m.Set(n)
+	require.Same(t, first, &m[0], "marking its lines did not copy the bitmap")
+	for i := 0; i <= n; i++ {
+		require.Equal(t, i%3 == 0 || i == n, m.Has(i), "line %d", i)
+	}
+	m.Set(5 * n)
+	require.True(t, m.Has(5*n))
+	require.False(t, m.Has(5*n-1))
+	require.True(t, m.Has(n))
+	require.Empty(t, batchline.BitmapFor(-1))
+}
