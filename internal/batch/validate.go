@@ -79,10 +79,11 @@ func (s *Service) Validate(ctx context.Context, id string) error {
 		s.log.InfoContext(ctx, "batch names an unknown model", "batch", id, "model", sum.Model)
 		return fail(*p)
 	}
-	shards := make([]store.Shard, len(sum.Shards))
+	shards := make([]store.ShardSpan, len(sum.Shards))
 	for i, sp := range sum.Shards {
-		shards[i] = store.Shard{FirstLine: int64(sp.FirstLine), LastLine: int64(sp.LastLine), Offset: sp.Offset, Requests: int64(sp.Requests)}
+		shards[i] = store.ShardSpan{FirstLine: int64(sp.FirstLine), LastLine: int64(sp.LastLine), Offset: sp.Offset, Requests: int64(sp.Requests)}
 	}
+	sum.Shards = nil // one copy at a time: 20,000 shards at 10,000,000 requests
 	// Requests built from a conquest type name it in their response
 	// format: the batch records it, and its outputs are checked once it
 	// ends.

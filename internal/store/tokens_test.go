@@ -24,7 +24,7 @@ func testEnqueuedTokens(t *testing.T, setup setupFunc) {
 		}
 		start := func(b store.Batch, tokens int64) error {
 			_, err := tb.st.BatchStartWith(tb.ctx, b.ID, store.BatchStartParams{Total: 1, Model: "m", InputTokens: tokens,
-				MaxEnqueuedTokens: 100, Shards: []store.Shard{{FirstLine: 1, LastLine: 1, Requests: 1}}})
+				MaxEnqueuedTokens: 100, Shards: []store.ShardSpan{{FirstLine: 1, LastLine: 1, Requests: 1}}})
 			return err
 		}
 		first := newBatch(store.DefaultProject)
