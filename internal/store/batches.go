@@ -296,6 +296,37 @@ type BatchStartParams struct {
 	MaxEnqueuedTokens int64
 }
 
+// insertShards writes a starting batch's shards, pending and ready now. On
+// Postgres they go as arrays in one statement: one a shard took 20,000
+// round trips for a batch of 10,000,000 requests. SQLite, in kiln's
+// process, runs one kept statement a shard.
+func (s *Store) insertShards(ctx context.Context, q querier, id, model string, priority int64, shards []ShardSpan) error {
+	readyAt := time.Now().UnixMilli()
+	if s.d.name() == "postgres" {
+		cols := make([][]int64, 4)
+		for i := range cols {
+			cols[i] = make([]int64, len(shards))
+		}
+		for i, sh := range shards {
+			cols[0][i], cols[1][i], cols[2][i], cols[3][i] = sh.FirstLine, sh.LastLine, sh.Offset, sh.Requests
+		}
+		_, err := q.exec(ctx, `INSERT INTO batch_shards (batch_id, idx, model, priority, first_line, last_line, byte_offset, requests, status, ready_at)
+			SELECT $1, s.idx - 1, $2, $3, s.first_line, s.last_line, s.byte_offset, s.requests, $4, $5
+			FROM unnest($6::BIGINT[], $7::BIGINT[], $8::BIGINT[], $9::BIGINT[]) WITH ORDINALITY
+				AS s (first_line, last_line, byte_offset, requests, idx)`,
+			id, model, priority, ShardPending, readyAt, cols[0], cols[1], cols[2], cols[3])
+		return err
+	}
+	for i, sh := range shards {
+		if _, err := q.exec(ctx, `INSERT INTO batch_shards (batch_id, idx, model, priority, first_line, last_line, byte_offset, requests, status, ready_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+			id, i, model, priority, sh.FirstLine, sh.LastLine, sh.Offset, sh.Requests, ShardPending, readyAt); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // ShardSpan is what validation finds of a shard: its lines, the byte
 // offset of its first, and its requests.
 type ShardSpan struct {
@@ -353,13 +384,8 @@ func (s *Store) batchStart(ctx context.Context, id string, p BatchStartParams, j
 				return &TokenLimitError{Limit: p.MaxEnqueuedTokens, Enqueued: enqueued, Batch: p.InputTokens}
 			}
 		}
-		readyAt := time.Now().UnixMilli()
-		for i, sh := range p.Shards {
-			if _, err := q.exec(ctx, `INSERT INTO batch_shards (batch_id, idx, model, priority, first_line, last_line, byte_offset, requests, status, ready_at)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-				id, i, p.Model, b.Priority, sh.FirstLine, sh.LastLine, sh.Offset, sh.Requests, ShardPending, readyAt); err != nil {
-				return err
-			}
+		if err := s.insertShards(ctx, q, id, p.Model, b.Priority, p.Shards); err != nil {
+			return err
 		}
 		_, err := q.exec(ctx, `UPDATE batches SET status = $2, in_progress_at = $3, total = $4, model = $5, shards_total = $6, enqueued_tokens = $7 WHERE id = $1`,
 			id, BatchInProgress, now(), p.Total, p.Model, len(p.Shards), p.InputTokens)

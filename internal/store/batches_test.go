@@ -78,6 +78,14 @@ func testBatches(t *testing.T, setup setupFunc) {
 		require.EqualValues(t, 3, got.Total)
 		require.EqualValues(t, 2, got.ShardsTotal)
 		require.NotNil(t, got.InProgressAt)
+		listed, err := tb.st.ShardList(tb.ctx, b.ID)
+		require.NoError(t, err)
+		require.Len(t, listed, 2)
+		for i, sh := range listed {
+			require.Equal(t, store.Shard{BatchID: b.ID, Idx: int64(i), Model: "m", FirstLine: shards[i].FirstLine, LastLine: shards[i].LastLine,
+				Offset: shards[i].Offset, Requests: shards[i].Requests, Status: store.ShardPending, ReadyAt: sh.ReadyAt}, sh, "shard %d", i)
+			require.Positive(t, sh.ReadyAt)
+		}
 		_, err = tb.st.BatchStart(tb.ctx, b.ID, 3, "m", shards)
 		require.ErrorIs(t, err, store.ErrConflict)
 
