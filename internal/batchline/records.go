@@ -62,13 +62,13 @@ func RecordLines(r io.Reader, fn func(line int) error) error {
 	})
 }
 
-// eachRecord calls fn with each record of a chunk object that is not
-// blank, and its line number in the object.
 // recordReaders are the buffered readers of chunk records, kept between
 // reads: a finalizer reads thousands of small chunk objects, 16 at a time,
 // and a reader of its own for each took 64 KB of garbage a chunk.
 var recordReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, scanBufferSize) }}
 
+// eachRecord calls fn with each record of a chunk object that is not
+// blank, and its line number in the object.
 func eachRecord(r io.Reader, fn func(b []byte, n int) error) error {
 	br := recordReaders.Get().(*bufio.Reader)
 	br.Reset(r)

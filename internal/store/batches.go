@@ -303,18 +303,16 @@ type BatchStartParams struct {
 func (s *Store) insertShards(ctx context.Context, q querier, id, model string, priority int64, shards []ShardSpan) error {
 	readyAt := time.Now().UnixMilli()
 	if s.d.name() == "postgres" {
-		cols := make([][]int64, 4)
-		for i := range cols {
-			cols[i] = make([]int64, len(shards))
-		}
+		first, last := make([]int64, len(shards)), make([]int64, len(shards))
+		offset, requests := make([]int64, len(shards)), make([]int64, len(shards))
 		for i, sh := range shards {
-			cols[0][i], cols[1][i], cols[2][i], cols[3][i] = sh.FirstLine, sh.LastLine, sh.Offset, sh.Requests
+			first[i], last[i], offset[i], requests[i] = sh.FirstLine, sh.LastLine, sh.Offset, sh.Requests
 		}
 		_, err := q.exec(ctx, `INSERT INTO batch_shards (batch_id, idx, model, priority, first_line, last_line, byte_offset, requests, status, ready_at)
 			SELECT $1, s.idx - 1, $2, $3, s.first_line, s.last_line, s.byte_offset, s.requests, $4, $5
 			FROM unnest($6::BIGINT[], $7::BIGINT[], $8::BIGINT[], $9::BIGINT[]) WITH ORDINALITY
 				AS s (first_line, last_line, byte_offset, requests, idx)`,
-			id, model, priority, ShardPending, readyAt, cols[0], cols[1], cols[2], cols[3])
+			id, model, priority, ShardPending, readyAt, first, last, offset, requests)
 		return err
 	}
 	for i, sh := range shards {
