@@ -28,6 +28,7 @@ import (
 	"github.com/kilnhq/kiln/internal/kilntest"
 	"github.com/kilnhq/kiln/internal/openaispec"
 	"github.com/kilnhq/kiln/internal/store"
+	"github.com/kilnhq/kiln/internal/testenv"
 )
 
 // startPresigning starts kiln on backend with a public URL that reaches it,
@@ -36,10 +37,7 @@ import (
 // Addr, here 0) cannot name.
 func startPresigning(t *testing.T, backend string, configure func(*config.Config)) *kilntest.Env {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreePort(t)))
 	return kilntest.Start(t, backend, kilntest.Options{Configure: func(c *config.Config) {
 		c.Addr = addr
 		c.PublicURL = "http://" + addr

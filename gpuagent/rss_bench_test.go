@@ -146,14 +146,7 @@ type serveProcess struct {
 // until its API answers.
 func startServeProcess(b *testing.B, requests int) *serveProcess {
 	b.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	addr := l.Addr().String()
-	if err := l.Close(); err != nil {
-		b.Fatal(err)
-	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreePort(b)))
 	sp := &serveProcess{url: "http://" + addr + "/v1", database: storetest.URL(b, "sqlite"),
 		objects: "file://" + filepath.Join(b.TempDir(), "objects")}
 	logPath := filepath.Join(b.TempDir(), "serve.log")
@@ -205,14 +198,7 @@ func (sp *serveProcess) stop(b *testing.B) { sp.p.Stop(b) }
 // has declared it (KILN_MODELS), so the agent may register after.
 func startRSSAgent(b *testing.B, serve *serveProcess, llmURL string) *agentProcess {
 	b.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	metrics := l.Addr().String()
-	if err := l.Close(); err != nil {
-		b.Fatal(err)
-	}
+	metrics := net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreePort(b)))
 	logPath := filepath.Join(b.TempDir(), "agent.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {

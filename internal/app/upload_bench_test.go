@@ -26,6 +26,7 @@ import (
 
 	"github.com/kilnhq/kiln/internal/config"
 	"github.com/kilnhq/kiln/internal/kilntest"
+	"github.com/kilnhq/kiln/internal/testenv"
 )
 
 // The large-file benchmarks. Run them all with
@@ -42,13 +43,7 @@ const (
 // freeAddr returns a loopback address free a moment ago, so that a kiln can
 // be told its public URL before it listens.
 func freeAddr(b *testing.B) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return addr
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreePort(b)))
 }
 
 // writeJSONL writes n chat requests of exactly lineBytes each (newline

@@ -191,14 +191,13 @@ func makeKey(t testing.TB, root string) string {
 	return string(key)
 }
 
-// freePort returns a loopback port nothing listens on now.
+// freePort returns a loopback port nothing listens on now, below the
+// kernel's ephemeral range where the host has room: the box's servers bind
+// it only after kiln-setup runs, and a port the kernel hands out meanwhile to
+// another test's connection or listener would take it from them.
 func freePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	port := ln.Addr().(*net.TCPAddr).Port
-	require.NoError(t, ln.Close())
-	return port
+	return testenv.FreePort(t)
 }
 
 // freePortPair returns a port p such that p and p+1 are free (MinIO's API
