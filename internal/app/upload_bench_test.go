@@ -210,6 +210,7 @@ type batchState struct {
 	RequestCounts struct {
 		Total, Completed, Failed int64
 	} `json:"request_counts"`
+	Errors json.RawMessage
 }
 
 // waitStatus polls a batch every 20ms until its status is one of want, and
@@ -227,7 +228,7 @@ func waitStatus(b *testing.B, a kilnClient, id string, limit time.Duration, want
 		}
 		switch s.Status {
 		case "failed", "expired", "cancelled", "completed":
-			b.Fatalf("batch %s ended %s, waiting for %v", id, s.Status, want)
+			b.Fatalf("batch %s ended %s, waiting for %v; its errors: %s", id, s.Status, want, s.Errors)
 		}
 		if time.Now().After(deadline) {
 			b.Fatalf("batch %s still %s after %s", id, s.Status, limit)
@@ -385,7 +386,8 @@ func (p *kilnProcess) peakRSS(b *testing.B) int64 {
 func BenchmarkUploadValidateRSS(b *testing.B) {
 	const n, lineBytes = 1_000_000, 1000
 	path, sum := writeJSONL(b, n, lineBytes)
-	p := startServe(b, "KILN_AGENT=off")
+	// No agent declares the requests' model, so serve is told it.
+	p := startServe(b, "KILN_AGENT=off", "KILN_MODELS=sim-model")
 	ctx := context.Background()
 	baseRSS := p.peakRSS(b)
 
