@@ -1,14 +1,11 @@
 package api
 
 import (
-	"bytes"
-	"crypto/sha256"
 	"embed"
-	"encoding/hex"
-	"io/fs"
 	"net/http"
 	"path"
-	"time"
+
+	"github.com/kilnhq/kiln/internal/embedded"
 )
 
 // docsUI is the API reference page and Swagger UI's built bundle, vendored
@@ -36,12 +33,10 @@ var docsTypes = map[string]string{
 // by ETag.
 func registerDocs(mux *http.ServeMux) {
 	serve := func(name string) http.Handler {
-		data, err := fs.ReadFile(docsUI, "docsui/"+name)
+		file, err := embedded.Open(docsUI, "docsui/"+name)
 		if err != nil {
 			panic("api: embedded docs: " + err.Error()) // part of the binary
 		}
-		sum := sha256.Sum256(data)
-		etag := `"` + hex.EncodeToString(sum[:12]) + `"`
 		ctype, ok := docsTypes[path.Ext(name)]
 		if !ok {
 			ctype = "text/plain; charset=utf-8" // the licence and notice
@@ -53,8 +48,7 @@ func registerDocs(mux *http.ServeMux) {
 			h.Set("X-Content-Type-Options", "nosniff")
 			h.Set("Referrer-Policy", "no-referrer")
 			h.Set("Cache-Control", "no-cache")
-			h.Set("ETag", etag)
-			http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(data))
+			file.Serve(w, r)
 		})
 	}
 	mux.Handle("GET /docs", serve("index.html"))

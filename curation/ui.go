@@ -1,15 +1,13 @@
 package curation
 
 import (
-	"bytes"
-	"crypto/sha256"
 	"embed"
-	"encoding/hex"
 	"io/fs"
 	"net/http"
 	"path"
 	"strings"
-	"time"
+
+	"github.com/kilnhq/kiln/internal/embedded"
 )
 
 // The workbench: a single page of plain HTML, CSS and JavaScript, served as
@@ -42,9 +40,8 @@ var uiTypes = map[string]string{
 }
 
 type uiAsset struct {
-	data  []byte
+	file  embedded.File
 	ctype string
-	etag  string
 }
 
 // UIHandler serves the curation workbench under /curation/ (and redirects
@@ -57,7 +54,7 @@ func UIHandler() http.Handler {
 		if err != nil || d.IsDir() {
 			return err
 		}
-		data, err := uiFiles.ReadFile(name)
+		file, err := embedded.Open(uiFiles, name)
 		if err != nil {
 			return err
 		}
@@ -65,8 +62,7 @@ func UIHandler() http.Handler {
 		if !ok {
 			ctype = "application/octet-stream"
 		}
-		sum := sha256.Sum256(data)
-		assets[strings.TrimPrefix(name, "ui/")] = uiAsset{data: data, ctype: ctype, etag: `"` + hex.EncodeToString(sum[:12]) + `"`}
+		assets[strings.TrimPrefix(name, "ui/")] = uiAsset{file: file, ctype: ctype}
 		return nil
 	})
 	if err != nil {
@@ -106,7 +102,6 @@ func UIHandler() http.Handler {
 			return
 		}
 		h.Set("Content-Type", a.ctype)
-		h.Set("ETag", a.etag)
-		http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(a.data))
+		a.file.Serve(w, r)
 	})
 }
