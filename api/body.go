@@ -65,12 +65,14 @@ func (p *pacedBody) Read(b []byte) (int, error) {
 		// deadline, so that net/http's drain of its rest cannot hang.
 		_ = p.rc.SetReadDeadline(time.Time{})
 	}
-	var ne net.Error
-	switch {
-	case err != nil && errors.As(err, &ne) && ne.Timeout():
-		p.err = errSlowBody{fmt.Sprintf("no byte came for %s", p.idle)}
-		return n, p.err
-	case err != nil:
+	if err != nil {
+		// Declared here, not above: errors.As's target escapes, and a
+		// body read in 32 KB pieces would allocate it on every read.
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			p.err = errSlowBody{fmt.Sprintf("no byte came for %s", p.idle)}
+			return n, p.err
+		}
 		return n, err
 	}
 	if took := time.Since(p.start); took > p.idle && float64(p.read) < float64(p.minRate)*took.Seconds() {
