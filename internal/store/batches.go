@@ -308,7 +308,7 @@ func (s *Store) insertShards(ctx context.Context, q querier, id, model string, p
 		for i, sh := range shards {
 			first[i], last[i], offset[i], requests[i] = sh.FirstLine, sh.LastLine, sh.Offset, sh.Requests
 		}
-		_, err := q.exec(ctx, `INSERT INTO batch_shards (batch_id, idx, model, priority, first_line, last_line, byte_offset, requests, status, ready_at)
+		_, err := q.exec(ctx, `INSERT INTO batch_shards `+shardInsertColumns+`
 			SELECT $1, s.idx - 1, $2, $3, s.first_line, s.last_line, s.byte_offset, s.requests, $4, $5
 			FROM unnest($6::BIGINT[], $7::BIGINT[], $8::BIGINT[], $9::BIGINT[]) WITH ORDINALITY
 				AS s (first_line, last_line, byte_offset, requests, idx)`,
@@ -316,7 +316,7 @@ func (s *Store) insertShards(ctx context.Context, q querier, id, model string, p
 		return err
 	}
 	for i, sh := range shards {
-		if _, err := q.exec(ctx, `INSERT INTO batch_shards (batch_id, idx, model, priority, first_line, last_line, byte_offset, requests, status, ready_at)
+		if _, err := q.exec(ctx, `INSERT INTO batch_shards `+shardInsertColumns+`
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
 			id, i, model, priority, sh.FirstLine, sh.LastLine, sh.Offset, sh.Requests, ShardPending, readyAt); err != nil {
 			return err
@@ -324,6 +324,9 @@ func (s *Store) insertShards(ctx context.Context, q querier, id, model string, p
 	}
 	return nil
 }
+
+// shardInsertColumns are the columns insertShards writes.
+const shardInsertColumns = `(batch_id, idx, model, priority, first_line, last_line, byte_offset, requests, status, ready_at)`
 
 // ShardSpan is what validation finds of a shard: its lines, the byte
 // offset of its first, and its requests.

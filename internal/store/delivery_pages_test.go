@@ -7,8 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kilnhq/kiln/internal/ids"
 	"github.com/stretchr/testify/require"
+
+	"github.com/kilnhq/kiln/internal/ids"
 )
 
 // TestDeliveryClaimKeepsPage: on Postgres, a claimed delivery's new row

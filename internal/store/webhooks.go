@@ -309,10 +309,7 @@ func (s *Store) DeliveriesRecord(ctx context.Context, as []DeliveryAttemptOf) ([
 		// from a document, whose every field is parsed anew.
 		err := s.d.tx(ctx, func(q querier, _ enqueue) error {
 			for _, r := range recs {
-				n, err := q.exec(ctx, `UPDATE webhook_deliveries SET attempts = $3, status = $4, response_status = $5,
-					response_body = $6, last_error = $7, updated_at = $1, delivered_at = COALESCE($8, delivered_at),
-					next_attempt_ms = $9, lease_until_ms = 0, round_attempts = round_attempts + 1
-					WHERE id = $2 AND status = $10`, t, r.ID, r.Attempts, r.Status, r.ResponseStatus, r.ResponseBody, r.LastError,
+				n, err := q.exec(ctx, `UPDATE webhook_deliveries SET `+recordSetSQLite+` WHERE id = $2 AND status = $10`, t, r.ID, r.Attempts, r.Status, r.ResponseStatus, r.ResponseBody, r.LastError,
 					r.DeliveredAt, r.NextAttemptAt, r.Was)
 				if err != nil {
 					return err
@@ -342,10 +339,7 @@ func (s *Store) DeliveriesRecord(ctx context.Context, as []DeliveryAttemptOf) ([
 			var id string
 			return id, r.Scan(&id)
 		}, `WITH v AS (`+v+`)
-		UPDATE webhook_deliveries SET attempts = v.attempts, status = v.status, response_status = v.response_status,
-			response_body = v.response_body, last_error = v.last_error, updated_at = $1,
-			delivered_at = COALESCE(v.delivered_at, webhook_deliveries.delivered_at),
-			next_attempt_ms = v.next_attempt_ms, lease_until_ms = 0, round_attempts = webhook_deliveries.round_attempts + 1
+		UPDATE webhook_deliveries SET `+recordSetPostgres+`
 		FROM v WHERE webhook_deliveries.id = v.id AND webhook_deliveries.status = v.was
 		RETURNING webhook_deliveries.id`, t, string(doc))
 		return err
@@ -355,6 +349,22 @@ func (s *Store) DeliveriesRecord(ctx context.Context, as []DeliveryAttemptOf) ([
 	}
 	return recordedOf(as, done), nil
 }
+
+// recordSet is the SET clause that records an attempt of a delivery, with
+// $1 the time of the write and its arguments where the attempt's values
+// come from: attempts, status, response status and body, last error, time
+// delivered (NULL: unchanged) and next attempt.
+const recordSet = `attempts = %s, status = %s, response_status = %s, response_body = %s, last_error = %s, updated_at = $1,
+	delivered_at = COALESCE(%s, webhook_deliveries.delivered_at), next_attempt_ms = %s, lease_until_ms = 0,
+	round_attempts = webhook_deliveries.round_attempts + 1`
+
+var (
+	// recordSetPostgres takes the values from v, the attempts' document.
+	recordSetPostgres = fmt.Sprintf(recordSet, "v.attempts", "v.status", "v.response_status", "v.response_body", "v.last_error",
+		"v.delivered_at", "v.next_attempt_ms")
+	// recordSetSQLite takes them from parameters $3 to $9.
+	recordSetSQLite = fmt.Sprintf(recordSet, "$3", "$4", "$5", "$6", "$7", "$8", "$9")
+)
 
 // recordedOf reports, for each attempt of as, whether its delivery is
 // among those recorded (done).
