@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -37,7 +36,7 @@ import (
 // Addr, here 0) cannot name.
 func startPresigning(t *testing.T, backend string, configure func(*config.Config)) *kilntest.Env {
 	t.Helper()
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreePort(t)))
+	addr := testenv.FreeAddr(t)
 	return kilntest.Start(t, backend, kilntest.Options{Configure: func(c *config.Config) {
 		c.Addr = addr
 		c.PublicURL = "http://" + addr

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -146,7 +145,7 @@ type serveProcess struct {
 // until its API answers.
 func startServeProcess(b *testing.B, requests int) *serveProcess {
 	b.Helper()
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreePort(b)))
+	addr := testenv.FreeAddr(b)
 	sp := &serveProcess{url: "http://" + addr + "/v1", database: storetest.URL(b, "sqlite"),
 		objects: "file://" + filepath.Join(b.TempDir(), "objects")}
 	logPath := filepath.Join(b.TempDir(), "serve.log")
@@ -198,7 +197,7 @@ func (sp *serveProcess) stop(b *testing.B) { sp.p.Stop(b) }
 // has declared it (KILN_MODELS), so the agent may register after.
 func startRSSAgent(b *testing.B, serve *serveProcess, llmURL string) *agentProcess {
 	b.Helper()
-	metrics := net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreePort(b)))
+	metrics := testenv.FreeAddr(b)
 	logPath := filepath.Join(b.TempDir(), "agent.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {

@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -39,12 +38,6 @@ const (
 	benchPartSize = 16 << 20
 	benchParallel = 4
 )
-
-// freeAddr returns a loopback address free a moment ago, so that a kiln can
-// be told its public URL before it listens.
-func freeAddr(b *testing.B) string {
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreePort(b)))
-}
 
 // writeJSONL writes n chat requests of exactly lineBytes each (newline
 // included) to a new file, one line in memory at a time, and returns its
@@ -315,7 +308,7 @@ type kilnProcess struct {
 // folder, with env (KEY=value) added.
 func startServe(b *testing.B, env ...string) *kilnProcess {
 	dir := b.TempDir()
-	addr := freeAddr(b)
+	addr := testenv.FreeAddr(b)
 	p := &kilnProcess{log: filepath.Join(dir, "kiln.log"),
 		api: kilnClient{base: "http://" + addr, key: kilntest.Key, hc: &http.Client{}}}
 	logf, err := os.Create(p.log)
@@ -429,7 +422,7 @@ func BenchmarkFinalize(b *testing.B) {
 		b.Run(backend, func(b *testing.B) {
 			path, sum := writeJSONL(b, n, lineBytes)
 			env := kilntest.Start(b, backend, kilntest.Options{Configure: func(c *config.Config) {
-				c.Addr = freeAddr(b)
+				c.Addr = testenv.FreeAddr(b)
 				c.PublicURL = "http://" + c.Addr
 				c.ChunkInterval = config.ChunkIntervalDefault
 			}})

@@ -178,6 +178,12 @@ func FreePort(t testing.TB) int {
 	return port
 }
 
+// FreeAddr is FreePort's port on 127.0.0.1, as host:port.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(FreePort(t)))
+}
+
 // minPort is the lowest port freePort picks at random.
 const minPort = 10000
 
