@@ -2,15 +2,18 @@ package functions_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/kilnhq/kiln/functions"
@@ -24,8 +27,16 @@ import (
 // deliveries to it, one per event.
 func senderFixture(t *testing.T, backend, url string, n int) (*store.Store, store.WebhookEndpoint, []store.Delivery) {
 	t.Helper()
-	ctx := context.Background()
 	s := storetest.New(t, backend)
+	e, ds := senderDeliveries(t, s, url, n)
+	return s, e, ds
+}
+
+// senderDeliveries makes an endpoint at url and n pending deliveries to
+// it, one per event.
+func senderDeliveries(t *testing.T, s *store.Store, url string, n int) (store.WebhookEndpoint, []store.Delivery) {
+	t.Helper()
+	ctx := context.Background()
 	e := store.WebhookEndpoint{ID: ids.New(ids.WebhookEndpoint), URL: url, EventTypes: []string{store.EventBatchFailed},
 		Secret: functions.NewSecret(), CreatedAt: time.Now().Unix()}
 	require.NoError(t, s.WebhookEndpointCreate(ctx, e))
@@ -37,7 +48,7 @@ func senderFixture(t *testing.T, backend, url string, n int) (*store.Store, stor
 		ds[i] = store.Delivery{ID: ids.New(ids.Delivery), EventID: ev.ID, EndpointID: e.ID, URL: url, CreatedAt: ev.CreatedAt}
 	}
 	require.NoError(t, s.DeliveriesCreate(ctx, ds))
-	return s, e, ds
+	return e, ds
 }
 
 // TestSenderTakesOverAfterLease: a sender that claimed deliveries and died
@@ -145,4 +156,83 @@ func TestSenderStopHandsBack(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSenderSendsWhileClaiming: a slot that frees starts the next
+// delivery the sender holds at once, even while its next claim waits on
+// the database. Here the queue's table is locked once the first claim
+// holds every delivery, two in flight and two waiting; the two waiting
+// must still go out. Both backends.
+func TestSenderSendsWhileClaiming(t *testing.T) {
+	for _, backend := range kilntest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			const n = 2 // slots; the sender claims up to twice as many
+			release := make(chan struct{})
+			var arrived atomic.Int64
+			rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if arrived.Add(1) <= n {
+					<-release
+				}
+				w.WriteHeader(http.StatusNoContent)
+			}))
+			t.Cleanup(rcv.Close)
+			url := storetest.URL(t, backend)
+			s, err := store.Open(context.Background(), url, slog.New(slog.DiscardHandler))
+			require.NoError(t, err)
+			t.Cleanup(s.Close)
+			e, _ := senderDeliveries(t, s, rcv.URL, 2*n)
+			ctx := context.Background()
+
+			wh := &functions.Webhooks{Store: s, Client: http.DefaultClient, Log: slog.Default(), Poll: 10 * time.Millisecond, Concurrency: n}
+			stop := wh.Start()
+			t.Cleanup(func() { stop(context.Background()) })
+			kilntest.Eventually(t, 30*time.Second, func() bool { return arrived.Load() == n }, "the receiver holding the first two")
+			left, err := s.DeliveriesClaim(ctx, 10, time.Hour)
+			require.NoError(t, err)
+			require.Empty(t, left, "the sender claimed every delivery before the lock")
+			unlock := lockDeliveries(t, backend, url)
+			close(release)
+			kilntest.Eventually(t, 30*time.Second, func() bool { return arrived.Load() == 2*n },
+				"the two waiting deliveries sent while the next claim waits on the lock")
+			unlock()
+			kilntest.Eventually(t, 30*time.Second, func() bool {
+				list, _, err := s.DeliveryList(ctx, e.ID, store.DeliverySucceeded, "", 10)
+				require.NoError(t, err)
+				return len(list) == 2*n
+			}, "every attempt recorded once the lock is gone")
+		})
+	}
+}
+
+// lockDeliveries holds a lock that keeps every write of the webhook queue
+// waiting, until unlock: on Postgres a SHARE lock of its table, on SQLite
+// the database's write lock.
+func lockDeliveries(t *testing.T, backend, url string) (unlock func()) {
+	t.Helper()
+	ctx := context.Background()
+	if backend == "postgres" {
+		c, err := pgx.Connect(ctx, url)
+		require.NoError(t, err)
+		tx, err := c.Begin(ctx)
+		require.NoError(t, err)
+		_, err = tx.Exec(ctx, `LOCK TABLE webhook_deliveries IN SHARE MODE`)
+		require.NoError(t, err)
+		return sync.OnceFunc(func() {
+			require.NoError(t, tx.Rollback(ctx))
+			require.NoError(t, c.Close(ctx))
+		})
+	}
+	db, err := sql.Open("sqlite", strings.TrimPrefix(url, "sqlite://"))
+	require.NoError(t, err)
+	c, err := db.Conn(ctx)
+	require.NoError(t, err)
+	_, err = c.ExecContext(ctx, `BEGIN IMMEDIATE`)
+	require.NoError(t, err)
+	return sync.OnceFunc(func() {
+		_, err := c.ExecContext(ctx, `ROLLBACK`)
+		require.NoError(t, err)
+		require.NoError(t, c.Close())
+		require.NoError(t, db.Close())
+	})
 }

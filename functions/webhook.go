@@ -193,10 +193,10 @@ func (h *Webhooks) Start() (stop func(ctx context.Context)) {
 // run claims due deliveries while claiming lasts, and sends each under
 // sending; it returns once the deliveries in flight are done. It claims
 // ahead: up to as many again as it has slots wait in a queue of its own,
-// so that a slot that frees starts the next delivery at once, and claims
-// (each a transaction) come in batches of half the slots or more while it
-// is busy. An idle sender claims at once when woken. What waits in its
-// queue when claiming ends is handed back.
+// and a slot that frees starts the next delivery from it at once, even
+// while a claim runs; claims (each a transaction) come in batches of half
+// the slots or more while it is busy. An idle sender claims at once when
+// woken. What waits in its queue when claiming ends is handed back.
 func (h *Webhooks) run(claiming, sending context.Context) {
 	n := cmp.Or(h.Concurrency, DeliverConcurrency)
 	poll := cmp.Or(h.Poll, time.Second)
@@ -210,6 +210,7 @@ func (h *Webhooks) run(claiming, sending context.Context) {
 	var (
 		inflight atomic.Int64
 		wg       sync.WaitGroup
+		mu       sync.Mutex // guards queue
 		queue    []store.DeliveryToSend
 	)
 	freed := make(chan struct{}, 1)
@@ -217,11 +218,15 @@ func (h *Webhooks) run(claiming, sending context.Context) {
 	defer wg.Wait()
 	defer func() {
 		// Claimed, never sent: another sender may take them at once.
-		if len(queue) == 0 {
+		mu.Lock()
+		left := queue
+		queue = nil
+		mu.Unlock()
+		if len(left) == 0 {
 			return
 		}
-		ids := make([]string, len(queue))
-		for i, d := range queue {
+		ids := make([]string, len(left))
+		for i, d := range left {
 			ids[i] = d.Delivery.ID
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
@@ -230,7 +235,10 @@ func (h *Webhooks) run(claiming, sending context.Context) {
 			h.Log.Warn("handing back webhook deliveries failed; they are sent when their leases end", "deliveries", len(ids), "err", err)
 		}
 	}()
-	start := func() {
+	// start sends what waits in the queue while slots are free; its caller
+	// holds mu.
+	var start func()
+	start = func() {
 		for len(queue) > 0 && int(inflight.Load()) < n {
 			d := queue[0]
 			queue = queue[1:]
@@ -242,10 +250,16 @@ func (h *Webhooks) run(claiming, sending context.Context) {
 				// the n places for attempts being recorded is taken: the
 				// write of one attempt does not hold up the next send, and
 				// a slow database holds up sending rather than piling up
-				// attempts.
+				// attempts. The next delivery waiting starts in its place,
+				// without waiting for the loop, which may be claiming.
 				free := sync.OnceFunc(func() {
 					recording <- struct{}{}
 					inflight.Add(-1)
+					if claiming.Err() == nil {
+						mu.Lock()
+						start()
+						mu.Unlock()
+					}
 					select {
 					case freed <- struct{}{}:
 					default:
@@ -259,7 +273,9 @@ func (h *Webhooks) run(claiming, sending context.Context) {
 	}
 	for claiming.Err() == nil {
 		wake := h.Store.DeliveriesWake()
+		mu.Lock()
 		held := int(inflight.Load()) + len(queue)
+		mu.Unlock()
 		room := 2*n - held
 		backlog := false
 		if room > 0 && (held < n || room >= n/2) {
@@ -271,11 +287,16 @@ func (h *Webhooks) run(claiming, sending context.Context) {
 				}
 				continue
 			}
-			queue = append(queue, ds...)
 			backlog = len(ds) == room
+			mu.Lock()
+			queue = append(queue, ds...)
+			start()
+			mu.Unlock()
 		}
-		start()
-		if backlog || len(queue) > 0 || held >= n {
+		mu.Lock()
+		waiting := len(queue) > 0
+		mu.Unlock()
+		if backlog || waiting || held >= n {
 			// Busy: wait for a slot to free (or for claiming to end).
 			select {
 			case <-claiming.Done():
