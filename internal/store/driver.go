@@ -79,15 +79,15 @@ type driver interface {
 	// skipLocked is the clause that locks the selected rows of table alias
 	// and skips rows other transactions hold.
 	skipLocked(alias string) string
-	// keyedPlans makes the transaction plan its remaining statements as
-	// index lookups joined by nested loops, whatever the statistics say:
-	// for the small keyed statements of a queue (webhook deliveries)
-	// whose table changes faster than its statistics follow, where a plan
-	// made for "few rows" scans and sorts the whole backlog instead. Such a
-	// plan does not depend on the parameters, so each connection plans
-	// each statement once: planning the claim's joins anew each time cost
-	// more than running it.
-	keyedPlans(ctx context.Context, q querier) error
+	// keyed runs each statement given to it in a transaction of its own,
+	// planned as index lookups joined by nested loops whatever the
+	// statistics say: for the small keyed statements of a queue (webhook
+	// deliveries) whose table changes faster than its statistics follow,
+	// where a plan made for "few rows" scans and sorts the whole backlog
+	// instead. Such a plan does not depend on the parameters, so each
+	// connection plans each statement once: planning the claim's joins
+	// anew each time cost more than running it.
+	keyed() querier
 	// notifyShards tells listening agents that shards wait, at commit.
 	notifyShards(ctx context.Context, q querier) error
 	// notifyDeliveries tells listening webhook senders that deliveries
@@ -174,12 +174,108 @@ func (d *pgDriver) forUpdate() string { return " FOR UPDATE" }
 func (d *pgDriver) skipLocked(alias string) string {
 	return " FOR UPDATE OF " + alias + " SKIP LOCKED"
 }
-func (d *pgDriver) keyedPlans(ctx context.Context, q querier) error {
-	// No arguments: one round trip, in the simple protocol.
-	_, err := q.exec(ctx, `SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off;
-		SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; SET LOCAL plan_cache_mode = force_generic_plan`)
-	return err
+func (d *pgDriver) keyed() querier { return pgKeyed{d.pool} }
+
+// keyedSettings are keyed's settings, for the transaction only: one
+// statement, as each statement of a pipeline is one.
+const keyedSettings = `SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true),
+	set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true),
+	set_config('plan_cache_mode', 'force_generic_plan', true)`
+
+// pgKeyed is the pgDriver's keyed: the settings and the statement go in
+// one pipeline, whose statements Postgres runs as one transaction, in one
+// round trip. A transaction of BEGIN, settings, statement and COMMIT took
+// four, each of which waits for its turn on a busy process's scheduler.
+type pgKeyed struct{ pool *pgxpool.Pool }
+
+func (k pgKeyed) query(ctx context.Context, sql string, args ...any) (rows, error) {
+	b := &pgx.Batch{}
+	b.Queue(keyedSettings)
+	b.Queue(sql, args...)
+	br := k.pool.SendBatch(ctx, b)
+	if _, err := br.Exec(); err != nil {
+		_ = br.Close() // the same error, once the pipeline ends
+		return nil, err
+	}
+	r, err := br.Query()
+	if err != nil {
+		_ = br.Close()
+		return nil, err
+	}
+	return &batchRows{Rows: r, br: br}, nil
 }
+
+func (k pgKeyed) exec(ctx context.Context, sql string, args ...any) (int64, error) {
+	rs, err := k.query(ctx, sql, args...)
+	if err != nil {
+		return 0, err
+	}
+	defer rs.Close()
+	for rs.Next() {
+	}
+	return rs.(*batchRows).CommandTag().RowsAffected(), rs.Err()
+}
+
+func (k pgKeyed) queryRow(ctx context.Context, sql string, args ...any) row {
+	rs, err := k.query(ctx, sql, args...)
+	if err != nil {
+		return errRow{err}
+	}
+	return noRows{firstRow{rs}}
+}
+
+// batchRows are the rows of a pipeline's last statement. Err includes the
+// pipeline's end, where its transaction commits; Close ends it.
+type batchRows struct {
+	pgx.Rows
+	br     pgx.BatchResults
+	closed bool
+	err    error
+}
+
+func (r *batchRows) end() error {
+	if !r.closed {
+		r.closed = true
+		r.Rows.Close()
+		r.err = r.Rows.Err()
+		if err := r.br.Close(); r.err == nil {
+			r.err = err
+		}
+	}
+	return r.err
+}
+
+func (r *batchRows) Err() error {
+	if err := r.Rows.Err(); err != nil {
+		return err
+	}
+	return r.end()
+}
+
+// Close ends the pipeline, and frees its connection.
+func (r *batchRows) Close() { _ = r.end() }
+
+// firstRow scans the first of rows and closes them, as QueryRow does.
+type firstRow struct{ rs rows }
+
+func (f firstRow) Scan(dest ...any) error {
+	defer f.rs.Close()
+	if !f.rs.Next() {
+		if err := f.rs.Err(); err != nil {
+			return err
+		}
+		return pgx.ErrNoRows
+	}
+	if err := f.rs.Scan(dest...); err != nil {
+		return err
+	}
+	return f.rs.Err()
+}
+
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
+
 func (d *pgDriver) notifyShards(ctx context.Context, q querier) error {
 	_, err := q.exec(ctx, `SELECT pg_notify('`+shardsChannel+`', '')`)
 	return err
@@ -331,14 +427,16 @@ func pingSQLite(ctx context.Context, db *sql.DB) error {
 	}
 }
 
-func (d *sqliteDriver) name() string      { return "sqlite" }
-func (d *sqliteDriver) db() querier       { return sqlQuerier{d.sqldb} }
+func (d *sqliteDriver) name() string { return "sqlite" }
+func (d *sqliteDriver) db() querier  { return sqlQuerier{d.sqldb} }
+
+// keyed is db: SQLite plans by its indexes without statistics.
+func (d *sqliteDriver) keyed() querier    { return d.db() }
 func (d *sqliteDriver) close()            { _ = d.sqldb.Close() }
 func (d *sqliteDriver) forUpdate() string { return "" }
 
 // SQLite's transactions begin IMMEDIATE: the writer holds the database.
 func (d *sqliteDriver) skipLocked(string) string                        { return "" }
-func (d *sqliteDriver) keyedPlans(context.Context, querier) error       { return nil }
 func (d *sqliteDriver) notifyShards(context.Context, querier) error     { return nil }
 func (d *sqliteDriver) notifyDeliveries(context.Context, querier) error { return nil }
 func (d *sqliteDriver) notifyResults(context.Context, querier) error    { return nil }

@@ -274,7 +274,7 @@ type DeliveryAttemptOf struct {
 // UPDATE of its own, of one statement kept prepared. Each carries the
 // status its delivery must still have ("was"): compared with a value
 // rather than a constant, it matches no partial index, and each delivery
-// is found by its key (keyedPlans) however few pending deliveries the
+// is found by its key (keyed) however few pending deliveries the
 // statistics expect.
 func (s *Store) DeliveriesRecord(ctx context.Context, as []DeliveryAttemptOf) ([]bool, error) {
 	if len(as) == 0 {
@@ -331,19 +331,13 @@ func (s *Store) DeliveriesRecord(ctx context.Context, as []DeliveryAttemptOf) ([
 	}
 	v := `SELECT * FROM jsonb_to_recordset(CAST($2 AS JSONB)) AS v (id TEXT, attempts BIGINT, status TEXT, response_status BIGINT,
 		response_body TEXT, last_error TEXT, delivered_at BIGINT, next_attempt_ms BIGINT, was TEXT)`
-	err = s.d.tx(ctx, func(q querier, _ enqueue) error {
-		if err := s.d.keyedPlans(ctx, q); err != nil {
-			return err
-		}
-		done, err = collect(ctx, q, func(r row) (string, error) {
-			var id string
-			return id, r.Scan(&id)
-		}, `WITH v AS (`+v+`)
+	done, err = collect(ctx, s.d.keyed(), func(r row) (string, error) {
+		var id string
+		return id, r.Scan(&id)
+	}, `WITH v AS (`+v+`)
 		UPDATE webhook_deliveries SET `+recordSetPostgres+`
 		FROM v WHERE webhook_deliveries.id = v.id AND webhook_deliveries.status = v.was
 		RETURNING webhook_deliveries.id`, t, string(doc))
-		return err
-	})
 	if err != nil {
 		return nil, fmt.Errorf("store: record deliveries: %w", err)
 	}
@@ -487,40 +481,37 @@ func (s *Store) DeliveryGetToSend(ctx context.Context, id string) (DeliveryToSen
 // and the read of what sending takes are one statement: one round trip,
 // and one pass over the claimed rows.
 func (s *Store) DeliveriesClaim(ctx context.Context, limit int, lease time.Duration) ([]DeliveryToSend, error) {
+	t := time.Now().UnixMilli()
+	// The status is written out, not a parameter: the plan, made once for
+	// any parameters (keyed), then reads the partial index of pending
+	// deliveries by due time.
+	claim := `UPDATE webhook_deliveries SET lease_until_ms = $1 WHERE id IN (
+			SELECT d.id FROM webhook_deliveries d WHERE d.status = '` + DeliveryPending + `' AND d.next_attempt_ms <= $2
+			AND d.lease_until_ms <= $2 ORDER BY d.next_attempt_ms LIMIT $3` + s.d.skipLocked("d") + `)`
+	args := []any{t + lease.Milliseconds(), t, limit}
 	var out []DeliveryToSend
-	err := s.d.tx(ctx, func(q querier, _ enqueue) error {
-		if err := s.d.keyedPlans(ctx, q); err != nil {
-			return err
-		}
-		t := time.Now().UnixMilli()
-		// The status is written out, not a parameter: the plan, made once
-		// for any parameters (keyedPlans), then reads the partial index of
-		// pending deliveries by due time.
-		claim := `UPDATE webhook_deliveries SET lease_until_ms = $1 WHERE id IN (
-				SELECT d.id FROM webhook_deliveries d WHERE d.status = '` + DeliveryPending + `' AND d.next_attempt_ms <= $2
-				AND d.lease_until_ms <= $2 ORDER BY d.next_attempt_ms LIMIT $3` + s.d.skipLocked("d") + `)`
-		args := []any{t + lease.Milliseconds(), t, limit}
-		if s.d.name() != "sqlite" {
-			// The claimed rows, as the UPDATE left them, stand in for the
-			// table: a statement sees the table as it was before.
-			var err error
-			out, err = collect(ctx, q, scanDeliveriesToSend(), `WITH d AS (`+claim+` RETURNING *)
-				`+deliveryToSendColumns+` FROM d`+deliveryToSendJoins+` ORDER BY d.next_attempt_ms, d.id`, args...)
-			return err
-		}
+	var err error
+	if s.d.name() != "sqlite" {
+		// One statement: the claimed rows, as the UPDATE left them, stand
+		// in for the table (a statement sees the table as it was before).
+		out, err = collect(ctx, s.d.keyed(), scanDeliveriesToSend(), `WITH d AS (`+claim+` RETURNING *)
+			`+deliveryToSendColumns+` FROM d`+deliveryToSendJoins+` ORDER BY d.next_attempt_ms, d.id`, args...)
+	} else {
 		// SQLite has no UPDATE in a WITH: the claimed IDs come back, then
 		// the rest is read in the same transaction.
-		ids, err := collect(ctx, q, func(r row) (string, error) {
-			var id string
-			return id, r.Scan(&id)
-		}, claim+` RETURNING id`, args...)
-		if err != nil || len(ids) == 0 {
+		err = s.d.tx(ctx, func(q querier, _ enqueue) error {
+			ids, err := collect(ctx, q, func(r row) (string, error) {
+				var id string
+				return id, r.Scan(&id)
+			}, claim+` RETURNING id`, args...)
+			if err != nil || len(ids) == 0 {
+				return err
+			}
+			in, arg := s.idIn("d.id", 1, ids)
+			out, err = collect(ctx, q, scanDeliveriesToSend(), deliveryToSendSelect+` WHERE `+in+` ORDER BY d.next_attempt_ms, d.id`, arg)
 			return err
-		}
-		in, arg := s.idIn("d.id", 1, ids)
-		out, err = collect(ctx, q, scanDeliveriesToSend(), deliveryToSendSelect+` WHERE `+in+` ORDER BY d.next_attempt_ms, d.id`, arg)
-		return err
-	})
+		})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("store: claim deliveries: %w", err)
 	}
