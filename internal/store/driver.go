@@ -189,6 +189,16 @@ const keyedSettings = `SELECT set_config('enable_seqscan', 'off', true), set_con
 type pgKeyed struct{ pool *pgxpool.Pool }
 
 func (k pgKeyed) query(ctx context.Context, sql string, args ...any) (rows, error) {
+	rs, err := k.send(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	return rs, nil
+}
+
+// send sends the settings and the statement, and returns the statement's
+// rows.
+func (k pgKeyed) send(ctx context.Context, sql string, args ...any) (*batchRows, error) {
 	b := &pgx.Batch{}
 	b.Queue(keyedSettings)
 	b.Queue(sql, args...)
@@ -206,14 +216,14 @@ func (k pgKeyed) query(ctx context.Context, sql string, args ...any) (rows, erro
 }
 
 func (k pgKeyed) exec(ctx context.Context, sql string, args ...any) (int64, error) {
-	rs, err := k.query(ctx, sql, args...)
+	rs, err := k.send(ctx, sql, args...)
 	if err != nil {
 		return 0, err
 	}
 	defer rs.Close()
 	for rs.Next() {
 	}
-	return rs.(*batchRows).CommandTag().RowsAffected(), rs.Err()
+	return rs.CommandTag().RowsAffected(), rs.Err()
 }
 
 func (k pgKeyed) queryRow(ctx context.Context, sql string, args ...any) row {
