@@ -36,15 +36,16 @@ func (p *projectLabels) of(id string) string {
 
 // Metrics are the agent's Prometheus metrics.
 type Metrics struct {
-	inFlight    prometheus.Gauge
-	concurrency prometheus.Gauge
-	requests    *prometheus.CounterVec
-	tokens      *prometheus.CounterVec
-	errors      *prometheus.CounterVec
-	projects    projectLabels
-	switches    *prometheus.CounterVec
-	chunkWrite  prometheus.Histogram
-	restarts    prometheus.Counter
+	inFlight       prometheus.Gauge
+	answersWaiting prometheus.Gauge
+	concurrency    prometheus.Gauge
+	requests       *prometheus.CounterVec
+	tokens         *prometheus.CounterVec
+	errors         *prometheus.CounterVec
+	projects       projectLabels
+	switches       *prometheus.CounterVec
+	chunkWrite     prometheus.Histogram
+	restarts       prometheus.Counter
 }
 
 // NewMetrics makes the agent's metrics and registers them with reg, unless
@@ -53,6 +54,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "kiln_agent_requests_in_flight",
 			Help: "Requests in flight against the engine."}),
+		answersWaiting: prometheus.NewGauge(prometheus.GaugeOpts{Name: "kiln_agent_answers_waiting",
+			Help: "Answers waiting for a place in their shard's next chunk while its write is slow; each holds a request slot, so the engine gets less work."}),
 		concurrency: prometheus.NewGauge(prometheus.GaugeOpts{Name: "kiln_agent_concurrency_limit",
 			Help: "The adaptive limit on requests in flight."}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kiln_agent_requests_total",
@@ -69,7 +72,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Restarts of a managed engine (KILN_ENGINE_COMMAND) after its process exited or it stopped answering /health."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.inFlight, m.concurrency, m.requests, m.tokens, m.errors, m.switches, m.chunkWrite, m.restarts)
+		reg.MustRegister(m.inFlight, m.answersWaiting, m.concurrency, m.requests, m.tokens, m.errors, m.switches, m.chunkWrite, m.restarts)
 	}
 	return m
 }

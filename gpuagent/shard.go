@@ -386,13 +386,18 @@ type request struct {
 }
 
 // run sends the request, with retries, and hands its record to the shard.
-// It holds a limiter slot, which it frees with the engine's verdict.
+// It holds a limiter slot, which it frees with the engine's verdict once
+// the shard has the record. So while a shard's chunk writes stall (a slow
+// store, a commit waiting on the database), its full queue of results
+// holds the slots, and the agent starts nothing more: the answers waiting
+// for a chunk are bounded by the slots and the shards' queues, rather
+// than by how fast the engine answers while the writes stall.
 func (r *request) run() {
 	sr, a := r.sr, r.sr.a
 	defer sr.issued.Done()
 	defer a.metrics.inFlight.Dec()
 	res, signal, ok := r.do(sr.ctx)
-	a.limit.done(signal)
+	defer a.limit.done(signal)
 	if !ok {
 		return // stopped: the line stays without a result
 	}
@@ -406,7 +411,14 @@ func (r *request) run() {
 	})
 	sr.requests.Inc()
 	sr.tokens.Add(float64(toks))
-	sr.results <- res
+	select {
+	case sr.results <- res:
+	default:
+		// The shard's queue is full: its chunk write is slow.
+		a.metrics.answersWaiting.Inc()
+		sr.results <- res
+		a.metrics.answersWaiting.Dec()
+	}
 }
 
 // do runs the request, retrying transient failures with backoff and jitter.
