@@ -119,6 +119,11 @@ type Agent struct {
 	metrics *Metrics
 	started int64
 	limit   *limiter
+	// held has a place for each line the agent may hold between starting
+	// its request and its chunk's commit (heldLines of them): one is taken
+	// before a request starts, and given back when the line is durable or
+	// dropped.
+	held chan struct{}
 	// pace keeps each project within its requests a minute.
 	pace *pacer
 
@@ -158,12 +163,29 @@ func New(cfg Config, st Store, batches Lifecycle, bucket objectstore.Bucket, eng
 		log:     log.With("agent", cfg.ID),
 		started: time.Now().Unix(),
 		limit:   newLimiter(cfg.MaxInFlight, cfg.MinInFlight, time.Second),
+		held:    make(chan struct{}, heldLines(cfg)),
 		pace:    newPacer(),
 		state:   StateIdle,
 		runs:    map[shardKey]bool{},
 		runCtx:  runCtx, abort: abort, feeding: feeding, drain: drain,
 		loopEnd: make(chan struct{}), beatEnd: make(chan struct{}),
 	}
+}
+
+// heldLines is how many lines the agent may hold from the start of their
+// requests to their chunks' commits: those in flight, and for each, room
+// for a chunk being written and the next one filling. Without a bound
+// across shards, a stall in chunk writes (a database busy with a large
+// upload) left every shard fed meanwhile holding its answers, and the
+// agent's memory grew with how fast the engine answered.
+func heldLines(cfg Config) int { return 2 * (cfg.MaxInFlight + cfg.ChunkLines) }
+
+// releaseHeld gives back the places of n lines made durable or dropped.
+func (a *Agent) releaseHeld(n int) {
+	for range n {
+		<-a.held
+	}
+	a.metrics.linesHeld.Sub(float64(n))
 }
 
 // ID is the agent's name.
@@ -338,18 +360,26 @@ func (a *Agent) loop() {
 	}()
 	ctx := a.feeding
 	for ctx.Err() == nil {
+		select {
+		case a.held <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
 		if err := a.limit.acquire(ctx); err != nil {
+			<-a.held
 			return
 		}
 		req, ok := a.nextRequest(ctx)
 		if !ok {
 			a.limit.release()
+			<-a.held
 			if a.idle(ctx) != nil {
 				return
 			}
 			continue
 		}
 		a.metrics.inFlight.Inc()
+		a.metrics.linesHeld.Inc()
 		go req.run()
 	}
 }

@@ -38,6 +38,7 @@ func (p *projectLabels) of(id string) string {
 type Metrics struct {
 	inFlight       prometheus.Gauge
 	answersWaiting prometheus.Gauge
+	linesHeld      prometheus.Gauge
 	concurrency    prometheus.Gauge
 	requests       *prometheus.CounterVec
 	tokens         *prometheus.CounterVec
@@ -56,6 +57,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Requests in flight against the engine."}),
 		answersWaiting: prometheus.NewGauge(prometheus.GaugeOpts{Name: "kiln_agent_answers_waiting",
 			Help: "Answers waiting for a place in their shard's next chunk while its write is slow; each holds a request slot, so the engine gets less work."}),
+		linesHeld: prometheus.NewGauge(prometheus.GaugeOpts{Name: "kiln_agent_lines_held",
+			Help: "Lines between the start of their request and their chunk's commit; at 2 × (concurrency + chunk lines) the agent starts no more until chunks are written."}),
 		concurrency: prometheus.NewGauge(prometheus.GaugeOpts{Name: "kiln_agent_concurrency_limit",
 			Help: "The adaptive limit on requests in flight."}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kiln_agent_requests_total",
@@ -72,7 +75,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Restarts of a managed engine (KILN_ENGINE_COMMAND) after its process exited or it stopped answering /health."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.inFlight, m.answersWaiting, m.concurrency, m.requests, m.tokens, m.errors, m.switches, m.chunkWrite, m.restarts)
+		reg.MustRegister(m.inFlight, m.answersWaiting, m.linesHeld, m.concurrency, m.requests, m.tokens, m.errors, m.switches, m.chunkWrite, m.restarts)
 	}
 	return m
 }

@@ -166,6 +166,9 @@ func (sr *shardRun) closeFeed() {
 	}
 	sr.fed = true
 	_ = sr.rc.Close()
+	// The input's buffers go now, not once the shard's last chunk is in:
+	// under a slow store many fed shards wait for their last chunks.
+	sr.rc, sr.sc = nil, nil
 	sr.issued.Done()
 }
 
@@ -230,18 +233,24 @@ func (sr *shardRun) collect() error {
 	// A chunk is three objects: the result lines bound for the output file,
 	// those bound for the error file (so the finalizer can concatenate them
 	// server-side), and an index of which input line each answers, in the
-	// same order.
-	bufs := chunkBufPool.Get().(*chunkBufs)
-	defer putChunkBufs(bufs)
-	idx, out, errs := &bufs.idx, &bufs.out, &bufs.errs
+	// same order. The buffers come from chunkBufPool for each chunk and go
+	// back once it is written: a shard waiting for its last answers holds
+	// none.
 	var (
+		bufs     *chunkBufs
 		c        store.Chunk
 		flushErr error
 	)
+	defer func() {
+		if bufs != nil {
+			putChunkBufs(bufs)
+		}
+	}()
 	flush := func() {
 		if c.OutputLines+c.ErrorLines == 0 || flushErr != nil {
 			return
 		}
+		idx, out, errs := &bufs.idx, &bufs.out, &bufs.errs
 		c.BatchID, c.Shard, c.Seq = sr.sh.BatchID, sr.sh.Idx, sr.seq
 		c.ObjectKey = batch.ChunkKey(c.BatchID, c.Shard, c.Seq)
 		c.OutputBytes, c.ErrorBytes = int64(out.Len()), int64(errs.Len())
@@ -270,6 +279,7 @@ func (sr *shardRun) collect() error {
 			span.SetStatus(codes.Error, "chunk not written")
 			span.End()
 			flushErr = fmt.Errorf("write chunk %d: %w", sr.seq, err)
+			a.releaseHeld(int(c.OutputLines + c.ErrorLines)) // dropped: they run again
 			if errors.Is(err, store.ErrConflict) {
 				sr.mu.Lock()
 				sr.leaseLost = true
@@ -280,10 +290,10 @@ func (sr *shardRun) collect() error {
 		}
 		a.metrics.chunkWrite.Observe(time.Since(start).Seconds())
 		span.End()
+		a.releaseHeld(int(c.OutputLines + c.ErrorLines))
 		sr.seq++
-		idx.Reset()
-		out.Reset()
-		errs.Reset()
+		putChunkBufs(bufs)
+		bufs = nil
 		c = store.Chunk{}
 	}
 	tick := time.NewTicker(a.cfg.ChunkInterval)
@@ -296,9 +306,15 @@ func (sr *shardRun) collect() error {
 				return flushErr
 			}
 			if flushErr != nil {
+				putLine(res.buf)
+				a.releaseHeld(1)
 				continue // drain
 			}
 			rec, u := res.rec, res.u
+			if bufs == nil {
+				bufs = chunkBufPool.Get().(*chunkBufs)
+			}
+			idx, out, errs := &bufs.idx, &bufs.out, &bufs.errs
 			idx.Write(batchline.AppendIndexRecord(idx.AvailableBuffer(), rec.Line, rec.OK))
 			if rec.OK {
 				out.Write(rec.Data)
@@ -324,8 +340,8 @@ func (sr *shardRun) collect() error {
 	}
 }
 
-// chunkBufs are the buffers a shard's chunks are written in. They are
-// kept from one shard to the next: grown anew by doubling for each shard,
+// chunkBufs are the buffers a chunk is written in. They are kept from one
+// chunk to the next, across shards: grown anew by doubling for each shard,
 // they were the agent's largest allocation (a seventh of its bytes).
 type chunkBufs struct{ idx, out, errs bytes.Buffer }
 
@@ -399,6 +415,7 @@ func (r *request) run() {
 	res, signal, ok := r.do(sr.ctx)
 	defer a.limit.done(signal)
 	if !ok {
+		a.releaseHeld(1)
 		return // stopped: the line stays without a result
 	}
 	a.completed.Add(1)

@@ -109,9 +109,10 @@ var boards = []board{
 				graph("Live agents per model", "", "short", false, q(`sum by (model) (kiln_agents_live)`, "{{model}}")),
 			}},
 			{"Agents", []cog.Builder[dashboard.Panel]{
-				graph("Requests in flight and the adaptive limit", "The limit halves on 429s, 5xx and timeouts, and grows back by one per window (AIMD). Answers waiting for a slow chunk write hold their slots.", "short", false,
+				graph("Requests in flight and the adaptive limit", "The limit halves on 429s, 5xx and timeouts, and grows back by one per window (AIMD). Answers waiting for a slow chunk write hold their slots; at 2 × (concurrency + chunk lines) lines held the agent waits for its chunk writes.", "short", false,
 					q(`sum by (instance) (kiln_agent_requests_in_flight)`, "in flight {{instance}}"),
 					q(`sum by (instance) (kiln_agent_answers_waiting)`, "waiting for a chunk {{instance}}"),
+					q(`sum by (instance) (kiln_agent_lines_held)`, "held, not yet durable {{instance}}"),
 					q(`sum by (instance) (kiln_agent_concurrency_limit)`, "limit {{instance}}")),
 				graph("Model switches", "A switch costs tens of seconds of GPU time.", "short", false,
 					q(`sum by (from, to) (increase(kiln_agent_model_switches_total`+rate+`))`, "{{from}} → {{to}}")),
