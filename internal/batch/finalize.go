@@ -2,6 +2,7 @@ package batch
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -87,25 +88,65 @@ func (s *Service) Finalize(ctx context.Context, id string) error {
 	return s.removeChunks(ctx, id)
 }
 
-// removeChunks removes a batch's working objects: its chunks and the
-// finalizer's scratch, chunkWorkers at a time.
+// removeChunks removes a batch's working objects, chunkWorkers at a time:
+// first its chunks, a page of rows at a time (a batch of millions of lines
+// has hundreds of thousands of chunk objects, too many to hold as a list),
+// then whatever its prefix still holds: its pieces, the finalizer's
+// scratch, a chunk written whose commit never came.
 func (s *Service) removeChunks(ctx context.Context, id string) error {
+	var (
+		mu       sync.Mutex
+		firstErr error
+		failed   int
+		g        errgroup.Group
+	)
+	g.SetLimit(chunkWorkers)
+	remove := func(key string) {
+		g.Go(func() error {
+			if err := s.bucket.Delete(ctx, key); err != nil {
+				mu.Lock()
+				firstErr = cmp.Or(firstErr, err)
+				failed++
+				mu.Unlock()
+			}
+			return nil
+		})
+	}
+	lastShard, lastSeq := int64(-1), int64(-1)
+	for {
+		page, err := s.store.ChunkListAfter(ctx, id, lastShard, lastSeq, s.chunkPage)
+		if err != nil {
+			_ = g.Wait()
+			return fmt.Errorf("remove the chunks of batch %s: %w", id, err)
+		}
+		for _, c := range page {
+			remove(c.ObjectKey)
+			if c.OutputLines > 0 {
+				remove(ChunkOutputKey(c.ObjectKey))
+			}
+			if c.ErrorLines > 0 {
+				remove(ChunkErrorKey(c.ObjectKey))
+			}
+		}
+		if len(page) < s.chunkPage {
+			break
+		}
+		lastShard, lastSeq = page[len(page)-1].Shard, page[len(page)-1].Seq
+	}
+	_ = g.Wait()
 	var keys []string
 	err := s.bucket.List(ctx, BatchPrefix(id), func(i objectstore.Info) error {
 		keys = append(keys, i.Key)
 		return nil
 	})
-	errs := make([]error, len(keys))
-	var g errgroup.Group
-	g.SetLimit(chunkWorkers)
-	for i, k := range keys {
-		g.Go(func() error {
-			errs[i] = s.bucket.Delete(ctx, k)
-			return nil
-		})
+	for _, k := range keys {
+		remove(k)
 	}
 	_ = g.Wait()
-	if err = errors.Join(append([]error{err}, errs...)...); err != nil {
+	if failed > 0 {
+		err = errors.Join(err, fmt.Errorf("%d objects not removed, the first: %w", failed, firstErr))
+	}
+	if err != nil {
 		return fmt.Errorf("remove the chunks of batch %s: %w", id, err)
 	}
 	return nil

@@ -180,7 +180,12 @@ func testFinalize(t *testing.T, backend string, page int, pieces bool) {
 			}
 		}
 	}
-	_, err := env.Batches.Cancel(ctx, b.ID)
+	// A chunk written whose commit never came: no row names it, and it
+	// goes too.
+	orphan := batch.ChunkKey(b.ID, 2, 0)
+	_, err := env.Bucket.Put(ctx, orphan, strings.NewReader("x"), 1)
+	require.NoError(t, err)
+	_, err = env.Batches.Cancel(ctx, b.ID)
 	require.NoError(t, err)
 	require.NoError(t, env.Batches.Finalize(ctx, b.ID))
 
