@@ -195,8 +195,9 @@ func (h *Webhooks) Start() (stop func(ctx context.Context)) {
 // ahead: up to as many again as it has slots wait in a queue of its own,
 // and a slot that frees starts the next delivery from it at once, even
 // while a claim runs; claims (each a transaction) come in batches of half
-// the slots or more while it is busy. An idle sender claims at once when
-// woken. What waits in its queue when claiming ends is handed back.
+// the slots or more while it is busy, two at once while the last one got
+// all it asked for. An idle sender claims at once when woken. What waits
+// in its queue when claiming ends is handed back.
 func (h *Webhooks) run(claiming, sending context.Context) {
 	n := cmp.Or(h.Concurrency, DeliverConcurrency)
 	poll := cmp.Or(h.Poll, time.Second)
@@ -271,36 +272,75 @@ func (h *Webhooks) run(claiming, sending context.Context) {
 			}()
 		}
 	}
+	// Claims run beside the loop, up to claimsAtOnce at a time: a claim
+	// under load takes as long as the slots take to send half of what they
+	// hold, so one claim at a time left the queue dry at its end.
+	type claimed struct {
+		asked int
+		ds    []store.DeliveryToSend
+		err   error
+	}
+	var (
+		claims   int // claims running
+		claimFor int // the deliveries they ask for
+	)
+	results := make(chan claimed, claimsAtOnce)
+	defer func() {
+		// A claim still running holds what it claimed: into the queue,
+		// which is handed back.
+		for ; claims > 0; claims-- {
+			c := <-results
+			mu.Lock()
+			queue = append(queue, c.ds...)
+			mu.Unlock()
+		}
+	}()
+	// backlog: the last claim got all it asked for, so more may wait.
+	// woken: the sender has just started, woke from idling, or waited
+	// after a failed claim. sentSince: a slot freed since the last claim
+	// began (a busy sender claims again only then).
+	backlog, woken, sentSince := false, true, false
 	for claiming.Err() == nil {
 		wake := h.Store.DeliveriesWake()
 		mu.Lock()
-		held := int(inflight.Load()) + len(queue)
-		mu.Unlock()
-		room := 2*n - held
-		backlog := false
-		if room > 0 && (held < n || room >= n/2) {
-			ds, err := h.Store.DeliveriesClaim(claiming, room, lease)
-			if err != nil {
-				if claiming.Err() == nil {
-					h.Log.Warn("claiming webhook deliveries failed; trying again", "err", err)
-					sleep(claiming, poll)
-				}
-				continue
-			}
-			backlog = len(ds) == room
-			mu.Lock()
-			queue = append(queue, ds...)
-			start()
-			mu.Unlock()
-		}
-		mu.Lock()
+		held := int(inflight.Load()) + len(queue) + claimFor
 		waiting := len(queue) > 0
 		mu.Unlock()
-		if backlog || waiting || held >= n {
-			// Busy: wait for a slot to free (or for claiming to end).
+		room := 2*n - held
+		busy := waiting || held >= n
+		if room > 0 && (held < n || room >= n/2) && (claims == 0 && (woken || busy && sentSince) || claims < claimsAtOnce && backlog) {
+			woken, sentSince = false, false
+			claims++
+			claimFor += room
+			go func() {
+				ds, err := h.Store.DeliveriesClaim(claiming, room, lease)
+				results <- claimed{asked: room, ds: ds, err: err}
+			}()
+			continue
+		}
+		if claims > 0 || backlog || busy {
+			// Busy: wait for a claim to end or a slot to free (or for
+			// claiming to end).
 			select {
 			case <-claiming.Done():
 			case <-freed:
+				sentSince = true
+			case c := <-results:
+				claims--
+				claimFor -= c.asked
+				if c.err != nil {
+					if claiming.Err() == nil {
+						h.Log.Warn("claiming webhook deliveries failed; trying again", "err", c.err)
+						sleep(claiming, poll)
+					}
+					backlog, woken = false, true
+					continue
+				}
+				backlog = len(c.ds) == c.asked
+				mu.Lock()
+				queue = append(queue, c.ds...)
+				start()
+				mu.Unlock()
 			}
 			continue
 		}
@@ -315,8 +355,13 @@ func (h *Webhooks) run(claiming, sending context.Context) {
 		case <-t.C:
 		}
 		t.Stop()
+		woken = true
 	}
 }
+
+// claimsAtOnce is how many claims the sender runs at once while its queue
+// is busy.
+const claimsAtOnce = 2
 
 func sleep(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)
