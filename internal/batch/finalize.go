@@ -89,10 +89,10 @@ func (s *Service) Finalize(ctx context.Context, id string) error {
 }
 
 // removeChunks removes a batch's working objects, chunkWorkers at a time:
-// first its chunks, a page of rows at a time (a batch of millions of lines
-// has hundreds of thousands of chunk objects, too many to hold as a list),
-// then whatever its prefix still holds: its pieces, the finalizer's
-// scratch, a chunk written whose commit never came.
+// first its chunks, as eachChunk reads their rows a page at a time (a batch
+// of millions of lines has hundreds of thousands of chunk objects, too many
+// to hold as a list), then whatever its prefix still holds: its pieces, the
+// finalizer's scratch, a chunk written whose commit never came.
 func (s *Service) removeChunks(ctx context.Context, id string) error {
 	var (
 		mu       sync.Mutex
@@ -112,30 +112,22 @@ func (s *Service) removeChunks(ctx context.Context, id string) error {
 			return nil
 		})
 	}
-	lastShard, lastSeq := int64(-1), int64(-1)
-	for {
-		page, err := s.store.ChunkListAfter(ctx, id, lastShard, lastSeq, s.chunkPage)
-		if err != nil {
-			_ = g.Wait()
-			return fmt.Errorf("remove the chunks of batch %s: %w", id, err)
+	err := s.eachChunk(ctx, id, func(c store.Chunk) error {
+		remove(c.ObjectKey)
+		if c.OutputLines > 0 {
+			remove(ChunkOutputKey(c.ObjectKey))
 		}
-		for _, c := range page {
-			remove(c.ObjectKey)
-			if c.OutputLines > 0 {
-				remove(ChunkOutputKey(c.ObjectKey))
-			}
-			if c.ErrorLines > 0 {
-				remove(ChunkErrorKey(c.ObjectKey))
-			}
+		if c.ErrorLines > 0 {
+			remove(ChunkErrorKey(c.ObjectKey))
 		}
-		if len(page) < s.chunkPage {
-			break
-		}
-		lastShard, lastSeq = page[len(page)-1].Shard, page[len(page)-1].Seq
-	}
+		return nil
+	})
 	_ = g.Wait()
+	if err != nil {
+		return fmt.Errorf("remove the chunks of batch %s: %w", id, err)
+	}
 	var keys []string
-	err := s.bucket.List(ctx, BatchPrefix(id), func(i objectstore.Info) error {
+	err = s.bucket.List(ctx, BatchPrefix(id), func(i objectstore.Info) error {
 		keys = append(keys, i.Key)
 		return nil
 	})
