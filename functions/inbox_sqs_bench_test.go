@@ -69,7 +69,7 @@ func BenchmarkInbox(b *testing.B) {
 				start := time.Now()
 				env := kilntest.Start(b, "postgres", kilntest.Options{NoAgent: true, Configure: configure})
 				kilntest.Eventually(b, 10*time.Minute, func() bool {
-					return metric(b, env, fmt.Sprintf(`kiln_function_invocations_total{function=%q,outcome="succeeded"}`, functions.InboxImportName)) >= float64(n)
+					return env.Metric(b, fmt.Sprintf(`kiln_function_invocations_total{function=%q,outcome="succeeded"}`, functions.InboxImportName)) >= float64(n)
 				}, "%d imports", n)
 				took += time.Since(start)
 				require.NoError(b, env.Stop())

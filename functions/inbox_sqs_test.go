@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -203,30 +201,12 @@ func (b *sqsBundle) putObject(t testing.TB, key string, data []byte) string {
 	return strings.Trim(info.ETag, `"`)
 }
 
-// metric reads one sample of kiln's /metrics, 0 when absent.
-func metric(t testing.TB, env *kilntest.Env, sample string) float64 {
-	t.Helper()
-	resp, err := http.Get(env.Base() + "/metrics")
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	for _, line := range strings.Split(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, sample+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			require.NoError(t, err)
-			return f
-		}
-	}
-	return 0
-}
-
 // handled counts the messages a kiln handled and deleted: imported, or
 // ignored (a duplicate whose object was imported and left the inbox).
 func handled(t testing.TB, env *kilntest.Env) float64 {
 	t.Helper()
-	return metric(t, env, `kiln_inbox_sqs_messages_total{outcome="imported"}`) +
-		metric(t, env, `kiln_inbox_sqs_messages_total{outcome="ignored"}`)
+	return env.Metric(t, `kiln_inbox_sqs_messages_total{outcome="imported"}`) +
+		env.Metric(t, `kiln_inbox_sqs_messages_total{outcome="ignored"}`)
 }
 
 // TestInboxSQS feeds kiln's inbox from an SQS queue of S3 notifications,
@@ -297,7 +277,7 @@ func TestInboxSQS(t *testing.T) {
 				b.waitDrained(t)
 				// The message is deleted before it is counted.
 				kilntest.Eventually(t, waitFor, func() bool {
-					return metric(t, b.env, `kiln_inbox_sqs_messages_total{outcome="test_event"}`) >= 1
+					return b.env.Metric(t, `kiln_inbox_sqs_messages_total{outcome="test_event"}`) >= 1
 				}, "the test event counted")
 			})
 
@@ -326,9 +306,9 @@ func TestInboxSQS(t *testing.T) {
 				// Counted as kiln finishes with each message, which may be
 				// after the queue shows it drained.
 				kilntest.Eventually(t, waitFor, func() bool {
-					return metric(t, b.env, `kiln_inbox_sqs_poison_total{reason="unrecognised"}`) >= 1 &&
-						metric(t, b.env, `kiln_inbox_sqs_poison_total{reason="import_failed"}`) >= 1 &&
-						metric(t, b.env, `kiln_inbox_sqs_messages_total{outcome="dead_letter"}`) >= 2
+					return b.env.Metric(t, `kiln_inbox_sqs_poison_total{reason="unrecognised"}`) >= 1 &&
+						b.env.Metric(t, `kiln_inbox_sqs_poison_total{reason="import_failed"}`) >= 1 &&
+						b.env.Metric(t, `kiln_inbox_sqs_messages_total{outcome="dead_letter"}`) >= 2
 				}, "the poison messages counted")
 			})
 		})

@@ -79,6 +79,13 @@ func (f *faultyBackend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// asked is how often the engine was asked prompt.
+func (f *faultyBackend) asked(prompt string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.tries[prompt]
+}
+
 // TestBackendFaults: whatever the engine does, every request ends in the
 // output or the error file exactly once, with the right status or code.
 func TestBackendFaults(t *testing.T) {

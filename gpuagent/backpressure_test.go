@@ -1,22 +1,17 @@
 package gpuagent_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/openai/openai-go/v3"
-	"github.com/openai/openai-go/v3/option"
 	"github.com/stretchr/testify/require"
 
 	"github.com/kilnhq/kiln/internal/config"
@@ -42,25 +37,6 @@ func (g *gatedChunks) Put(ctx context.Context, key string, r io.Reader, size int
 		}
 	}
 	return g.Bucket.Put(ctx, key, r, size)
-}
-
-// gauge reads a gauge without labels from a /metrics page.
-func gauge(t *testing.T, url, name string) float64 {
-	t.Helper()
-	resp, err := http.Get(url)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			require.NoError(t, err)
-			return f
-		}
-	}
-	require.NoError(t, sc.Err())
-	t.Fatalf("no %s on %s", name, url)
-	return 0
 }
 
 // TestAgentStopsWhileChunksStall: while chunk writes stall, the agent holds
@@ -95,21 +71,10 @@ func TestAgentStopsWhileChunksStall(t *testing.T) {
 		for _, backend := range kilntest.Backends {
 			t.Run(tc.name+"/"+backend, func(t *testing.T) {
 				t.Parallel()
-				var (
-					mu      sync.Mutex
-					arrived int
-				)
-				engine := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-					w.Header().Set("Content-Type", "application/json")
-					if r.Method == http.MethodGet {
-						fmt.Fprint(w, `{"object":"list","data":[{"id":"m","object":"model","created":0,"owned_by":"test"}]}`)
-						return
-					}
-					mu.Lock()
-					arrived++
-					mu.Unlock()
-					fmt.Fprint(w, `{"id":"c","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"fine"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}`)
-				}))
+				// Every prompt is "hi": the engine answers each, and counts
+				// how often it was asked.
+				be := &faultyBackend{tries: map[string]int{}}
+				engine := httptest.NewServer(be)
 				t.Cleanup(engine.Close)
 				gate := &gatedChunks{open: make(chan struct{})}
 				env := kilntest.Start(t, backend, kilntest.Options{
@@ -123,7 +88,7 @@ func TestAgentStopsWhileChunksStall(t *testing.T) {
 					WrapBucket: func(b objectstore.Bucket) objectstore.Bucket { gate.Bucket = b; return gate },
 				})
 				t.Cleanup(gate.let) // before kiln stops, should the test fail
-				c := openai.NewClient(option.WithBaseURL(env.URL+"/"), option.WithAPIKey(env.Key), option.WithMaxRetries(0))
+				c := env.Client()
 				ctx := context.Background()
 				var input bytes.Buffer
 				for i := range lines {
@@ -136,53 +101,25 @@ func TestAgentStopsWhileChunksStall(t *testing.T) {
 
 				// Wait until the agent can start nothing more, and the
 				// requests it started have reached the engine.
-				deadline := time.After(time.Minute)
-				metrics := strings.TrimSuffix(env.URL, "/v1") + "/metrics"
-				for {
-					mu.Lock()
-					n := arrived
-					mu.Unlock()
+				kilntest.Eventually(t, time.Minute, func() bool {
+					n := be.asked("hi")
 					require.LessOrEqual(t, n, tc.arrived, "requests the engine got while chunk writes stalled")
-					if n == tc.arrived && gauge(t, metrics, tc.metric) == float64(tc.want) {
-						break
-					}
-					select {
-					case <-time.After(10 * time.Millisecond):
-					case <-deadline:
-						t.Fatalf("the engine got %d requests, %s is %v", n, tc.metric, gauge(t, metrics, tc.metric))
-					}
-				}
+					return n == tc.arrived && env.Metric(t, tc.metric) == float64(tc.want)
+				}, "%d requests at the engine and %s at %d", tc.arrived, tc.metric, tc.want)
 
 				gate.let()
-				for b.Status != openai.BatchStatusCompleted {
-					require.NotContains(t, []openai.BatchStatus{openai.BatchStatusFailed, openai.BatchStatusExpired, openai.BatchStatusCancelled}, b.Status)
-					select {
-					case <-time.After(20 * time.Millisecond):
-					case <-deadline:
-						t.Fatalf("batch still %s", b.Status)
-					}
-					b, err = c.Batches.Get(ctx, b.ID)
-					require.NoError(t, err)
-				}
+				b = kilntest.WaitBatch(t, c, b.ID)
+				require.Equal(t, openai.BatchStatusCompleted, b.Status)
 				require.EqualValues(t, lines, b.RequestCounts.Completed)
-				resp, err := c.Files.Content(ctx, b.OutputFileID)
-				require.NoError(t, err)
-				defer resp.Body.Close()
 				seen := map[string]bool{}
-				sc := bufio.NewScanner(resp.Body)
-				for sc.Scan() {
-					var l struct {
-						CustomID string `json:"custom_id"`
-					}
-					require.NoError(t, json.Unmarshal(sc.Bytes(), &l))
-					require.False(t, seen[l.CustomID], "duplicate %s", l.CustomID)
-					seen[l.CustomID] = true
+				for _, l := range kilntest.ResultLines(t, c, b.OutputFileID) {
+					id := l["custom_id"].(string)
+					require.False(t, seen[id], "duplicate %s", id)
+					seen[id] = true
 				}
 				require.Len(t, seen, lines)
-				mu.Lock()
-				require.Equal(t, lines, arrived, "each line asked of the engine once")
-				mu.Unlock()
-				require.Zero(t, gauge(t, metrics, "kiln_agent_lines_held"), "every line's place given back")
+				require.Equal(t, lines, be.asked("hi"), "each line asked of the engine once")
+				require.Zero(t, env.Metric(t, "kiln_agent_lines_held"), "every line's place given back")
 			})
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -71,6 +72,25 @@ func Eventually(t testing.TB, timeout time.Duration, cond func() bool, what stri
 
 // Base is the kiln's root URL, without /v1.
 func (e *Env) Base() string { return strings.TrimSuffix(e.URL, "/v1") }
+
+// Metric reads one sample of the kiln's /metrics, as its line names it
+// (a name, with its labels if it has any); 0 when absent.
+func (e *Env) Metric(t testing.TB, sample string) float64 {
+	t.Helper()
+	resp, err := http.Get(e.Base() + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	for line := range strings.SplitSeq(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, sample+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			require.NoError(t, err)
+			return f
+		}
+	}
+	return 0
+}
 
 // Call calls a kiln at base (its root URL) with token as the bearer: body
 // is sent as JSON, or as JSONL when it is []byte. It fails the test unless
