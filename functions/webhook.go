@@ -308,7 +308,11 @@ func (h *Webhooks) run(claiming, sending context.Context) {
 		mu.Unlock()
 		room := 2*n - held
 		busy := waiting || held >= n
-		if room > 0 && (held < n || room >= n/2) && (claims == 0 && (woken || busy && sentSince) || claims < claimsAtOnce && backlog) {
+		// There is room for a claim worth its transaction; and either none
+		// runs and there is reason to look, or more surely waits.
+		fits := room > 0 && (held < n || room >= n/2)
+		due := claims == 0 && (woken || busy && sentSince) || claims < claimsAtOnce && backlog
+		if fits && due {
 			woken, sentSince = false, false
 			claims++
 			claimFor += room
