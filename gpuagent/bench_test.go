@@ -36,10 +36,6 @@ const (
 	benchModel  = "sim-model"
 )
 
-// clockTicks is USER_HZ, the unit of /proc/<pid>/stat's CPU times: 100 on
-// every Linux kiln runs on.
-const clockTicks = 100
-
 // startBenchSim serves a fresh simulator behind a probe until b ends.
 func startBenchSim(b *testing.B, cfg llmsim.Config) (*httptest.Server, *kilntest.Probe) {
 	b.Helper()
@@ -287,25 +283,7 @@ func (ap *agentProcess) logTail() string {
 // cpu is the CPU time the agent has used so far, user and system.
 func (ap *agentProcess) cpu(b *testing.B) time.Duration {
 	b.Helper()
-	return procCPU(b, ap.p.Pid())
-}
-
-// procCPU is the CPU time process pid has used so far, user and system.
-func procCPU(b *testing.B, pid int) time.Duration {
-	b.Helper()
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		b.Fatal(err)
-	}
-	// The command name, in parentheses, may hold spaces; the fields after
-	// it start with the state (field 3): utime and stime are fields 14 and 15.
-	fields := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+1:]))
-	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
-	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		b.Fatalf("/proc/%d/stat: %q", pid, data)
-	}
-	return time.Duration(utime+stime) * time.Second / clockTicks
+	return kilntest.ProcCPU(b, ap.p.Pid())
 }
 
 // peakRSS is the agent's resident set high-water mark, in bytes: the

@@ -10,7 +10,6 @@ import (
 	"os"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -100,10 +99,10 @@ func BenchmarkThroughputModels(b *testing.B) {
 				srvs[i], _ = startBenchSim(b, sim)
 				urls[i] = srvs[i].URL
 			}
-			cpuStart, self0 := machineCPU(b), procCPU(b, os.Getpid())
+			cpuStart, self0 := kilntest.MachineCPU(b), kilntest.ProcCPU(b, os.Getpid())
 			direct += directRates(b, urls, bodies, set.seqs)
-			busyDirect += machineCPU(b).busySince(cpuStart)
-			selfDirect += (procCPU(b, os.Getpid()) - self0).Seconds()
+			busyDirect += kilntest.MachineCPU(b).BusySince(cpuStart)
+			selfDirect += (kilntest.ProcCPU(b, os.Getpid()) - self0).Seconds()
 			for _, srv := range srvs {
 				srv.Close()
 			}
@@ -120,13 +119,13 @@ func BenchmarkThroughputModels(b *testing.B) {
 			for _, ap := range agents {
 				cpu0 += ap.cpu(b)
 			}
-			cpuStart, self0 = machineCPU(b), procCPU(b, os.Getpid())
+			cpuStart, self0 = kilntest.MachineCPU(b), kilntest.ProcCPU(b, os.Getpid())
 			start := time.Now()
 			ids := createAll(b, c, fileIDs)
 			finalizing, completed := benchWaitAll(b, c, ids, perModel)
 			end := slices.MaxFunc(completed, time.Time.Compare)
-			busyKiln += machineCPU(b).busySince(cpuStart)
-			selfKiln += (procCPU(b, os.Getpid()) - self0).Seconds()
+			busyKiln += kilntest.MachineCPU(b).BusySince(cpuStart)
+			selfKiln += (kilntest.ProcCPU(b, os.Getpid()) - self0).Seconds()
 			kiln += float64(n) / end.Sub(start).Seconds()
 			spread += end.Sub(slices.MinFunc(completed, time.Time.Compare)).Seconds()
 
@@ -343,38 +342,4 @@ func directPost(baseURL string, bodies [][]byte, workers int) int64 {
 	}
 	wg.Wait()
 	return failures.Load()
-}
-
-// cpuTimes is the machine's CPU time so far, all CPUs together, in
-// /proc/stat's ticks.
-type cpuTimes struct{ busy, total int64 }
-
-func machineCPU(b *testing.B) cpuTimes {
-	b.Helper()
-	data, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		b.Fatal(err)
-	}
-	line, _, _ := strings.Cut(string(data), "\n")
-	fields := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
-	var t cpuTimes
-	for i, f := range fields[1:] {
-		v, err := strconv.ParseInt(f, 10, 64)
-		if err != nil {
-			b.Fatalf("/proc/stat: %q", line)
-		}
-		if i >= 8 { // guest and guest_nice are counted in user and nice already
-			break
-		}
-		t.total += v
-		if i != 3 && i != 4 { // idle, iowait
-			t.busy += v
-		}
-	}
-	return t
-}
-
-// busySince is the share of the machine's CPU time in use since start.
-func (t cpuTimes) busySince(start cpuTimes) float64 {
-	return float64(t.busy-start.busy) / float64(t.total-start.total)
 }
