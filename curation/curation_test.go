@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -499,35 +500,11 @@ func TestCurationBulkImport(t *testing.T) {
 func TestCurationLargeOutput(t *testing.T) {
 	env := kilntest.Start(t, "sqlite", kilntest.Options{NoAgent: true})
 	ctx := context.Background()
-	st, bucket := env.App.Store, env.App.Bucket
-	put := func(id, body string) store.File {
-		f := store.File{ID: id, Purpose: "batch", Filename: id + ".jsonl", Bytes: int64(len(body)), ObjectKey: "files/" + id,
-			Status: store.FileProcessed, CreatedAt: time.Now().Unix()}
-		_, err := bucket.Put(ctx, f.ObjectKey, strings.NewReader(body), int64(len(body)))
-		require.NoError(t, err)
-		return f
-	}
-	line := func(id, content string) string {
-		b, _ := json.Marshal(map[string]any{"custom_id": id, "response": map[string]any{"status_code": 200, "body": map[string]any{
-			"model": "sim-model", "choices": []map[string]any{{"message": map[string]any{"content": content}, "finish_reason": "stop"}}}}})
-		return string(b) + "\n"
-	}
-	in := put("file-in", `{"custom_id":"big","method":"POST","url":"/v1/chat/completions","body":{"model":"sim-model","messages":[{"role":"user","content":"Write a lot"}]}}`+"\n"+
-		`{"custom_id":"small","method":"POST","url":"/v1/chat/completions","body":{"model":"sim-model","messages":[{"role":"user","content":"Write a little"}]}}`+"\n")
-	require.NoError(t, st.FileCreate(ctx, in))
-	huge := strings.Repeat("x", 100<<20)
-	outBody := line("big", huge) + line("small", `{"ok":true}`)
-	huge = ""
-	out := put("file-out", outBody)
-	outBody = ""
-	now := time.Now()
-	b := store.Batch{ID: "batch_large", Endpoint: "/v1/chat/completions", Model: "sim-model", InputFileID: in.ID, CompletionWindow: "24h",
-		Status: store.BatchValidating, CreatedAt: now.Unix(), ExpiresAt: now.Add(time.Hour).Unix(),
-		Metadata: map[string]string{curation.MetaImport: "true", curation.MetaType: "notes"}}
-	require.NoError(t, st.BatchCreate(ctx, b))
-	_, err := st.BatchComplete(ctx, b.ID, store.Outcome{Output: &out, Completed: 2})
-	require.NoError(t, err)
-	_, err = env.App.Importer.ImportBatch(ctx, b.ID)
+	st := env.App.Store
+	in := `{"custom_id":"big","method":"POST","url":"/v1/chat/completions","body":{"model":"sim-model","messages":[{"role":"user","content":"Write a lot"}]}}` + "\n" +
+		`{"custom_id":"small","method":"POST","url":"/v1/chat/completions","body":{"model":"sim-model","messages":[{"role":"user","content":"Write a little"}]}}` + "\n"
+	b := importableBatch(t, env, "batch_large", "notes", in, outputLine("big", strings.Repeat("x", 100<<20))+outputLine("small", `{"ok":true}`), 2)
+	_, err := env.App.Importer.ImportBatch(ctx, b.ID)
 	require.NoError(t, err)
 
 	list, _, err := st.CurationTaskList(ctx, store.TaskFilter{Type: "notes"}, "", 10)
@@ -546,4 +523,91 @@ func TestCurationLargeOutput(t *testing.T) {
 			require.False(t, outs[0].Valid)
 		}
 	}
+}
+
+// TestImportBatchInChunks: a batch imported in many chunks, written
+// concurrently where the store allows it (Postgres), gets one task and one
+// output per custom_id: with the outputs in another order than the inputs,
+// a second output of one custom_id left out (the first counts), and an
+// output without an input given a task of its own.
+func TestImportBatchInChunks(t *testing.T) {
+	for _, backend := range kilntest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			env := kilntest.Start(t, backend, kilntest.Options{NoAgent: true})
+			ctx := context.Background()
+			st := env.App.Store
+			// The import is the test's own: the function must not run it.
+			require.NoError(t, st.StopWorkers(ctx))
+			curation.SetChunkItems(env.App.Importer, 7)
+			const n = 60
+			var in, out strings.Builder
+			for i := range n {
+				fmt.Fprintf(&in, `{"custom_id":"r-%03d","method":"POST","url":"/v1/chat/completions","body":{"model":"sim-model","messages":[{"role":"user","content":"Prompt %d"}]}}`+"\n", i, i)
+			}
+			for i := n - 1; i >= 0; i-- {
+				out.WriteString(outputLine(fmt.Sprintf("r-%03d", i), fmt.Sprintf("answer %d", i)))
+			}
+			out.WriteString(outputLine("r-059", "a second answer, chunks after the first"))
+			out.WriteString(outputLine("stray", "an answer without a request"))
+			b := importableBatch(t, env, "batch_chunks", "notes", in.String(), out.String(), n)
+
+			res, err := env.App.Importer.ImportBatch(ctx, b.ID)
+			require.NoError(t, err)
+			require.Equal(t, store.ImportResult{Tasks: n + 1, Outputs: n + 1}, res)
+			list, _, err := st.CurationTaskList(ctx, store.TaskFilter{Type: "notes"}, "", 200)
+			require.NoError(t, err)
+			require.Len(t, list, n+1)
+			for _, tk := range list {
+				task, outs, _, err := st.CurationTaskGet(ctx, tk.ID)
+				require.NoError(t, err)
+				require.Len(t, outs, 1, tk.Key)
+				switch {
+				case tk.Key == "stray":
+					require.Equal(t, "an answer without a request", outs[0].Content)
+				default:
+					var i int
+					_, err := fmt.Sscanf(tk.Key, "r-%03d", &i)
+					require.NoError(t, err)
+					require.Equal(t, fmt.Sprintf("answer %d", i), outs[0].Content, "the first output counts")
+					require.Contains(t, string(task.Input), fmt.Sprintf("Prompt %d", i))
+				}
+			}
+			again, err := env.App.Importer.ImportBatch(ctx, b.ID)
+			require.NoError(t, err)
+			require.True(t, again.Already)
+		})
+	}
+}
+
+// importableBatch stores a completed batch of the given input and output
+// files, flagged for import as tasks of type typ.
+func importableBatch(t *testing.T, env *kilntest.Env, id, typ, in, out string, completed int64) store.Batch {
+	t.Helper()
+	ctx := context.Background()
+	st := env.App.Store
+	put := func(fid, body string) store.File {
+		f := store.File{ID: fid, Purpose: "batch", Filename: fid + ".jsonl", Bytes: int64(len(body)), ObjectKey: "files/" + fid,
+			Status: store.FileProcessed, CreatedAt: time.Now().Unix()}
+		_, err := env.App.Bucket.Put(ctx, f.ObjectKey, strings.NewReader(body), int64(len(body)))
+		require.NoError(t, err)
+		return f
+	}
+	inFile, outFile := put("file-in-"+id, in), put("file-out-"+id, out)
+	require.NoError(t, st.FileCreate(ctx, inFile))
+	now := time.Now()
+	b := store.Batch{ID: id, Endpoint: "/v1/chat/completions", Model: "sim-model", InputFileID: inFile.ID, CompletionWindow: "24h",
+		Status: store.BatchValidating, CreatedAt: now.Unix(), ExpiresAt: now.Add(time.Hour).Unix(),
+		Metadata: map[string]string{curation.MetaImport: "true", curation.MetaType: typ}}
+	require.NoError(t, st.BatchCreate(ctx, b))
+	_, err := st.BatchComplete(ctx, b.ID, store.Outcome{Output: &outFile, Completed: completed})
+	require.NoError(t, err)
+	return b
+}
+
+// outputLine is a batch output line: an answer to custom_id id.
+func outputLine(id, content string) string {
+	b, _ := json.Marshal(map[string]any{"custom_id": id, "response": map[string]any{"status_code": 200, "body": map[string]any{
+		"model": "sim-model", "choices": []map[string]any{{"message": map[string]any{"content": content}, "finish_reason": "stop"}}}}})
+	return string(b) + "\n"
 }

@@ -51,6 +51,8 @@ type Importer struct {
 	Bucket  objectstore.Bucket
 	Schemas *conquest.Registry
 	Log     *slog.Logger
+
+	chunkItems int // items per chunk handed to the store; 0: importBatch
 }
 
 // Function is the curation_import function: batches that end with results
@@ -132,7 +134,7 @@ func (im *Importer) ImportBatch(ctx context.Context, batchID string) (store.Impo
 		it.ProjectID = b.ProjectID // the tasks are the batch's project's
 		chunk = append(chunk, it)
 		chunkBytes += len(it.Input) + len(it.SearchText) + len(it.Output.Content)
-		if len(chunk) >= importBatch || chunkBytes >= importBatchBytes {
+		if len(chunk) >= cmp.Or(im.chunkItems, importBatch) || chunkBytes >= importBatchBytes {
 			err := w.write(chunk)
 			chunk, chunkBytes = make([]store.ImportItem, 0, len(chunk)), 0
 			return err
@@ -151,8 +153,8 @@ func (im *Importer) ImportBatch(ctx context.Context, batchID string) (store.Impo
 		}
 		return task{id: id, item: im.item(typ, version, id, &in, store.CurationOutput{}), ok: true}
 	}, func(t task, tooLong bool, _ int) error {
-		if tooLong || !t.ok {
-			return nil
+		if tooLong || !t.ok || tasked[t.id] {
+			return nil // of two requests of one custom_id the first counts
 		}
 		tasked[t.id] = true
 		return add(t.item)
@@ -161,9 +163,11 @@ func (im *Importer) ImportBatch(ctx context.Context, batchID string) (store.Impo
 		err = w.write(chunk)
 		chunk, chunkBytes = make([]store.ImportItem, 0, len(chunk)), 0
 	}
+	tasks, err := w.close(err)
 	if err != nil {
-		return w.close(err)
+		return tasks, err
 	}
+	w = im.newWriter(ctx)
 	type output struct {
 		customID string
 		item     store.ImportItem
@@ -182,9 +186,10 @@ func (im *Importer) ImportBatch(ctx context.Context, batchID string) (store.Impo
 				BatchID: b.ID, Model: b.Model, Valid: false, Reason: ReasonTooLarge,
 				Message: fmt.Sprintf("the output is larger than %d bytes; it is not kept", MaxOutputBytes)}))
 		}
-		if o.customID == "" {
-			return nil
+		if o.customID == "" || !answered[o.customID] {
+			return nil // of two outputs of one custom_id the first counts
 		}
+		delete(answered, o.customID)
 		if tasked[o.customID] {
 			o.item.Input = nil // its task exists
 		}
@@ -194,6 +199,8 @@ func (im *Importer) ImportBatch(ctx context.Context, batchID string) (store.Impo
 		err = w.write(chunk)
 	}
 	total, err := w.close(err)
+	total.Tasks += tasks.Tasks
+	total.Outputs += tasks.Outputs
 	if err != nil {
 		return total, err
 	}
@@ -205,31 +212,57 @@ func (im *Importer) ImportBatch(ctx context.Context, batchID string) (store.Impo
 	return total, nil
 }
 
-// importWriter stores an import's chunks on a goroutine of its own, one after
-// the other in the order given, while the next chunk is parsed.
+// importWriter stores an import's chunks on goroutines of its own while
+// the next chunks are parsed: one on SQLite, whose one writer takes them
+// in turn anyway; on Postgres several, each a transaction of its own, as
+// a chunk's inserts keep one core busy (the tasks' trigram index most of
+// it). Chunks in flight at once must not share a task: ImportBatch hands
+// each custom_id once per pass, and its outputs only once their tasks are
+// stored (a writer of their own).
 type importWriter struct {
 	chunks chan []store.ImportItem
-	done   chan struct{}
+	wg     sync.WaitGroup
+	mu     sync.Mutex
 	total  store.ImportResult
-	err    error // set before done closes
+	err    error         // the first chunk's error
+	failed chan struct{} // closed with err
 	cancel context.CancelFunc
+}
+
+// importWriters is how many chunks of an import Postgres writes at once:
+// half the CPUs, from 2 to 4. On 2 CPUs, 4 writers were no faster than 2.
+func importWriters() int {
+	return min(max(runtime.GOMAXPROCS(0)/2, 2), 4)
 }
 
 func (im *Importer) newWriter(ctx context.Context) *importWriter {
 	ctx, cancel := context.WithCancel(ctx)
-	w := &importWriter{chunks: make(chan []store.ImportItem, 1), done: make(chan struct{}), cancel: cancel}
-	go func() {
-		defer close(w.done)
-		for c := range w.chunks {
-			if w.err != nil {
-				continue // drain: the import failed
+	n := 1
+	if im.Store.Dialect() == "postgres" {
+		n = importWriters()
+	}
+	w := &importWriter{chunks: make(chan []store.ImportItem, 1), failed: make(chan struct{}), cancel: cancel}
+	w.wg.Add(n)
+	for range n {
+		go func() {
+			defer w.wg.Done()
+			for c := range w.chunks {
+				if ctx.Err() != nil {
+					continue // drain: the import failed
+				}
+				res, err := im.Store.CurationImport(ctx, "", c)
+				w.mu.Lock()
+				w.total.Tasks += res.Tasks
+				w.total.Outputs += res.Outputs
+				if err != nil && w.err == nil {
+					w.err = err
+					close(w.failed)
+					cancel() // the chunks in flight stop; those queued are drained
+				}
+				w.mu.Unlock()
 			}
-			res, err := im.Store.CurationImport(ctx, "", c)
-			w.total.Tasks += res.Tasks
-			w.total.Outputs += res.Outputs
-			w.err = err
-		}
-	}()
+		}()
+	}
 	return w
 }
 
@@ -239,7 +272,7 @@ func (w *importWriter) write(chunk []store.ImportItem) error {
 	select {
 	case w.chunks <- chunk:
 		return nil
-	case <-w.done:
+	case <-w.failed:
 		return w.err
 	}
 }
@@ -248,7 +281,7 @@ func (w *importWriter) write(chunk []store.ImportItem) error {
 // added and the first error: err, else the writer's.
 func (w *importWriter) close(err error) (store.ImportResult, error) {
 	close(w.chunks)
-	<-w.done
+	w.wg.Wait()
 	w.cancel()
 	if err == nil {
 		err = w.err
