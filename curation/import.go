@@ -163,11 +163,10 @@ func (im *Importer) ImportBatch(ctx context.Context, batchID string) (store.Impo
 		err = w.write(chunk)
 		chunk, chunkBytes = make([]store.ImportItem, 0, len(chunk)), 0
 	}
-	tasks, err := w.close(err)
 	if err != nil {
-		return tasks, err
+		return w.close(err)
 	}
-	w = im.newWriter(ctx)
+	w.nextPhase() // the outputs are written once their tasks are
 	type output struct {
 		customID string
 		item     store.ImportItem
@@ -199,8 +198,6 @@ func (im *Importer) ImportBatch(ctx context.Context, batchID string) (store.Impo
 		err = w.write(chunk)
 	}
 	total, err := w.close(err)
-	total.Tasks += tasks.Tasks
-	total.Outputs += tasks.Outputs
 	if err != nil {
 		return total, err
 	}
@@ -214,19 +211,29 @@ func (im *Importer) ImportBatch(ctx context.Context, batchID string) (store.Impo
 
 // importWriter stores an import's chunks on goroutines of its own while
 // the next chunks are parsed: one on SQLite, whose one writer takes them
-// in turn anyway; on Postgres several, each a transaction of its own, as
-// a chunk's inserts keep one core busy (the tasks' trigram index most of
-// it). Chunks in flight at once must not share a task: ImportBatch hands
-// each custom_id once per pass, and its outputs only once their tasks are
-// stored (a writer of their own).
+// in turn anyway; on Postgres several, each chunk a transaction of its
+// own, as a chunk's inserts keep one core busy (the tasks' trigram index
+// most of it). Chunks in flight at once must not share a task: ImportBatch
+// hands each custom_id once per pass, and the outputs in a phase after
+// the tasks'. A chunk is stored only once every chunk of the phases
+// before it is, while the chunks of its own phase are parsed and queued.
 type importWriter struct {
-	chunks chan []store.ImportItem
+	write1 func(context.Context, []store.ImportItem) (store.ImportResult, error) // stores a chunk
+	waited func()                                                                // a test's: called before a chunk waits for its phase before
+	chunks chan phasedChunk
+	phases []*sync.WaitGroup // the chunks of each phase not yet stored; the last is the one written to
 	wg     sync.WaitGroup
 	mu     sync.Mutex
 	total  store.ImportResult
 	err    error         // the first chunk's error
 	failed chan struct{} // closed with err
 	cancel context.CancelFunc
+}
+
+type phasedChunk struct {
+	items []store.ImportItem
+	after *sync.WaitGroup // the phase before the chunk's; nil for the first
+	done  *sync.WaitGroup // the chunk's phase
 }
 
 // importWriters is how many chunks of an import Postgres writes at once:
@@ -236,45 +243,80 @@ func importWriters() int {
 }
 
 func (im *Importer) newWriter(ctx context.Context) *importWriter {
-	ctx, cancel := context.WithCancel(ctx)
 	n := 1
 	if im.Store.Dialect() == "postgres" {
 		n = importWriters()
 	}
-	w := &importWriter{chunks: make(chan []store.ImportItem, 1), failed: make(chan struct{}), cancel: cancel}
+	w := &importWriter{write1: func(ctx context.Context, items []store.ImportItem) (store.ImportResult, error) {
+		return im.Store.CurationImport(ctx, "", items)
+	}}
+	w.start(ctx, n)
+	return w
+}
+
+// start runs n goroutines that store the chunks written.
+func (w *importWriter) start(ctx context.Context, n int) {
+	ctx, w.cancel = context.WithCancel(ctx)
+	w.chunks, w.phases, w.failed = make(chan phasedChunk, 1), []*sync.WaitGroup{{}}, make(chan struct{})
 	w.wg.Add(n)
 	for range n {
 		go func() {
 			defer w.wg.Done()
 			for c := range w.chunks {
-				if ctx.Err() != nil {
-					continue // drain: the import failed
+				// Every chunk of the phases before was taken before this
+				// one (the queue is in order), so waiting cannot block the
+				// writer that holds one.
+				if c.after != nil {
+					if w.waited != nil {
+						w.waited()
+					}
+					c.after.Wait()
 				}
-				res, err := im.Store.CurationImport(ctx, "", c)
-				w.mu.Lock()
-				w.total.Tasks += res.Tasks
-				w.total.Outputs += res.Outputs
-				if err != nil && w.err == nil {
-					w.err = err
-					close(w.failed)
-					cancel() // the chunks in flight stop; those queued are drained
+				if ctx.Err() == nil { // else drain: the import failed
+					w.store(ctx, c.items)
 				}
-				w.mu.Unlock()
+				c.done.Done()
 			}
 		}()
 	}
-	return w
+}
+
+// store writes a chunk and adds what it added, or records its error and
+// stops the others.
+func (w *importWriter) store(ctx context.Context, items []store.ImportItem) {
+	res, err := w.write1(ctx, items)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.total.Tasks += res.Tasks
+	w.total.Outputs += res.Outputs
+	if err != nil && w.err == nil {
+		w.err = err
+		close(w.failed)
+		w.cancel() // the chunks in flight stop; those queued are drained
+	}
 }
 
 // write hands a chunk to the writer; it returns the writer's error, if a
 // chunk before failed. The chunk is the writer's from then on.
 func (w *importWriter) write(chunk []store.ImportItem) error {
+	c := phasedChunk{items: chunk, done: w.phases[len(w.phases)-1]}
+	if len(w.phases) > 1 {
+		c.after = w.phases[len(w.phases)-2]
+	}
+	c.done.Add(1)
 	select {
-	case w.chunks <- chunk:
+	case w.chunks <- c:
 		return nil
 	case <-w.failed:
+		c.done.Done()
 		return w.err
 	}
+}
+
+// nextPhase makes the chunks handed from now on wait for those handed
+// before.
+func (w *importWriter) nextPhase() {
+	w.phases = append(w.phases, &sync.WaitGroup{})
 }
 
 // close waits for the chunks handed to be stored, and returns what they
