@@ -295,10 +295,7 @@ func (h *Webhooks) run(claiming, sending context.Context) {
 			mu.Unlock()
 		}
 	}()
-	// backlog: the last claim got all it asked for, so more may wait.
-	// woken: the sender has just started, woke from idling, or waited
-	// after a failed claim. sentSince: a slot freed since the last claim
-	// began (a busy sender claims again only then).
+	// What claimState's fields say of them.
 	backlog, woken, sentSince := false, true, false
 	for claiming.Err() == nil {
 		wake := h.Store.DeliveriesWake()
@@ -308,11 +305,7 @@ func (h *Webhooks) run(claiming, sending context.Context) {
 		mu.Unlock()
 		room := 2*n - held
 		busy := waiting || held >= n
-		// There is room for a claim worth its transaction; and either none
-		// runs and there is reason to look, or more surely waits.
-		fits := room > 0 && (held < n || room >= n/2)
-		due := claims == 0 && (woken || busy && sentSince) || claims < claimsAtOnce && backlog
-		if fits && due {
+		if claimNow(claimState{n: n, held: held, claims: claims, busy: busy, backlog: backlog, woken: woken, sentSince: sentSince}) {
 			woken, sentSince = false, false
 			claims++
 			claimFor += room
@@ -366,6 +359,35 @@ func (h *Webhooks) run(claiming, sending context.Context) {
 // claimsAtOnce is how many claims the sender runs at once while its queue
 // is busy.
 const claimsAtOnce = 2
+
+// claimState is what the sender knows when it decides whether to claim.
+type claimState struct {
+	n      int // the sender's slots
+	held   int // deliveries sending, queued, or asked for by claims running
+	claims int // claims running
+	// busy: deliveries wait in the queue, or every slot sends.
+	busy bool
+	// backlog: the last claim got all it asked for, so more may wait.
+	backlog bool
+	// woken: the sender has just started, woke from idling, or waited
+	// after a failed claim.
+	woken bool
+	// sentSince: a slot freed since the last claim began.
+	sentSince bool
+}
+
+// claimNow reports whether the sender starts a claim: there is room for
+// one worth its transaction (2n deliveries held at most, and half of n
+// once every slot sends); and either none runs and there is reason to
+// look (woken, or busy with a slot freed since the last), or more surely
+// waits (a second claim beside the first). A sender that is idle and not
+// woken never claims, whatever its last claim got.
+func claimNow(st claimState) bool {
+	room := 2*st.n - st.held
+	fits := room > 0 && (st.held < st.n || room >= st.n/2)
+	due := st.claims == 0 && (st.woken || st.busy && st.sentSince) || st.claims < claimsAtOnce && st.backlog
+	return fits && due
+}
 
 func sleep(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)
