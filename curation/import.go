@@ -218,16 +218,19 @@ func (im *Importer) ImportBatch(ctx context.Context, batchID string) (store.Impo
 // the tasks'. A chunk is stored only once every chunk of the phases
 // before it is, while the chunks of its own phase are parsed and queued.
 type importWriter struct {
-	write1 func(context.Context, []store.ImportItem) (store.ImportResult, error) // stores a chunk
-	waited func()                                                                // a test's: called before a chunk waits for its phase before
-	chunks chan phasedChunk
-	phases []*sync.WaitGroup // the chunks of each phase not yet stored; the last is the one written to
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	total  store.ImportResult
-	err    error         // the first chunk's error
-	failed chan struct{} // closed with err
-	cancel context.CancelFunc
+	// write1 stores a chunk.
+	write1 func(context.Context, []store.ImportItem) (store.ImportResult, error)
+	// waitHook, when set by a test, runs before a chunk waits for the
+	// phase before its own.
+	waitHook func()
+	chunks   chan phasedChunk
+	phases   []*sync.WaitGroup // the chunks of each phase not yet stored; the last is the one written to
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	total    store.ImportResult
+	err      error         // the first chunk's error
+	failed   chan struct{} // closed with err
+	cancel   context.CancelFunc
 }
 
 type phasedChunk struct {
@@ -267,8 +270,8 @@ func (w *importWriter) start(ctx context.Context, n int) {
 				// one (the queue is in order), so waiting cannot block the
 				// writer that holds one.
 				if c.after != nil {
-					if w.waited != nil {
-						w.waited()
+					if w.waitHook != nil {
+						w.waitHook()
 					}
 					c.after.Wait()
 				}

@@ -59,7 +59,7 @@ func TestImportWriterPhases(t *testing.T) {
 		return store.ImportResult{Tasks: 1}, nil
 	}}
 	waiting := make(chan struct{}, 1)
-	w.waited = func() { waiting <- struct{}{} }
+	w.waitHook = func() { waiting <- struct{}{} }
 	w.start(context.Background(), 2)
 	chunk := func(key string) []store.ImportItem { return []store.ImportItem{{Key: key}} }
 
