@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/riverqueue/river"
 
@@ -15,6 +16,13 @@ import (
 type BatchFinalizeWorker struct {
 	river.WorkerDefaults[batch.FinalizeArgs]
 	d Deps
+}
+
+// NextRetry spaces a failed finalize's attempts as River does, but never
+// more than batch.FinalizeRetryMax apart.
+func (w *BatchFinalizeWorker) NextRetry(job *river.Job[batch.FinalizeArgs]) time.Time {
+	backoff := (&river.DefaultClientRetryPolicy{}).NextRetry(job.JobRow)
+	return time.Now().Add(min(time.Until(backoff), batch.FinalizeRetryMax))
 }
 
 // Work finalizes one batch.

@@ -124,3 +124,24 @@ var errDeleteFails = errors.New("delete fails")
 type failDeletes struct{ objectstore.Bucket }
 
 func (failDeletes) Delete(context.Context, string) error { return errDeleteFails }
+
+// TestBatchFinalizeRetries: a failed finalize is tried again as River's
+// backoff says, but never more than batch.FinalizeRetryMax later, so that
+// it goes on soon after its object store comes back; and it is tried for a
+// week before River gives up on it.
+func TestBatchFinalizeRetries(t *testing.T) {
+	t.Parallel()
+	w := &BatchFinalizeWorker{}
+	next := func(failures int) time.Time {
+		j := job(batch.FinalizeArgs{BatchID: "batch_retried"})
+		j.JobRow = &rivertype.JobRow{Errors: make([]rivertype.AttemptError, failures)}
+		return w.NextRetry(j)
+	}
+	// River's first retry is a second later, give or take its jitter.
+	require.WithinDuration(t, time.Now().Add(time.Second), next(0), 500*time.Millisecond)
+	// Later River would wait 40 minutes (7^4 s), then days, then centuries.
+	for _, failures := range []int{6, 24, 300} {
+		require.WithinDuration(t, time.Now().Add(batch.FinalizeRetryMax), next(failures), time.Second, failures)
+	}
+	require.Equal(t, 7*24*time.Hour, time.Duration(batch.FinalizeMaxAttempts)*batch.FinalizeRetryMax)
+}

@@ -49,9 +49,16 @@ type UploadExpireArgs struct {
 // Kind is stable; never rename it.
 func (UploadExpireArgs) Kind() string { return "upload_expire" }
 
+// FinalizeRetryMax bounds the wait between a failed finalize's attempts.
+// River waits the fourth power of the attempts so far, in seconds (21
+// minutes before the seventh, 3.8 days before the twenty-fifth); a
+// finalize that fails while its object store is full or away should go on
+// within minutes of its coming back.
+const FinalizeRetryMax = 5 * time.Minute
+
 // FinalizeMaxAttempts is how often the finalizer is tried before River
-// gives up on it.
-const FinalizeMaxAttempts = 25
+// gives up on it: a week of attempts FinalizeRetryMax apart.
+const FinalizeMaxAttempts = int(7 * 24 * time.Hour / FinalizeRetryMax)
 
 func validateJob(batchID string) store.Job {
 	return store.Job{Args: ValidateArgs{BatchID: batchID}, Opts: &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}}}
