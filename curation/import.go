@@ -224,13 +224,15 @@ type importWriter struct {
 	// phase before its own.
 	waitHook func()
 	chunks   chan phasedChunk
-	phases   []*sync.WaitGroup // the chunks of each phase not yet stored; the last is the one written to
-	wg       sync.WaitGroup
-	mu       sync.Mutex
-	total    store.ImportResult
-	err      error         // the first chunk's error
-	failed   chan struct{} // closed with err
-	cancel   context.CancelFunc
+	// phase and before count the chunks not yet stored of the phase
+	// written to and of the one before it (nil in the first).
+	phase, before *sync.WaitGroup
+	wg            sync.WaitGroup
+	mu            sync.Mutex
+	total         store.ImportResult
+	err           error         // the first chunk's error
+	failed        chan struct{} // closed with err
+	cancel        context.CancelFunc
 }
 
 type phasedChunk struct {
@@ -260,7 +262,7 @@ func (im *Importer) newWriter(ctx context.Context) *importWriter {
 // start runs n goroutines that store the chunks written.
 func (w *importWriter) start(ctx context.Context, n int) {
 	ctx, w.cancel = context.WithCancel(ctx)
-	w.chunks, w.phases, w.failed = make(chan phasedChunk, 1), []*sync.WaitGroup{{}}, make(chan struct{})
+	w.chunks, w.phase, w.failed = make(chan phasedChunk, 1), &sync.WaitGroup{}, make(chan struct{})
 	w.wg.Add(n)
 	for range n {
 		go func() {
@@ -302,10 +304,7 @@ func (w *importWriter) store(ctx context.Context, items []store.ImportItem) {
 // write hands a chunk to the writer; it returns the writer's error, if a
 // chunk before failed. The chunk is the writer's from then on.
 func (w *importWriter) write(chunk []store.ImportItem) error {
-	c := phasedChunk{items: chunk, done: w.phases[len(w.phases)-1]}
-	if len(w.phases) > 1 {
-		c.after = w.phases[len(w.phases)-2]
-	}
+	c := phasedChunk{items: chunk, after: w.before, done: w.phase}
 	c.done.Add(1)
 	select {
 	case w.chunks <- c:
@@ -319,7 +318,7 @@ func (w *importWriter) write(chunk []store.ImportItem) error {
 // nextPhase makes the chunks handed from now on wait for those handed
 // before.
 func (w *importWriter) nextPhase() {
-	w.phases = append(w.phases, &sync.WaitGroup{})
+	w.before, w.phase = w.phase, &sync.WaitGroup{}
 }
 
 // close waits for the chunks handed to be stored, and returns what they
