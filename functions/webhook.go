@@ -303,9 +303,9 @@ func (h *Webhooks) run(claiming, sending context.Context) {
 		held := int(inflight.Load()) + len(queue) + claimFor
 		waiting := len(queue) > 0
 		mu.Unlock()
-		room := 2*n - held
-		busy := waiting || held >= n
-		if claimNow(claimState{n: n, held: held, claims: claims, busy: busy, backlog: backlog, woken: woken, sentSince: sentSince}) {
+		st := claimState{n: n, held: held, claims: claims, busy: waiting || held >= n, backlog: backlog, woken: woken, sentSince: sentSince}
+		if claimNow(st) {
+			room := st.room()
 			woken, sentSince = false, false
 			claims++
 			claimFor += room
@@ -315,7 +315,7 @@ func (h *Webhooks) run(claiming, sending context.Context) {
 			}()
 			continue
 		}
-		if claims > 0 || backlog || busy {
+		if claims > 0 || backlog || st.busy {
 			// Busy: wait for a claim to end or a slot to free (or for
 			// claiming to end).
 			select {
@@ -376,6 +376,9 @@ type claimState struct {
 	sentSince bool
 }
 
+// room is how many deliveries a claim asks for: what 2n leaves.
+func (st claimState) room() int { return 2*st.n - st.held }
+
 // claimNow reports whether the sender starts a claim: there is room for
 // one worth its transaction (2n deliveries held at most, and half of n
 // once every slot sends); and either none runs and there is reason to
@@ -383,7 +386,7 @@ type claimState struct {
 // waits (a second claim beside the first). A sender that is idle and not
 // woken never claims, whatever its last claim got.
 func claimNow(st claimState) bool {
-	room := 2*st.n - st.held
+	room := st.room()
 	fits := room > 0 && (st.held < st.n || room >= st.n/2)
 	due := st.claims == 0 && (st.woken || st.busy && st.sentSince) || st.claims < claimsAtOnce && st.backlog
 	return fits && due
