@@ -22,7 +22,10 @@ type BatchFinalizeWorker struct {
 // more than batch.FinalizeRetryMax apart.
 func (w *BatchFinalizeWorker) NextRetry(job *river.Job[batch.FinalizeArgs]) time.Time {
 	backoff := (&river.DefaultClientRetryPolicy{}).NextRetry(job.JobRow)
-	return time.Now().Add(min(time.Until(backoff), batch.FinalizeRetryMax))
+	if latest := time.Now().Add(batch.FinalizeRetryMax); backoff.After(latest) {
+		return latest
+	}
+	return backoff
 }
 
 // Work finalizes one batch.
